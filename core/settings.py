@@ -1,0 +1,132 @@
+"""All configuration, read from the environment (or a `.env` file) once.
+
+The embedded defaults run everything on one machine with no setup: SQLite and local files
+under `var/`, a Temporal dev server on 127.0.0.1:7233. Point DATABASE_URL, TEMPORAL_ADDRESS
+and S3_* at real servers for the scaled deployment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_SECRET = "demo-secret-key-change-me"  # noqa: S105 - refused outside demo mode
+
+
+def _default_wards_geojson() -> str:
+    shared = ROOT.parent / "shared" / "data" / "hcmc-wards-2025.geojson"
+    return str(shared)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Where the embedded defaults keep their files.
+    var_dir: Path = Field(default=ROOT / "var", alias="CANHBAO_VAR_DIR")
+
+    # --- database ---
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    db_pool_size: int = Field(default=10, alias="CANHBAO_DB_POOL_SIZE")
+
+    # --- Temporal ---
+    temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default="canhbao", alias="CANHBAO_TASK_QUEUE")
+    temporal_tls: bool = Field(default=False, alias="TEMPORAL_TLS")
+    temporal_api_key: str | None = Field(default=None, alias="TEMPORAL_API_KEY")
+
+    # --- object storage: local folder unless S3_BUCKET is set ---
+    storage_dir: Path | None = Field(default=None, alias="CANHBAO_STORAGE_DIR")
+    s3_bucket: str | None = Field(default=None, alias="S3_BUCKET")
+    s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
+    s3_region: str = Field(default="us-east-1", alias="S3_REGION")
+    s3_access_key_id: str | None = Field(default=None, alias="S3_ACCESS_KEY_ID")
+    s3_secret_access_key: str | None = Field(default=None, alias="S3_SECRET_ACCESS_KEY")
+    s3_presign_seconds: int = Field(default=300, alias="S3_PRESIGN_SECONDS")
+
+    # --- web/API ---
+    host: str = Field(default="127.0.0.1", alias="CANHBAO_HOST")
+    port: int = Field(default=8000, alias="CANHBAO_PORT")
+    public_url: str | None = Field(default=None, alias="CANHBAO_PUBLIC_URL")
+    secret_key: str = Field(default=DEMO_SECRET, alias="CANHBAO_SECRET_KEY")
+    session_hours: int = Field(default=12, alias="CANHBAO_SESSION_HOURS")
+    map_tile_url: str = Field(default="", alias="CANHBAO_MAP_TILE_URL")
+    secure_cookies: bool = Field(default=False, alias="CANHBAO_SECURE_COOKIES")
+
+    # --- demo ---
+    demo: bool = Field(default=False, alias="CANHBAO_DEMO")
+    demo_password: str = Field(default="demo-password", alias="CANHBAO_DEMO_PASSWORD")
+
+    # --- incidents ---
+    sla_scale: float = Field(default=1.0, gt=0, alias="CANHBAO_SLA_SCALE")
+    wards_geojson: str = Field(default_factory=_default_wards_geojson, alias="CANHBAO_WARDS_GEOJSON")
+    outside_city_m: float = Field(default=2000.0, alias="CANHBAO_OUTSIDE_CITY_M")
+    duplicate_radius_m: float = Field(default=300.0, alias="CANHBAO_DUPLICATE_RADIUS_M")
+    duplicate_window_min: float = Field(default=30.0, alias="CANHBAO_DUPLICATE_WINDOW_MIN")
+
+    # --- uploads ---
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES")
+    max_video_bytes: int = Field(default=200 * 1024 * 1024, alias="CANHBAO_MAX_VIDEO_BYTES")
+
+    # --- intake relay ---
+    relay_interval_s: float = Field(default=2.0, alias="CANHBAO_RELAY_INTERVAL_S")
+
+    log_level: str = Field(default="INFO", alias="CANHBAO_LOG_LEVEL")
+    log_json: bool = Field(default=False, alias="CANHBAO_LOG_JSON")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'canhbao.db'}"
+        if self.storage_dir is None:
+            self.storage_dir = self.var_dir / "files"
+        if not self.demo and self.secret_key == DEMO_SECRET:
+            raise ValueError(
+                "CANHBAO_SECRET_KEY must be set to a long random value outside demo mode "
+                "(CANHBAO_DEMO=1 accepts the built-in demo key)"
+            )
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        return async_url(self.database_url)
+
+    @property
+    def sync_database_url(self) -> str:
+        return sync_url(self.database_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def async_url(url: str) -> str:
+    """Normalise a database URL for the async engine (psycopg 3 or aiosqlite)."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if url.startswith("sqlite:///") or url.startswith("sqlite+pysqlite:///"):
+        return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
+    return url
+
+
+def sync_url(url: str) -> str:
+    """The same database for synchronous use (alembic, the CLI)."""
+    url = async_url(url)
+    if url.startswith("sqlite+aiosqlite:///"):
+        return "sqlite:///" + url.split(":///", 1)[1]
+    return url  # psycopg 3 serves both
+
+
+def setting_env_names() -> set[str]:
+    """Every environment variable a Settings field reads (for checking deploy files)."""
+    return {f.alias for f in Settings.model_fields.values() if f.alias}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,276 @@
+"""Pydantic payloads that cross the workflow boundary: inputs, updates, query results and
+activity arguments. No database imports here, so the workflow sandbox stays light.
+
+Every datetime is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schema.states import Action, Category, Outcome, Priority, Role, State
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=False, extra="forbid")
+
+
+# --- shared pieces -----------------------------------------------------------------------
+class Location(Payload):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
+
+
+class Reporter(Payload):
+    name: str | None = None
+    phone: str | None = None
+
+
+class Actor(Payload):
+    """Who is acting. The API builds it from the authenticated session; the workflow
+    trusts it and checks role and unit against the incident."""
+
+    username: str
+    role: Role
+    user_id: str | None = None
+    unit_id: str | None = None
+    display_name: str | None = None
+
+
+SYSTEM_ACTOR = Actor(username="system", role=Role.SYSTEM)
+CITIZEN_ACTOR = Actor(username="citizen", role=Role.CITIZEN)
+
+
+class UnitRef(Payload):
+    id: str
+    name: str
+    kind: str
+    ward_code: int | None = None
+
+
+class WardInfo(Payload):
+    code: int
+    name: str
+    exact: bool = True  # the point is inside the ward's polygon
+    outside_city: bool = False  # farther than the setting from any ward: flag for operator
+    distance_m: float = 0.0  # from the polygon when not exact
+
+
+class DuplicateSuggestion(Payload):
+    incident_id: str
+    tracking_code: str
+    state: State
+    category: Category
+    distance_m: float
+    created_at: datetime
+
+
+class Escalation(Payload):
+    level: int = 0
+    overdue_since: datetime | None = None
+
+
+# --- workflow input ----------------------------------------------------------------------
+class IncidentInput(Payload):
+    incident_id: str
+    tracking_code: str
+    category: Category
+    description: str
+    location: Location
+    received_at: datetime
+    address: str | None = None
+    reporter: Reporter | None = None
+    attachments: list[str] = Field(default_factory=list)
+    source: str = "web"  # web, api, open311
+    sla_scale: float = 1.0  # CANHBAO_SLA_SCALE at intake, fixed for the incident's life
+
+
+# --- updates (one model per human action) -------------------------------------------------
+class ActionInput(Payload):
+    actor: Actor
+
+
+class VerifyInput(ActionInput):
+    pass
+
+
+class RejectInput(ActionInput):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class MergeInput(ActionInput):
+    into_incident_id: str
+    into_tracking_code: str | None = None
+
+
+class ClassifyInput(ActionInput):
+    category: Category
+    priority: Priority
+
+
+class RouteInput(ActionInput):
+    unit: UnitRef
+
+
+class AcknowledgeInput(ActionInput):
+    pass
+
+
+class ArriveInput(ActionInput):
+    pass
+
+
+class NoteInput(ActionInput):
+    text: str = Field(min_length=1, max_length=5000)
+    attachments: list[str] = Field(default_factory=list)
+    public: bool = False
+
+
+class CloseInput(ActionInput):
+    outcome: Outcome
+    summary: str = Field(min_length=1, max_length=5000)
+
+
+class ReassignInput(ActionInput):
+    unit: UnitRef
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class PublishAlertInput(ActionInput):
+    alert_id: str
+    headline: str = Field(min_length=1, max_length=160)
+    instruction: str = Field(min_length=1, max_length=2000)
+    radius_m: int = Field(ge=50, le=50_000)
+
+
+class CancelInput(ActionInput):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class AddInfoInput(ActionInput):
+    text: str | None = Field(default=None, max_length=5000)
+    attachments: list[str] = Field(default_factory=list)
+
+
+# --- signals -------------------------------------------------------------------------------
+class MergedChild(Payload):
+    """Sent to the primary when another report is merged into it."""
+
+    incident_id: str
+    tracking_code: str
+    by: Actor
+
+
+class PrimaryChanged(Payload):
+    """Sent by a primary to each incident merged into it when its state changes."""
+
+    primary_id: str
+    state: State
+    at: datetime
+
+
+# --- the live case -------------------------------------------------------------------------
+class TimelineEvent(Payload):
+    seq: int
+    at: datetime
+    actor: Actor
+    action: str  # an Action value, or receive / escalate / merged_in / primary_changed
+    from_state: State | None = None
+    to_state: State | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    public_note: str | None = None  # what the citizen's tracking page may show
+
+
+class IncidentCase(Payload):
+    id: str
+    tracking_code: str
+    state: State
+    category: Category
+    priority: Priority
+    description: str
+    location: Location
+    address: str | None = None
+    reporter: Reporter | None = None
+    attachments: list[str] = Field(default_factory=list)
+    source: str = "web"
+    ward: WardInfo | None = None
+    proposed_unit: UnitRef | None = None
+    unit: UnitRef | None = None
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime | None = None
+    escalation: Escalation = Field(default_factory=Escalation)
+    outcome: Outcome | None = None
+    duplicates: list[DuplicateSuggestion] = Field(default_factory=list)
+    merged_into: str | None = None
+    merged_incidents: list[str] = Field(default_factory=list)
+    primary_state: State | None = None  # for a merged incident, the primary's state
+    acknowledged_at: datetime | None = None
+    on_scene_at: datetime | None = None
+    closed_at: datetime | None = None
+    sla_scale: float = 1.0
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+
+    @property
+    def last_seq(self) -> int:
+        return self.timeline[-1].seq if self.timeline else 0
+
+
+# --- activity arguments --------------------------------------------------------------------
+class ProjectInput(Payload):
+    """Append `event` and upsert the incident row from `case`; idempotent by
+    (case.id, event.seq)."""
+
+    case: IncidentCase
+    event: TimelineEvent
+
+
+class EscalationInput(Payload):
+    incident_id: str
+    tracking_code: str
+    level: int
+    state: State
+    priority: Priority
+    category: Category
+    overdue_since: datetime
+    ward_code: int | None = None
+    unit_id: str | None = None
+
+
+class ResolveAlertsInput(Payload):
+    incident_id: str
+    state: State  # the state that was left
+    at: datetime
+
+
+class LocateInput(Payload):
+    lat: float
+    lon: float
+
+
+class LocateResult(Payload):
+    ward: WardInfo | None
+    unit: UnitRef | None  # the ward police unit, proposed as the default route
+
+
+class DuplicatesInput(Payload):
+    incident_id: str
+    category: Category
+    lat: float
+    lon: float
+    at: datetime
+
+
+class AttachInput(Payload):
+    incident_id: str
+    attachment_ids: list[str]
+
+
+class ActionName(Payload):
+    """For API documentation: the action names the workflow accepts."""
+
+    action: Action

@@ -1,0 +1,241 @@
+"""The incident lifecycle: states, categories, priorities, the legal transitions and SLAs.
+
+This module is the single place that says which transition is legal (`ALLOWED`) and which
+action leads where (`ACTION_TARGET`). Workflow validators, the API's `allowed_actions`
+and the web screens all consult it, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import IntEnum, StrEnum
+
+
+class State(StrEnum):
+    RECEIVED = "received"
+    VERIFIED = "verified"
+    CLASSIFIED = "classified"
+    ROUTED = "routed"
+    ACKNOWLEDGED = "acknowledged"
+    ON_SCENE = "on_scene"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    MERGED = "merged"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL: frozenset[State] = frozenset(
+    {State.CLOSED, State.REJECTED, State.MERGED, State.CANCELLED}
+)
+OPEN_STATES: tuple[State, ...] = tuple(s for s in State if s not in TERMINAL)
+
+
+class Category(StrEnum):
+    CRIME = "crime"
+    TRAFFIC_ACCIDENT = "traffic_accident"
+    FIRE_EXPLOSION = "fire_explosion"
+    OTHER = "other"
+
+
+class Priority(IntEnum):
+    """1 is the most urgent."""
+
+    CRITICAL = 1
+    HIGH = 2
+    NORMAL = 3
+    LOW = 4
+
+
+DEFAULT_PRIORITY: dict[Category, Priority] = {
+    Category.FIRE_EXPLOSION: Priority.CRITICAL,
+    Category.CRIME: Priority.HIGH,
+    Category.TRAFFIC_ACCIDENT: Priority.HIGH,
+    Category.OTHER: Priority.NORMAL,
+}
+
+
+class Role(StrEnum):
+    CITIZEN = "citizen"
+    OPERATOR = "operator"
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+class Action(StrEnum):
+    VERIFY = "verify"
+    REJECT = "reject"
+    MERGE = "merge"
+    CLASSIFY = "classify"
+    ROUTE = "route"
+    ACKNOWLEDGE = "acknowledge"
+    ARRIVE = "arrive"
+    NOTE = "note"
+    CLOSE = "close"
+    REASSIGN = "reassign"
+    PUBLISH_ALERT = "publish_alert"
+    CANCEL = "cancel"
+    ADD_INFO = "add_info"
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"
+    FALSE_ALARM = "false_alarm"
+    REFERRED = "referred"
+    UNFOUNDED = "unfounded"
+
+
+# The one table of legal transitions: a single step from a state to the next. A state
+# missing from a set cannot be reached from it in one step.
+ALLOWED: dict[State, frozenset[State]] = {
+    State.RECEIVED: frozenset({State.VERIFIED, State.REJECTED, State.MERGED, State.CANCELLED}),
+    State.VERIFIED: frozenset(
+        {State.CLASSIFIED, State.ROUTED, State.REJECTED, State.MERGED, State.CANCELLED}
+    ),
+    State.CLASSIFIED: frozenset(
+        {State.CLASSIFIED, State.ROUTED, State.REJECTED, State.MERGED, State.CANCELLED}
+    ),
+    # ROUTED -> ROUTED is a re-route before anyone acknowledged; -> CLOSED is a supervisor
+    # closing what nobody took (e.g. a duplicate found late).
+    State.ROUTED: frozenset({State.ROUTED, State.ACKNOWLEDGED, State.CLOSED, State.CANCELLED}),
+    # -> ROUTED from here is a supervisor's reassign.
+    State.ACKNOWLEDGED: frozenset({State.ROUTED, State.ON_SCENE, State.CLOSED}),
+    State.ON_SCENE: frozenset({State.ROUTED, State.CLOSED}),
+    State.CLOSED: frozenset(),
+    State.REJECTED: frozenset(),
+    State.MERGED: frozenset(),
+    State.CANCELLED: frozenset(),
+}
+
+# Where each state-changing action leads. NOTE, PUBLISH_ALERT and ADD_INFO keep the state.
+ACTION_TARGET: dict[Action, State] = {
+    Action.VERIFY: State.VERIFIED,
+    Action.REJECT: State.REJECTED,
+    Action.MERGE: State.MERGED,
+    Action.CLASSIFY: State.CLASSIFIED,
+    Action.ROUTE: State.ROUTED,
+    Action.ACKNOWLEDGE: State.ACKNOWLEDGED,
+    Action.ARRIVE: State.ON_SCENE,
+    Action.CLOSE: State.CLOSED,
+    Action.REASSIGN: State.ROUTED,
+    Action.CANCEL: State.CANCELLED,
+}
+
+# Two-step shortcuts: an operator may verify and classify in one step, an officer may
+# arrive without acknowledging first. The workflow still records the state in between.
+IMPLIED_STEP: dict[tuple[Action, State], State] = {
+    (Action.CLASSIFY, State.RECEIVED): State.VERIFIED,
+    (Action.ARRIVE, State.ROUTED): State.ACKNOWLEDGED,
+}
+
+# Who may take each action. Unit scoping (an officer only on the own unit's incidents) is
+# checked separately, against the incident's assigned unit.
+ACTION_ROLES: dict[Action, frozenset[Role]] = {
+    Action.VERIFY: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
+    Action.REJECT: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
+    Action.MERGE: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
+    Action.CLASSIFY: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
+    Action.ROUTE: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
+    Action.ACKNOWLEDGE: frozenset({Role.OFFICER}),
+    Action.ARRIVE: frozenset({Role.OFFICER}),
+    Action.NOTE: frozenset({Role.OPERATOR, Role.OFFICER, Role.SUPERVISOR}),
+    Action.CLOSE: frozenset({Role.OFFICER, Role.SUPERVISOR}),
+    Action.REASSIGN: frozenset({Role.SUPERVISOR}),
+    Action.PUBLISH_ALERT: frozenset({Role.SUPERVISOR}),
+    Action.CANCEL: frozenset({Role.CITIZEN}),
+    Action.ADD_INFO: frozenset({Role.CITIZEN}),
+}
+
+# Actions that an officer may take only on the own unit's incidents.
+UNIT_SCOPED: frozenset[Action] = frozenset(
+    {Action.ACKNOWLEDGE, Action.ARRIVE, Action.CLOSE, Action.NOTE}
+)
+
+_ROUTE_FROM = frozenset({State.VERIFIED, State.CLASSIFIED, State.ROUTED})
+_REASSIGN_FROM = frozenset({State.ROUTED, State.ACKNOWLEDGED, State.ON_SCENE})
+_CANCEL_FROM = frozenset({State.RECEIVED, State.VERIFIED, State.CLASSIFIED, State.ROUTED})
+_ALERT_FROM = frozenset(
+    {State.VERIFIED, State.CLASSIFIED, State.ROUTED, State.ACKNOWLEDGED, State.ON_SCENE}
+)
+
+
+def steps(action: Action, state: State) -> list[State] | None:
+    """The states `action` passes through from `state`, or None when it is illegal there.
+
+    An empty list means the action is legal and keeps the state (a note, say).
+    """
+    if state.is_terminal:
+        return None
+    if action in (Action.NOTE, Action.ADD_INFO):
+        return []
+    if action is Action.PUBLISH_ALERT:
+        return [] if state in _ALERT_FROM else None
+    # Route and reassign share the ROUTED target but not their starting states.
+    if action is Action.ROUTE and state not in _ROUTE_FROM:
+        return None
+    if action is Action.REASSIGN and state not in _REASSIGN_FROM:
+        return None
+    if action is Action.CANCEL and state not in _CANCEL_FROM:
+        return None
+    target = ACTION_TARGET[action]
+    middle = IMPLIED_STEP.get((action, state))
+    path = [middle, target] if middle else [target]
+    current = state
+    for nxt in path:
+        if nxt not in ALLOWED[current]:
+            return None
+        current = nxt
+    return path
+
+
+def role_may(action: Action, role: Role, state: State) -> bool:
+    """Whether `role` may take `action` in `state` (unit scoping is checked apart)."""
+    if role not in ACTION_ROLES[action]:
+        return False
+    # An officer cannot close an incident nobody acknowledged; a supervisor can.
+    if action is Action.CLOSE and state is State.ROUTED and role is Role.OFFICER:
+        return False
+    return True
+
+
+# --- SLA ---------------------------------------------------------------------------------
+# How long an incident may stay in a state before it is overdue, by priority.
+# Anchors: NENA (answer within 15 s), NFPA 1225 (alarm processed within 60 s), Singapore
+# Police (urgent: officer on scene within 15 min). Multiplied by CANHBAO_SLA_SCALE.
+_M = 60.0
+SLA_DEFAULTS: dict[Priority, dict[State, float]] = {
+    Priority.CRITICAL: {
+        State.RECEIVED: 1 * _M, State.VERIFIED: 2 * _M, State.CLASSIFIED: 2 * _M,
+        State.ROUTED: 3 * _M, State.ACKNOWLEDGED: 15 * _M, State.ON_SCENE: 120 * _M,
+    },
+    Priority.HIGH: {
+        State.RECEIVED: 2 * _M, State.VERIFIED: 5 * _M, State.CLASSIFIED: 5 * _M,
+        State.ROUTED: 5 * _M, State.ACKNOWLEDGED: 20 * _M, State.ON_SCENE: 240 * _M,
+    },
+    Priority.NORMAL: {
+        State.RECEIVED: 5 * _M, State.VERIFIED: 15 * _M, State.CLASSIFIED: 15 * _M,
+        State.ROUTED: 15 * _M, State.ACKNOWLEDGED: 60 * _M, State.ON_SCENE: 480 * _M,
+    },
+    Priority.LOW: {
+        State.RECEIVED: 15 * _M, State.VERIFIED: 60 * _M, State.CLASSIFIED: 60 * _M,
+        State.ROUTED: 60 * _M, State.ACKNOWLEDGED: 240 * _M, State.ON_SCENE: 1440 * _M,
+    },
+}
+
+
+def sla_seconds(priority: Priority, state: State, table: dict | None = None) -> float | None:
+    """Seconds allowed in `state`, before scaling; None for terminal states."""
+    if state.is_terminal:
+        return None
+    src = table or SLA_DEFAULTS
+    return float(src[Priority(priority)][state])
+
+
+def sla_deadline(priority: Priority, state: State, scale: float) -> timedelta | None:
+    seconds = sla_seconds(priority, state)
+    return None if seconds is None else timedelta(seconds=seconds * scale)
