@@ -84,7 +84,8 @@ def import_wards(engine: Engine, geojson_path: str | Path | None) -> int:
     """Upsert the 168 wards; attach boundaries where the file has them. Returns the count."""
     wards = hcmc_wards()
     shorts = short_codenames(wards)
-    boundaries = load_boundaries(geojson_path) if geojson_path and Path(geojson_path).exists() else {}
+    has_file = bool(geojson_path) and Path(str(geojson_path)).exists()
+    boundaries = load_boundaries(str(geojson_path)) if has_file else {}
     with Session(engine) as session:
         for w in wards:
             code = int(w.code)

@@ -63,7 +63,9 @@ class Settings(BaseSettings):
 
     # --- incidents ---
     sla_scale: float = Field(default=1.0, gt=0, alias="CANHBAO_SLA_SCALE")
-    wards_geojson: str = Field(default_factory=_default_wards_geojson, alias="CANHBAO_WARDS_GEOJSON")
+    wards_geojson: str = Field(
+        default_factory=_default_wards_geojson, alias="CANHBAO_WARDS_GEOJSON"
+    )
     outside_city_m: float = Field(default=2000.0, alias="CANHBAO_OUTSIDE_CITY_M")
     duplicate_radius_m: float = Field(default=300.0, alias="CANHBAO_DUPLICATE_RADIUS_M")
     duplicate_window_min: float = Field(default=30.0, alias="CANHBAO_DUPLICATE_WINDOW_MIN")

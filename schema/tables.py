@@ -11,9 +11,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
-
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 _BIGINT_PK = BigInteger().with_variant(Integer, "sqlite")
@@ -100,7 +109,9 @@ class LoginAttempt(SQLModel, table=True):
     """Failed logins, for throttling by username and by address."""
 
     __tablename__ = "login_attempts"
-    id: int | None = Field(default=None, sa_column=Column(_BIGINT_PK, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    )
     username: str = Field(index=True)
     address: str = Field(default="", index=True)
     at: datetime = _tz(default_factory=utcnow, index=True)
@@ -257,7 +268,9 @@ class StaffEvent(SQLModel, table=True):
     API processes: new incident, state change, escalation."""
 
     __tablename__ = "staff_events"
-    id: int | None = Field(default=None, sa_column=Column(_BIGINT_PK, primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    )
     at: datetime = _tz(default_factory=utcnow, index=True)
     kind: str  # incident.new, incident.changed, alert.raised, alert.resolved
     incident_id: str | None = None

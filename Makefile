@@ -1,0 +1,48 @@
+# CanhBao: `make run` starts everything with demo data; `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench-lifecycle bench-intake clean help
+
+help:
+	@echo "make run    start Temporal, the worker and the web/API on http://127.0.0.1:8000 with demo data"
+	@echo "make test   install test dependencies and run the whole suite"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstall when pyproject.toml changes.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(VENV)/.installed-run node_modules/.installed
+	$(BIN)/python -m core.devstack
+
+test: $(VENV)/.installed-test node_modules/.installed
+	@test -x /usr/bin/chromium || { echo "Chromium is needed for the browser tests: apt-get install -y chromium (or run .ci/run)"; exit 1; }
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy schema core workflows activities api web worker.py
+
+bench-lifecycle: $(VENV)/.installed-test
+	$(BIN)/python -m bench.lifecycle
+
+bench-intake: $(VENV)/.installed-test
+	$(BIN)/python -m bench.intake
+
+clean:
+	rm -rf $(VENV) node_modules test-artifacts .pytest_cache

@@ -1,0 +1,108 @@
+"""`canhbao`: the admin command line (users, wards, demo data, the outbox relay)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session, select
+
+from core import seed
+from core.db import make_sync_engine
+from core.logging import configure_logging
+from core.migrate import upgrade
+from core.settings import get_settings
+from schema.states import Role
+from schema.tables import Unit, User
+
+app = typer.Typer(help="CanhBao administration", no_args_is_help=True)
+STAFF_ROLES = [r.value for r in (Role.OPERATOR, Role.OFFICER, Role.SUPERVISOR, Role.ADMIN)]
+
+
+@app.callback()
+def _setup() -> None:
+    configure_logging(get_settings())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest version."""
+    upgrade(get_settings().database_url)
+    typer.echo("database is up to date")
+
+
+@app.command("import-wards")
+def import_wards(
+    path: Annotated[Path | None, typer.Argument(
+        help="GeoJSON FeatureCollection with properties.code; default: the setting")] = None,
+) -> None:
+    """Load ward codes and names (vietnam-provinces) and boundaries (GeoJSON)."""
+    settings = get_settings()
+    geojson = path or Path(settings.wards_geojson)
+    if not geojson.exists():
+        raise typer.BadParameter(f"{geojson} does not exist")
+    engine = make_sync_engine(settings.database_url)
+    count = seed.import_wards(engine, geojson)
+    units = seed.ensure_units(engine)
+    typer.echo(f"{count} wards, {units} units")
+
+
+@app.command()
+def seed_demo() -> None:
+    """Wards, units and (in demo mode only) the demo accounts."""
+    settings = get_settings()
+    engine = make_sync_engine(settings.database_url)
+    upgrade(settings.database_url)
+    seed.import_wards(engine, settings.wards_geojson)
+    seed.ensure_units(engine)
+    if not settings.demo:
+        typer.echo("not in demo mode (CANHBAO_DEMO=1): demo accounts not created")
+        return
+    n = seed.ensure_demo_users(engine, settings.demo_password)
+    typer.echo(f"demo data ready ({n} accounts created or checked)")
+
+
+@app.command("create-user")
+def create_user(
+    username: str,
+    role: Annotated[str, typer.Option(help="/".join(STAFF_ROLES))],
+    unit: Annotated[str | None, typer.Option(help="unit code, e.g. cand-ben_thanh")] = None,
+    full_name: Annotated[str, typer.Option()] = "",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Create a staff account."""
+    if role not in STAFF_ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(STAFF_ROLES)}")
+    if len(password) < 10:
+        raise typer.BadParameter("password must have at least 10 characters")
+    engine = make_sync_engine(get_settings().database_url)
+    with Session(engine) as session:
+        if session.exec(select(User).where(User.username == username)).first():
+            raise typer.BadParameter(f"user {username} already exists")
+        unit_id = None
+        if unit:
+            row = session.exec(select(Unit).where(Unit.code == unit)).first()
+            if row is None:
+                raise typer.BadParameter(f"no unit with code {unit}")
+            unit_id = row.id
+        if role == Role.OFFICER and unit_id is None:
+            raise typer.BadParameter("an officer needs --unit")
+        seed.ensure_user(session, username, password, role, unit_id, full_name)
+        session.commit()
+    typer.echo(f"user {username} created ({role})")
+
+
+@app.command("relay-once")
+def relay_once() -> None:
+    """Start the workflows of accepted reports that have none yet (the outbox relay)."""
+    from api.intake import run_relay_once_standalone
+
+    started = asyncio.run(run_relay_once_standalone(get_settings()))
+    typer.echo(f"{started} workflow(s) started")
+
+
+if __name__ == "__main__":
+    app()

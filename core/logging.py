@@ -1,0 +1,39 @@
+"""Structured logging for every process (structlog over the standard library)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from core.settings import Settings
+
+
+def configure_logging(settings: Settings | None = None) -> None:
+    level = getattr(logging, (settings.log_level if settings else "INFO").upper(), logging.INFO)
+    as_json = bool(settings and settings.log_json)
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer = (structlog.processors.JSONRenderer() if as_json
+                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=shared,
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("temporalio.activity", "temporalio.workflow"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
