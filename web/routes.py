@@ -1,5 +1,440 @@
-"""Pages (Jinja2 + HTMX). Mounted by api.main.create_app."""
+"""Citizen pages (Jinja2 + HTMX), mounted by api.main.create_app.
 
-from fastapi import APIRouter
+`/` is the report page, `/t/{token}` the tracking page. Both work without JavaScript: the
+plain forms post here (multipart, files included) and these routes call the same intake
+service functions as the JSON API (api.intake). With JavaScript the report page talks to
+the JSON API itself so that it can upload with progress and keep reports while offline.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from shapely.geometry import mapping, shape
+from sqlalchemy import func
+from sqlmodel import select
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from api.errors import ApiError
+from schema.states import Category, State
+from schema.tables import Attachment, Report, Ward
+from web import i18n
+from web.templating import WEB_DIR, render
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(include_in_schema=False)
+
+ROOT = WEB_DIR.parent
+NODE_MODULES = ROOT / "node_modules"
+STATIC = WEB_DIR / "static"
+HCMC_CENTRE = (10.7769, 106.7009)
+# When only an address is given, the report still needs a point: the city centre with an
+# accuracy that says "unknown", so the operator goes by the address.
+ADDRESS_ONLY_ACCURACY_M = 50_000.0
+DESCRIPTION_MAX = 5000
+CATEGORIES = [c.value for c in Category]
+
+# Third-party files served from node_modules (installed by `npm ci`), never committed.
+VENDOR: dict[str, tuple[str, str]] = {
+    "htmx.min.js": ("htmx.org/dist/htmx.min.js", "text/javascript"),
+    "leaflet/leaflet.js": ("leaflet/dist/leaflet.js", "text/javascript"),
+    "leaflet/leaflet.css": ("leaflet/dist/leaflet.css", "text/css"),
+    "leaflet/images/marker-icon.png": ("leaflet/dist/images/marker-icon.png", "image/png"),
+    "leaflet/images/marker-icon-2x.png": ("leaflet/dist/images/marker-icon-2x.png", "image/png"),
+    "leaflet/images/marker-shadow.png": ("leaflet/dist/images/marker-shadow.png", "image/png"),
+}
+
+# Steps of the citizen's progress bar and the state each state reaches.
+STEPS = ["received", "verified", "dispatched", "on_the_way", "closed"]
+STEP_OF_STATE = {
+    State.RECEIVED: 0, State.VERIFIED: 1, State.CLASSIFIED: 1, State.ROUTED: 2,
+    State.ACKNOWLEDGED: 3, State.ON_SCENE: 3, State.CLOSED: 4,
+}
+CANCELLABLE = {State.RECEIVED, State.VERIFIED, State.CLASSIFIED, State.ROUTED}
+
+
+# --- static helpers --------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _vendor_bytes(rel: str) -> tuple[bytes, bytes]:
+    data = (NODE_MODULES / rel).read_bytes()
+    return data, gzip.compress(data, 9)
+
+
+@router.get("/static/vendor/{name:path}")
+async def vendor(name: str, request: Request) -> Response:
+    """htmx and Leaflet from node_modules, gzipped when the browser accepts it."""
+    entry = VENDOR.get(name)
+    if entry is None or not (NODE_MODULES / entry[0]).exists():
+        return Response("not found (run `npm ci`)", status_code=404, media_type="text/plain")
+    raw, packed = _vendor_bytes(entry[0])
+    headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", "") and len(packed) < len(raw):
+        headers["Content-Encoding"] = "gzip"
+        return Response(packed, media_type=entry[1], headers=headers)
+    return Response(raw, media_type=entry[1], headers=headers)
+
+
+@router.get("/sw.js")
+async def service_worker() -> Response:
+    """The service worker, at the root so that its scope covers every citizen page."""
+    body = (STATIC / "sw.js").read_bytes()
+    return Response(
+        body,
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
+
+
+@router.get("/manifest.webmanifest")
+async def manifest() -> Response:
+    body = (STATIC / "manifest.webmanifest").read_bytes()
+    return Response(
+        body, media_type="application/manifest+json", headers={"Cache-Control": "no-cache"}
+    )
+
+
+# --- ward boundary for the map -----------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _simplified(geometry: str) -> dict[str, Any]:
+    """A lighter copy of a ward polygon for the phone's map (about 5 m tolerance)."""
+    geom = shape(json.loads(geometry)).simplify(5e-5, preserve_topology=True)
+    return json.loads(json.dumps(mapping(geom)), parse_float=lambda s: round(float(s), 5))
+
+
+def _locate(settings: Any, lat: float, lon: float) -> Any:
+    from activities.geo import get_ward_index  # the workflow helper's shared index
+
+    return get_ward_index(settings.wards_geojson).locate(lat, lon, settings.outside_city_m)
+
+
+@router.get("/geo/ward")
+async def ward_boundary(request: Request, lat: float, lon: float) -> Response:
+    """GeoJSON Feature of the ward that contains (lat, lon), or the nearest; 404 outside."""
+    state = request.app.state
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        return JSONResponse({"error": "invalid", "detail": "lat/lon"}, status_code=422)
+    info = _locate(state.settings, lat, lon)
+    if info is None or getattr(info, "outside_city", False):
+        return JSONResponse({"error": "not_found", "detail": "outside the city"}, status_code=404)
+    async with state.db.session() as session:
+        ward = (await session.exec(select(Ward).where(Ward.code == info.code))).first()
+    if ward is None or not ward.geometry:
+        return JSONResponse({"error": "not_found", "detail": "no boundary"}, status_code=404)
+    feature = {
+        "type": "Feature",
+        "properties": {"code": ward.code, "name": ward.name, "exact": info.exact},
+        "geometry": _simplified(ward.geometry),
+    }
+    return JSONResponse(feature, headers={"Cache-Control": "public, max-age=3600"})
+
+
+# --- report page -----------------------------------------------------------------------
+
+
+def _blank_values() -> dict[str, str]:
+    return {
+        "report_id": str(uuid.uuid4()), "category": "", "description": "", "lat": "", "lon": "",
+        "accuracy_m": "", "address": "", "name": "", "phone": "",
+    }
+
+
+def _report_page(
+    request: Request,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    status_code: int = 200,
+) -> Response:
+    settings = request.app.state.settings
+    return render(
+        request,
+        "citizen/report.html",
+        {
+            "values": values,
+            "errors": errors or {},
+            "attachments": attachments or [],
+            "categories": CATEGORIES,
+            "tile_url": settings.map_tile_url,
+            "centre": HCMC_CENTRE,
+            "description_max": DESCRIPTION_MAX,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/")
+async def report_page(request: Request) -> Response:
+    return _report_page(request, _blank_values())
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _uploads(form: Any, name: str) -> list[StarletteUpload]:
+    return [
+        f for f in form.getlist(name)
+        if isinstance(f, StarletteUpload) and f.filename
+    ]
+
+
+async def _read_chunks(upload: StarletteUpload) -> AsyncIterator[bytes]:
+    """The upload as a byte stream (form parsing gives Starlette's UploadFile)."""
+    while chunk := await upload.read(1024 * 1024):
+        yield chunk
+
+
+async def _store_files(
+    request: Request, files: list[StarletteUpload], lang: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Store uploaded files; returns what was stored and the first error message, if any."""
+    from api import intake
+
+    stored: list[dict[str, Any]] = []
+    for upload in files:
+        try:
+            out = await intake.store_attachment(
+                request.app.state, _read_chunks(upload), upload.filename, upload.content_type
+            )
+        except intake.AttachmentTooLarge:
+            return stored, i18n.t(lang, "err.file_too_large") + f" ({upload.filename})"
+        except intake.AttachmentTypeRejected:
+            return stored, i18n.t(lang, "err.file_type") + f" ({upload.filename})"
+        data = out.model_dump(mode="json") if hasattr(out, "model_dump") else dict(out)
+        data["filename"] = upload.filename
+        stored.append(data)
+    return stored, None
+
+
+FIELD_OF_LOC = {
+    "category": "category", "description": "description", "location": "location",
+    "lat": "location", "lon": "location", "accuracy_m": "location", "address": "address",
+    "reporter": "phone", "name": "name", "phone": "phone", "attachments": "media",
+    "report_id": "category",
+}
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    """The form field that shows an error found at pydantic location `loc` ("a.b.0" too)."""
+    parts = [p for part in loc for p in str(part).split(".")]
+    for part in reversed(parts):
+        if part in FIELD_OF_LOC:
+            return FIELD_OF_LOC[part]
+    return "category"
+
+
+def _pydantic_message(err: Any, lang: str) -> str:
+    ctx = err.get("ctx") or {}
+    if lang == "vi" and isinstance(ctx.get("vi"), str):
+        return ctx["vi"]
+    return i18n.t(lang, "err.generic") if lang == "vi" else str(err.get("msg", ""))
+
+
+@router.post("/report")
+async def report_submit(request: Request) -> Response:
+    """The plain form (no JavaScript): validate, store files, submit, go to tracking."""
+    from api import intake
+
+    lang, _ = i18n.negotiate(request)
+    form = await request.form()
+    values = _blank_values()
+    for key in values:
+        raw = form.get(key)
+        if isinstance(raw, str):
+            values[key] = raw.strip()
+    try:
+        values["report_id"] = str(uuid.UUID(values["report_id"]))
+    except ValueError:
+        values["report_id"] = str(uuid.uuid4())
+    attachments = [
+        {"attachment_id": a, "filename": a[:8]}
+        for a in form.getlist("attachment_ids") if isinstance(a, str) and a
+    ]
+    errors: dict[str, str] = {}
+
+    if values["category"] not in CATEGORIES:
+        errors["category"] = i18n.t(lang, "err.category")
+        values["category"] = ""
+    if not values["description"]:
+        errors["description"] = i18n.t(lang, "err.description")
+    elif len(values["description"]) > DESCRIPTION_MAX:
+        errors["description"] = i18n.t(lang, "err.description_long", max=DESCRIPTION_MAX)
+    lat, lon = _float(values["lat"]), _float(values["lon"])
+    accuracy = _float(values["accuracy_m"]) if values["accuracy_m"] else None
+    if values["lat"] or values["lon"]:
+        if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            errors["location"] = i18n.t(lang, "err.latlon")
+    elif not values["address"]:
+        errors["location"] = i18n.t(lang, "err.location")
+    if values["phone"]:
+        try:
+            intake.normalise_phone(values["phone"])
+        except ValueError:
+            errors["phone"] = i18n.t(lang, "err.phone")
+
+    stored, file_error = await _store_files(request, _uploads(form, "files"), lang)
+    attachments += stored
+    if file_error:
+        errors["media"] = file_error
+    if errors:
+        return _report_page(request, values, errors, attachments, status_code=422)
+
+    if lat is None or lon is None:
+        lat, lon = HCMC_CENTRE
+        accuracy = ADDRESS_ONLY_ACCURACY_M
+    reporter = {k: values[k] for k in ("name", "phone") if values[k]}
+    payload: dict[str, Any] = {
+        "report_id": values["report_id"],
+        "category": values["category"],
+        "description": values["description"],
+        "location": {"lat": lat, "lon": lon, "accuracy_m": accuracy},
+        "address": values["address"] or None,
+        "reporter": reporter or None,
+        "attachments": [a["attachment_id"] for a in attachments],
+    }
+    try:
+        body = intake.ReportCreate.model_validate(payload)
+        accepted = await intake.submit_report(request.app.state, body, source="web")
+    except ValidationError as exc:
+        for err in exc.errors():
+            errors.setdefault(_field_of(tuple(err.get("loc", ()))), _pydantic_message(err, lang))
+        return _report_page(request, values, errors, attachments, status_code=422)
+    except intake.IntakeFieldError as exc:
+        field = _field_of((exc.field,))
+        errors[field] = exc.message_en if lang == "en" else exc.message_vi
+        if field == "media":  # unknown or used files: let the person pick them again
+            attachments = []
+        return _report_page(request, values, errors, attachments, status_code=422)
+    log.info("web report accepted", tracking_code=accepted.tracking_code)
+    return RedirectResponse(f"/t/{accepted.tracking_token}", status_code=303)
+
+
+# --- tracking page ---------------------------------------------------------------------
+
+
+def _state(view: Any) -> State:
+    return State(str(getattr(view, "state", "received")))
+
+
+def _track_context(view: Any, token: str, request: Request) -> dict[str, Any]:
+    state = _state(view)
+    step = STEP_OF_STATE.get(state)
+    timeline = list(getattr(view, "timeline", []) or [])
+    timeline.sort(key=lambda e: str(getattr(e, "at", "")), reverse=True)
+    base = str(request.base_url).rstrip("/")
+    settings = request.app.state.settings
+    public = (settings.public_url or base).rstrip("/")
+    return {
+        "view": view,
+        "token": token,
+        "state": state.value,
+        "step": step,
+        "steps": STEPS,
+        "timeline": timeline,
+        "can_cancel": state in CANCELLABLE,
+        "is_open": not state.is_terminal,
+        "share_url": f"{public}/t/{token}",
+        "attachment_count": None,
+        "msg": request.query_params.get("msg", ""),
+    }
+
+
+async def _attachment_count(request: Request, token: str) -> int:
+    """How many photos/videos belong to the report (the citizen's own and later ones)."""
+    async with request.app.state.db.session() as session:
+        report_id = (
+            await session.exec(select(Report.id).where(Report.tracking_token == token))
+        ).first()
+        if report_id is None:
+            return 0
+        count = await session.exec(
+            select(func.count()).select_from(Attachment).where(Attachment.incident_id == report_id)
+        )
+        return int(count.one())
+
+
+@router.get("/t/{token}")
+async def tracking_page(token: str, request: Request) -> Response:
+    from api import intake
+
+    view = await intake.get_tracking(request.app.state, token)
+    if view is None:
+        return render(request, "citizen/not_found.html", status_code=404)
+    ctx = _track_context(view, token, request)
+    ctx["attachment_count"] = await _attachment_count(request, token)
+    if request.headers.get("hx-request") == "true":
+        return render(request, "citizen/track.html", ctx, block="status")
+    response = render(request, "citizen/track.html", ctx)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/t/{token}/info")
+async def tracking_add_info(token: str, request: Request) -> Response:
+    from api import intake
+
+    lang, _ = i18n.negotiate(request)
+    form = await request.form()
+    text = str(form.get("text") or "").strip()
+    files = _uploads(form, "files")
+    if not text and not files:
+        return RedirectResponse(f"/t/{token}?msg=err_text#add", status_code=303)
+    if await intake.get_tracking(request.app.state, token) is None:
+        return render(request, "citizen/not_found.html", status_code=404)
+    stored, error = await _store_files(request, files, lang)
+    if error:
+        return RedirectResponse(f"/t/{token}?msg=err_file#add", status_code=303)
+    try:
+        await intake.add_info(
+            request.app.state, token, text or None, [a["attachment_id"] for a in stored]
+        )
+    except intake.TrackingConflict:
+        return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
+    except ApiError as exc:
+        log.info("add info refused", error=exc.error)
+        return RedirectResponse(f"/t/{token}?msg=busy#add", status_code=303)
+    return RedirectResponse(f"/t/{token}?msg=info", status_code=303)
+
+
+@router.post("/t/{token}/cancel")
+async def tracking_cancel(token: str, request: Request) -> Response:
+    from api import intake
+
+    form = await request.form()
+    reason = str(form.get("reason") or "").strip() or None
+    if await intake.get_tracking(request.app.state, token) is None:
+        return render(request, "citizen/not_found.html", status_code=404)
+    try:
+        await intake.cancel_report(request.app.state, token, reason)
+    except intake.TrackingConflict:
+        return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
+    except ApiError as exc:
+        log.info("cancel refused", error=exc.error)
+        return RedirectResponse(f"/t/{token}?msg=busy", status_code=303)
+    return RedirectResponse(f"/t/{token}?msg=cancelled", status_code=303)
+
+
+@router.get("/offline")
+async def offline_page(request: Request) -> Response:
+    """Shown by the service worker when a page is not cached and there is no connection."""
+    return render(request, "citizen/offline.html")
+

@@ -1,0 +1,506 @@
+/* Report page: category, description, photos (uploaded at once, with progress), GPS on a
+ * Leaflet map with a draggable pin, and a send that survives having no connection.
+ * Without this script the same form posts to /report and still works. */
+(function () {
+  "use strict";
+  var form = document.getElementById("report-form");
+  if (!form) return;
+  var $ = function (id) { return document.getElementById(id); };
+  var msgs = JSON.parse(form.getAttribute("data-msgs") || "{}");
+  var lang = form.getAttribute("data-lang") || "vi";
+  var tileUrl = form.getAttribute("data-tile-url") || "";
+  var centre = form.getAttribute("data-centre").split(",").map(Number);
+  var ADDRESS_ONLY_ACCURACY = 50000;
+  var FIELDS = ["category", "description", "media", "location", "address", "name", "phone", "form"];
+  var outbox = window.CBOutbox;
+
+  function m(key, vals) {
+    var s = msgs[key] || key;
+    Object.keys(vals || {}).forEach(function (k) { s = s.split("{" + k + "}").join(String(vals[k])); });
+    return s;
+  }
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+  form.elements.report_id.value = uuid();
+
+  // --- errors next to each field ------------------------------------------------------
+  function showError(field, text) {
+    var el = form.querySelector('[data-error-for="' + field + '"]');
+    if (!el) { el = form.querySelector('[data-error-for="form"]'); }
+    el.textContent = text || "";
+    el.hidden = !text;
+    var box = $("f-" + field);
+    if (box) box.classList.toggle("has-error", !!text);
+    var input = { description: "description", phone: "phone", address: "address", name: "name" }[field];
+    if (input) {
+      if (text) $(input).setAttribute("aria-invalid", "true"); else $(input).removeAttribute("aria-invalid");
+    }
+  }
+  function clearErrors() {
+    FIELDS.forEach(function (f) { showError(f, ""); });
+    var top = $("form-errors");
+    if (top) top.hidden = true;
+  }
+  function focusFirstError() {
+    for (var i = 0; i < FIELDS.length; i++) {
+      var el = form.querySelector('[data-error-for="' + FIELDS[i] + '"]');
+      if (el && !el.hidden) {
+        var box = $("f-" + FIELDS[i]) || el;
+        box.scrollIntoView({ block: "center" });
+        var input = box.querySelector("input:not([type=hidden]), textarea");
+        if (input) input.focus({ preventScroll: true });
+        return;
+      }
+    }
+  }
+
+  // --- photos and videos --------------------------------------------------------------
+  var uploads = [];
+  var thumbs = $("thumbs");
+
+  function setItemState(item, status, text) {
+    item.status = status;
+    item.li.className = "thumb " + status;
+    item.stateEl.textContent = text;
+    if (status !== "uploading") item.progress.hidden = true;
+  }
+
+  function upload(item) {
+    item.progress.hidden = false;
+    item.progress.value = 0;
+    setItemState(item, "uploading", m("report.uploading"));
+    item.progress.hidden = false;
+    item.done = new Promise(function (resolve) {
+      if (!navigator.onLine) { setItemState(item, "later", m("report.upload_later")); resolve(); return; }
+      var xhr = new XMLHttpRequest();
+      item.xhr = xhr;
+      xhr.open("POST", "/api/v1/attachments");
+      xhr.setRequestHeader("Accept-Language", lang);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.onprogress = function (e) {
+        if (e.lengthComputable) item.progress.value = e.loaded / e.total;
+      };
+      xhr.onload = function () {
+        if (xhr.status === 201 || xhr.status === 200) {
+          item.attachment_id = JSON.parse(xhr.responseText).attachment_id;
+          setItemState(item, "done", m("report.uploaded"));
+        } else if (xhr.status === 413) {
+          setItemState(item, "failed", m("err.file_too_large"));
+        } else if (xhr.status === 415) {
+          setItemState(item, "failed", m("err.file_type"));
+        } else if (xhr.status >= 500) {
+          setItemState(item, "later", m("report.upload_later"));
+        } else {
+          setItemState(item, "failed", m("report.upload_failed"));
+        }
+        resolve();
+      };
+      xhr.onerror = function () { setItemState(item, "later", m("report.upload_later")); resolve(); };
+      xhr.onabort = function () { resolve(); };
+      var data = new FormData();
+      data.append("file", item.file, item.name);
+      xhr.send(data);
+    });
+  }
+
+  function addFile(file) {
+    var item = { key: uuid(), file: file, name: file.name || "photo", status: "uploading" };
+    var li = document.createElement("li");
+    li.className = "thumb uploading";
+    var url = URL.createObjectURL(file);
+    var preview;
+    if (file.type.indexOf("video/") === 0) {
+      preview = document.createElement("video");
+      preview.muted = true; preview.preload = "metadata";
+    } else {
+      preview = document.createElement("img");
+      preview.alt = "";
+      preview.addEventListener("error", function () { preview.hidden = true; });
+    }
+    preview.src = url;
+    var name = document.createElement("span");
+    name.className = "thumb-name"; name.textContent = item.name;
+    var progress = document.createElement("progress");
+    progress.max = 1; progress.value = 0;
+    var state = document.createElement("span");
+    state.className = "thumb-state";
+    var remove = document.createElement("button");
+    remove.type = "button"; remove.className = "btn btn-secondary remove";
+    remove.textContent = m("report.remove");
+    remove.setAttribute("aria-label", m("report.remove") + " " + item.name);
+    remove.addEventListener("click", function () {
+      if (item.xhr) item.xhr.abort();
+      URL.revokeObjectURL(url);
+      li.remove();
+      uploads = uploads.filter(function (u) { return u !== item; });
+      if (!uploads.some(function (u) { return u.status === "failed"; })) showError("media", "");
+    });
+    li.append(preview, name, progress, state, remove);
+    thumbs.appendChild(li);
+    item.li = li; item.progress = progress; item.stateEl = state;
+    uploads.push(item);
+    upload(item);
+  }
+
+  ["files-camera", "files-gallery"].forEach(function (id) {
+    var input = $(id);
+    input.removeAttribute("name"); // files go through the JSON API, not the form post
+    input.addEventListener("change", function () {
+      Array.prototype.forEach.call(input.files, addFile);
+      input.value = "";
+    });
+  });
+  window.addEventListener("online", function () {
+    uploads.forEach(function (u) { if (u.status === "later") upload(u); });
+  });
+
+  // --- location -----------------------------------------------------------------------
+  var loc = { source: "none", lat: null, lon: null, accuracy: null };
+  var map = null, pin = null, circle = null, wardLayer = null;
+  var statusEl = $("loc-status");
+
+  function locStatus(text, warn) {
+    statusEl.textContent = text;
+    statusEl.hidden = !text;
+    statusEl.classList.toggle("warn", !!warn);
+  }
+  function setInputs() {
+    $("lat").value = loc.lat == null ? "" : loc.lat.toFixed(6);
+    $("lon").value = loc.lon == null ? "" : loc.lon.toFixed(6);
+    $("accuracy_m").value = loc.accuracy == null ? "" : String(Math.round(loc.accuracy));
+  }
+  function loadWard(lat, lon) {
+    var url = "/geo/ward?lat=" + encodeURIComponent(lat) + "&lon=" + encodeURIComponent(lon);
+    fetch(url, { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (feature) {
+        if (wardLayer) { map.removeLayer(wardLayer); wardLayer = null; }
+        if (!feature) { $("ward-name").hidden = true; return; }
+        wardLayer = window.L.geoJSON(feature, {
+          interactive: false, style: { color: "#b71c1c", weight: 3, fillColor: "#b71c1c", fillOpacity: 0.06 },
+        }).addTo(map);
+        $("ward-name").textContent = m("report.ward", { name: feature.properties.name });
+        $("ward-name").hidden = loc.source === "none"; // the centre is only a starting point
+        if (!tileUrl && loc.source === "gps") {
+          var b = wardLayer.getBounds();
+          if (circle) b.extend(circle.getBounds());
+          map.fitBounds(b, { padding: [10, 10], maxZoom: 17 });
+        }
+      })
+      .catch(function () { /* offline: the pin is enough */ });
+  }
+  function setFromPin(ll) {
+    loc = { source: "pin", lat: ll.lat, lon: ll.lng, accuracy: null };
+    if (circle) { map.removeLayer(circle); circle = null; }
+    setInputs();
+    locStatus(m("report.pin_moved"), false);
+    showError("location", "");
+    loadWard(ll.lat, ll.lng);
+  }
+  function located(pos) {
+    if (loc.source === "pin") return; // the person already chose a place by hand
+    var c = pos.coords;
+    loc = { source: "gps", lat: c.latitude, lon: c.longitude, accuracy: c.accuracy };
+    setInputs();
+    $("retry-gps").hidden = true;
+    showError("location", "");
+    locStatus(m("report.located", { accuracy: Math.max(1, Math.round(c.accuracy)) }), false);
+    if (!map) return;
+    var ll = [c.latitude, c.longitude];
+    pin.setLatLng(ll);
+    if (circle) map.removeLayer(circle);
+    circle = window.L.circle(ll, { radius: c.accuracy, color: "#0b57d0", weight: 2, fillOpacity: 0.12,
+      interactive: false }).addTo(map);
+    map.fitBounds(circle.getBounds(), { maxZoom: 17 });
+    loadWard(c.latitude, c.longitude);
+  }
+  function notLocated() {
+    if (loc.source !== "none") return;
+    locStatus(m("report.location_denied"), true);
+    $("retry-gps").hidden = !navigator.geolocation;
+    if (map) { pin.setLatLng(centre); map.setView(centre, 14); loadWard(centre[0], centre[1]); }
+    if (!map) $("coords").hidden = false;
+  }
+  function locate() {
+    if (!navigator.geolocation) { notLocated(); return; }
+    locStatus(m("report.locating"), false);
+    navigator.geolocation.getCurrentPosition(located, notLocated,
+      { enableHighAccuracy: true, timeout: 20000, maximumAge: 30000 });
+  }
+  function initMap() {
+    var L = window.L;
+    if (!L) return; // Leaflet missing: the typed coordinates stay visible
+    $("map").hidden = false;
+    $("coords").hidden = true;
+    map = L.map("map", { attributionControl: !!tileUrl, zoomSnap: 0.5, tap: true }).setView(centre, 12);
+    if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19 }).addTo(map);
+    var icon = L.divIcon({ className: "pin", iconSize: [48, 48], iconAnchor: [24, 48],
+      html: '<svg viewBox="0 0 34 46" aria-hidden="true"><path d="M17 1C8.2 1 1 8.2 1 17c0 12 16 28 16 28s16-16 16-28C33 8.2 25.8 1 17 1z" fill="#b71c1c" stroke="#fff" stroke-width="2"/><circle cx="17" cy="17" r="6" fill="#fff"/></svg>' });
+    pin = L.marker(centre, { draggable: true, icon: icon, keyboard: true, autoPan: true,
+      title: m("report.map_label"), alt: m("report.map_label") }).addTo(map);
+    pin.on("dragend", function () { setFromPin(pin.getLatLng()); });
+    map.on("click", function (e) { pin.setLatLng(e.latlng); setFromPin(e.latlng); });
+  }
+  $("retry-gps").addEventListener("click", function () { loc.source = "none"; locate(); });
+  // Typed coordinates (when the map could not load) count as a chosen place.
+  ["lat", "lon"].forEach(function (id) {
+    $(id).addEventListener("change", function () {
+      var lat = parseFloat($("lat").value.replace(",", ".")), lon = parseFloat($("lon").value.replace(",", "."));
+      if (isFinite(lat) && isFinite(lon)) loc = { source: "typed", lat: lat, lon: lon, accuracy: null };
+    });
+  });
+
+  // --- validation ---------------------------------------------------------------------
+  function validPhone(raw) {
+    // The same rule as the server: a Vietnamese number, +84 or 0 in front.
+    var d = raw.replace(/[\s.\-()]/g, "");
+    if (d.indexOf("+84") === 0) d = "0" + d.slice(3);
+    else if (d.indexOf("84") === 0 && (d.length === 11 || d.length === 12)) d = "0" + d.slice(2);
+    return /^0(?:[35789]\d{8}|2\d{9})$/.test(d);
+  }
+  function validate() {
+    var errors = {};
+    var cat = form.querySelector('input[name="category"]:checked');
+    if (!cat) errors.category = m("err.category");
+    var desc = $("description").value.trim();
+    if (!desc) errors.description = m("err.description");
+    if (loc.source === "none" && !$("address").value.trim()) errors.location = m("err.location");
+    var phone = $("phone").value.trim();
+    if (phone && !validPhone(phone)) errors.phone = m("err.phone");
+    if (uploads.some(function (u) { return u.status === "failed"; })) errors.media = m("err.attachments");
+    return errors;
+  }
+  function fieldOf(name) {
+    var n = String(name || "");
+    if (/^(location|lat|lon|accuracy)/.test(n) || n.indexOf("location") >= 0) return "location";
+    if (n.indexOf("phone") >= 0) return "phone";
+    if (n.indexOf("name") >= 0) return "name";
+    if (n.indexOf("attachment") >= 0) return "media";
+    if (n.indexOf("description") >= 0) return "description";
+    if (n.indexOf("category") >= 0) return "category";
+    if (n.indexOf("address") >= 0) return "address";
+    return "form";
+  }
+  function showServerErrors(body) {
+    var fields = (body && body.fields) || {};
+    var shown = false;
+    if (Array.isArray(fields)) {
+      fields.forEach(function (f) {
+        var loc2 = f.field || (Array.isArray(f.loc) ? f.loc.filter(function (p) { return p !== "body"; }).join(".") : f.loc);
+        var text = (lang === "en" && f.message_en) ? f.message_en : (f.message || f.msg);
+        showError(fieldOf(loc2), text || m("err.generic")); shown = true;
+      });
+    } else {
+      Object.keys(fields).forEach(function (k) {
+        var v = fields[k];
+        showError(fieldOf(k), Array.isArray(v) ? v.join(" ") : String(v)); shown = true;
+      });
+    }
+    if (!shown) showError("form", (body && (body.detail || body.error)) || m("err.generic"));
+    focusFirstError();
+  }
+
+  // --- sending, with the outbox -------------------------------------------------------
+  var sendBtn = $("send");
+  var sendLabel = sendBtn.textContent;
+  var waiting = {}; // report_ids handed to the outbox from this page
+  var banner = $("outbox-status");
+  var retryTimer = null;
+
+  function buildEntry() {
+    var lat = loc.lat, lon = loc.lon, acc = loc.accuracy;
+    if (loc.source === "none") { lat = centre[0]; lon = centre[1]; acc = ADDRESS_ONLY_ACCURACY; }
+    var body = {
+      report_id: form.elements.report_id.value,
+      category: form.querySelector('input[name="category"]:checked').value,
+      description: $("description").value.trim(),
+      location: { lat: lat, lon: lon, accuracy_m: acc == null ? null : Math.round(acc * 10) / 10 },
+      attachments: uploads.filter(function (u) { return u.status === "done"; }).map(function (u) { return u.attachment_id; }),
+    };
+    var address = $("address").value.trim();
+    if (address) body.address = address;
+    var name = $("name").value.trim(), phone = $("phone").value.trim();
+    if (name || phone) {
+      body.reporter = {};
+      if (name) body.reporter.name = name;
+      if (phone) body.reporter.phone = phone;
+    }
+    var files = uploads.filter(function (u) { return u.status === "later"; })
+      .map(function (u) { return { name: u.name, type: u.file.type, blob: u.file }; });
+    return { report_id: body.report_id, body: body, files: files, lang: lang, created_at: new Date().toISOString() };
+  }
+
+  function busy(on) {
+    sendBtn.disabled = on;
+    sendBtn.textContent = on ? m("report.sending") : sendLabel;
+  }
+
+  function renderOutbox() {
+    if (!outbox) return Promise.resolve();
+    return Promise.all([outbox.all(), outbox.sent()]).then(function (res) {
+      var pending = res[0].filter(function (e) { return !e.refused; });
+      pending.forEach(function (e) { waiting[e.report_id] = true; });
+      var refused = res[0].filter(function (e) { return e.refused; });
+      if (refused.length && !restoring && (form.hidden || !$("description").value.trim())) {
+        restore(refused[0]);
+      }
+      var sent = res[1].sort(function (a, b) { return a.at < b.at ? 1 : -1; });
+      banner.textContent = "";
+      var justSent = sent.filter(function (s) { return waiting[s.report_id]; });
+      if (pending.length) {
+        banner.className = "banner pending";
+        var p = document.createElement("p");
+        p.textContent = m("report.pending");
+        p.id = "pending-text";
+        banner.appendChild(p);
+      } else if (justSent.length) {
+        banner.className = "banner ok";
+      }
+      justSent.forEach(function (s) {
+        var p = document.createElement("p");
+        p.className = "sent";
+        p.textContent = m("report.sent", { code: s.tracking_code }) + " ";
+        var a = document.createElement("a");
+        a.href = s.status_url; a.textContent = m("report.open_tracking"); a.className = "tracking-link";
+        p.appendChild(a);
+        banner.appendChild(p);
+      });
+      banner.hidden = !(pending.length || justSent.length);
+      var list = $("my-reports-list");
+      list.textContent = "";
+      sent.slice(0, 5).forEach(function (s) {
+        var li = document.createElement("li");
+        var a = document.createElement("a");
+        a.href = s.status_url; a.textContent = s.tracking_code;
+        li.appendChild(a);
+        list.appendChild(li);
+      });
+      $("my-reports").hidden = sent.length === 0;
+      if (pending.length && !retryTimer) retryTimer = setInterval(flush, 10000);
+      if (!pending.length && retryTimer) { clearInterval(retryTimer); retryTimer = null; }
+    }).catch(function () {});
+  }
+
+  // A waiting report the server refused (a file too large, say): put it back in the form
+  // with the server's messages, so nothing typed is lost, and let the person fix it.
+  var restoring = false;
+  function restore(entry) {
+    restoring = true;
+    var b = entry.body;
+    form.elements.report_id.value = entry.report_id;
+    var radio = form.querySelector('input[name="category"][value="' + b.category + '"]');
+    if (radio) radio.checked = true;
+    $("description").value = b.description || "";
+    $("address").value = b.address || "";
+    $("name").value = (b.reporter && b.reporter.name) || "";
+    $("phone").value = (b.reporter && b.reporter.phone) || "";
+    if (b.location && b.location.accuracy_m !== 50000) {
+      loc = { source: "pin", lat: b.location.lat, lon: b.location.lon, accuracy: b.location.accuracy_m };
+      setInputs();
+      if (map) { pin.setLatLng([loc.lat, loc.lon]); map.setView([loc.lat, loc.lon], 16); }
+    }
+    (entry.files || []).forEach(function (f) { if (f.blob) addFile(new File([f.blob], f.name, { type: f.type })); });
+    outbox.remove(entry.report_id).catch(function () {});
+    form.hidden = false;
+    $("new-report-wrap").hidden = true;
+    var body = entry.refused.body || {};
+    if (entry.refused.status === 413) body = { fields: [{ field: "attachments", message: m("err.file_too_large") }] };
+    if (entry.refused.status === 415) body = { fields: [{ field: "attachments", message: m("err.file_type") }] };
+    showServerErrors(body);
+    restoring = false;
+  }
+
+  function flush() {
+    if (!outbox) return Promise.resolve();
+    return outbox.flush().then(renderOutbox, renderOutbox);
+  }
+
+  function requestSync() {
+    if (!("serviceWorker" in navigator)) return;
+    navigator.serviceWorker.ready.then(function (reg) {
+      if (reg.sync && reg.sync.register) return reg.sync.register("send-reports");
+    }).catch(function () {});
+  }
+
+  function newReport() {
+    form.reset();
+    form.elements.report_id.value = uuid();
+    uploads.forEach(function (u) { u.li.remove(); });
+    uploads = [];
+  }
+
+  function deferred(entry) {
+    // No connection (or the server is down): the report waits in the outbox.
+    waiting[entry.report_id] = true;
+    newReport();
+    form.hidden = true;
+    $("new-report-wrap").hidden = false;
+    busy(false);
+    requestSync();
+    renderOutbox().then(function () { banner.scrollIntoView({ block: "start" }); });
+  }
+
+  function sendDirect(entry) {
+    // Outbox unavailable (no IndexedDB): send straight away.
+    return fetch("/api/v1/reports", { method: "POST", headers: { "Content-Type": "application/json",
+      "Accept-Language": lang }, body: JSON.stringify(entry.body) })
+      .then(function (r) {
+        return r.json().then(function (b) { return r.ok ? { ok: true, accepted: b } : { ok: false, status: r.status, body: b }; });
+      });
+  }
+
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (sendBtn.disabled) return;
+    clearErrors();
+    busy(true);
+    Promise.all(uploads.map(function (u) { return u.done; })).then(function () {
+      var errors = validate();
+      if (Object.keys(errors).length) {
+        Object.keys(errors).forEach(function (k) { showError(k, errors[k]); });
+        busy(false);
+        focusFirstError();
+        return;
+      }
+      var entry = buildEntry();
+      var stored = outbox ? outbox.put(entry).then(function () { return true; }, function () { return false; })
+        : Promise.resolve(false);
+      stored.then(function (inOutbox) {
+        var sending = inOutbox ? outbox.send(entry) : sendDirect(entry);
+        sending.then(function (res) {
+          if (res.ok) {
+            window.location.assign(res.accepted.status_url);
+            return;
+          }
+          if (inOutbox) outbox.remove(entry.report_id).catch(function () {});
+          busy(false);
+          showServerErrors(res.body);
+        }, function () {
+          if (inOutbox) deferred(entry);
+          else { busy(false); showError("form", m("err.network")); }
+        });
+      });
+    });
+  });
+
+  $("new-report").addEventListener("click", function () {
+    form.hidden = false;
+    $("new-report-wrap").hidden = true;
+    form.scrollIntoView({ block: "start" });
+  });
+  window.addEventListener("online", flush);
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", function (e) {
+      if (e.data && e.data.type === "outbox-changed") renderOutbox();
+    });
+  }
+
+  initMap();
+  locate();
+  flush();
+})();

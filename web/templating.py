@@ -1,0 +1,86 @@
+"""The one shared templates object, and the headers every page gets (CSP, language cookie)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import Response
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from web import i18n
+
+WEB_DIR = Path(__file__).resolve().parent
+templates = Jinja2Blocks(directory=str(WEB_DIR / "templates"))
+HCMC_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def _local_time(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(HCMC_TZ)
+    return value.strftime("%H:%M %d/%m/%Y")
+
+
+templates.env.filters["local_time"] = _local_time
+
+
+def content_security_policy(request: Request) -> str:
+    """Strict CSP for the pages: scripts only from this origin, no inline scripts."""
+    img = "'self' data: blob:"
+    settings = getattr(request.app.state, "settings", None)
+    tile_url = getattr(settings, "map_tile_url", "") if settings else ""
+    if tile_url.startswith(("http://", "https://")):
+        parts = tile_url.split("/")
+        host = "/".join(parts[:3]).replace("{s}", "*")
+        img += f" {host}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src {img}; media-src 'self' blob:; connect-src 'self'; worker-src 'self'; "
+        "manifest-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    block: str | None = None,
+) -> Response:
+    """Render a page (or one block of it, for HTMX) in the request's language."""
+    lang, from_query = i18n.negotiate(request)
+    ctx: dict[str, Any] = {
+        "lang": lang,
+        "t": lambda key, **kw: i18n.t(lang, key, **kw),
+        "js_messages": i18n.js_messages(lang),
+    }
+    ctx.update(context or {})
+    if block:
+        response = templates.TemplateResponse(
+            request, name, ctx, status_code=status_code, block_name=block
+        )
+    else:
+        response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    secure_headers(request, response)
+    if from_query:
+        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    response.headers["Vary"] = "Cookie, Accept-Language, HX-Request"
+    return response
+
+
+def secure_headers(request: Request, response: Any) -> None:
+    response.headers["Content-Security-Policy"] = content_security_policy(request)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
