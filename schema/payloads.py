@@ -247,6 +247,22 @@ class ResolveAlertsInput(Payload):
     at: datetime
 
 
+class PublicAlertRecord(Payload):
+    """A public warning to store (public_alerts row); idempotent by id."""
+
+    id: str
+    incident_id: str
+    headline: str
+    instruction: str
+    category: Category
+    priority: Priority
+    lat: float
+    lon: float
+    radius_m: int
+    sent_at: datetime
+    sender: str
+
+
 class LocateInput(Payload):
     lat: float
     lon: float

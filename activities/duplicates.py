@@ -1,0 +1,71 @@
+"""Possible duplicates of a new report: open incidents of the same category nearby and
+recent. A bounding box narrows the rows in SQL (index on category, created_at); the exact
+great-circle distance is checked in Python."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from sqlmodel import col, select
+from temporalio import activity
+
+from activities import names
+from core.db import Database
+from core.settings import Settings
+from schema.payloads import DuplicatesInput, DuplicateSuggestion
+from schema.states import Category, State
+from schema.tables import Incident
+
+EARTH_RADIUS_M = 6_371_008.8
+MAX_SUGGESTIONS = 10
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lon, max_lon) enclosing the circle."""
+    dlat = math.degrees(radius_m / EARTH_RADIUS_M)
+    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+class DuplicateActivities:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+
+    @activity.defn(name=names.FIND_DUPLICATES)
+    async def find_duplicates(self, inp: DuplicatesInput) -> list[DuplicateSuggestion]:
+        radius = self.settings.duplicate_radius_m
+        since = inp.at - timedelta(minutes=self.settings.duplicate_window_min)
+        min_lat, max_lat, min_lon, max_lon = bounding_box(inp.lat, inp.lon, radius)
+        query = (
+            select(Incident)
+            .where(Incident.category == inp.category.value,
+                   col(Incident.is_open).is_(True),
+                   Incident.id != inp.incident_id,
+                   Incident.created_at >= since, Incident.created_at <= inp.at,
+                   Incident.lat >= min_lat, Incident.lat <= max_lat,
+                   Incident.lon >= min_lon, Incident.lon <= max_lon)
+            .order_by(col(Incident.created_at).desc())
+            .limit(200)
+        )
+        async with self.db.session() as session:
+            rows = (await session.exec(query)).all()
+        found = []
+        for row in rows:
+            distance = haversine_m(inp.lat, inp.lon, row.lat, row.lon)
+            if distance <= radius:
+                found.append(DuplicateSuggestion(
+                    incident_id=row.id, tracking_code=row.tracking_code, state=State(row.state),
+                    category=Category(row.category), distance_m=round(distance, 1),
+                    created_at=row.created_at,
+                ))
+        found.sort(key=lambda d: (d.distance_m, d.created_at))
+        return found[:MAX_SUGGESTIONS]

@@ -1,0 +1,9 @@
+"""Activity names, shared by the workflow (which must not import the activity modules:
+they load SQLAlchemy) and the classes that implement them."""
+
+PROJECT_EVENT = "project_event"
+RAISE_ALERT = "raise_alert"
+RESOLVE_ALERTS = "resolve_alerts"
+PUBLISH_PUBLIC_ALERT = "publish_public_alert"
+LOCATE_WARD = "locate_ward"
+FIND_DUPLICATES = "find_duplicates"

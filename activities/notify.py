@@ -1,0 +1,136 @@
+"""Escalation alerts, notifications to supervisors and city command, public warnings.
+
+Every write is idempotent: alerts by (incident, state, level, overdue_since), notifications
+and staff events by a dedupe key, public alerts by id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import Table, select, update
+from temporalio import activity
+
+from activities import names
+from activities.sql import insert
+from core.db import Database
+from schema.payloads import EscalationInput, PublicAlertRecord, ResolveAlertsInput
+from schema.tables import Alert, Notification, PublicAlert, StaffEvent, utcnow
+
+log = structlog.get_logger(__name__)
+
+ALERTS: Table = Alert.__table__  # type: ignore[attr-defined]
+NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+PUBLIC_ALERTS: Table = PublicAlert.__table__  # type: ignore[attr-defined]
+STAFF_EVENTS: Table = StaffEvent.__table__  # type: ignore[attr-defined]
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+SUPERVISORS = "supervisors"
+CITY_COMMAND = "city_command"
+
+STATE_VI = {
+    "received": "chờ xác minh", "verified": "chờ phân loại", "classified": "chờ điều phối",
+    "routed": "chờ đơn vị tiếp nhận", "acknowledged": "chờ có mặt tại hiện trường",
+    "on_scene": "đang xử lý tại hiện trường",
+}
+
+
+def audiences(level: int) -> list[str]:
+    """Level 1 goes to supervisors; from level 2 city command is told too."""
+    return [SUPERVISORS, CITY_COMMAND] if level >= 2 else [SUPERVISORS]
+
+
+def _stable_id(*parts: str) -> str:
+    """The same id on every retry of the same write."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "canhbao:" + ":".join(parts)))
+
+
+def _local(at: datetime) -> str:
+    return at.astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y")
+
+
+class NotifyActivities:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @activity.defn(name=names.RAISE_ALERT)
+    async def raise_alert(self, inp: EscalationInput) -> None:
+        key = f"{inp.incident_id}:{inp.state.value}:{inp.level}:{inp.overdue_since.isoformat()}"
+        waiting = STATE_VI.get(inp.state.value, inp.state.value)
+        subject = f"Quá hạn cấp {inp.level}: vụ việc {inp.tracking_code}"
+        body = (
+            f"Vụ việc {inp.tracking_code} (ưu tiên {int(inp.priority)}) {waiting} quá thời hạn "
+            f"từ {_local(inp.overdue_since)}. Mức cảnh báo {inp.level}. / Incident "
+            f"{inp.tracking_code} overdue in state {inp.state.value}, level {inp.level}."
+        )
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                insert(self.db, ALERTS).values(
+                    id=_stable_id("alert", key),
+                    incident_id=inp.incident_id, tracking_code=inp.tracking_code,
+                    level=inp.level, state=inp.state.value, priority=int(inp.priority),
+                    category=inp.category.value, ward_code=inp.ward_code, unit_id=inp.unit_id,
+                    overdue_since=inp.overdue_since, created_at=utcnow(),
+                ).on_conflict_do_nothing()
+            )
+            for audience in audiences(inp.level):
+                await conn.execute(
+                    insert(self.db, NOTIFICATIONS).values(
+                        id=_stable_id("notification", key, audience),
+                        dedupe_key=f"escalation:{key}:{audience}",
+                        audience=audience, incident_id=inp.incident_id, subject=subject,
+                        body=body, created_at=utcnow(),
+                    ).on_conflict_do_nothing()
+                )
+            await conn.execute(
+                insert(self.db, STAFF_EVENTS).values(
+                    kind="alert.raised", incident_id=inp.incident_id, unit_id=inp.unit_id,
+                    ward_code=inp.ward_code, at=utcnow(),
+                    payload={"state": inp.state.value, "tracking_code": inp.tracking_code,
+                             "level": inp.level, "priority": int(inp.priority),
+                             "overdue_since": inp.overdue_since.isoformat()},
+                    dedupe_key=f"alert:{key}",
+                ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
+        log.info("escalation raised", incident_id=inp.incident_id, level=inp.level,
+                 state=inp.state.value)
+
+    @activity.defn(name=names.RESOLVE_ALERTS)
+    async def resolve_alerts(self, inp: ResolveAlertsInput) -> int:
+        alerts = ALERTS
+        still_open = (alerts.c.incident_id == inp.incident_id,
+                      alerts.c.state == inp.state.value, alerts.c.resolved_at.is_(None))
+        async with self.db.engine.begin() as conn:
+            first = (await conn.execute(
+                select(alerts.c.tracking_code, alerts.c.unit_id, alerts.c.ward_code)
+                .where(*still_open).order_by(alerts.c.level.desc()).limit(1)
+            )).first()
+            result = await conn.execute(update(alerts).where(*still_open)
+                                        .values(resolved_at=inp.at))
+            count = result.rowcount or 0
+            if count and first is not None:
+                await conn.execute(
+                    insert(self.db, STAFF_EVENTS).values(
+                        kind="alert.resolved", incident_id=inp.incident_id, at=utcnow(),
+                        unit_id=first.unit_id, ward_code=first.ward_code,
+                        payload={"state": inp.state.value, "resolved": count,
+                                 "tracking_code": first.tracking_code},
+                        dedupe_key=f"resolved:{inp.incident_id}:{inp.state.value}:"
+                                   f"{inp.at.isoformat()}",
+                    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                )
+        return count
+
+    @activity.defn(name=names.PUBLISH_PUBLIC_ALERT)
+    async def publish_public_alert(self, inp: PublicAlertRecord) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                insert(self.db, PUBLIC_ALERTS).values(
+                    id=inp.id, incident_id=inp.incident_id, headline=inp.headline,
+                    instruction=inp.instruction, category=inp.category.value,
+                    priority=int(inp.priority), lat=inp.lat, lon=inp.lon,
+                    radius_m=inp.radius_m, sent_at=inp.sent_at, sender=inp.sender,
+                ).on_conflict_do_nothing(index_elements=["id"])
+            )

@@ -1,0 +1,104 @@
+"""project_event on PostgreSQL and SQLite: append-only events, forward-only incident row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import func, select
+
+from activities.projection import ProjectionActivities
+from core.db import Database
+from schema.payloads import WardInfo
+from schema.states import State
+from schema.tables import Attachment, Incident, StaffEvent
+from tests.workflows.factories import (
+    case_for,
+    event,
+    incident_input,
+    new_id,
+    operator,
+    project_input,
+    stored_events,
+    unit_ref,
+)
+
+
+async def incident_row(db: Database, incident_id: str) -> Incident:
+    async with db.session() as session:
+        return (await session.exec(select(Incident).where(Incident.id == incident_id))).one()
+
+
+async def staff_events(db: Database, incident_id: str) -> list[StaffEvent]:
+    async with db.session() as session:
+        rows = await session.exec(select(StaffEvent).where(StaffEvent.incident_id == incident_id)
+                                  .order_by(StaffEvent.id))
+        return list(rows.all())
+
+
+async def test_redelivery_of_the_same_event_is_a_no_op(any_db: Database) -> None:
+    acts = ProjectionActivities(any_db)
+    case = case_for()
+    receive = event(1)
+    for _ in range(3):
+        await acts.project_event(project_input(case, receive))
+    rows = await stored_events(any_db, case.id)
+    assert [(r.seq, r.action, r.to_state) for r in rows] == [(1, "receive", "received")]
+    row = await incident_row(any_db, case.id)
+    assert (row.state, row.is_open, row.last_seq) == ("received", True, 1)
+    assert row.created_at == case.created_at
+    assert [s.kind for s in await staff_events(any_db, case.id)] == ["incident.new"]
+
+
+async def test_row_moves_forward_only(any_db: Database) -> None:
+    acts = ProjectionActivities(any_db)
+    case = case_for()
+    t0 = case.created_at
+    await acts.project_event(project_input(case, event(1, at=t0)))
+    unit = unit_ref()
+    verified = case.model_copy(update={
+        "state": State.VERIFIED, "updated_at": t0 + timedelta(seconds=5),
+        "ward": WardInfo(code=26743, name="Phường Bến Thành")})
+    verify = event(2, "verify", State.VERIFIED, State.RECEIVED, operator(),
+                   at=t0 + timedelta(seconds=5))
+    routed = verified.model_copy(update={"state": State.ROUTED, "unit": unit})
+    route = event(3, "route", State.ROUTED, State.VERIFIED, operator(),
+                  at=t0 + timedelta(seconds=9), unit_id=unit.id)
+    await acts.project_event(project_input(verified, verify))
+    await acts.project_event(project_input(routed, route))
+    # A late re-delivery of seq 2 must not move the row back.
+    await acts.project_event(project_input(verified, verify))
+    row = await incident_row(any_db, case.id)
+    assert (row.state, row.last_seq, row.unit_id, row.ward_code) == ("routed", 3, unit.id, 26743)
+    assert row.verified_at == t0 + timedelta(seconds=5)
+    assert row.routed_at == t0 + timedelta(seconds=9)
+    rows = await stored_events(any_db, case.id)
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert rows[2].data == {"unit_id": unit.id} and rows[2].actor_role == "operator"
+    assert [s.kind for s in await staff_events(any_db, case.id)] == [
+        "incident.new", "incident.changed", "incident.changed"]
+
+
+async def test_terminal_state_closes_the_row_and_links_attachments(any_db: Database) -> None:
+    acts = ProjectionActivities(any_db)
+    attachment = Attachment(content_type="image/jpeg", size=10, sha256="0" * 64,
+                            storage_key=f"k/{new_id()}")
+    note_attachment = Attachment(content_type="image/png", size=10, sha256="1" * 64,
+                                 storage_key=f"k/{new_id()}")
+    async with any_db.session() as session:
+        session.add(attachment)
+        session.add(note_attachment)
+        await session.commit()
+    inp = incident_input(attachments=[attachment.id])
+    case = case_for(inp, attachments=[attachment.id])
+    await acts.project_event(project_input(case, event(1)))
+    note = event(2, "note", None, None, operator(), text="ảnh", attachments=[note_attachment.id])
+    await acts.project_event(project_input(case, note))
+    done = case.model_copy(update={"state": State.CANCELLED, "closed_at": datetime.now(UTC)})
+    await acts.project_event(project_input(
+        done, event(3, "cancel", State.CANCELLED, State.RECEIVED)))
+    row = await incident_row(any_db, case.id)
+    assert (row.state, row.is_open) == ("cancelled", False) and row.closed_at is not None
+    async with any_db.session() as session:
+        linked = (await session.exec(select(func.count()).select_from(Attachment).where(
+            Attachment.incident_id == case.id))).one()
+    assert linked == 2

@@ -1,0 +1,117 @@
+"""Kill the worker in the middle of a lifecycle, start another, finish the case: the read
+model ends with every event exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from sqlmodel import select
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import names
+from activities.projection import ProjectionActivities
+from core.db import Database
+from core.settings import Settings
+from schema.payloads import (
+    AcknowledgeInput,
+    ArriveInput,
+    ClassifyInput,
+    CloseInput,
+    NoteInput,
+    ProjectInput,
+    RouteInput,
+)
+from schema.states import Category, Outcome, Priority, State
+from schema.tables import Incident
+from tests.workflows.factories import (
+    eventually,
+    officer,
+    operator,
+    running_worker,
+    start_incident,
+    stored_events,
+    unit_ref,
+)
+from worker import build_activities
+from workflows.incident import IncidentWorkflow as W
+
+
+class StallAfterWrite(ProjectionActivities):
+    """Writes the `arrive` event, then hangs as a dying worker would, before reporting."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.stalled = asyncio.Event()
+
+    @activity.defn(name=names.PROJECT_EVENT)
+    async def project_event(self, inp: ProjectInput) -> None:
+        await super().project_event(inp)
+        if inp.event.action == "arrive":
+            self.stalled.set()
+            await asyncio.Event().wait()  # never returns; cancelled at shutdown
+
+
+def first_worker(client: Client, settings: Settings, db: Database, task_queue: str,
+                 projection: StallAfterWrite) -> Worker:
+    activities = [a for a in build_activities(settings, db)
+                  if getattr(a, "__name__", "") != "project_event"]
+    return Worker(client, task_queue=task_queue, workflows=[W],
+                  activities=[projection.project_event, *activities])
+
+
+async def test_worker_killed_mid_lifecycle(temporal_env: WorkflowEnvironment, pg_db: Database,
+                                           make_settings: Callable[..., Settings],
+                                           task_queue: str) -> None:
+    client = temporal_env.client
+    settings = make_settings()
+    projection = StallAfterWrite(pg_db)
+    worker = first_worker(client, settings, pg_db, task_queue, projection)
+    running = asyncio.create_task(worker.run())
+
+    handle = await start_incident(client, task_queue)
+    unit = unit_ref()
+    await handle.execute_update(W.classify, ClassifyInput(
+        actor=operator(), category=Category.CRIME, priority=Priority.CRITICAL))
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+    await handle.execute_update(W.acknowledge, AcknowledgeInput(actor=officer(unit)))
+    arriving = asyncio.create_task(
+        handle.execute_update(W.arrive, ArriveInput(actor=officer(unit))))
+    await asyncio.wait_for(projection.stalled.wait(), 15)
+    case_id = (await handle.describe()).id.removeprefix("incident-")
+    assert "arrive" in [e.action for e in await stored_events(pg_db, case_id)]
+
+    # Kill the worker while the update waits on the stalled projection.
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert not arriving.done()
+
+    async with running_worker(client, settings, pg_db, task_queue):
+        case = await asyncio.wait_for(arriving, 60)
+        assert case.state is State.ON_SCENE
+        await handle.execute_update(W.note, NoteInput(actor=officer(unit), text="Đã khống chế"))
+        await handle.execute_update(W.close, CloseInput(
+            actor=officer(unit), outcome=Outcome.RESOLVED, summary="Đã xử lý"))
+        final = await handle.result()
+
+    assert final.state is State.CLOSED
+    # The stalled projection really ran twice: once on the dead worker, once on the new one.
+    history = await handle.fetch_history()
+    attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+    assert max(attempts) >= 2
+    rows = await stored_events(pg_db, final.id)
+    assert [(r.seq, r.action) for r in rows] == [(e.seq, e.action) for e in final.timeline]
+    assert [e.seq for e in final.timeline] == list(range(1, len(final.timeline) + 1))
+    assert [e.action for e in final.timeline].count("arrive") == 1
+
+    async def row_closed() -> bool:
+        async with pg_db.session() as session:
+            row = (await session.exec(select(Incident).where(Incident.id == final.id))).one()
+        return row.state == "closed" and row.last_seq == len(final.timeline)
+
+    assert await eventually(row_closed)

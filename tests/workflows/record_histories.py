@@ -1,0 +1,143 @@
+"""Record workflow histories for the replay test.
+
+    CANHBAO_TEST_DATABASE_URL=postgresql+psycopg://... \
+        .venv/bin/python -m tests.workflows.record_histories
+
+Runs a few real lifecycles on a fresh Temporal dev server with a worker and the given
+database (it is reset), then writes each history as JSON under tests/histories/. Record
+again only on purpose: old histories must keep replaying, that is their point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from core.db import Database
+from core.settings import ROOT, Settings
+from schema.payloads import (
+    AcknowledgeInput,
+    AddInfoInput,
+    ArriveInput,
+    CancelInput,
+    ClassifyInput,
+    CloseInput,
+    MergeInput,
+    NoteInput,
+    PublishAlertInput,
+    ReassignInput,
+    RejectInput,
+    RouteInput,
+    VerifyInput,
+)
+from schema.states import Category, Outcome, Priority
+from tests.workflows.factories import (
+    citizen,
+    eventually,
+    incident_input,
+    new_id,
+    officer,
+    operator,
+    query_case,
+    running_worker,
+    start_incident,
+    supervisor,
+    unit_ref,
+)
+from workflows.incident import IncidentWorkflow as W
+
+OUT = ROOT / "tests" / "histories"
+
+
+async def lifecycle(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    handle = await start_incident(client, tq)
+    unit = unit_ref()
+    await handle.execute_update(W.classify, ClassifyInput(
+        actor=operator(), category=Category.CRIME, priority=Priority.HIGH))
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+    await handle.execute_update(W.note, NoteInput(actor=officer(unit), text="Đang đến",
+                                                  public=True))
+    await handle.execute_update(W.arrive, ArriveInput(actor=officer(unit)))
+    await handle.execute_update(W.publish_alert, PublishAlertInput(
+        actor=supervisor(), alert_id=new_id(), headline="Cảnh báo", instruction="Tránh xa",
+        radius_m=300))
+    await handle.execute_update(W.close, CloseInput(actor=officer(unit),
+                                                    outcome=Outcome.RESOLVED, summary="Xong"))
+    await handle.result()
+    return [("lifecycle", handle)]
+
+
+async def escalation(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    handle = await start_incident(client, tq, incident_input(
+        category=Category.FIRE_EXPLOSION, sla_scale=0.005))  # RECEIVED: 0.3 s
+
+    async def level_two():  # type: ignore[no-untyped-def]
+        return (await query_case(handle)).escalation.level >= 2
+
+    await eventually(level_two)
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    first, second = unit_ref(), unit_ref("Dự phòng")
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=first))
+    await handle.execute_update(W.acknowledge, AcknowledgeInput(actor=officer(first)))
+    await handle.execute_update(W.reassign, ReassignInput(actor=supervisor(), unit=second,
+                                                          reason="Quá tải"))
+    await handle.execute_update(W.arrive, ArriveInput(actor=officer(second)))
+    await handle.execute_update(W.close, CloseInput(actor=supervisor(),
+                                                    outcome=Outcome.REFERRED, summary="Chuyển"))
+    await handle.result()
+    return [("escalation", handle)]
+
+
+async def merge(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    primary = await start_incident(client, tq)
+    child = await start_incident(client, tq)
+    await child.execute_update(W.add_info, AddInfoInput(actor=citizen(), text="Thêm ảnh"))
+    await child.execute_update(W.merge, MergeInput(
+        actor=operator(), into_incident_id=(await query_case(primary)).id))
+    await primary.execute_update(W.verify, VerifyInput(actor=operator()))
+    await primary.execute_update(W.reject, RejectInput(actor=operator(), reason="Sai sự thật"))
+    await child.result()
+    await primary.result()
+    return [("merge_primary", primary), ("merge_child", child)]
+
+
+async def cancel(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    handle = await start_incident(client, tq)
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await handle.execute_update(W.cancel, CancelInput(actor=citizen(), reason="Đã ổn"))
+    await handle.result()
+    return [("cancel", handle)]
+
+
+async def main() -> None:
+    from tests.conftest import PG_URL, WARDS_GEOJSON, reset_and_migrate
+
+    reset_and_migrate(PG_URL)
+    settings = Settings(CANHBAO_DEMO=True, DATABASE_URL=PG_URL,
+                        CANHBAO_WARDS_GEOJSON=str(WARDS_GEOJSON))
+    db = Database(PG_URL)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=pydantic_data_converter, ui=False)
+    tq = f"record-{uuid.uuid4()}"
+    try:
+        async with running_worker(env.client, settings, db, tq):
+            for scenario in (lifecycle, escalation, merge, cancel):
+                for name, handle in await scenario(env.client, tq):
+                    history = await handle.fetch_history()
+                    (OUT / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+    finally:
+        await env.shutdown()
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    asyncio.run(main())

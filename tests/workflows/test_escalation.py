@@ -1,0 +1,169 @@
+"""SLA deadlines and escalation on the time-skipping test server (time moves by env.sleep)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from core.db import Database
+from schema.payloads import (
+    AcknowledgeInput,
+    ClassifyInput,
+    CloseInput,
+    IncidentCase,
+    RouteInput,
+    VerifyInput,
+)
+from schema.states import Category, Outcome, Priority, State, sla_deadline
+from schema.tables import Alert, Notification
+from tests.workflows.factories import (
+    eventually,
+    incident_input,
+    officer,
+    operator,
+    query_case,
+    start_incident,
+    stored_events,
+    supervisor,
+    unit_ref,
+)
+from workflows.incident import IncidentWorkflow as W
+
+FIRE = Category.FIRE_EXPLOSION  # priority 1: RECEIVED 1 min, VERIFIED 2 min, ROUTED 3 min
+
+
+async def alerts(db: Database, incident_id: str) -> list[Alert]:
+    async with db.session() as session:
+        rows = await session.exec(select(Alert).where(Alert.incident_id == incident_id)
+                                  .order_by(Alert.level))
+        return list(rows.all())
+
+
+async def audiences(db: Database, incident_id: str) -> list[str]:
+    async with db.session() as session:
+        rows = await session.exec(select(Notification.audience)
+                                  .where(Notification.incident_id == incident_id))
+        return sorted(rows.all())
+
+
+async def level_is(handle, level: int) -> IncidentCase | None:  # type: ignore[no-untyped-def]
+    case = await query_case(handle)
+    escalations = [e for e in case.timeline if e.action == "escalate"]
+    return case if case.escalation.level == level and len(escalations) >= level else None
+
+
+async def test_escalates_twice_then_a_transition_resolves(
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str,
+        pg_db: Database) -> None:
+    env = time_skipping_env
+    handle = await start_incident(skip_client, task_queue, incident_input(category=FIRE))
+    case = await query_case(handle)
+    received = case.timeline[0].at  # the report time, or the start if that was earlier
+    assert case.deadline == received + timedelta(minutes=1)
+
+    await env.sleep(50)
+    assert (await query_case(handle)).escalation.level == 0
+    await env.sleep(15)
+    case = await eventually(lambda: level_is(handle, 1))
+    assert case.escalation.overdue_since == received + timedelta(minutes=1)
+    assert case.deadline == received + timedelta(minutes=2)  # re-armed, same duration
+    found = await eventually(lambda: alerts(pg_db, case.id))
+    assert [(a.level, a.state, a.resolved_at) for a in found] == [(1, "received", None)]
+    assert await audiences(pg_db, case.id) == ["supervisors"]
+
+    await env.sleep(60)
+    case = await eventually(lambda: level_is(handle, 2))
+    await eventually(lambda: _count(alerts(pg_db, case.id), 2))
+    assert await audiences(pg_db, case.id) == ["city_command", "supervisors", "supervisors"]
+    escalate = [e for e in case.timeline if e.action == "escalate"]
+    assert [e.data["level"] for e in escalate] == [1, 2]
+    assert all(e.actor.username == "system" for e in escalate)
+
+    case = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    assert case.escalation.level == 0 and case.escalation.overdue_since is None
+    verified = next(e for e in case.timeline if e.action == "verify")
+    assert case.deadline == verified.at + sla_deadline(Priority.CRITICAL, State.VERIFIED, 1.0)
+    assert all(a.resolved_at is not None for a in await alerts(pg_db, case.id))
+    rows = await stored_events(pg_db, case.id)
+    assert [r.seq for r in rows] == [e.seq for e in case.timeline]
+    assert sorted(r.action for r in rows).count("escalate") == 2
+
+
+async def test_each_transition_restarts_the_deadline(
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str,
+        pg_db: Database) -> None:
+    env = time_skipping_env
+    handle = await start_incident(skip_client, task_queue, incident_input(category=FIRE))
+    await env.sleep(45)
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await env.sleep(100)  # 145 s after receipt, 100 s into VERIFIED (2 min allowed)
+    case = await query_case(handle)
+    assert case.escalation.level == 0
+    unit = unit_ref()
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+    await env.sleep(170)  # ROUTED allows 3 min
+    assert (await query_case(handle)).escalation.level == 0
+    await env.sleep(20)
+    case = await eventually(lambda: level_is(handle, 1))
+    assert case.state is State.ROUTED
+    await handle.execute_update(W.acknowledge, AcknowledgeInput(actor=officer(unit)))
+    found = await alerts(pg_db, case.id)
+    assert [(a.state, a.level) for a in found] == [("routed", 1)]
+    assert found[0].resolved_at is not None
+    case = await handle.execute_update(W.close, CloseInput(
+        actor=officer(unit), outcome=Outcome.RESOLVED, summary="Xong"))
+    assert case.deadline is None
+    final = await handle.result()
+    assert final.state is State.CLOSED
+
+
+async def test_classify_changes_priority_and_deadline(
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str) -> None:
+    env = time_skipping_env
+    handle = await start_incident(skip_client, task_queue,
+                                  incident_input(category=Category.OTHER))  # priority 3
+    case = await handle.execute_update(W.classify, ClassifyInput(
+        actor=operator(), category=Category.OTHER, priority=Priority.LOW))
+    classified = next(e for e in case.timeline if e.action == "classify")
+    assert case.deadline == classified.at + timedelta(minutes=60)
+    await env.sleep(59 * 60)
+    assert (await query_case(handle)).escalation.level == 0
+    await env.sleep(2 * 60)
+    await eventually(lambda: level_is(handle, 1))
+
+
+async def test_sla_scale_shrinks_every_deadline(
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str,
+        pg_db: Database) -> None:
+    env = time_skipping_env
+    handle = await start_incident(skip_client, task_queue,
+                                  incident_input(category=FIRE, sla_scale=0.01))
+    case = await query_case(handle)
+    assert case.deadline == case.timeline[0].at + timedelta(seconds=0.6)
+    await env.sleep(1.3)
+    case = await eventually(lambda: level_is(handle, 2))
+    assert [a.level for a in await eventually(lambda: _count(alerts(pg_db, case.id), 2))] == [1, 2]
+
+
+async def test_no_escalation_once_terminal(
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str,
+        pg_db: Database) -> None:
+    env = time_skipping_env
+    handle = await start_incident(skip_client, task_queue, incident_input(category=FIRE))
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    unit = unit_ref()
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+    await handle.execute_update(W.close, CloseInput(
+        actor=supervisor(),
+        outcome=Outcome.FALSE_ALARM, summary="Báo nhầm"))
+    final = await handle.result()
+    await env.sleep(3600)
+    assert final.escalation.level == 0 and await alerts(pg_db, final.id) == []
+
+
+async def _count(rows_coro, n: int):  # type: ignore[no-untyped-def]
+    rows = await rows_coro
+    return rows if len(rows) >= n else None
