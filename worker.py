@@ -7,7 +7,6 @@ SIGTERM. Run as many as needed on the same task queue.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from activities.geo import GeoActivities, WardIndex, get_ward_index
 from activities.notify import NotifyActivities
 from activities.projection import ProjectionActivities
 from core.db import Database
+from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from workflows.incident import IncidentWorkflow
@@ -82,8 +82,7 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     asyncio.run(serve(settings))
 
 

@@ -118,6 +118,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_incidents_state_created', ['state', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_incidents_unit_created', ['unit_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_incidents_ward_created', ['ward_code', 'created_at', 'id'], unique=False)
+    # Word search on descriptions (the console's `q`): PostgreSQL full text, 'simple'
+    # configuration (lower-cased words, diacritics kept). SQLite falls back to LIKE.
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("CREATE INDEX ix_incidents_description_fts ON incidents "
+                   "USING gin (to_tsvector('simple', description))")
 
     op.create_table('login_attempts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -300,6 +305,8 @@ def downgrade() -> None:
 
     op.drop_table('login_attempts')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
+        if op.get_bind().dialect.name == 'postgresql':
+            op.execute("DROP INDEX IF EXISTS ix_incidents_description_fts")
         batch_op.drop_index('ix_incidents_ward_created')
         batch_op.drop_index('ix_incidents_unit_created')
         batch_op.drop_index('ix_incidents_state_created')

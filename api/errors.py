@@ -1,0 +1,191 @@
+"""Errors as JSON `{error, detail}` (422 adds `fields`), in Vietnamese or English.
+
+Raise `ApiError` (or one of the domain errors from api.intake, which carry both languages)
+anywhere in a route; the handlers installed by `install_handlers` pick the language from
+`Accept-Language` (Vietnamese unless the caller prefers English).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+def request_lang(request: Request) -> str:
+    """'en' when the caller prefers English (?lang=, `lang` cookie, Accept-Language), else 'vi'."""
+    explicit = request.query_params.get("lang") or request.cookies.get("lang")
+    if explicit in ("vi", "en"):
+        return explicit
+    header = request.headers.get("accept-language", "")
+    best, best_q = "vi", -1.0
+    for part in header.split(","):
+        piece = part.strip()
+        if not piece:
+            continue
+        tag, _, params = piece.partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in ("vi", "en") and q > best_q:
+            best, best_q = primary, q
+    return best
+
+
+class ApiError(Exception):
+    """An error answer with a stable code and a message in both languages."""
+
+    def __init__(self, status: int, error: str, vi: str, en: str | None = None,
+                 fields: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(en or vi)
+        self.status = status
+        self.error = error
+        self.vi = vi
+        self.en = en or vi
+        self.fields = fields
+        self.headers = headers
+        self.extra = extra
+
+    def body(self, lang: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.error, "detail": self.en if lang == "en" else self.vi}
+        if self.fields is not None:
+            out["fields"] = self.fields
+        out.update(self.extra)
+        return out
+
+
+def not_found(what_vi: str = "Không tìm thấy", what_en: str = "Not found") -> ApiError:
+    return ApiError(404, "not_found", what_vi, what_en)
+
+
+def field_error(field: str, vi: str, en: str, lang: str | None = None) -> ApiError:
+    """A 422 for one field that pydantic could not check (unknown attachment id, ...)."""
+    return ApiError(422, "validation_error", "Dữ liệu không hợp lệ", "Invalid input",
+                    fields=[{"field": field, "message": vi, "message_en": en}])
+
+
+# Standard answers for HTTP statuses raised without a domain error.
+_STATUS: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "Yêu cầu không hợp lệ", "Bad request"),
+    401: ("unauthorized", "Cần đăng nhập", "Authentication required"),
+    403: ("forbidden", "Không có quyền thực hiện", "Not allowed"),
+    404: ("not_found", "Không tìm thấy", "Not found"),
+    405: ("method_not_allowed", "Phương thức không được hỗ trợ", "Method not allowed"),
+    406: ("not_acceptable", "Định dạng không được hỗ trợ", "Not acceptable"),
+    409: ("conflict", "Xung đột trạng thái", "Conflict"),
+    413: ("too_large", "Tệp quá lớn", "Too large"),
+    415: ("unsupported_media_type", "Loại tệp không được hỗ trợ", "Unsupported media type"),
+    429: ("too_many_requests", "Quá nhiều yêu cầu, vui lòng thử lại sau",
+          "Too many requests, try again later"),
+    503: ("unavailable", "Dịch vụ tạm thời không sẵn sàng", "Service temporarily unavailable"),
+}
+
+# Vietnamese for the pydantic error types a citizen is likely to meet.
+_PYDANTIC_VI: dict[str, str] = {
+    "missing": "Thiếu trường bắt buộc",
+    "string_too_short": "Quá ngắn",
+    "string_too_long": "Quá dài",
+    "greater_than_equal": "Giá trị quá nhỏ",
+    "less_than_equal": "Giá trị quá lớn",
+    "greater_than": "Giá trị quá nhỏ",
+    "less_than": "Giá trị quá lớn",
+    "enum": "Giá trị không nằm trong danh sách cho phép",
+    "literal_error": "Giá trị không nằm trong danh sách cho phép",
+    "uuid_parsing": "Mã định danh (UUID) không hợp lệ",
+    "uuid_type": "Mã định danh (UUID) không hợp lệ",
+    "float_parsing": "Phải là một số",
+    "float_type": "Phải là một số",
+    "int_parsing": "Phải là số nguyên",
+    "int_type": "Phải là số nguyên",
+    "finite_number": "Phải là một số hữu hạn",
+    "bool_parsing": "Phải là true hoặc false",
+    "string_type": "Phải là chuỗi ký tự",
+    "list_type": "Phải là một danh sách",
+    "too_long": "Danh sách quá dài",
+    "model_type": "Phải là một đối tượng JSON",
+    "dict_type": "Phải là một đối tượng JSON",
+    "extra_forbidden": "Trường không được hỗ trợ",
+    "json_invalid": "JSON không hợp lệ",
+    "datetime_parsing": "Thời gian không hợp lệ",
+    "datetime_from_date_parsing": "Thời gian không hợp lệ",
+    "value_error": "Giá trị không hợp lệ",
+    "string_pattern_mismatch": "Định dạng không hợp lệ",
+}
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie", "form"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_fields(exc: RequestValidationError, lang: str) -> list[dict[str, str]]:
+    fields = []
+    for err in exc.errors():
+        msg_en = str(err.get("msg", "Invalid value"))
+        if msg_en.startswith("Value error, "):
+            msg_en = msg_en[len("Value error, "):]
+        ctx = err.get("ctx") or {}
+        msg_vi = ctx.get("vi") if isinstance(ctx, dict) else None
+        if not msg_vi:
+            msg_vi = _PYDANTIC_VI.get(str(err.get("type")), msg_en)
+        fields.append({"field": _field_name(err.get("loc", ())),
+                       "message": msg_en if lang == "en" else msg_vi,
+                       "type": str(err.get("type"))})
+    return fields
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        lang = request_lang(request)
+        body = exc.body(lang)
+        if exc.fields is not None:
+            body["fields"] = [
+                {"field": f["field"],
+                 "message": f.get("message_en", f["message"]) if lang == "en" else f["message"]}
+                for f in exc.fields
+            ]
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        lang = request_lang(request)
+        detail = "Invalid input" if lang == "en" else "Dữ liệu không hợp lệ"
+        return JSONResponse(
+            {"error": "validation_error", "detail": detail,
+             "fields": _validation_fields(exc, lang)},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        lang = request_lang(request)
+        code, vi, en = _STATUS.get(exc.status_code, ("error", "Lỗi", "Error"))
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail not in (
+            "Not Found", "Method Not Allowed", "Unauthorized", "Forbidden"
+        ) and lang == "en" else (en if lang == "en" else vi)
+        return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        lang = request_lang(request)
+        return JSONResponse(
+            {"error": "internal_error",
+             "detail": "Internal error" if lang == "en" else "Lỗi hệ thống, vui lòng thử lại"},
+            status_code=500,
+        )

@@ -1,0 +1,160 @@
+"""The FastAPI application: JSON API under /api/v1, Open311, CAP, operations endpoints and
+the web pages.
+
+`uvicorn api.main:create_app --factory` runs it with settings from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.errors import install_handlers
+from api.intake import flush_started, relay_forever
+from api.metrics import REQUEST_LATENCY
+from api.temporal import TemporalHolder
+from core.db import Database
+from core.logging import configure_logging
+from core.settings import ROOT, Settings, get_settings
+from core.storage import make_storage
+
+log = structlog.get_logger(__name__)
+
+
+class RequestContext:
+    """Pure ASGI middleware (streams stay streams): a request id in the log context, the
+    latency histogram by route template, one access log line."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        request_id = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode()[:64] \
+            or uuid.uuid4().hex[:16]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_wrapper(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            REQUEST_LATENCY.labels(scope.get("method", ""), path, str(status)).observe(elapsed)
+            if path not in ("/healthz", "/metrics"):
+                log.info("request", method=scope.get("method"), route=path, status=status,
+                         ms=round(elapsed * 1000, 1))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    configure_logging(settings)
+    app.state.db = Database.from_settings(settings)
+    app.state.storage = make_storage(settings)
+    if getattr(app.state, "temporal", None) is None:
+        app.state.temporal = TemporalHolder(settings)
+    relay = None
+    if app.state.run_relay:
+        relay = asyncio.create_task(relay_forever(app.state), name="intake-relay")
+    log.info("api started", database=settings.database_url.split("@")[-1],
+             temporal=settings.temporal_address,
+             storage="s3" if settings.s3_bucket else "local")
+    try:
+        yield
+    finally:
+        if relay is not None:
+            relay.cancel()
+            with suppress(asyncio.CancelledError):
+                await relay
+        with suppress(Exception):
+            await flush_started(app.state)
+        await app.state.db.dispose()
+
+
+def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
+    """The application. `run_relay=False` leaves starting pending workflows to someone
+    else (`canhbao relay`, or a test calling relay_once)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="CanhBao API",
+        version="1.0",
+        description="Tin báo ANTT TP.HCM — citizen reports, dispatch and tracking. "
+                    "Errors are JSON {error, detail} in Vietnamese or English "
+                    "(Accept-Language).",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.run_relay = run_relay
+    app.state.temporal = None
+    app.state.sse_poll_s = 1.0
+    install_handlers(app)
+    app.add_middleware(RequestContext)
+
+    from api.routes import alerts, auth, events, incidents, ops, places, reports, stats
+
+    for module in (ops, auth, reports, incidents, alerts, places, stats, events):
+        app.include_router(module.router)
+    for optional in ("api.routes.open311", "api.routes.cap"):
+        try:
+            module = __import__(optional, fromlist=["router"])
+        except ImportError:
+            continue
+        app.include_router(module.router)
+
+    _mount_docs(app)
+
+    from web.routes import router as web_router
+
+    app.include_router(web_router)
+    static_dir = ROOT / "web" / "static"
+    if static_dir.is_dir():
+        app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the swagger-ui-bundle package (no CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # pragma: no cover - the dependency is declared
+        swagger_ui_path = None
+    if swagger_ui_path:
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if not swagger_ui_path:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{app.title} — docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png")

@@ -1,0 +1,92 @@
+"""Staff sign-in: OAuth2 password-flow tokens for API clients, a session cookie for
+browsers (CSRF-protected), and who-am-I."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from api import auth
+from api.deps import CurrentUser
+from api.metrics import LOGIN_FAILURES
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+_ERR = {"model": dict}
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class Me(BaseModel):
+    id: str
+    username: str
+    role: str
+    full_name: str
+    unit_id: str | None
+    unit_name: str | None
+    csrf_token: str | None = None
+
+
+async def _authenticate(request: Request, username: str, password: str):
+    try:
+        return await auth.authenticate(request.app.state.db, username, password,
+                                       auth.client_address(request))
+    except auth.LoginThrottled:
+        LOGIN_FAILURES.labels("throttled").inc()
+        raise
+    except auth.BadCredentials:
+        LOGIN_FAILURES.labels("bad_credentials").inc()
+        raise
+
+
+@router.post("/token", response_model=TokenOut, responses={401: _ERR, 429: _ERR})
+async def token(request: Request, username: Annotated[str, Form(max_length=200)],
+                password: Annotated[str, Form(max_length=1000)],
+                grant_type: Annotated[str | None, Form()] = None) -> TokenOut:
+    """OAuth2 password flow: form `username`, `password` → bearer token."""
+    settings = request.app.state.settings
+    user = await _authenticate(request, username, password)
+    return TokenOut(access_token=auth.make_token(settings, user),
+                    expires_in=settings.session_hours * 3600)
+
+
+@router.post("/login", responses={200: {"model": Me}, 303: {}, 401: _ERR, 429: _ERR})
+async def login(request: Request, username: Annotated[str, Form(max_length=200)],
+                password: Annotated[str, Form(max_length=1000)],
+                next: Annotated[str | None, Form(max_length=500)] = None) -> Response:
+    """Browser sign-in: sets the session cookie. With a local `next` path, redirects
+    there (303); otherwise answers who signed in and the CSRF token for forms."""
+    settings = request.app.state.settings
+    user = await _authenticate(request, username, password)
+    if next and next.startswith("/") and not next.startswith("//"):
+        response: Response = RedirectResponse(next, status_code=303)
+        auth.set_session_cookie(response, settings, user)
+        return response
+    response = JSONResponse({})
+    csrf = auth.set_session_cookie(response, settings, user)
+    response.body = response.render(Me(
+        id=user.id, username=user.username, role=user.role, full_name=user.full_name,
+        unit_id=user.unit_id, unit_name=None, csrf_token=csrf).model_dump())
+    response.headers["content-length"] = str(len(response.body))
+    return response
+
+
+@router.post("/logout", status_code=204)
+async def logout() -> Response:
+    response = Response(status_code=204)
+    auth.clear_session_cookie(response)
+    return response
+
+
+@router.get("/me", response_model=Me, responses={401: _ERR})
+async def me(request: Request, user: CurrentUser) -> Me:
+    return Me(id=user.id, username=user.username, role=user.role, full_name=user.full_name,
+              unit_id=user.unit_id, unit_name=user.unit_name,
+              csrf_token=auth.csrf_token(request) if user.via == "session" else None)

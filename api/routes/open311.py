@@ -1,0 +1,223 @@
+"""Open311 GeoReport v2 (JSON) under /open311/v2/.
+
+A POSTed request becomes a report like any other (api.intake.submit_report, source
+"open311"). Privacy: incidents are police matters, so a request is public only to whoever
+holds its `service_request_id` (an unguessable UUID, returned to the submitter); listing
+without ids is for signed-in staff. Errors follow the spec: `[{code, description}]`.
+`media_url` is not fetched (no server-side requests to outside URLs); upload through
+/api/v1/attachments and pass `attachment_ids` (an extension) instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from api import intake
+from api.auth import principal_from_request
+from api.errors import ApiError
+from schema.states import Category, State
+from schema.tables import Incident, IncidentEvent, Report
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+SERVICES: dict[str, dict[str, str]] = {
+    Category.CRIME.value: {"name": "Tội phạm", "description":
+                           "Trộm cắp, cướp giật, đánh nhau, gây rối trật tự công cộng"},
+    Category.TRAFFIC_ACCIDENT.value: {"name": "Tai nạn giao thông", "description":
+                                      "Va chạm, tai nạn giao thông, ùn tắc nghiêm trọng"},
+    Category.FIRE_EXPLOSION.value: {"name": "Cháy nổ", "description":
+                                    "Cháy, nổ, khói bất thường, rò rỉ khí"},
+    Category.OTHER.value: {"name": "Sự cố khác", "description":
+                           "Các sự việc khác về an ninh trật tự"},
+}
+
+
+def _error(status: int, description: str) -> JSONResponse:
+    return JSONResponse([{"code": status, "description": description}], status_code=status)
+
+
+@router.get("/discovery.json")
+async def discovery(request: Request) -> dict[str, Any]:
+    base = (request.app.state.settings.public_url or str(request.base_url)).rstrip("/")
+    return {
+        "changeset": "2026-11-28T00:00:00+07:00",
+        "contact": "Công an TP. Hồ Chí Minh — gọi 113 khi khẩn cấp",
+        "key_service": "Không cần khóa API cho tin báo của người dân",
+        "endpoints": [{
+            "specification": "http://wiki.open311.org/GeoReport_v2",
+            "url": f"{base}/open311/v2",
+            "changeset": "2026-11-28T00:00:00+07:00",
+            "type": "production",
+            "formats": ["application/json"],
+        }],
+    }
+
+
+@router.get("/services.json")
+async def services() -> list[dict[str, Any]]:
+    return [{"service_code": code, "service_name": s["name"], "description": s["description"],
+             "metadata": False, "type": "realtime", "keywords": code.replace("_", ", "),
+             "group": "An ninh trật tự"} for code, s in SERVICES.items()]
+
+
+@router.get("/services/{service_code}.json", responses={404: {"model": list}})
+async def service_definition(service_code: str) -> Any:
+    if service_code not in SERVICES:
+        return _error(404, f"unknown service_code {service_code}")
+    return {"service_code": service_code, "attributes": []}
+
+
+def _status(state: str) -> str:
+    return "closed" if State(state).is_terminal else "open"
+
+
+@router.post("/requests.json", status_code=201,
+             responses={400: {"model": list}, 201: {"model": list}})
+async def create_request(request: Request) -> Any:
+    """Form fields per GeoReport v2: service_code, lat, long, address_string, description,
+    first_name, last_name, phone (email, device_id, account_id and media_url are accepted
+    and not used); extension: attachment_ids (comma separated)."""
+    form = await request.form()
+
+    def field(name: str) -> str | None:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    code = field("service_code")
+    if code not in SERVICES:
+        return _error(400, "service_code missing or unknown")
+    if field("lat") is None or field("long") is None:
+        return _error(400, "lat and long are required (address-only requests are not "
+                           "accepted: police need a position)")
+    name = " ".join(p for p in (field("first_name"), field("last_name")) if p) or None
+    reporter = {"name": name, "phone": field("phone")} if name or field("phone") else None
+    try:
+        attachment_ids = [uuid.UUID(a.strip()) for a in (field("attachment_ids") or "").split(",")
+                          if a.strip()]
+        body = intake.ReportCreate(
+            category=code, description=field("description") or "",
+            location={"lat": field("lat"), "lon": field("long")},
+            address=field("address_string"), reporter=reporter, attachments=attachment_ids)
+    except (ValidationError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return _error(400, f"{where}: {first['msg']}")
+        return _error(400, "attachment_ids must be UUIDs")
+    try:
+        accepted = await intake.submit_report(request.app.state, body, source="open311")
+    except intake.IntakeFieldError as exc:
+        return _error(400, f"{exc.field}: {exc.message_en}")
+    return JSONResponse([{
+        "service_request_id": accepted.incident_id,
+        "service_notice": f"Mã tin báo {accepted.tracking_code}. Theo dõi: "
+                          f"{accepted.status_url}",
+        "account_id": None,
+        "token": accepted.tracking_token,
+    }], status_code=201)
+
+
+async def _request_out(db: Any, report: Report, row: Incident | None) -> dict[str, Any]:
+    payload = report.payload
+    notes = None
+    async with db.session() as s:
+        last = (await s.execute(select(IncidentEvent.public_note).where(
+            IncidentEvent.incident_id == report.id, IncidentEvent.public_note.is_not(None))
+            .order_by(IncidentEvent.seq.desc()).limit(1))).scalar_one_or_none()
+        notes = last
+    state = row.state if row else State.RECEIVED.value
+    updated: datetime = row.updated_at if row else report.created_at
+    return {
+        "service_request_id": report.id,
+        "status": _status(state),
+        "status_notes": notes,
+        "service_name": SERVICES[payload["category"]]["name"],
+        "service_code": row.category if row else payload["category"],
+        "description": payload.get("description"),
+        "agency_responsible": row.unit_name if row and row.unit_name else
+        "Công an TP. Hồ Chí Minh",
+        "service_notice": None,
+        "requested_datetime": report.created_at.isoformat(),
+        "updated_datetime": updated.isoformat(),
+        "expected_datetime": None,
+        "address": payload.get("address"),
+        "address_id": None,
+        "zipcode": None,
+        "lat": payload["location"]["lat"],
+        "long": payload["location"]["lon"],
+        "media_url": None,
+    }
+
+
+async def _load(db: Any, ids: list[str]) -> list[tuple[Report, Incident | None]]:
+    async with db.session() as s:
+        reports = (await s.execute(select(Report).where(Report.id.in_(ids)))).scalars().all()
+        rows = {r.id: r for r in (await s.execute(
+            select(Incident).where(Incident.id.in_(ids)))).scalars().all()}
+    return [(r, rows.get(r.id)) for r in reports]
+
+
+def _uuids(text: str) -> list[str] | None:
+    try:
+        return [str(uuid.UUID(p.strip())) for p in text.split(",") if p.strip()][:100]
+    except ValueError:
+        return None
+
+
+@router.get("/requests/{service_request_id}.json", responses={404: {"model": list}})
+async def get_request(request: Request, service_request_id: str) -> Any:
+    ids = _uuids(service_request_id)
+    if not ids or len(ids) != 1:
+        return _error(404, "no such service request")
+    found = await _load(request.app.state.db, ids)
+    if not found:
+        return _error(404, "no such service request")
+    return [await _request_out(request.app.state.db, *found[0])]
+
+
+@router.get("/requests.json", responses={401: {"model": list}, 400: {"model": list}})
+async def list_requests(request: Request, service_request_id: str | None = None,
+                        service_code: str | None = None, status: str | None = None,
+                        start_date: datetime | None = None,
+                        end_date: datetime | None = None) -> Any:
+    """With `service_request_id` (comma separated): those requests, for anyone who holds
+    the ids. Without: the newest 200 matching requests, for signed-in staff (officers see
+    their unit's)."""
+    db = request.app.state.db
+    if service_request_id:
+        ids = _uuids(service_request_id)
+        if ids is None:
+            return _error(400, "service_request_id must be UUIDs")
+        return [await _request_out(db, r, row) for r, row in await _load(db, ids)]
+    try:
+        user = await principal_from_request(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.en)
+    if user is None:
+        return _error(401, "listing requests needs a staff sign-in; pass service_request_id")
+    stmt = select(Incident.id).order_by(Incident.created_at.desc()).limit(200)
+    if user.is_officer:
+        stmt = stmt.where(Incident.unit_id == user.unit_id)
+    if service_code:
+        stmt = stmt.where(Incident.category == service_code)
+    if status == "open":
+        stmt = stmt.where(Incident.is_open)
+    elif status == "closed":
+        stmt = stmt.where(~Incident.is_open)
+    if start_date:
+        start_date = start_date if start_date.tzinfo else start_date.replace(tzinfo=UTC)
+        stmt = stmt.where(Incident.created_at >= start_date)
+    if end_date:
+        end_date = end_date if end_date.tzinfo else end_date.replace(tzinfo=UTC)
+        stmt = stmt.where(Incident.created_at < end_date)
+    async with db.session() as s:
+        ids = list((await s.execute(stmt)).scalars().all())
+    found = sorted(await _load(db, ids), key=lambda x: x[0].created_at, reverse=True)
+    return [await _request_out(db, r, row) for r, row in found]

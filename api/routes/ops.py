@@ -1,0 +1,82 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from sqlalchemy import func, select, text
+
+from schema.tables import Alert, Outbox
+
+router = APIRouter(tags=["operations"])
+
+ESCALATIONS = Gauge("canhbao_escalations", "Escalation alerts recorded (all processes)",
+                    ["level"])
+OPEN_ALERTS = Gauge("canhbao_open_alerts", "Escalation alerts not yet resolved")
+OUTBOX_PENDING = Gauge("canhbao_intake_outbox_pending",
+                       "Accepted reports whose workflow is not started yet")
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+async def _check_db(request: Request) -> None:
+    async with request.app.state.db.session() as s:
+        await s.execute(text("SELECT 1"))
+
+
+async def _check_temporal(request: Request) -> None:
+    if not await request.app.state.temporal.healthy():
+        raise RuntimeError(request.app.state.temporal.last_error or "unhealthy")
+
+
+async def _check_storage(request: Request) -> None:
+    await request.app.state.storage.ready()
+
+
+@router.get("/readyz", responses={503: {"model": dict}})
+async def readyz(request: Request) -> JSONResponse:
+    """200 when the database, Temporal and storage answer; 503 naming those that do not."""
+    checks = {"db": _check_db, "temporal": _check_temporal, "storage": _check_storage}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(fn(request), 5) for fn in checks.values()), return_exceptions=True)
+    status = {name: ("ok" if not isinstance(r, BaseException) else "down")
+              for name, r in zip(checks, results, strict=True)}
+    down = [n for n, s in status.items() if s != "ok"]
+    if down:
+        vi = "Không sẵn sàng: " + ", ".join(down)
+        en = "Not ready: " + ", ".join(down) + " down"
+        from api.errors import request_lang
+
+        detail = en if request_lang(request) == "en" else vi
+        return JSONResponse({"error": "not_ready", "detail": detail, "down": down,
+                             "checks": status}, status_code=503)
+    return JSONResponse({"status": "ok", "checks": status})
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus text. Escalation and outbox figures come from the database, so every
+    API process reports the same."""
+    try:
+        async with request.app.state.db.session() as s:
+            levels = (await s.execute(select(Alert.level, func.count()).group_by(Alert.level))
+                      ).all()
+            open_alerts = (await s.execute(select(func.count()).select_from(Alert).where(
+                Alert.resolved_at.is_(None)))).scalar_one()
+            pending = (await s.execute(select(func.count()).select_from(Outbox).where(
+                Outbox.started_at.is_(None)))).scalar_one()
+        for level, count in levels:
+            ESCALATIONS.labels(str(level)).set(count)
+        OPEN_ALERTS.set(open_alerts)
+        OUTBOX_PENDING.set(pending)
+    except Exception:  # noqa: BLE001 - metrics still answer without the database
+        pass
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

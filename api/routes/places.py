@@ -1,0 +1,113 @@
+"""Reference data: units, wards and the ward for a GPS point.
+
+/wards and /wards/locate are public (no personal data; the citizen page uses them); /units
+is for staff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.deps import CurrentUser
+from api.errors import ApiError, not_found
+from schema.tables import Unit, Ward
+
+router = APIRouter(prefix="/api/v1", tags=["reference"])
+_ERR = {"model": dict}
+
+
+class UnitPublic(BaseModel):
+    id: str
+    code: str
+    name: str
+    kind: str
+    ward_code: int | None
+    lat: float | None
+    lon: float | None
+    phone: str | None
+    active: bool
+
+
+class WardPublic(BaseModel):
+    code: int
+    name: str
+    short_codename: str
+    division_type: str
+    lat: float | None
+    lon: float | None
+    geometry: dict[str, Any] | None = None
+
+
+class LocateOut(BaseModel):
+    code: int
+    name: str
+    exact: bool
+    outside_city: bool
+    distance_m: float
+
+
+@router.get("/units", response_model=list[UnitPublic], responses={401: _ERR})
+async def list_units(request: Request, user: CurrentUser,
+                     kind: Annotated[str | None, Query(max_length=40)] = None,
+                     ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None
+                     ) -> list[UnitPublic]:
+    stmt = select(Unit).order_by(Unit.kind, Unit.name)
+    if kind:
+        stmt = stmt.where(Unit.kind == kind)
+    if ward is not None:
+        stmt = stmt.where(Unit.ward_code == ward)
+    async with request.app.state.db.session() as s:
+        rows = (await s.execute(stmt)).scalars().all()
+    return [UnitPublic.model_validate(u, from_attributes=True) for u in rows]
+
+
+def _ward(w: Ward, geometry: bool) -> WardPublic:
+    return WardPublic(code=w.code, name=w.name, short_codename=w.short_codename,
+                      division_type=w.division_type, lat=w.lat, lon=w.lon,
+                      geometry=json.loads(w.geometry) if geometry and w.geometry else None)
+
+
+@router.get("/wards", response_model=list[WardPublic])
+async def list_wards(request: Request, geometry: bool = False) -> list[WardPublic]:
+    """The 168 HCMC wards; `geometry=true` adds each boundary (GeoJSON, about 2 MB)."""
+    async with request.app.state.db.session() as s:
+        rows = (await s.execute(select(Ward).order_by(Ward.code))).scalars().all()
+    return [_ward(w, geometry) for w in rows]
+
+
+@router.get("/wards/locate", response_model=LocateOut, responses={404: _ERR, 503: _ERR})
+async def locate_ward(request: Request,
+                      lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
+                      lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)]
+                      ) -> LocateOut:
+    """The ward containing the point (exact), else the nearest one (exact=false);
+    outside_city when it is farther than the setting from any ward."""
+    settings = request.app.state.settings
+    try:
+        from activities.geo import get_ward_index
+
+        index = await asyncio.to_thread(get_ward_index, settings.wards_geojson)
+    except (ImportError, OSError, ValueError) as exc:
+        raise ApiError(503, "unavailable", "Chưa có dữ liệu ranh giới phường",
+                       "Ward boundaries are not available") from exc
+    info = index.locate(lat, lon, settings.outside_city_m)
+    if info is None:
+        raise not_found("Không xác định được phường", "No ward found")
+    return LocateOut(code=info.code, name=info.name, exact=info.exact,
+                     outside_city=info.outside_city, distance_m=info.distance_m)
+
+
+@router.get("/wards/{code}", response_model=WardPublic, responses={404: _ERR})
+async def get_ward(request: Request, code: Annotated[int, Path(ge=0, le=10_000_000)],
+                   geometry: bool = True) -> WardPublic:
+    async with request.app.state.db.session() as s:
+        w = await s.get(Ward, code)
+    if w is None:
+        raise not_found("Không tìm thấy phường", "No such ward")
+    return _ward(w, geometry)
