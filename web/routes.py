@@ -438,3 +438,9 @@ async def offline_page(request: Request) -> Response:
     """Shown by the service worker when a page is not cached and there is no connection."""
     return render(request, "citizen/offline.html")
 
+
+
+# --- staff console (login, /console, /officer, /supervisor) ----------------------------
+from web.staff import router as staff_router  # noqa: E402 - after this module's routes
+
+router.include_router(staff_router)
