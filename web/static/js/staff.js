@@ -62,6 +62,8 @@
   });
   function busy(el) {
     if (el.querySelector("form[data-dirty]")) return true;
+    // An action form someone has just opened (close, note, reassign) counts as in use.
+    if (el.querySelector("details[open] form")) return true;
     var a = document.activeElement;
     return !!(a && el.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) && a.type !== "submit");
   }
