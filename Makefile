@@ -39,10 +39,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy schema core workflows activities api web worker.py
 
 bench-lifecycle: $(VENV)/.installed-test
-	$(BIN)/python -m bench.lifecycle
+	CANHBAO_DEMO=1 $(BIN)/python -m bench.lifecycle
 
 bench-intake: $(VENV)/.installed-test
-	$(BIN)/python -m bench.intake
+	CANHBAO_DEMO=1 $(BIN)/python -m bench.intake
 
 clean:
 	rm -rf $(VENV) node_modules test-artifacts .pytest_cache

@@ -6,6 +6,7 @@ import logging
 import sys
 
 import structlog
+import structlog.typing
 
 from core.settings import Settings
 
@@ -21,7 +22,7 @@ def configure_logging(settings: Settings | None = None) -> None:
     _configured = True
     level = getattr(logging, (settings.log_level if settings else "INFO").upper(), logging.INFO)
     as_json = bool(settings and settings.log_json)
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
