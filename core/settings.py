@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schema.states import check_sla_overrides
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SECRET = "demo-secret-key-change-me"  # noqa: S105 - refused outside demo mode
 
@@ -63,6 +65,9 @@ class Settings(BaseSettings):
 
     # --- incidents ---
     sla_scale: float = Field(default=1.0, gt=0, alias="CANHBAO_SLA_SCALE")
+    # JSON overrides of the SLA table in seconds, e.g. {"1": {"routed": 120}}; the rest keeps
+    # the defaults in schema/states.py.
+    sla_overrides: dict[int, dict[str, float]] = Field(default_factory=dict, alias="CANHBAO_SLA")
     wards_geojson: str = Field(
         default_factory=_default_wards_geojson, alias="CANHBAO_WARDS_GEOJSON"
     )
@@ -82,6 +87,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
+        self.sla_overrides = check_sla_overrides(self.sla_overrides)
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'canhbao.db'}"
         if self.storage_dir is None:

@@ -87,6 +87,8 @@ class IncidentInput(Payload):
     attachments: list[str] = Field(default_factory=list)
     source: str = "web"  # web, api, open311
     sla_scale: float = 1.0  # CANHBAO_SLA_SCALE at intake, fixed for the incident's life
+    # CANHBAO_SLA overrides at intake ({priority: {state: seconds}}), fixed likewise.
+    sla: dict[int, dict[str, float]] | None = None
 
 
 # --- updates (one model per human action) -------------------------------------------------
@@ -213,6 +215,7 @@ class IncidentCase(Payload):
     on_scene_at: datetime | None = None
     closed_at: datetime | None = None
     sla_scale: float = 1.0
+    sla: dict[int, dict[str, float]] | None = None
     timeline: list[TimelineEvent] = Field(default_factory=list)
 
     @property

@@ -228,14 +228,37 @@ SLA_DEFAULTS: dict[Priority, dict[State, float]] = {
 }
 
 
-def sla_seconds(priority: Priority, state: State, table: dict | None = None) -> float | None:
+# Overrides of SLA_DEFAULTS: {priority: {state value: seconds}}, e.g. {1: {"routed": 120}}.
+SlaOverrides = dict[int, dict[str, float]]
+
+
+def sla_seconds(priority: Priority, state: State,
+                overrides: SlaOverrides | None = None) -> float | None:
     """Seconds allowed in `state`, before scaling; None for terminal states."""
     if state.is_terminal:
         return None
-    src = table or SLA_DEFAULTS
-    return float(src[Priority(priority)][state])
+    custom = (overrides or {}).get(int(priority), {}).get(state.value)
+    if custom is not None:
+        return float(custom)
+    return float(SLA_DEFAULTS[Priority(priority)][state])
 
 
-def sla_deadline(priority: Priority, state: State, scale: float) -> timedelta | None:
-    seconds = sla_seconds(priority, state)
+def sla_deadline(priority: Priority, state: State, scale: float,
+                 overrides: SlaOverrides | None = None) -> timedelta | None:
+    seconds = sla_seconds(priority, state, overrides)
     return None if seconds is None else timedelta(seconds=seconds * scale)
+
+
+def check_sla_overrides(overrides: SlaOverrides) -> SlaOverrides:
+    """Refuse an override that names no real priority or open state, or no positive time."""
+    open_states = {s.value for s in OPEN_STATES}
+    for priority, states in overrides.items():
+        if int(priority) not in {p.value for p in Priority}:
+            raise ValueError(f"SLA: priority {priority} is not one of 1, 2, 3, 4")
+        for state, seconds in states.items():
+            if state not in open_states:
+                raise ValueError(f"SLA: {state!r} is not an open state "
+                                 f"({', '.join(sorted(open_states))})")
+            if not seconds > 0:
+                raise ValueError(f"SLA: {priority}/{state} must be a positive number of seconds")
+    return {int(p): {st: float(v) for st, v in states.items()} for p, states in overrides.items()}

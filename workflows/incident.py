@@ -135,6 +135,7 @@ class IncidentWorkflow:
             description=inp.description, location=inp.location, address=inp.address,
             reporter=inp.reporter, attachments=list(inp.attachments), source=inp.source,
             created_at=inp.received_at, updated_at=received, sla_scale=inp.sla_scale,
+            sla=inp.sla,
         )
         self._lock = asyncio.Lock()
         self._ops: deque[_Op] = deque()
@@ -243,7 +244,8 @@ class IncidentWorkflow:
         level = case.escalation.level + 1
         overdue_since = case.escalation.overdue_since or case.deadline
         case.escalation = Escalation(level=level, overdue_since=overdue_since)
-        step = sla_deadline(case.priority, case.state, case.sla_scale) or timedelta(minutes=1)
+        step = (sla_deadline(case.priority, case.state, case.sla_scale, case.sla)
+                or timedelta(minutes=1))
         next_deadline = case.deadline + step
         if next_deadline <= now:  # the worker was away for long: do not burst levels
             next_deadline = now + step
@@ -563,7 +565,7 @@ class IncidentWorkflow:
 
     def _arm_deadline(self, entered_at: datetime) -> None:
         case = self._case
-        allowed = sla_deadline(case.priority, case.state, case.sla_scale)
+        allowed = sla_deadline(case.priority, case.state, case.sla_scale, case.sla)
         case.deadline = None if allowed is None else entered_at + allowed
 
     def _record(self, action: str, actor: Actor, from_state: State | None,

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
+from pydantic import ValidationError
 
 from core.settings import ROOT, Settings, setting_env_names
 
@@ -41,8 +43,15 @@ def test_compose_settings_parse(tmp_path: Path) -> None:
 
 
 def test_secret_key_refused_outside_demo() -> None:
-    import pytest
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="CANHBAO_SECRET_KEY"):
         Settings(CANHBAO_DEMO=False)
+
+
+def test_sla_overrides_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CANHBAO_SLA is JSON in the environment; a wrong priority, state or time is refused."""
+    monkeypatch.setenv("CANHBAO_SLA", '{"1": {"routed": 90}}')
+    assert Settings(CANHBAO_DEMO=True).sla_overrides == {1: {"routed": 90.0}}
+    for bad in ('{"5": {"routed": 90}}', '{"1": {"closed": 90}}', '{"1": {"routed": 0}}'):
+        monkeypatch.setenv("CANHBAO_SLA", bad)
+        with pytest.raises(ValidationError, match="SLA"):
+            Settings(CANHBAO_DEMO=True)

@@ -167,3 +167,24 @@ async def test_no_escalation_once_terminal(
 async def _count(rows_coro, n: int):  # type: ignore[no-untyped-def]
     rows = await rows_coro
     return rows if len(rows) >= n else None
+
+
+async def test_sla_overrides_set_the_deadline(
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str,
+        pg_db: Database) -> None:
+    """CANHBAO_SLA overrides reach the workflow through its input and decide the timer."""
+    env = time_skipping_env
+    overrides = {1: {"received": 20.0}}  # fire: 20 s to verify instead of 1 min
+    handle = await start_incident(skip_client, task_queue,
+                                  incident_input(category=FIRE, sla=overrides))
+    case = await query_case(handle)
+    received = case.timeline[0].at
+    assert case.deadline == received + timedelta(seconds=20)
+    await env.sleep(25)
+    case = await eventually(lambda: level_is(handle, 1))
+    assert case.deadline == received + timedelta(seconds=40)
+    # States without an override keep the defaults.
+    case = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    assert case.deadline is not None
+    assert case.deadline - case.timeline[-1].at == sla_deadline(Priority.CRITICAL,
+                                                               State.VERIFIED, 1.0)
