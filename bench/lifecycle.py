@@ -109,6 +109,9 @@ async def noop_phase(client: Client, n: int, concurrency: int) -> tuple[float, l
                                              task_queue=queue)
         await handle.signal(NoopWorkflow.poke)
         latencies.append(time.perf_counter() - t0)
+        # Wait for completion too (as the incidents are), so no bench workflow is left
+        # running in the stack's Temporal once the worker stops.
+        await handle.result()
 
     async with Worker(client, task_queue=queue, workflows=[NoopWorkflow]):
         wall = await run_pool(n, concurrency, job)
