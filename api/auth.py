@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
+from sqlmodel import col
 
 from api.errors import ApiError
 from core.db import Database
@@ -130,8 +131,8 @@ def clear_session_cookie(response: Response) -> None:
 async def _load_principal(db: Database, uid: str, sid: str, via: str) -> Principal | None:
     async with db.session() as s:
         row = (await s.execute(
-            select(User, Unit.name).outerjoin(Unit, Unit.id == User.unit_id)
-            .where(User.id == uid))).first()
+            select(User, col(Unit.name)).outerjoin(Unit, col(Unit.id) == col(User.unit_id))
+            .where(col(User.id) == uid))).first()
     if row is None:
         return None
     user, unit_name = row
@@ -142,9 +143,11 @@ async def _load_principal(db: Database, uid: str, sid: str, via: str) -> Princip
                      unit_name=unit_name)
 
 
-async def principal_from_request(request: Request) -> Principal | None:
+async def principal_from_request(request: Request, read_form: bool = True) -> Principal | None:
     """Bearer token first, then the session cookie (which also needs CSRF on unsafe
-    methods). None when neither is valid."""
+    methods). None when neither is valid. With `read_form=False` the body is never read
+    for a CSRF form field (routes that stream the body): a session without the CSRF header
+    then counts as no principal instead of a 403."""
     cached = request.scope.get("canhbao.principal")
     if cached is not None:
         return cached
@@ -163,6 +166,8 @@ async def principal_from_request(request: Request) -> Principal | None:
             principal = await _load_principal(db, data["uid"], data.get("sid", ""), "session")
             if principal is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
                 token = request.headers.get(CSRF_HEADER)
+                if not token and not read_form:
+                    return None
                 if not token and request.headers.get("content-type", "").startswith(
                         ("application/x-www-form-urlencoded", "multipart/form-data")):
                     form = await request.form()
@@ -201,25 +206,26 @@ async def authenticate(db: Database, username: str, password: str, address: str 
     since = utcnow() - WINDOW
     async with db.session() as s:
         by_user = (await s.execute(
-            select(func.count(), func.min(LoginAttempt.at))
-            .where(LoginAttempt.username == username, LoginAttempt.at >= since))).one()
+            select(func.count(), func.min(col(LoginAttempt.at)))
+            .where(col(LoginAttempt.username) == username, col(LoginAttempt.at) >= since))).one()
         by_addr = 0
         if address:
             by_addr = (await s.execute(
-                select(func.count()).where(LoginAttempt.address == address,
-                                           LoginAttempt.at >= since))).scalar_one()
+                select(func.count()).where(col(LoginAttempt.address) == address,
+                                           col(LoginAttempt.at) >= since))).scalar_one()
         if by_user[0] >= MAX_FAILURES or by_addr >= MAX_ADDRESS_FAILURES:
             oldest = by_user[1] or utcnow()
             left = (oldest + WINDOW - utcnow()).total_seconds() if by_user[0] else 900
             raise LoginThrottled(max(1, int(left // 60) + 1))
-        user = (await s.execute(select(User).where(User.username == username))).scalar_one_or_none()
+        user = (await s.execute(select(User).where(col(User.username) == username))
+                ).scalar_one_or_none()
         hashed = user.password_hash if user is not None else DUMMY_HASH
         ok = await asyncio.to_thread(verify_password, hashed, password)
         if user is None or not ok or not user.active or user.role not in STAFF_ROLES:
             s.add(LoginAttempt(username=username, address=address))
             await s.commit()
             raise BadCredentials()
-        await s.execute(delete(LoginAttempt).where(LoginAttempt.username == username))
+        await s.execute(delete(LoginAttempt).where(col(LoginAttempt.username) == username))
         await s.commit()
         return user
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -226,8 +227,10 @@ class TrackingConflict(ApiError):
 class AttachmentTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
         mb = limit // (1024 * 1024)
+        # The rest of the body is not read: the connection cannot be reused.
         super().__init__(413, "too_large", f"Tệp quá lớn (tối đa {mb} MB)",
-                         f"File too large (at most {mb} MB)", limit=limit)
+                         f"File too large (at most {mb} MB)", limit=limit,
+                         headers={"Connection": "close"})
 
 
 class AttachmentTypeRejected(ApiError):
@@ -316,9 +319,14 @@ async def store_attachment(app_state: Any, upload: UploadFile | AsyncIterable[by
     row = Attachment(id=att_id, content_type=mime, size=size, sha256=digest.hexdigest(),
                      storage_key=key, original_name=(filename or None) and filename[:255],
                      uploaded_by=uploaded_by, created_at=now)
-    async with app_state.db.session() as s:
-        s.add(row)
-        await s.commit()
+    try:
+        async with app_state.db.session() as s:
+            s.add(row)
+            await s.commit()
+    except BaseException:
+        # No row, no object: an unreferenced file would never be cleaned up.
+        await asyncio.shield(app_state.storage.delete(key))
+        raise
     ATTACHMENTS.labels("stored").inc()
     log.info("attachment stored", attachment_id=att_id, content_type=mime, size=size)
     return AttachmentOut(attachment_id=att_id, content_type=mime, size=size,
@@ -332,7 +340,8 @@ async def claim_attachments(session: Any, ids: list[str], incident_id: str,
     if not ids:
         return
     rows = (await session.execute(
-        select(Attachment.id, Attachment.incident_id).where(Attachment.id.in_(ids)))).all()
+        select(col(Attachment.id), col(Attachment.incident_id))
+        .where(col(Attachment.id).in_(ids)))).all()
     owner = {r[0]: r[1] for r in rows}
     for i, aid in enumerate(ids):
         if aid not in owner:
@@ -344,7 +353,8 @@ async def claim_attachments(session: Any, ids: list[str], incident_id: str,
     free = [a for a in ids if owner[a] is None]
     if free:
         res = await session.execute(
-            update(Attachment).where(Attachment.id.in_(free), Attachment.incident_id.is_(None))
+            update(Attachment)
+            .where(col(Attachment.id).in_(free), col(Attachment.incident_id).is_(None))
             .values(incident_id=incident_id))
         if res.rowcount != len(free):
             raise IntakeFieldError(field, "Tệp đính kèm này đã được dùng",
@@ -399,6 +409,7 @@ async def submit_report(app_state: Any, body: ReportCreate, source: str = "web")
             location=Location(**body.location.model_dump()), received_at=received_at,
             address=body.address, reporter=reporter, attachments=attachments, source=source,
             sla_scale=settings.sla_scale,
+            sla=settings.sla_overrides or None,
         )
         report = Report(id=incident_id, tracking_code=inp.tracking_code,
                         tracking_token=make_tracking_token(),
@@ -498,8 +509,8 @@ def _started(app_state: Any) -> set[str]:
 
 async def mark_started(app_state: Any, ids: list[str]) -> None:
     async with app_state.db.session() as s:
-        await s.execute(update(Outbox).where(Outbox.report_id.in_(ids),
-                                             Outbox.started_at.is_(None))
+        await s.execute(update(Outbox).where(col(Outbox.report_id).in_(ids),
+                                             col(Outbox.started_at).is_(None))
                         .values(started_at=utcnow()))
         await s.commit()
 
@@ -534,11 +545,12 @@ async def relay_once(app_state: Any, batch: int = 200, concurrency: int = 16) ->
     now = utcnow()
     async with app_state.db.session() as s:
         rows = (await s.execute(
-            select(Outbox.report_id, Report.payload)
-            .join(Report, Report.id == Outbox.report_id)
-            .where(Outbox.started_at.is_(None),
-                   or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now))
-            .order_by(Outbox.created_at).limit(batch))).all()
+            select(col(Outbox.report_id), col(Report.payload))
+            .join(Report, col(Report.id) == col(Outbox.report_id))
+            .where(col(Outbox.started_at).is_(None),
+                   or_(col(Outbox.next_attempt_at).is_(None),
+                       col(Outbox.next_attempt_at) <= now))
+            .order_by(col(Outbox.created_at)).limit(batch))).all()
     if not rows:
         return 0
     try:
@@ -577,7 +589,7 @@ async def _report_by_token(db: Any, token: str) -> Report | None:
         return None
     async with db.session() as s:
         return (await s.execute(
-            select(Report).where(Report.tracking_token == token))).scalar_one_or_none()
+            select(Report).where(col(Report.tracking_token) == token))).scalar_one_or_none()
 
 
 async def query_case(app_state: Any, incident_id: str) -> IncidentCase | None:
@@ -613,8 +625,8 @@ async def _view_from_sql(app_state: Any, report: Report) -> TrackingView:
     async with app_state.db.session() as s:
         row = await s.get(Incident, report.id)
         events = (await s.execute(
-            select(IncidentEvent).where(IncidentEvent.incident_id == report.id)
-            .order_by(IncidentEvent.seq))).scalars().all()
+            select(IncidentEvent).where(col(IncidentEvent.incident_id) == report.id)
+            .order_by(col(IncidentEvent.seq)))).scalars().all()
     payload = IncidentInput.model_validate(report.payload)
     timeline: list[TrackingEvent] = []
     state: State | None = None
@@ -713,7 +725,7 @@ async def add_info(app_state: Any, token: str, text: str | None,
         if ids:  # give the files back so the citizen can use them elsewhere
             async with app_state.db.session() as s:
                 await s.execute(update(Attachment).where(
-                    Attachment.id.in_(ids), Attachment.incident_id == report.id)
+                    col(Attachment.id).in_(ids), col(Attachment.incident_id) == report.id)
                     .values(incident_id=None))
                 await s.commit()
         raise

@@ -1,7 +1,8 @@
 """Object storage for attachments: a local folder (default) or S3/MinIO through boto3.
 
-Both backends take the bytes as an async iterable of chunks, so an upload never has to be
-held in memory. A chunk source that raises part-way (say, a size limit) leaves nothing
+Both backends take the bytes as an async iterable of chunks and write them as they come
+(a temporary file renamed at the end; an S3 multipart upload), so an upload is never held
+in memory whole. A chunk source that raises part-way (say, a size limit) leaves nothing
 behind. boto3 is synchronous: its calls run in a thread.
 """
 
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
 
 from core.settings import Settings
 
+log = structlog.get_logger(__name__)
+
 CHUNK = 1024 * 1024
+S3_PART = 8 * CHUNK  # S3 wants parts of at least 5 MiB (but the last)
 
 
 @runtime_checkable
@@ -130,20 +135,56 @@ class S3Storage:
 
     async def put(self, key: str, stream: AsyncIterable[bytes],
                   content_type: str = "application/octet-stream") -> int:
+        """Upload as the bytes arrive: one PutObject when the whole stream fits in a part,
+        else a multipart upload of S3_PART-sized parts (at most one part in memory). A
+        failing source aborts the multipart upload, so nothing is left behind."""
         await self._ensure_bucket()
         size = 0
-        # Spool (memory up to 8 MiB, then disk) so a failing source uploads nothing;
-        # upload_fileobj then uses multipart for large files.
-        with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
+        buf = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+
+        async def send_part(body: bytes) -> None:
+            number = len(parts) + 1
+            answer = await asyncio.to_thread(
+                self.client.upload_part, Bucket=self.bucket, Key=key, UploadId=upload_id,
+                PartNumber=number, Body=body)
+            parts.append({"ETag": answer["ETag"], "PartNumber": number})
+
+        try:
             async for chunk in stream:
                 size += len(chunk)
-                await asyncio.to_thread(spool.write, chunk)
-            spool.seek(0)
-            await asyncio.to_thread(
-                self.client.upload_fileobj, spool, self.bucket, key,
-                ExtraArgs={"ContentType": content_type},
-            )
+                buf += chunk
+                while len(buf) >= S3_PART:
+                    if upload_id is None:
+                        created = await asyncio.to_thread(
+                            self.client.create_multipart_upload, Bucket=self.bucket, Key=key,
+                            ContentType=content_type)
+                        upload_id = created["UploadId"]
+                    body = bytes(buf[:S3_PART])
+                    del buf[:S3_PART]
+                    await send_part(body)
+            if upload_id is None:
+                await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=key,
+                                        Body=bytes(buf), ContentType=content_type)
+            else:
+                if buf:
+                    await send_part(bytes(buf))
+                await asyncio.to_thread(
+                    self.client.complete_multipart_upload, Bucket=self.bucket, Key=key,
+                    UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            if upload_id is not None:
+                await asyncio.shield(self._abort(key, upload_id))
+            raise
         return size
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            await asyncio.to_thread(self.client.abort_multipart_upload, Bucket=self.bucket,
+                                    Key=key, UploadId=upload_id)
+        except Exception:  # the upload expires by the bucket's lifecycle rule anyway
+            log.warning("s3 multipart abort failed", key=key, exc_info=True)
 
     async def open(self, key: str) -> AsyncIterator[bytes]:  # type: ignore[override]
         obj = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=key)

@@ -18,6 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlmodel import col
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import intake
 from api.auth import principal_from_request
@@ -83,8 +85,12 @@ def _status(state: str) -> str:
 async def create_request(request: Request) -> Any:
     """Form fields per GeoReport v2: service_code, lat, long, address_string, description,
     first_name, last_name, phone (email, device_id, account_id and media_url are accepted
-    and not used); extension: attachment_ids (comma separated)."""
-    form = await request.form()
+    and not used); extension: attachment_ids (comma separated). File parts are refused
+    (400) before any of their bytes are stored: upload through /api/v1/attachments."""
+    try:
+        form = await request.form(max_files=0, max_fields=100)
+    except StarletteHTTPException as exc:
+        return _error(400, str(exc.detail))
 
     def field(name: str) -> str | None:
         value = form.get(name)
@@ -128,9 +134,10 @@ async def _request_out(db: Any, report: Report, row: Incident | None) -> dict[st
     payload = report.payload
     notes = None
     async with db.session() as s:
-        last = (await s.execute(select(IncidentEvent.public_note).where(
-            IncidentEvent.incident_id == report.id, IncidentEvent.public_note.is_not(None))
-            .order_by(IncidentEvent.seq.desc()).limit(1))).scalar_one_or_none()
+        last = (await s.execute(select(col(IncidentEvent.public_note)).where(
+            col(IncidentEvent.incident_id) == report.id,
+            col(IncidentEvent.public_note).is_not(None))
+            .order_by(col(IncidentEvent.seq).desc()).limit(1))).scalar_one_or_none()
         notes = last
     state = row.state if row else State.RECEIVED.value
     updated: datetime = row.updated_at if row else report.created_at
@@ -158,9 +165,9 @@ async def _request_out(db: Any, report: Report, row: Incident | None) -> dict[st
 
 async def _load(db: Any, ids: list[str]) -> list[tuple[Report, Incident | None]]:
     async with db.session() as s:
-        reports = (await s.execute(select(Report).where(Report.id.in_(ids)))).scalars().all()
+        reports = (await s.execute(select(Report).where(col(Report.id).in_(ids)))).scalars().all()
         rows = {r.id: r for r in (await s.execute(
-            select(Incident).where(Incident.id.in_(ids)))).scalars().all()}
+            select(Incident).where(col(Incident.id).in_(ids)))).scalars().all()}
     return [(r, rows.get(r.id)) for r in reports]
 
 
@@ -202,21 +209,21 @@ async def list_requests(request: Request, service_request_id: str | None = None,
         return _error(exc.status, exc.en)
     if user is None:
         return _error(401, "listing requests needs a staff sign-in; pass service_request_id")
-    stmt = select(Incident.id).order_by(Incident.created_at.desc()).limit(200)
+    stmt = select(col(Incident.id)).order_by(col(Incident.created_at).desc()).limit(200)
     if user.is_officer:
-        stmt = stmt.where(Incident.unit_id == user.unit_id)
+        stmt = stmt.where(col(Incident.unit_id) == user.unit_id)
     if service_code:
-        stmt = stmt.where(Incident.category == service_code)
+        stmt = stmt.where(col(Incident.category) == service_code)
     if status == "open":
-        stmt = stmt.where(Incident.is_open)
+        stmt = stmt.where(col(Incident.is_open))
     elif status == "closed":
-        stmt = stmt.where(~Incident.is_open)
+        stmt = stmt.where(~col(Incident.is_open))
     if start_date:
         start_date = start_date if start_date.tzinfo else start_date.replace(tzinfo=UTC)
-        stmt = stmt.where(Incident.created_at >= start_date)
+        stmt = stmt.where(col(Incident.created_at) >= start_date)
     if end_date:
         end_date = end_date if end_date.tzinfo else end_date.replace(tzinfo=UTC)
-        stmt = stmt.where(Incident.created_at < end_date)
+        stmt = stmt.where(col(Incident.created_at) < end_date)
     async with db.session() as s:
         ids = list((await s.execute(stmt)).scalars().all())
     found = sorted(await _load(db, ids), key=lambda x: x[0].created_at, reverse=True)

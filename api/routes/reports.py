@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, Request
+from starlette.requests import ClientDisconnect
 
 from api import intake
-from api.deps import OptionalUser
+from api.auth import principal_from_request
 from api.errors import ApiError
 from api.intake import (
     AttachmentOut,
@@ -18,6 +17,14 @@ from api.intake import (
     TrackingNotFound,
     TrackingView,
 )
+from api.upload import (
+    ENVELOPE_BYTES,
+    FILE_BODY_OPENAPI,
+    MalformedUpload,
+    MultipartReader,
+    missing_file_error,
+    multipart_boundary,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["citizen"])
 
@@ -25,22 +32,36 @@ _ERR = {"model": dict}
 
 
 @router.post("/attachments", status_code=201, response_model=AttachmentOut,
-             responses={413: _ERR, 415: _ERR, 422: _ERR})
-async def upload_attachment(request: Request, file: Annotated[UploadFile, File()],
-                            user: OptionalUser) -> AttachmentOut:
+             responses={400: _ERR, 413: _ERR, 415: _ERR, 422: _ERR},
+             openapi_extra=FILE_BODY_OPENAPI)
+async def upload_attachment(request: Request) -> AttachmentOut:
     """Upload one photo or video (multipart field `file`). The type is decided by the
-    bytes; images up to 20 MB, videos up to 200 MB (configurable)."""
+    bytes; images up to 20 MB, videos up to 200 MB (configurable).
+
+    The body is parsed while it arrives and written straight to storage: reading stops
+    with 413 as soon as the limit for the sniffed type is passed (at once when
+    Content-Length is larger than the video limit), and nothing is kept then."""
     settings = request.app.state.settings
-    declared = request.headers.get("content-length")
     limit = max(settings.max_image_bytes, settings.max_video_bytes)
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
         raise intake.AttachmentTooLarge(limit)
+    boundary = multipart_boundary(request.headers.get("content-type"))
+    if boundary is None:
+        raise missing_file_error()
+    # Never read the body for a CSRF form field: a session without the header uploads
+    # anonymously (which anyone may).
+    user = await principal_from_request(request, read_form=False)
+    reader = MultipartReader(request.stream(), boundary)
     try:
-        return await intake.store_attachment(
-            request.app.state, file, file.filename, file.content_type,
-            uploaded_by=user.username if user else None)
-    finally:
-        await file.close()
+        while (part := await reader.next_part()) is not None:
+            if part.name == "file":
+                return await intake.store_attachment(
+                    request.app.state, reader.data(), part.filename, part.content_type,
+                    uploaded_by=user.username if user else None)
+    except ClientDisconnect:
+        raise MalformedUpload("Client disconnected during the upload") from None
+    raise missing_file_error()
 
 
 @router.post("/reports", status_code=202, response_model=ReportAccepted,

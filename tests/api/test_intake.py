@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -211,3 +212,95 @@ async def test_cancel_is_refused_once_acknowledged(stack: Stack) -> None:
         view = (await stack.client.get(f"/api/v1/track/{token}")).json()
         return view["state"] == "acknowledged"
     await eventually(timeline_has_ack)
+
+
+def _multipart_head(boundary: str, name: str = "file", filename: str = "big.jpg") -> bytes:
+    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
+
+
+async def test_streamed_upload_stops_reading_at_the_limit(make_stack) -> None:
+    """A chunked body (no Content-Length) far larger than the image limit: 413 while the
+    server has pulled little more than the limit, and nothing is left in storage."""
+    limit = 256 * 1024
+    stack = await make_stack(with_worker=False, CANHBAO_MAX_IMAGE_BYTES=limit,
+                             CANHBAO_MAX_VIDEO_BYTES=4 * limit)
+    boundary = "streamtestboundary"
+    piece = 16 * 1024
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        head = _multipart_head(boundary) + MEDIA["jpeg"][0]
+        pulled += len(head)
+        yield head
+        for _ in range(2000):  # ~32 MB if read to the end
+            pulled += piece
+            yield b"\0" * piece
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        pulled += len(tail)
+        yield tail
+
+    r = await stack.client.post(
+        "/api/v1/attachments", content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413, r.text
+    assert r.json()["error"] == "too_large"
+    assert limit < pulled <= limit + 4 * piece
+    assert [p for p in stack.settings.storage_dir.rglob("*") if p.is_file()] == []
+
+    # A declared Content-Length beyond the video limit is refused before any reading.
+    pulled = 0
+
+    async def never() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        pulled += 1
+        yield b"x"
+
+    r = await stack.client.post(
+        "/api/v1/attachments", content=never(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                 "Content-Length": str(10 * limit)})
+    assert r.status_code == 413 and pulled == 0
+
+
+async def test_streamed_upload_in_small_pieces_and_odd_bodies(make_stack) -> None:
+    """The parser copes with a body cut into tiny pieces, extra fields before the file,
+    a truncated body (400, nothing stored) and a body without `file` (422)."""
+    stack = await make_stack(with_worker=False)
+    boundary = "b0undary"
+    data = MEDIA["png"][0] + bytes(range(256)) * 64
+    whole = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n"
+             f"hello\r\n").encode() + _multipart_head(boundary, filename="ảnh hiện trường.png") \
+        + data \
+        + f"\r\n--{boundary}--\r\n".encode()
+    ctype = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    async def pieces(blob: bytes, size: int) -> AsyncIterator[bytes]:
+        for i in range(0, len(blob), size):
+            yield blob[i:i + size]
+
+    r = await stack.client.post("/api/v1/attachments", content=pieces(whole, 7), headers=ctype)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["content_type"] == "image/png" and out["size"] == len(data)
+    assert out["sha256"] == hashlib.sha256(data).hexdigest()
+    async with stack.app.state.db.session() as s:
+        row = await s.get(Attachment, out["attachment_id"])
+    assert row is not None and row.original_name == "ảnh hiện trường.png"
+    stored = b"".join([c async for c in stack.app.state.storage.open(row.storage_key)])
+    assert stored == data
+
+    cut = whole[: len(whole) - 40]  # the closing boundary never comes
+    r = await stack.client.post("/api/v1/attachments", content=pieces(cut, 1000),
+                                headers=ctype)
+    assert r.status_code == 400, r.text
+    files = [p for p in stack.settings.storage_dir.rglob("*") if p.is_file()]
+    assert files == [stack.settings.storage_dir / row.storage_key]
+
+    only_fields = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n"
+                   f"x\r\n--{boundary}--\r\n").encode()
+    r = await stack.client.post("/api/v1/attachments", content=only_fields, headers=ctype)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "file"
+    r = await stack.client.post("/api/v1/attachments", content=b"garbage", headers=ctype)
+    assert r.status_code == 400

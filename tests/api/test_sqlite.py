@@ -41,3 +41,17 @@ async def test_intake_and_list_on_sqlite(make_stack, sqlite_url: str) -> None:
     assert r.json()["total"]["count"] >= 5
     r = await stack.client.get("/api/v1/incidents/export.csv", headers=h)
     assert r.text.count("SQLITE") == 5
+
+
+async def test_sla_overrides_travel_with_the_report(make_stack, sqlite_url: str) -> None:
+    """CANHBAO_SLA is fixed into the workflow input at intake, like the scale."""
+    from schema.tables import Report
+
+    stack: Stack = await make_stack(with_worker=False, DATABASE_URL=sqlite_url,
+                                    CANHBAO_SLA={1: {"routed": 90}}, CANHBAO_SLA_SCALE=0.5)
+    accepted = await stack.submit()
+    async with stack.app.state.db.session() as s:
+        report = await s.get(Report, accepted["incident_id"])
+    assert report is not None
+    assert report.payload["sla"] == {"1": {"routed": 90.0}}
+    assert report.payload["sla_scale"] == 0.5

@@ -103,3 +103,60 @@ async def test_app_on_s3_presigns_for_staff_only(make_stack, moto_url: str) -> N
     assert r.status_code == 404
     assert WARD_B  # officer B's unit is another ward's
     assert (await stack.client.get("/readyz")).status_code == 200
+
+
+async def test_s3_multipart_abort_leaves_nothing(moto_url: str) -> None:
+    """A source failing after whole parts were sent aborts the multipart upload."""
+    st = S3Storage("canhbao-abort", moto_url, access_key_id="k", secret_access_key="s",
+                   create_bucket=True)
+    await st.ready()
+    sent = 0
+
+    async def failing() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(20):  # two full 8 MiB parts, then the failure
+            sent += 1024 * 1024
+            yield b"y" * (1024 * 1024)
+        raise RuntimeError("stop")
+    with pytest.raises(RuntimeError):
+        await st.put("k/partial.bin", failing())
+    assert sent == 20 * 1024 * 1024
+    assert not await st.exists("k/partial.bin")
+    pending = st.client.list_multipart_uploads(Bucket="canhbao-abort")
+    assert pending.get("Uploads", []) == []
+
+
+async def test_app_on_s3_refuses_a_streamed_oversize_upload(make_stack, moto_url: str) -> None:
+    limit = 256 * 1024
+    stack = await make_stack(with_worker=False, S3_BUCKET="canhbao-big",
+                             S3_ENDPOINT_URL=moto_url, S3_ACCESS_KEY_ID="k",
+                             S3_SECRET_ACCESS_KEY="s", CANHBAO_MAX_IMAGE_BYTES=limit,
+                             CANHBAO_MAX_VIDEO_BYTES=64 * 1024 * 1024)
+    boundary = "s3boundary"
+    pulled = 0
+
+    async def body(kind: str, pieces: int) -> AsyncIterator[bytes]:
+        nonlocal pulled
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"x\"\r\n\r\n").encode() + MEDIA[kind][0]
+        pulled += len(head)
+        yield head
+        for _ in range(pieces):
+            pulled += 64 * 1024
+            yield b"\0" * (64 * 1024)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    r = await stack.client.post("/api/v1/attachments", content=body("jpeg", 500),
+                                headers=headers)
+    assert r.status_code == 413 and limit < pulled <= limit + 4 * 64 * 1024
+    # A video of 10 MiB goes through as a multipart upload (two parts).
+    r = await stack.client.post("/api/v1/attachments", content=body("mp4", 160),
+                                headers=headers)
+    assert r.status_code == 201, r.text
+    client = stack.app.state.storage.client
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="canhbao-big").get("Contents", [])]
+    assert len(keys) == 1 and keys[0].endswith(".mp4")
+    assert client.head_object(Bucket="canhbao-big", Key=keys[0])["ContentLength"] == \
+        r.json()["size"] > 10 * 1024 * 1024
+    assert client.list_multipart_uploads(Bucket="canhbao-big").get("Uploads", []) == []
