@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import false, select
+from sqlmodel import col
 
 from api.deps import CurrentUser
 from schema.tables import Alert
@@ -37,13 +38,14 @@ async def list_alerts(request: Request, user: CurrentUser, open: bool | None = N
                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertOut]:
     """Escalations, newest first: `open=true` only those not yet resolved, `open=false`
     only resolved ones, all without it. An officer sees the own unit's."""
-    stmt = select(Alert).order_by(Alert.created_at.desc(), Alert.id).limit(limit)
+    stmt = select(Alert).order_by(col(Alert.created_at).desc(), col(Alert.id)).limit(limit)
     if open is True:
-        stmt = stmt.where(Alert.resolved_at.is_(None))
+        stmt = stmt.where(col(Alert.resolved_at).is_(None))
     elif open is False:
-        stmt = stmt.where(Alert.resolved_at.is_not(None))
+        stmt = stmt.where(col(Alert.resolved_at).is_not(None))
     if user.is_officer:
-        stmt = stmt.where(Alert.unit_id == user.unit_id) if user.unit_id else stmt.where(false())
+        stmt = (stmt.where(col(Alert.unit_id) == user.unit_id) if user.unit_id
+                else stmt.where(false()))
     async with request.app.state.db.session() as s:
         rows = (await s.execute(stmt)).scalars().all()
     return [AlertOut(**a.model_dump(), open=a.resolved_at is None) for a in rows]

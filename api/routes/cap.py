@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.errors import not_found
 from schema.tables import PublicAlert
@@ -84,7 +85,7 @@ async def alerts_feed(request: Request) -> Response:
     """The 100 newest published alerts."""
     async with request.app.state.db.session() as s:
         rows = (await s.execute(select(PublicAlert).order_by(
-            PublicAlert.sent_at.desc()).limit(100))).scalars().all()
+            col(PublicAlert.sent_at).desc()).limit(100))).scalars().all()
     base = _base(request)
     ET.register_namespace("", ATOM_NS)
     a = f"{{{ATOM_NS}}}"

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy import false, func, select
+from sqlmodel import col
 from sse_starlette.sse import EventSourceResponse
 
 from api.deps import CurrentUser
@@ -46,7 +47,7 @@ async def staff_events(
         start = int(last_event_id)
     if start is None:
         async with db.session() as s:
-            start = (await s.execute(select(func.coalesce(func.max(StaffEvent.id), 0)))
+            start = (await s.execute(select(func.coalesce(func.max(col(StaffEvent.id)), 0)))
                      ).scalar_one()
 
     async def stream() -> AsyncIterator[dict]:
@@ -54,9 +55,9 @@ async def staff_events(
         sent = 0
         deadline = time.monotonic() + max_seconds if max_seconds else None
         while True:
-            stmt = select(StaffEvent).where(StaffEvent.id > last).order_by(StaffEvent.id)
+            stmt = select(StaffEvent).where(col(StaffEvent.id) > last).order_by(col(StaffEvent.id))
             if user.is_officer:
-                stmt = stmt.where(StaffEvent.unit_id == user.unit_id) if user.unit_id \
+                stmt = stmt.where(col(StaffEvent.unit_id) == user.unit_id) if user.unit_id \
                     else stmt.where(false())
             async with db.session() as s:
                 rows = (await s.execute(stmt.limit(500))).scalars().all()

@@ -14,20 +14,21 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import Select, and_, false, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, text, tuple_
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import intake
+from api import intake, wording
 from api.auth import Principal
 from api.deps import CurrentUser, TemporalDown
 from api.errors import ApiError, not_found
@@ -101,32 +102,33 @@ def scoped(stmt: Select, user: Principal, f: IncidentFilters, postgres: bool = T
     tracking code exactly or all its words in the description (PostgreSQL: full text over
     an index; SQLite: LIKE)."""
     if user.is_officer:
-        stmt = stmt.where(Incident.unit_id == user.unit_id) if user.unit_id else stmt.where(
-            false())
+        stmt = stmt.where(col(Incident.unit_id) == user.unit_id) if user.unit_id \
+            else stmt.where(false())
     if f.state:
-        stmt = stmt.where(Incident.state.in_([s.value for s in f.state]))
+        stmt = stmt.where(col(Incident.state).in_([s.value for s in f.state]))
     if f.ward is not None:
-        stmt = stmt.where(Incident.ward_code == f.ward)
+        stmt = stmt.where(col(Incident.ward_code) == f.ward)
     if f.unit:
-        stmt = stmt.where(Incident.unit_id == f.unit)
+        stmt = stmt.where(col(Incident.unit_id) == f.unit)
     if f.category:
-        stmt = stmt.where(Incident.category == f.category.value)
+        stmt = stmt.where(col(Incident.category) == f.category.value)
     if f.priority:
-        stmt = stmt.where(Incident.priority == f.priority)
+        stmt = stmt.where(col(Incident.priority) == f.priority)
     if f.overdue is not None:
-        late = and_(Incident.is_open,
-                    or_(Incident.escalation_level > 0, Incident.deadline < utcnow()))
+        late = and_(col(Incident.is_open),
+                    or_(col(Incident.escalation_level) > 0, col(Incident.deadline) < utcnow()))
         stmt = stmt.where(late if f.overdue else ~late)
     if f.q and f.q.strip():
         words = [w for w in f.q.split() if w][:8]
         code = intake.normalise_tracking_code(f.q)
+        text_match: ColumnElement[bool]
         if postgres:
-            text_match = func.to_tsvector("simple", Incident.description).op("@@")(
+            text_match = func.to_tsvector("simple", col(Incident.description)).bool_op("@@")(
                 func.plainto_tsquery("simple", " ".join(words)))
         else:
-            text_match = and_(*[Incident.description.ilike(f"%{_escape_like(w)}%",
-                                                            escape="\\") for w in words])
-        stmt = stmt.where(or_(Incident.tracking_code == code, text_match))
+            text_match = and_(*[col(Incident.description).ilike(f"%{_escape_like(w)}%",
+                                                                 escape="\\") for w in words])
+        stmt = stmt.where(or_(col(Incident.tracking_code) == code, text_match))
     return stmt
 
 
@@ -237,8 +239,8 @@ def _page_stmt(user: Principal, f: IncidentFilters, after: tuple[datetime, str] 
                n: int, postgres: bool, columns: Any = None) -> Select:
     stmt = scoped(select(columns if columns is not None else Incident), user, f, postgres)
     if after is not None:
-        stmt = stmt.where(tuple_(Incident.created_at, Incident.id) < tuple_(*after))
-    return stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(n)
+        stmt = stmt.where(tuple_(col(Incident.created_at), col(Incident.id)) < tuple_(*after))
+    return stmt.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).limit(n)
 
 
 async def fetch_page(s: Any, user: Principal, f: IncidentFilters,
@@ -258,13 +260,14 @@ async def fetch_page(s: Any, user: Principal, f: IncidentFilters,
         if "cancel" not in str(exc).lower() and "timeout" not in str(exc).lower():
             raise
         await s.rollback()
-    matches = scoped(select(Incident.id, Incident.created_at), user, f, postgres)
+    matches = scoped(select(col(Incident.id), col(Incident.created_at)), user, f, postgres)
     if after is not None:
-        matches = matches.where(tuple_(Incident.created_at, Incident.id) < tuple_(*after))
+        matches = matches.where(
+            tuple_(col(Incident.created_at), col(Incident.id)) < tuple_(*after))
     m = matches.cte("matches").prefix_with("MATERIALIZED")
     ids = select(m.c.id).order_by(m.c.created_at.desc(), m.c.id.desc()).limit(n)
-    stmt = select(Incident).where(Incident.id.in_(ids)).order_by(
-        Incident.created_at.desc(), Incident.id.desc())
+    stmt = select(Incident).where(col(Incident.id).in_(ids)).order_by(
+        col(Incident.created_at).desc(), col(Incident.id).desc())
     return list((await s.execute(stmt)).scalars().all())
 
 
@@ -284,9 +287,9 @@ async def export_csv(
 ) -> StreamingResponse:
     """The same filters and scope as the list, as CSV (UTF-8 with BOM for spreadsheets)."""
     db = request.app.state.db
-    stmt = scoped(select(*[getattr(Incident, c) for c in EXPORT_COLUMNS]), user, filters,
-                  not db.is_sqlite)
-    stmt = stmt.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+    stmt = scoped(select(*[col(getattr(Incident, c)) for c in EXPORT_COLUMNS]), user,
+                  filters, not db.is_sqlite)
+    stmt = stmt.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).limit(limit)
 
     async def rows() -> AsyncIterator[str]:
         buf = io.StringIO()
@@ -376,7 +379,8 @@ def allowed_actions(user: Principal, state: State, unit_id: str | None) -> list[
 async def _case_from_sql(db: Any, row: Incident) -> p.IncidentCase:
     async with db.session() as s:
         events = (await s.execute(select(IncidentEvent).where(
-            IncidentEvent.incident_id == row.id).order_by(IncidentEvent.seq))).scalars().all()
+            col(IncidentEvent.incident_id) == row.id).order_by(col(IncidentEvent.seq))
+        )).scalars().all()
         unit = await s.get(Unit, row.unit_id) if row.unit_id else None
     return p.IncidentCase(
         id=row.id, tracking_code=row.tracking_code, state=State(row.state),
@@ -425,8 +429,8 @@ async def _attachment_refs(db: Any, case: p.IncidentCase) -> list[AttachmentRef]
             ids.add(str(a))
     async with db.session() as s:
         rows = (await s.execute(select(Attachment).where(
-            or_(Attachment.incident_id == case.id, Attachment.id.in_(ids or {""})))
-            .order_by(Attachment.created_at))).scalars().all()
+            or_(col(Attachment.incident_id) == case.id, col(Attachment.id).in_(ids or {""})))
+            .order_by(col(Attachment.created_at)))).scalars().all()
     return [AttachmentRef(attachment_id=a.id, content_type=a.content_type, size=a.size,
                           sha256=a.sha256, url=f"/api/v1/attachments/{a.id}/content")
             for a in rows]
@@ -541,6 +545,16 @@ BODIES: dict[StaffAction, type[_Body]] = {
 }
 
 
+_B = TypeVar("_B", bound=_Body)
+
+
+def _narrow(body: _Body, kind: type[_B]) -> _B:
+    """The body as the model BODIES gives for the action (always so: checked for mypy)."""
+    if not isinstance(body, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(body).__name__}")
+    return body
+
+
 def _field_422(field: str, vi: str, en: str) -> ApiError:
     return ApiError(422, "validation_error", "Dữ liệu không hợp lệ", "Invalid input",
                     fields=[{"field": field, "message": vi, "message_en": en}])
@@ -551,12 +565,13 @@ async def resolve_unit(db: Any, unit_id: str | None, ward_code: int | None) -> p
         if unit_id is not None:
             unit = await s.get(Unit, unit_id)
             if unit is None:
-                unit = (await s.execute(select(Unit).where(Unit.code == unit_id))).scalars().first()
+                unit = (await s.execute(select(Unit).where(col(Unit.code) == unit_id))
+                        ).scalars().first()
             field = "unit_id"
         else:
             unit = (await s.execute(select(Unit).where(
-                Unit.ward_code == ward_code, Unit.kind == "ward_police",
-                Unit.active))).scalars().first()
+                col(Unit.ward_code) == ward_code, col(Unit.kind) == "ward_police",
+                col(Unit.active)))).scalars().first()
             field = "ward_code"
     if unit is None or not unit.active:
         raise _field_422(field, "Không tìm thấy đơn vị", "No such unit")
@@ -575,19 +590,26 @@ async def build_input(request: Request, user: Principal, action: StaffAction,
         case StaffAction.ARRIVE:
             return p.ArriveInput(actor=actor)
         case StaffAction.REJECT:
-            return p.RejectInput(actor=actor, reason=body.reason)
+            reject = _narrow(body, RejectBody)
+            return p.RejectInput(actor=actor, reason=reject.reason)
         case StaffAction.CLASSIFY:
-            return p.ClassifyInput(actor=actor, category=body.category, priority=body.priority)
+            classify = _narrow(body, ClassifyBody)
+            return p.ClassifyInput(actor=actor, category=classify.category,
+                                   priority=classify.priority)
         case StaffAction.CLOSE:
-            return p.CloseInput(actor=actor, outcome=body.outcome, summary=body.summary)
+            close = _narrow(body, CloseBody)
+            return p.CloseInput(actor=actor, outcome=close.outcome, summary=close.summary)
         case StaffAction.ROUTE:
+            route = _narrow(body, RouteBody)
             return p.RouteInput(actor=actor,
-                                unit=await resolve_unit(db, body.unit_id, body.ward_code))
+                                unit=await resolve_unit(db, route.unit_id, route.ward_code))
         case StaffAction.REASSIGN:
-            return p.ReassignInput(actor=actor, reason=body.reason,
-                                   unit=await resolve_unit(db, body.unit_id, body.ward_code))
+            reassign = _narrow(body, ReassignBody)
+            return p.ReassignInput(
+                actor=actor, reason=reassign.reason,
+                unit=await resolve_unit(db, reassign.unit_id, reassign.ward_code))
         case StaffAction.MERGE:
-            target_id = str(body.into_incident_id)
+            target_id = str(_narrow(body, MergeBody).into_incident_id)
             if target_id == incident_id:
                 raise _field_422("into_incident_id", "Không thể gộp vào chính nó",
                                  "Cannot merge an incident into itself")
@@ -602,16 +624,18 @@ async def build_input(request: Request, user: Principal, action: StaffAction,
             return p.MergeInput(actor=actor, into_incident_id=target_id,
                                 into_tracking_code=target.tracking_code)
         case StaffAction.NOTE:
-            ids = [str(a) for a in dict.fromkeys(body.attachments)]
+            note = _narrow(body, NoteBody)
+            ids = [str(a) for a in dict.fromkeys(note.attachments)]
             async with db.session() as s:
                 await intake.claim_attachments(s, ids, incident_id)
                 await s.commit()
-            return p.NoteInput(actor=actor, text=body.text, attachments=ids, public=body.public)
+            return p.NoteInput(actor=actor, text=note.text, attachments=ids, public=note.public)
         case StaffAction.PUBLISH_ALERT:
+            alert = _narrow(body, PublishAlertBody)
             alert_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"canhbao:{incident_id}:{key}")
                            if key else uuid.uuid4())
-            return p.PublishAlertInput(actor=actor, alert_id=alert_id, headline=body.headline,
-                                       instruction=body.instruction, radius_m=body.radius_m)
+            return p.PublishAlertInput(actor=actor, alert_id=alert_id, headline=alert.headline,
+                                       instruction=alert.instruction, radius_m=alert.radius_m)
     raise AssertionError(action)
 
 
@@ -627,8 +651,8 @@ async def act(
     iid = str(incident_id)
     row = await _visible_row(request, user, iid)
     if Role(user.role) not in _roles(action):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được thực hiện thao tác này",
-                       f"Role {user.role} may not {action.value}")
+        vi, en = wording.role_never(Action(action.value), Role(user.role))
+        raise ApiError(403, "forbidden", vi, en)
     try:
         parsed = BODIES[action].model_validate(body or {})
     except ValidationError as exc:
@@ -636,9 +660,8 @@ async def act(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from exc
     if row is not None and not row.is_open:
-        raise ApiError(409, "illegal_transition",
-                       f"Vụ việc đã ở trạng thái cuối ({row.state})",
-                       f"The incident is already {row.state}")
+        vi, en = wording.not_in_state(Action(action.value), State(row.state))
+        raise ApiError(409, "illegal_transition", vi, en)
     inp = await build_input(request, user, action, parsed, iid, idempotency_key)
     update_id = f"{action.value}:{idempotency_key}" if idempotency_key else None
     try:
@@ -650,7 +673,7 @@ async def act(
             intake.CALL_TIMEOUT_S * 2)
     except WorkflowUpdateFailedError as exc:
         ACTIONS.labels(action.value, "refused").inc()
-        raise _update_error(exc) from exc
+        raise _update_error(exc, Role(user.role)) from exc
     except (TemporalUnavailable, TimeoutError) as exc:
         ACTIONS.labels(action.value, "unavailable").inc()
         raise TemporalDown() from exc
@@ -673,12 +696,13 @@ def _roles(action: StaffAction) -> frozenset[Role]:
     return ACTION_ROLES[Action(action.value)]
 
 
-def _update_error(exc: WorkflowUpdateFailedError) -> ApiError:
-    cause = exc.cause
+def _update_error(exc: WorkflowUpdateFailedError, role: Role | None = None) -> ApiError:
+    cause: BaseException | None = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.cause
+        cause = cause.cause if isinstance(cause, FailureError) else None
     kind = cause.type if isinstance(cause, ApplicationError) else None
-    vi, en = refusal_messages(cause if isinstance(cause, ApplicationError) else None, str(exc))
+    vi, en = refusal_messages(cause if isinstance(cause, ApplicationError) else None, str(exc),
+                              role)
     if kind == "Forbidden":
         return ApiError(403, "forbidden", vi, en)
     if kind == "Invalid":
@@ -686,12 +710,19 @@ def _update_error(exc: WorkflowUpdateFailedError) -> ApiError:
     return ApiError(409, "illegal_transition", vi, en)
 
 
-def refusal_messages(cause: ApplicationError | None, fallback: str) -> tuple[str, str]:
-    """The workflow refuses with "vi / en" and details[0].message_en."""
+def refusal_messages(cause: ApplicationError | None, fallback: str,
+                     role: Role | None = None) -> tuple[str, str]:
+    """(vi, en) for a workflow refusal: worded from its details' action and state (and the
+    caller's role) when they explain it, else the workflow's own "vi / en" message and
+    details[0].message_en."""
     if cause is None:
         return fallback, fallback
-    vi, _, en = cause.message.partition(" / ")
     details = cause.details[0] if cause.details else None
+    if isinstance(details, dict):
+        worded = wording.refusal(cause.type, details.get("action"), details.get("state"), role)
+        if worded is not None:
+            return worded
+    vi, _, en = cause.message.partition(" / ")
     if isinstance(details, dict) and details.get("message_en"):
         en = str(details["message_en"])
     return vi or cause.message, en or vi or cause.message

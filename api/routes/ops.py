@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from schema.tables import Alert, Outbox
 
@@ -67,12 +68,12 @@ async def metrics(request: Request) -> Response:
     API process reports the same."""
     try:
         async with request.app.state.db.session() as s:
-            levels = (await s.execute(select(Alert.level, func.count()).group_by(Alert.level))
-                      ).all()
+            levels = (await s.execute(select(col(Alert.level), func.count())
+                                      .group_by(col(Alert.level)))).all()
             open_alerts = (await s.execute(select(func.count()).select_from(Alert).where(
-                Alert.resolved_at.is_(None)))).scalar_one()
+                col(Alert.resolved_at).is_(None)))).scalar_one()
             pending = (await s.execute(select(func.count()).select_from(Outbox).where(
-                Outbox.started_at.is_(None)))).scalar_one()
+                col(Outbox.started_at).is_(None)))).scalar_one()
         for level, count in levels:
             ESCALATIONS.labels(str(level)).set(count)
         OPEN_ALERTS.set(open_alerts)

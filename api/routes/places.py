@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.deps import CurrentUser
 from api.errors import ApiError, not_found
@@ -57,11 +58,11 @@ async def list_units(request: Request, user: CurrentUser,
                      kind: Annotated[str | None, Query(max_length=40)] = None,
                      ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None
                      ) -> list[UnitPublic]:
-    stmt = select(Unit).order_by(Unit.kind, Unit.name)
+    stmt = select(Unit).order_by(col(Unit.kind), col(Unit.name))
     if kind:
-        stmt = stmt.where(Unit.kind == kind)
+        stmt = stmt.where(col(Unit.kind) == kind)
     if ward is not None:
-        stmt = stmt.where(Unit.ward_code == ward)
+        stmt = stmt.where(col(Unit.ward_code) == ward)
     async with request.app.state.db.session() as s:
         rows = (await s.execute(stmt)).scalars().all()
     return [UnitPublic.model_validate(u, from_attributes=True) for u in rows]
@@ -77,7 +78,7 @@ def _ward(w: Ward, geometry: bool) -> WardPublic:
 async def list_wards(request: Request, geometry: bool = False) -> list[WardPublic]:
     """The 168 HCMC wards; `geometry=true` adds each boundary (GeoJSON, about 2 MB)."""
     async with request.app.state.db.session() as s:
-        rows = (await s.execute(select(Ward).order_by(Ward.code))).scalars().all()
+        rows = (await s.execute(select(Ward).order_by(col(Ward.code)))).scalars().all()
     return [_ward(w, geometry) for w in rows]
 
 

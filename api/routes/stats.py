@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import exists, false, select
+from sqlmodel import col
 
 from api.deps import CurrentUser
 from api.errors import ApiError
@@ -110,19 +111,20 @@ async def stats(request: Request, user: CurrentUser,
                        "Times need a time zone",
                        fields=[{"field": "from", "message": "Thời gian phải có múi giờ",
                                 "message_en": "Times need a time zone"}])
-    cols = (Incident.created_at, Incident.state, Incident.is_open, Incident.category,
-            Incident.ward_code, Incident.ward_name, Incident.unit_id, Incident.unit_name,
-            Incident.acknowledged_at, Incident.on_scene_at, Incident.closed_at,
-            Incident.escalation_level, Incident.overdue_since,
-            exists().where(Alert.incident_id == Incident.id).label("ever_overdue"))
-    stmt = select(*cols).where(Incident.created_at >= from_, Incident.created_at < to)
+    fields = (Incident.created_at, Incident.state, Incident.is_open, Incident.category,
+              Incident.ward_code, Incident.ward_name, Incident.unit_id, Incident.unit_name,
+              Incident.acknowledged_at, Incident.on_scene_at, Incident.closed_at,
+              Incident.escalation_level, Incident.overdue_since)
+    ever_overdue = exists().where(col(Alert.incident_id) == col(Incident.id))
+    stmt = select(*(col(f) for f in fields), ever_overdue.label("ever_overdue")).where(
+        col(Incident.created_at) >= from_, col(Incident.created_at) < to)
     if user.is_officer:
-        stmt = stmt.where(Incident.unit_id == user.unit_id) if user.unit_id else stmt.where(
+        stmt = stmt.where(col(Incident.unit_id) == user.unit_id) if user.unit_id else stmt.where(
             false())
     if ward is not None:
-        stmt = stmt.where(Incident.ward_code == ward)
+        stmt = stmt.where(col(Incident.ward_code) == ward)
     if category:
-        stmt = stmt.where(Incident.category == category)
+        stmt = stmt.where(col(Incident.category) == category)
     stmt = stmt.limit(MAX_ROWS + 1)
     async with request.app.state.db.session() as s:
         rows = list((await s.execute(stmt)).all())

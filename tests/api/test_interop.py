@@ -58,6 +58,10 @@ async def test_open311_discovery_services_and_requests(stack: Stack) -> None:
     r = await c.post("/open311/v2/requests.json", data={
         "service_code": "crime", "lat": "200", "long": "106", "description": "x"})
     assert r.status_code == 400
+    # A file part is refused before its bytes are stored: uploads go to /attachments.
+    r = await c.post("/open311/v2/requests.json", data={"service_code": "crime"},
+                     files={"media": ("a.jpg", b"\xff\xd8\xff" + b"\0" * 1000)})
+    assert r.status_code == 400 and r.json()[0]["code"] == 400
     assert (await c.get("/open311/v2/requests.json")).status_code == 401
     staff = (await c.get("/open311/v2/requests.json?status=open",
                          headers=stack.auth("operator"))).json()

@@ -59,9 +59,15 @@ async def test_error_codes_of_actions(stack: Stack) -> None:
                                  json={"outcome": "resolved", "summary": "x"},
                                  headers={**stack.auth("supervisor"), "Accept-Language": "en"})
     assert en.status_code == 409 and en.json()["detail"] != r.json()["detail"]
+    # In human words, no raw action or state tokens.
+    assert r.json()["detail"] == \
+        "Không thể thực hiện “Kết thúc”: vụ việc đang ở trạng thái “Mới nhận”"
+    assert en.json()["detail"] == "Cannot “Close”: the incident is in state “New”"
     # 403: wrong role (an officer does not even see an unrouted incident: 404).
     r = await stack.act(iid, "acknowledge", "operator")
     assert r.status_code == 403
+    assert r.json() == {"error": "forbidden",
+                        "detail": "Vai trò trực ban không được phép thực hiện “Tiếp nhận”"}
     r = await stack.act(iid, "verify", "officer_a")
     assert r.status_code == 404
     r = await stack.act(iid, "reassign", "operator", {"ward_code": 1, "reason": "x"})
@@ -289,3 +295,21 @@ def _parse_sse(text: str) -> list[dict]:
         if "data" in event:
             out.append(event)
     return out
+
+
+async def test_refusals_in_human_words(stack: Stack) -> None:
+    """Refusals by the workflow name the action and the state as the console shows them."""
+    iid = await stack.routed()
+    r = await stack.act(iid, "verify", "operator")
+    assert r.status_code == 409
+    assert r.json() == {"error": "illegal_transition", "detail": "Không thể thực hiện "
+                        "“Xác minh”: vụ việc đang ở trạng thái “Đã chuyển xử lý”"}
+    r = await stack.act(iid, "close", "officer_a", {"outcome": "resolved", "summary": "x"})
+    assert r.status_code == 409 and r.json()["error"] == "illegal_transition"
+    assert r.json()["detail"] == ("Vai trò cán bộ không thể thực hiện “Kết thúc” khi vụ việc "
+                                  "đang ở trạng thái “Đã chuyển xử lý”")
+    headers = {**stack.auth("officer_a"), "Accept-Language": "en"}
+    r = await stack.client.post(f"/api/v1/incidents/{iid}/actions/close", headers=headers,
+                                json={"outcome": "resolved", "summary": "x"})
+    assert r.json()["detail"] == ("The officer role cannot “Close” while the incident is in "
+                                  "state “Routed”")
