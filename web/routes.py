@@ -170,6 +170,8 @@ def _report_page(
             "attachments": attachments or [],
             "categories": CATEGORIES,
             "tile_url": settings.map_tile_url,
+            "max_image": settings.max_image_bytes,
+            "max_video": settings.max_video_bytes,
             "centre": HCMC_CENTRE,
             "description_max": DESCRIPTION_MAX,
         },

@@ -429,3 +429,22 @@ def test_tracking_page_follows_the_incident(
     expect(page.locator(".steps li.done")).to_have_count(1)
     page.screenshot(path=artifacts_dir / "web-tracking-verified.png", full_page=True)
     assert errors == []
+
+
+def test_too_large_photo_is_refused_before_upload(
+    phone: Callable[..., BrowserContext], live_server: LiveServer
+) -> None:
+    """A photo over the image limit is refused on the phone: no data spent sending it."""
+    ctx = phone()
+    page, errors = _open_report_page(ctx)
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if "/attachments" in r.url else None)
+    limit = int(page.locator("#report-form").get_attribute("data-max-image") or 0)
+    assert limit == 20 * 1024 * 1024
+    page.set_input_files("#files-gallery", files=[
+        {"name": "qua-lon.png", "mimeType": "image/png",
+         "buffer": tiny_png() + b"\0" * (limit + 1)}])
+    expect(page.locator(".thumb.failed")).to_have_count(1)
+    expect(page.locator(".thumb.failed")).to_contain_text("quá lớn")
+    assert uploads == []
+    assert not errors

@@ -9,6 +9,10 @@
   var msgs = JSON.parse(form.getAttribute("data-msgs") || "{}");
   var lang = form.getAttribute("data-lang") || "vi";
   var tileUrl = form.getAttribute("data-tile-url") || "";
+  // The server's size limits, checked here first: a refused upload would otherwise cost a
+  // cheap phone the whole file's data before the 413 arrives.
+  var maxImage = parseInt(form.getAttribute("data-max-image"), 10) || 0;
+  var maxVideo = parseInt(form.getAttribute("data-max-video"), 10) || 0;
   var centre = form.getAttribute("data-centre").split(",").map(Number);
   var ADDRESS_ONLY_ACCURACY = 50000;
   var FIELDS = ["category", "description", "media", "location", "address", "name", "phone", "form"];
@@ -76,6 +80,10 @@
     setItemState(item, "uploading", m("report.uploading"));
     item.progress.hidden = false;
     item.done = new Promise(function (resolve) {
+      var limit = item.file.type.indexOf("video/") === 0 ? maxVideo : maxImage;
+      if (limit && item.file.size > limit) {
+        setItemState(item, "failed", m("err.file_too_large")); resolve(); return;
+      }
       if (!navigator.onLine) { setItemState(item, "later", m("report.upload_later")); resolve(); return; }
       var xhr = new XMLHttpRequest();
       item.xhr = xhr;
