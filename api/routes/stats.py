@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import exists, false, select
 from sqlmodel import col
 
@@ -51,7 +51,7 @@ class Bucket(BaseModel):
 
 
 class StatsOut(BaseModel):
-    from_: datetime
+    from_: datetime = Field(serialization_alias="from")  # the query's own name
     to: datetime
     group_by: GroupBy | None
     total: Bucket

@@ -255,6 +255,7 @@ async def test_alerts_stats_and_events(make_stack) -> None:
     await eventually(resolved)
 
     stats = (await stack.client.get("/api/v1/stats?group_by=ward", headers=h)).json()
+    assert {"from", "to"} <= set(stats)  # the names the query takes
     assert stats["total"]["count"] >= 1
     ward_bucket = next(g for g in stats["groups"]
                        if g["key"] == str(stack.people.places[WARD_A].code))
