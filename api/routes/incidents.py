@@ -518,16 +518,8 @@ class CloseBody(_Body):
     summary: str = Field(min_length=1, max_length=5000)
 
 
-class ReassignBody(_Body):
-    unit_id: str | None = Field(default=None, max_length=64)
-    ward_code: int | None = Field(default=None, ge=0, le=10_000_000)
+class ReassignBody(RouteBody):
     reason: str = Field(min_length=1, max_length=2000)
-
-    @model_validator(mode="after")
-    def _one(self) -> ReassignBody:
-        if (self.unit_id is None) == (self.ward_code is None):
-            raise ValueError("give exactly one of unit_id or ward_code")
-        return self
 
 
 class PublishAlertBody(_Body):
