@@ -12,7 +12,6 @@ import gzip
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
@@ -23,12 +22,13 @@ from pydantic import ValidationError
 from shapely.geometry import mapping, shape
 from sqlalchemy import func
 from sqlmodel import select
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from api.errors import ApiError
+from api.upload import FieldsTooLarge
 from schema.states import Category, State
 from schema.tables import Attachment, Report, Ward
 from web import i18n
+from web.formstream import StreamedForm, read_form
 from web.templating import WEB_DIR, render
 
 log = structlog.get_logger(__name__)
@@ -192,41 +192,6 @@ def _float(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _uploads(form: Any, name: str) -> list[StarletteUpload]:
-    return [
-        f for f in form.getlist(name)
-        if isinstance(f, StarletteUpload) and f.filename
-    ]
-
-
-async def _read_chunks(upload: StarletteUpload) -> AsyncIterator[bytes]:
-    """The upload as a byte stream (form parsing gives Starlette's UploadFile)."""
-    while chunk := await upload.read(1024 * 1024):
-        yield chunk
-
-
-async def _store_files(
-    request: Request, files: list[StarletteUpload], lang: str
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Store uploaded files; returns what was stored and the first error message, if any."""
-    from api import intake
-
-    stored: list[dict[str, Any]] = []
-    for upload in files:
-        try:
-            out = await intake.store_attachment(
-                request.app.state, _read_chunks(upload), upload.filename, upload.content_type
-            )
-        except intake.AttachmentTooLarge:
-            return stored, i18n.t(lang, "err.file_too_large") + f" ({upload.filename})"
-        except intake.AttachmentTypeRejected:
-            return stored, i18n.t(lang, "err.file_type") + f" ({upload.filename})"
-        data = out.model_dump(mode="json") if hasattr(out, "model_dump") else dict(out)
-        data["filename"] = upload.filename
-        stored.append(data)
-    return stored, None
-
-
 FIELD_OF_LOC = {
     "category": "category", "description": "description", "location": "location",
     "lat": "location", "lon": "location", "accuracy_m": "location", "address": "address",
@@ -253,11 +218,18 @@ def _pydantic_message(err: Any, lang: str) -> str:
 
 @router.post("/report")
 async def report_submit(request: Request) -> Response:
-    """The plain form (no JavaScript): validate, store files, submit, go to tracking."""
+    """The plain form (no JavaScript): read it as it arrives (files go to storage part by
+    part, within their size limits), validate, submit, go to tracking. Any problem, a
+    too-large file included, gives the form back with the typed values kept."""
+    lang, _ = i18n.negotiate(request)
+    form = await read_form(request, lang)
+    response = await _report_result(request, form, lang)
+    return form.finish(response)
+
+
+async def _report_result(request: Request, form: StreamedForm, lang: str) -> Response:
     from api import intake
 
-    lang, _ = i18n.negotiate(request)
-    form = await request.form()
     values = _blank_values()
     for key in values:
         raw = form.get(key)
@@ -293,12 +265,16 @@ async def report_submit(request: Request) -> Response:
         except ValueError:
             errors["phone"] = i18n.t(lang, "err.phone")
 
-    stored, file_error = await _store_files(request, _uploads(form, "files"), lang)
-    attachments += stored
-    if file_error:
-        errors["media"] = file_error
+    attachments += form.stored
+    if form.file_error:
+        errors["media"] = form.file_error
+    if form.fields_too_large:
+        errors["description"] = FieldsTooLarge().en if lang == "en" else FieldsTooLarge().vi
+    if form.broken:
+        errors.setdefault("media", i18n.t(lang, "err.generic"))
     if errors:
-        return _report_page(request, values, errors, attachments, status_code=422)
+        status = form.status if form.file_error or form.fields_too_large or form.broken else 422
+        return _report_page(request, values, errors, attachments, status_code=status)
 
     if lat is None or lon is None:
         lat, lon = HCMC_CENTRE
@@ -395,16 +371,24 @@ async def tracking_add_info(token: str, request: Request) -> Response:
     from api import intake
 
     lang, _ = i18n.negotiate(request)
-    form = await request.form()
-    text = str(form.get("text") or "").strip()
-    files = _uploads(form, "files")
-    if not text and not files:
-        return RedirectResponse(f"/t/{token}?msg=err_text#add", status_code=303)
+    # The token first: an unknown one gets nothing stored (the body is not read).
     if await intake.get_tracking(request.app.state, token) is None:
-        return render(request, "citizen/not_found.html", status_code=404)
-    stored, error = await _store_files(request, files, lang)
-    if error:
+        response = render(request, "citizen/not_found.html", status_code=404)
+        response.headers["Connection"] = "close"
+        return response
+    form = await read_form(request, lang)
+    return form.finish(await _add_info_result(request, token, form))
+
+
+async def _add_info_result(request: Request, token: str, form: StreamedForm) -> Response:
+    from api import intake
+
+    text = str(form.get("text") or "").strip()
+    stored = form.stored
+    if form.file_error or form.broken or form.fields_too_large:
         return RedirectResponse(f"/t/{token}?msg=err_file#add", status_code=303)
+    if not text and not stored:
+        return RedirectResponse(f"/t/{token}?msg=err_text#add", status_code=303)
     try:
         await intake.add_info(
             request.app.state, token, text or None, [a["attachment_id"] for a in stored]
@@ -421,8 +405,11 @@ async def tracking_add_info(token: str, request: Request) -> Response:
 async def tracking_cancel(token: str, request: Request) -> Response:
     from api import intake
 
-    form = await request.form()
+    lang, _ = i18n.negotiate(request)
+    form = await read_form(request, lang, max_files=0)  # text only, capped at 64 KB
     reason = str(form.get("reason") or "").strip() or None
+    if form.fields_too_large or form.broken:
+        return form.finish(RedirectResponse(f"/t/{token}?msg=busy", status_code=303))
     if await intake.get_tracking(request.app.state, token) is None:
         return render(request, "citizen/not_found.html", status_code=404)
     try:
