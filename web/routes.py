@@ -366,6 +366,20 @@ async def tracking_page(token: str, request: Request) -> Response:
     return response
 
 
+async def _tracking_with_error(request: Request, token: str, problem: str, text: str,
+                               status_code: int) -> Response:
+    """The tracking page again, with the add-info error and the typed text kept."""
+    from api import intake
+
+    view = await intake.get_tracking(request.app.state, token)
+    if view is None:
+        return render(request, "citizen/not_found.html", status_code=404)
+    ctx = _track_context(view, token, request)
+    ctx["attachment_count"] = await _attachment_count(request, token)
+    ctx.update(msg="err_info", info_error=problem, info_text=text)
+    return render(request, "citizen/track.html", ctx, status_code=status_code)
+
+
 @router.post("/t/{token}/info")
 async def tracking_add_info(token: str, request: Request) -> Response:
     from api import intake
@@ -385,10 +399,12 @@ async def _add_info_result(request: Request, token: str, form: StreamedForm) -> 
 
     text = str(form.get("text") or "").strip()
     stored = form.stored
+    lang, _ = i18n.negotiate(request)
     if form.file_error or form.broken or form.fields_too_large:
-        return RedirectResponse(f"/t/{token}?msg=err_file#add", status_code=303)
+        problem = form.file_error or i18n.t(lang, "err.file_type")
+        return await _tracking_with_error(request, token, problem, text, form.status)
     if not text and not stored:
-        return RedirectResponse(f"/t/{token}?msg=err_text#add", status_code=303)
+        return await _tracking_with_error(request, token, i18n.t(lang, "err.text"), text, 422)
     try:
         await intake.add_info(
             request.app.state, token, text or None, [a["attachment_id"] for a in stored]

@@ -253,9 +253,13 @@ async def test_small_photo_still_makes_a_report_and_add_info_refuses_big_files(
     body = _multipart([("text", None, "Thêm ảnh".encode()),
                        ("files", "lon.png", _big_png(IMAGE_LIMIT * 2))])
     r = await small_app.client.post(f"/t/{token}/info", content=body, headers=HEADERS)
-    assert r.status_code == 303
-    assert r.headers["location"] == f"/t/{token}?msg=err_file#add"
+    # The tracking page again, with the reason next to the form and the text kept.
+    assert r.status_code == 413
+    assert "Tệp quá lớn" in r.text and ">Thêm ảnh</textarea>" in r.text
     assert len(small_app.stored_files()) == 1
+    r = await small_app.client.post(f"/t/{token}/info",
+                                    content=_multipart([("text", None, b"  ")]), headers=HEADERS)
+    assert r.status_code == 422 and 'id="err-info" role="alert">' in r.text
 
     r = await small_app.client.post(f"/t/{uuid.uuid4().hex}/info", content=body,
                                     headers=HEADERS)
