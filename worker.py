@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PatchActivationInput, Worker
 
 from activities.duplicates import DuplicateActivities
 from activities.geo import GeoActivities, WardIndex, get_ward_index
@@ -22,7 +22,7 @@ from core.db import Database
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
-from workflows.incident import IncidentWorkflow
+from workflows.incident import LOCAL_WRITES_PATCH, IncidentWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -48,10 +48,19 @@ def build_activities(settings: Settings, db: Database,
 
 def build_worker(client: Client, settings: Settings, db: Database,
                  task_queue: str | None = None,
-                 graceful_shutdown: timedelta = timedelta(0)) -> Worker:
+                 graceful_shutdown: timedelta = timedelta(0),
+                 local_writes: bool = True) -> Worker:
     """A worker for the incident workflow and all its activities. On shutdown, running
     activities get `graceful_shutdown` to finish before they are cancelled (they are
-    idempotent, so a cancelled one is simply retried elsewhere)."""
+    idempotent, so a cancelled one is simply retried elsewhere).
+
+    `local_writes=False` keeps new incidents on regular activities for their SQL writes
+    (patch `local-projection` not taken): for a rolling deploy while older workers, which
+    cannot replay local-activity histories, still poll the queue, and for the bench."""
+
+    def activate(inp: PatchActivationInput) -> bool:
+        return local_writes or inp.patch_id != LOCAL_WRITES_PATCH
+
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -59,6 +68,7 @@ def build_worker(client: Client, settings: Settings, db: Database,
         activities=build_activities(settings, db),
         max_concurrent_activities=max(10, settings.db_pool_size * 2),
         graceful_shutdown_timeout=graceful_shutdown,
+        patch_activation_callback=activate,
     )
 
 

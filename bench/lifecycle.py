@@ -10,7 +10,9 @@ latency includes the projection. For scale, the same run measures a bare no-op w
 
 --worker runs an incident worker in this process on a fresh task queue (otherwise the
 stack's worker on CANHBAO_TASK_QUEUE does the work); --prepare migrates and seeds the
-database first (wards, units).
+database first (wards, units). --compare (implies --worker) runs the lifecycle twice back to
+back, first with SQL writes as regular activities (patch `local-projection` refused), then
+as local activities, and prints both side by side.
 """
 
 from __future__ import annotations
@@ -178,44 +180,69 @@ def prepare(settings: Settings) -> None:
         engine.dispose()
 
 
-async def main(args: argparse.Namespace) -> None:
-    settings = settings_from_env()
-    if args.prepare:
-        prepare(settings)
-    client = await connect(settings)
-    task_queue = settings.task_queue
-    async with AsyncExitStack() as stack:
-        if args.worker:
-            from worker import build_worker
-
-            db = Database.from_settings(settings)
-            stack.push_async_callback(db.dispose)
-            task_queue = f"bench-{uuid.uuid4()}"
-            await stack.enter_async_context(build_worker(client, settings, db, task_queue))
-        # Warm up both paths (connections, worker caches) before measuring.
-        await noop_phase(client, min(args.concurrency, args.n), args.concurrency)
-        await lifecycle_phase(client, settings, task_queue, min(args.concurrency, args.n),
-                              args.concurrency)
-        noop_wall, noop_lat = await noop_phase(client, args.n, args.concurrency)
-        wall, timings = await lifecycle_phase(client, settings, task_queue, args.n,
-                                              args.concurrency)
-
-    noop_rate = args.n / noop_wall
-    rate = args.n / wall
-    noop_p50 = percentile(noop_lat, 50)
-    print(f"CanhBao lifecycle bench: N={args.n} C={args.concurrency} "
-          f"temporal={settings.temporal_address} db={settings.database_url.split('@')[-1]} "
-          f"worker={'in-process' if args.worker else 'stack'}")
+def report(title: str, n: int, wall: float, timings: dict[str, list[float]],
+           noop_wall: float, noop_lat: list[float]) -> float:
+    """Print one lifecycle table; return incidents/s."""
+    noop_rate, rate, noop_p50 = n / noop_wall, n / wall, percentile(noop_lat, 50)
+    print(title)
     print(f"{'step':<12} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'x noop p50':>11}")
     for name in TRANSITIONS:
         values = timings.get(name, [])
         p50 = percentile(values, 50)
         print(f"{name:<12} {p50 * 1000:8.1f} {percentile(values, 99) * 1000:8.1f} "
               f"{statistics.fmean(values) * 1000:8.1f} {p50 / noop_p50:11.1f}")
-    print(f"{'noop start+signal':<12} p50 {noop_p50 * 1000:.1f} ms, "
-          f"p99 {percentile(noop_lat, 99) * 1000:.1f} ms, {noop_rate:.1f} workflows/s")
     print(f"incidents/s (full lifecycle, 6 updates + start + completion): {rate:.2f}")
     print(f"ratio noop workflows/s : incidents/s = {noop_rate / rate:.1f}")
+    return rate
+
+
+async def main(args: argparse.Namespace) -> None:
+    settings = settings_from_env()
+    if args.prepare:
+        prepare(settings)
+    client = await connect(settings)
+    modes: dict[str, str] = {"stack": settings.task_queue}
+    async with AsyncExitStack() as stack:
+        if args.worker or args.compare:
+            from worker import build_worker
+
+            db = Database.from_settings(settings)
+            stack.push_async_callback(db.dispose)
+            wanted = {"regular": False, "local": True} if args.compare else {"in-process": True}
+            modes = {}
+            for mode, local in wanted.items():
+                modes[mode] = f"bench-{mode}-{uuid.uuid4()}"
+                await stack.enter_async_context(
+                    build_worker(client, settings, db, modes[mode], local_writes=local))
+        # Warm up every path (connections, worker caches) before measuring.
+        warm = min(args.concurrency, args.n)
+        await noop_phase(client, warm, args.concurrency)
+        for queue in modes.values():
+            await lifecycle_phase(client, settings, queue, warm, args.concurrency)
+        noop_wall, noop_lat = await noop_phase(client, args.n, args.concurrency)
+        # With --rounds R the modes alternate in R slices of n/R (A B B A ...), so a load
+        # change on a shared machine hits both alike; walls and timings add up.
+        results: dict[str, tuple[float, dict[str, list[float]]]] = {
+            mode: (0.0, defaultdict(list)) for mode in modes}
+        order = list(modes)
+        for r in range(args.rounds):
+            size = args.n // args.rounds + (1 if r < args.n % args.rounds else 0)
+            for mode in order if r % 2 == 0 else reversed(order):
+                wall, timings = await lifecycle_phase(client, settings, modes[mode], size,
+                                                      args.concurrency)
+                total, merged = results[mode]
+                for name, values in timings.items():
+                    merged[name].extend(values)
+                results[mode] = (total + wall, merged)
+
+    print(f"CanhBao lifecycle bench: N={args.n} C={args.concurrency} "
+          f"temporal={settings.temporal_address} db={settings.database_url.split('@')[-1]}")
+    print(f"noop start+signal: p50 {percentile(noop_lat, 50) * 1000:.1f} ms, "
+          f"p99 {percentile(noop_lat, 99) * 1000:.1f} ms, {args.n / noop_wall:.1f} workflows/s")
+    rates = {mode: report(f"-- worker: {mode}", args.n, wall, timings, noop_wall, noop_lat)
+             for mode, (wall, timings) in results.items()}
+    if args.compare:
+        print(f"local vs regular: incidents/s x{rates['local'] / rates['regular']:.2f}")
 
 
 def cli() -> None:
@@ -224,6 +251,10 @@ def cli() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=20, help="default 20")
     parser.add_argument("--worker", action="store_true",
                         help="run an incident worker in this process on a fresh task queue")
+    parser.add_argument("--compare", action="store_true",
+                        help="in-process workers: regular then local activity writes")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate the modes in this many slices of n (default 1)")
     parser.add_argument("--prepare", action="store_true",
                         help="migrate and seed the database (wards, units) first")
     asyncio.run(main(parser.parse_args()))

@@ -7,6 +7,9 @@
 - Every accepted change appends a `TimelineEvent` (seq + 1) to the case. Side effects
   (projections, alerts, resolutions, public alerts) go through one ordered queue drained
   under a lock, so SQL sees them in the order they happened.
+- Since patch `local-projection` those writes run as local activities in the worker that
+  runs the workflow task, so an update completes in one workflow task; incidents started
+  before it keep regular activities (`workflow.patched` decides once per run).
 - Each open state has a deadline (`sla_deadline`); the main loop escalates when it passes
   and re-arms it for the next level. Any transition resets the level and resolves the
   alerts of the state left.
@@ -85,6 +88,12 @@ LOOKUP_RETRY = RetryPolicy(
     maximum_attempts=5, non_retryable_error_types=["Invalid"],
 )
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Patch id: side-effect writes run as local activities (same retry policy, forever).
+LOCAL_WRITES_PATCH = "local-projection"
+# A local attempt is short (a stuck one must not hold a worker's shutdown for long), and
+# every retry waits on a durable timer instead of holding the workflow task open.
+LOCAL_TIMEOUT = timedelta(seconds=10)
+LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=500)
 
 # The action recorded for the state an implied step passes through.
 IMPLIED_ACTION: dict[State, Action] = {
@@ -621,8 +630,15 @@ class IncidentWorkflow:
         else:
             name, arg, summary = names.PUBLISH_PUBLIC_ALERT, op.arg, "public alert"
         try:
-            await workflow.execute_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                            retry_policy=WRITE_RETRY, summary=summary)
+            if workflow.patched(LOCAL_WRITES_PATCH):  # memoized: one answer per run
+                await workflow.execute_local_activity(
+                    name, arg, start_to_close_timeout=LOCAL_TIMEOUT,
+                    retry_policy=WRITE_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                    summary=summary)
+            else:
+                await workflow.execute_activity(
+                    name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=WRITE_RETRY, summary=summary)
         except ActivityError as exc:
             # Only a non-retryable (Invalid) failure gets here: log it, keep the case going.
             workflow.logger.error("%s failed for incident %s: %s", name, self._case.id, exc)

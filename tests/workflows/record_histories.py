@@ -1,11 +1,14 @@
 """Record workflow histories for the replay test.
 
     CANHBAO_TEST_DATABASE_URL=postgresql+psycopg://... \
-        .venv/bin/python -m tests.workflows.record_histories
+        .venv/bin/python -m tests.workflows.record_histories SCENARIO...
 
-Runs a few real lifecycles on a fresh Temporal dev server with a worker and the given
-database (it is reset), then writes each history as JSON under tests/histories/. Record
-again only on purpose: old histories must keep replaying, that is their point.
+Runs the named scenarios (lifecycle, escalation, merge, cancel, lifecycle_local) on a fresh
+Temporal dev server with a worker and the given database (it is reset), then writes each
+history as JSON under tests/histories/. Record again only on purpose: old histories must
+keep replaying, that is their point. lifecycle, escalation, merge and cancel were recorded
+before patch `local-projection` (SQL writes as regular activities); recording them again now
+would take the new path, so only lifecycle_local is meant to be recorded from now on.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ from workflows.incident import IncidentWorkflow as W
 OUT = ROOT / "tests" / "histories"
 
 
-async def lifecycle(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+async def lifecycle(client: Client, tq: str,
+                    name: str = "lifecycle") -> list[tuple[str, WorkflowHandle]]:
     handle = await start_incident(client, tq)
     unit = unit_ref()
     await handle.execute_update(W.classify, ClassifyInput(
@@ -71,7 +75,13 @@ async def lifecycle(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]
     await handle.execute_update(W.close, CloseInput(actor=officer(unit),
                                                     outcome=Outcome.RESOLVED, summary="Xong"))
     await handle.result()
-    return [("lifecycle", handle)]
+    return [(name, handle)]
+
+
+async def lifecycle_local(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """The lifecycle scenario with patch `local-projection`: writes as local activities."""
+    return await lifecycle(client, tq, "lifecycle_local")
+
 
 
 async def escalation(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
@@ -116,8 +126,16 @@ async def cancel(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
     return [("cancel", handle)]
 
 
-async def main() -> None:
+SCENARIOS = {"lifecycle": lifecycle, "escalation": escalation, "merge": merge,
+             "cancel": cancel, "lifecycle_local": lifecycle_local}
+
+
+async def main(wanted: list[str]) -> None:
     from tests.conftest import PG_URL, WARDS_GEOJSON, reset_and_migrate
+
+    unknown = set(wanted) - set(SCENARIOS)
+    if not wanted or unknown:
+        raise SystemExit(f"name the scenarios to record, among {', '.join(SCENARIOS)}")
 
     reset_and_migrate(PG_URL)
     settings = Settings(CANHBAO_DEMO=True, DATABASE_URL=PG_URL,
@@ -129,7 +147,7 @@ async def main() -> None:
     tq = f"record-{uuid.uuid4()}"
     try:
         async with running_worker(env.client, settings, db, tq):
-            for scenario in (lifecycle, escalation, merge, cancel):
+            for scenario in (SCENARIOS[name] for name in wanted):
                 for name, handle in await scenario(env.client, tq):
                     history = await handle.fetch_history()
                     (OUT / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
@@ -140,4 +158,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     os.chdir(ROOT)
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -18,7 +19,29 @@ HISTORIES = sorted((ROOT / "tests" / "histories").glob("*.json"))
 
 def test_histories_are_recorded() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"lifecycle", "escalation", "merge_primary", "merge_child", "cancel"} <= names
+    assert {"lifecycle", "escalation", "merge_primary", "merge_child", "cancel",
+            "lifecycle_local"} <= names
+
+
+def event_types(path: Path) -> set[str]:
+    history = WorkflowHistory.from_json("incident", path.read_text("utf-8"))
+    return {EventType.Name(e.event_type) for e in history.events}
+
+
+def test_histories_cover_both_write_paths() -> None:
+    """The old histories write with regular activities; lifecycle_local with local ones
+    (patch `local-projection`), so both branches of `_write` are replayed."""
+    old = event_types(ROOT / "tests" / "histories" / "lifecycle.json")
+    assert "EVENT_TYPE_MARKER_RECORDED" not in old
+    new = WorkflowHistory.from_json(
+        "incident", (ROOT / "tests" / "histories" / "lifecycle_local.json").read_text("utf-8"))
+    markers = [e.marker_recorded_event_attributes.marker_name for e in new.events
+               if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert "core_patch" in markers and "core_local_activity" in markers
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in new.events
+                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert "project_event" not in scheduled
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
