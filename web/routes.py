@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from api.errors import ApiError
 from api.upload import FieldsTooLarge
-from schema.states import Category, State
+from schema.states import STATE_PUBLIC_NOTES, Category, State
 from schema.tables import Attachment, Report, Ward
 from web import i18n
 from web.formstream import StreamedForm, read_form
@@ -313,11 +313,27 @@ def _state(view: Any) -> State:
     return State(str(getattr(view, "state", "received")))
 
 
+_STANDARD_NOTES = {note: state for state, note in STATE_PUBLIC_NOTES.items()}
+
+
+def _public_entry(event: Any, request: Request) -> dict[str, Any]:
+    """A tracking timeline entry. A note that only restates the entry's own state is
+    dropped (the state is already shown); one that names another state (a merged report
+    following its primary) is shown in the page's language; free text stays as written."""
+    lang, _ = i18n.negotiate(request)
+    note = getattr(event, "public_note", None)
+    state = getattr(event, "state", None)
+    standard = _STANDARD_NOTES.get(note) if note else None
+    if standard is not None:
+        note = None if standard == state else i18n.t(lang, f"state.{standard.value}")
+    return {"at": event.at, "state": state, "note": note}
+
+
 def _track_context(view: Any, token: str, request: Request) -> dict[str, Any]:
     state = _state(view)
     step = STEP_OF_STATE.get(state)
-    timeline = list(getattr(view, "timeline", []) or [])
-    timeline.sort(key=lambda e: str(getattr(e, "at", "")), reverse=True)
+    timeline = [_public_entry(e, request) for e in getattr(view, "timeline", []) or []]
+    timeline.sort(key=lambda e: str(e["at"]), reverse=True)
     base = str(request.base_url).rstrip("/")
     settings = request.app.state.settings
     public = (settings.public_url or base).rstrip("/")

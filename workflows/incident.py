@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.states import (
         ACTION_ROLES,
         DEFAULT_PRIORITY,
+        STATE_PUBLIC_NOTES,
         UNIT_SCOPED,
         Action,
         Role,
@@ -101,20 +102,6 @@ IMPLIED_ACTION: dict[State, Action] = {
     State.ACKNOWLEDGED: Action.ACKNOWLEDGE,
 }
 
-# What the citizen's tracking page may show for each state (Vietnamese; the web layer
-# translates by state for other languages).
-PUBLIC_NOTES: dict[State, str] = {
-    State.RECEIVED: "Đã tiếp nhận tin báo.",
-    State.VERIFIED: "Tin báo đã được xác minh.",
-    State.CLASSIFIED: "Tin báo đã được phân loại.",
-    State.ROUTED: "Tin báo đã được chuyển đến đơn vị xử lý.",
-    State.ACKNOWLEDGED: "Đơn vị xử lý đã tiếp nhận.",
-    State.ON_SCENE: "Lực lượng chức năng đã có mặt tại hiện trường.",
-    State.CLOSED: "Vụ việc đã được xử lý xong.",
-    State.REJECTED: "Tin báo không được tiếp nhận xử lý.",
-    State.MERGED: "Tin báo đã được gộp vào một vụ việc khác đang được xử lý.",
-    State.CANCELLED: "Tin báo đã được hủy theo yêu cầu của người báo.",
-}
 
 
 def refuse(kind: str, message_vi: str, message_en: str, **details: Any) -> ApplicationError:
@@ -156,7 +143,7 @@ class IncidentWorkflow:
         self._record("receive", CITIZEN_ACTOR, None, State.RECEIVED, at=received,
                      data={"category": inp.category.value, "source": inp.source,
                            "attachments": list(inp.attachments)},
-                     public_note=PUBLIC_NOTES[State.RECEIVED])
+                     public_note=STATE_PUBLIC_NOTES[State.RECEIVED])
         self._arm_deadline(received)
 
     # --- main loop --------------------------------------------------------------------
@@ -478,7 +465,7 @@ class IncidentWorkflow:
         self._version += 1
         self._record("primary_changed", SYSTEM_ACTOR, None, None,
                      data={"primary_id": sig.primary_id, "state": sig.state.value},
-                     public_note=PUBLIC_NOTES[sig.state])
+                     public_note=STATE_PUBLIC_NOTES[sig.state])
         await self._drain(self._ops_queued)
 
     def _children_behind(self) -> bool:
@@ -570,7 +557,7 @@ class IncidentWorkflow:
             case.closed_at = now
         self._version += 1
         self._arm_deadline(now)
-        self._record(action, actor, left, target, data=data, public_note=PUBLIC_NOTES[target])
+        self._record(action, actor, left, target, data=data, public_note=STATE_PUBLIC_NOTES[target])
 
     def _arm_deadline(self, entered_at: datetime) -> None:
         case = self._case

@@ -53,3 +53,22 @@ def test_csp_is_strict_and_allows_the_tile_host_only_when_set() -> None:
     tiles = content_security_policy(
         _request(tile_url="https://{s}.tile.example.org/{z}/{x}/{y}.png"))
     assert "img-src 'self' data: blob: https://*.tile.example.org;" in tiles
+
+
+def test_tracking_notes_do_not_repeat_the_state() -> None:
+    """A note that restates its own state is dropped; a merged report's note about its
+    primary is shown translated; an officer's own words stay as written."""
+    from schema.states import STATE_PUBLIC_NOTES, State
+    from web.routes import _public_entry
+
+    def entry(state: State, note: str | None) -> SimpleNamespace:
+        return SimpleNamespace(at="2026-11-28T10:00:00Z", state=state, public_note=note)
+
+    vi, en = _request(), _request(query="lang=en")
+    own = entry(State.VERIFIED, STATE_PUBLIC_NOTES[State.VERIFIED])
+    assert _public_entry(own, vi)["note"] is None
+    primary = entry(State.MERGED, STATE_PUBLIC_NOTES[State.ON_SCENE])
+    assert _public_entry(primary, vi)["note"] == i18n.t("vi", "state.on_scene")
+    assert _public_entry(primary, en)["note"] == i18n.t("en", "state.on_scene")
+    words = entry(State.ON_SCENE, "Đã đưa người bị thương đi cấp cứu")
+    assert _public_entry(words, en)["note"] == "Đã đưa người bị thương đi cấp cứu"
