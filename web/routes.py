@@ -316,11 +316,10 @@ def _state(view: Any) -> State:
 _STANDARD_NOTES = {note: state for state, note in STATE_PUBLIC_NOTES.items()}
 
 
-def _public_entry(event: Any, request: Request) -> dict[str, Any]:
+def _public_entry(event: Any, lang: str) -> dict[str, Any]:
     """A tracking timeline entry. A note that only restates the entry's own state is
     dropped (the state is already shown); one that names another state (a merged report
     following its primary) is shown in the page's language; free text stays as written."""
-    lang, _ = i18n.negotiate(request)
     note = getattr(event, "public_note", None)
     state = getattr(event, "state", None)
     standard = _STANDARD_NOTES.get(note) if note else None
@@ -332,7 +331,8 @@ def _public_entry(event: Any, request: Request) -> dict[str, Any]:
 def _track_context(view: Any, token: str, request: Request) -> dict[str, Any]:
     state = _state(view)
     step = STEP_OF_STATE.get(state)
-    timeline = [_public_entry(e, request) for e in getattr(view, "timeline", []) or []]
+    lang, _ = i18n.negotiate(request)
+    timeline = [_public_entry(e, lang) for e in getattr(view, "timeline", []) or []]
     timeline.sort(key=lambda e: str(e["at"]), reverse=True)
     base = str(request.base_url).rstrip("/")
     settings = request.app.state.settings
@@ -368,13 +368,9 @@ async def _attachment_count(request: Request, token: str) -> int:
 
 @router.get("/t/{token}")
 async def tracking_page(token: str, request: Request) -> Response:
-    from api import intake
-
-    view = await intake.get_tracking(request.app.state, token)
-    if view is None:
+    ctx = await _tracking_page_context(request, token)
+    if ctx is None:
         return render(request, "citizen/not_found.html", status_code=404)
-    ctx = _track_context(view, token, request)
-    ctx["attachment_count"] = await _attachment_count(request, token)
     if request.headers.get("hx-request") == "true":
         return render(request, "citizen/track.html", ctx, block="status")
     response = render(request, "citizen/track.html", ctx)
@@ -382,16 +378,24 @@ async def tracking_page(token: str, request: Request) -> Response:
     return response
 
 
-async def _tracking_with_error(request: Request, token: str, problem: str, text: str,
-                               status_code: int) -> Response:
-    """The tracking page again, with the add-info error and the typed text kept."""
+async def _tracking_page_context(request: Request, token: str) -> dict[str, Any] | None:
+    """Everything the tracking page shows, or None for an unknown token."""
     from api import intake
 
     view = await intake.get_tracking(request.app.state, token)
     if view is None:
-        return render(request, "citizen/not_found.html", status_code=404)
+        return None
     ctx = _track_context(view, token, request)
     ctx["attachment_count"] = await _attachment_count(request, token)
+    return ctx
+
+
+async def _tracking_with_error(request: Request, token: str, problem: str, text: str,
+                               status_code: int) -> Response:
+    """The tracking page again, with the add-info error and the typed text kept."""
+    ctx = await _tracking_page_context(request, token)
+    if ctx is None:
+        return render(request, "citizen/not_found.html", status_code=404)
     ctx.update(msg="err_info", info_error=problem, info_text=text)
     return render(request, "citizen/track.html", ctx, status_code=status_code)
 

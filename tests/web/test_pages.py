@@ -64,7 +64,7 @@ def test_tracking_notes_do_not_repeat_the_state() -> None:
     def entry(state: State, note: str | None) -> SimpleNamespace:
         return SimpleNamespace(at="2026-11-28T10:00:00Z", state=state, public_note=note)
 
-    vi, en = _request(), _request(query="lang=en")
+    vi, en = "vi", "en"
     own = entry(State.VERIFIED, STATE_PUBLIC_NOTES[State.VERIFIED])
     assert _public_entry(own, vi)["note"] is None
     primary = entry(State.MERGED, STATE_PUBLIC_NOTES[State.ON_SCENE])
