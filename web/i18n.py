@@ -263,6 +263,125 @@ CATALOGS: dict[str, dict[str, str]] = {
     },
 }
 
+# --- citizen: files after the report, outside the city, silent SOS, the tracking story ----
+CATALOGS["vi"].update({
+    "report.preparing": "Đang chuẩn bị…",
+    "report.photo_ready": "Ảnh {size} · gửi ngay sau báo tin",
+    "report.photo_shrunk": "Ảnh {size} (gốc {original}) · gửi ngay sau báo tin",
+    "report.video_ready": "Video {size} · tải lên khoảng {time} · gửi sau báo tin",
+    "report.seconds": "{n} giây", "report.minutes": "{n} phút",
+    "report.outside_city": "Vị trí này nằm ngoài TP. Hồ Chí Minh. Hệ thống chỉ phục vụ TP. Hồ "
+    "Chí Minh: nếu cần giúp ngay, hãy gọi 113, 114 hoặc 115. Bạn vẫn có thể gửi báo tin, "
+    "trung tâm sẽ xem xét.",
+    "report.outside_nearest": "Phường gần nhất trong thành phố: {name}",
+    "sos.button": "SOS im lặng",
+    "sos.hint": "Gửi ngay vị trí của bạn, không âm thanh, không rung. Giữ lâu một loại sự việc "
+    "để gửi SOS với loại đó.",
+    "sos.description": "SOS — báo tin im lặng",
+    "sos.sending": "Đang gửi…",
+    "sos.sent": "Đã gửi.",
+    "sos.code": "Mã: {code}",
+    "sos.pending": "Đã lưu, sẽ tự gửi khi có mạng.",
+    "sos.details": "Thêm chi tiết",
+    "sos.failed": "Chưa gửi được. Thử lại.",
+    "up.size": "{size}",
+    "up.queued": "Chờ tải lên · {size}",
+    "up.attaching": "Đang gắn vào báo tin…",
+    "up.done": "Đã gửi",
+    "up.busy": "Máy chủ bận, sẽ gửi tiếp",
+    "up.closed": "Báo tin đã đóng, không gắn thêm được",
+    "up.sending_photo": "Đã gửi báo tin — đang tải ảnh {i}/{n}",
+    "up.sending_video": "Đã gửi báo tin — đang tải video {i}/{n}",
+    "up.all_done": "Đã gửi báo tin và {n} ảnh/video.",
+    "up.wait": "Đã gửi báo tin — máy chủ bận, gửi tiếp ảnh sau {s} giây ({done}/{n}).",
+    "up.later": "Đã gửi báo tin — ảnh/video sẽ tự gửi tiếp khi có mạng ({done}/{n}).",
+    "up.some_failed": "Đã gửi báo tin. Có tệp không gửi được ({done}/{n} đã gửi).",
+    "story.receive": "Trung tâm đã nhận báo tin của bạn.",
+    "story.verify": "Trung tâm đã xác minh báo tin.",
+    "story.classify": "Trung tâm đã phân loại sự việc.",
+    "story.route": "Đã giao cho {unit} xử lý.",
+    "story.route_any": "Đã giao cho đơn vị công an phụ trách.",
+    "story.reassign": "Đã chuyển cho {unit} xử lý.",
+    "story.acknowledge": "Công an đã nhận nhiệm vụ và đang đến.",
+    "story.arrive": "Công an đã có mặt tại hiện trường.",
+    "story.note": "Công an cho biết:",
+    "story.close": "Sự việc đã được xử lý xong.",
+    "story.reject": "Báo tin không được tiếp nhận xử lý.",
+    "story.cancel": "Bạn đã huỷ báo tin.",
+    "story.add_info": "Bạn đã bổ sung:",
+    "story.add_files": "{n} ảnh/video",
+    "story.escalate": "Đã báo cấp trên để xử lý nhanh hơn.",
+    "story.merged": "Báo tin của bạn được gộp vào báo tin {code} về cùng sự việc. Tiến trình "
+    "dưới đây là của vụ việc đó.",
+    "story.merged_in": "Một người khác cũng báo về sự việc này.",
+    "story.outcome": "Kết quả",
+    "story.summary": "Tóm tắt",
+    "story.primary_state": "Vụ việc chung: {state}",
+    "outcome.resolved": "Đã giải quyết", "outcome.false_alarm": "Báo nhầm",
+    "outcome.referred": "Đã chuyển cơ quan khác", "outcome.unfounded": "Không có sự việc",
+    "track.your_files": "Ảnh / video bạn đã gửi",
+    "track.silent": "SOS im lặng",
+})
+CATALOGS["en"].update({
+    "report.preparing": "Preparing…",
+    "report.photo_ready": "Photo {size} · sent right after the report",
+    "report.photo_shrunk": "Photo {size} (original {original}) · sent right after the report",
+    "report.video_ready": "Video {size} · about {time} to upload · sent after the report",
+    "report.seconds": "{n} s", "report.minutes": "{n} min",
+    "report.outside_city": "This place is outside Ho Chi Minh City. This service covers Ho Chi "
+    "Minh City only: if you need help now, call 113, 114 or 115. You can still send the "
+    "report; the command centre will look at it.",
+    "report.outside_nearest": "Nearest ward in the city: {name}",
+    "sos.button": "Silent SOS",
+    "sos.hint": "Sends your location at once, with no sound or vibration. Press and hold a "
+    "category to send an SOS of that kind.",
+    "sos.description": "SOS — silent report",
+    "sos.sending": "Sending…",
+    "sos.sent": "Sent.",
+    "sos.code": "Code: {code}",
+    "sos.pending": "Saved; it will be sent when online.",
+    "sos.details": "Add details",
+    "sos.failed": "Not sent yet. Try again.",
+    "up.size": "{size}",
+    "up.queued": "Waiting to upload · {size}",
+    "up.attaching": "Adding to the report…",
+    "up.done": "Sent",
+    "up.busy": "Server busy, will go on",
+    "up.closed": "The report is closed; no more files",
+    "up.sending_photo": "Report sent — uploading photo {i}/{n}",
+    "up.sending_video": "Report sent — uploading video {i}/{n}",
+    "up.all_done": "Report and {n} photos/videos sent.",
+    "up.wait": "Report sent — server busy, next photo in {s} s ({done}/{n}).",
+    "up.later": "Report sent — photos/videos will follow when online ({done}/{n}).",
+    "up.some_failed": "Report sent. Some files could not be sent ({done}/{n} sent).",
+    "story.receive": "The command centre received your report.",
+    "story.verify": "The command centre verified the report.",
+    "story.classify": "The command centre classified the incident.",
+    "story.route": "Assigned to {unit}.",
+    "story.route_any": "Assigned to the responsible police unit.",
+    "story.reassign": "Passed on to {unit}.",
+    "story.acknowledge": "The police accepted the task and are on their way.",
+    "story.arrive": "The police are on the scene.",
+    "story.note": "The police say:",
+    "story.close": "The incident has been dealt with.",
+    "story.reject": "The report was not taken up.",
+    "story.cancel": "You cancelled the report.",
+    "story.add_info": "You added:",
+    "story.add_files": "{n} photos/videos",
+    "story.escalate": "Escalated to speed things up.",
+    "story.merged": "Your report was joined to report {code} about the same incident. The "
+    "progress below is that incident's.",
+    "story.merged_in": "Someone else reported this incident too.",
+    "story.outcome": "Outcome",
+    "story.summary": "Summary",
+    "story.primary_state": "The joint incident: {state}",
+    "outcome.resolved": "Resolved", "outcome.false_alarm": "False alarm",
+    "outcome.referred": "Referred to another agency", "outcome.unfounded": "Nothing found",
+    "track.your_files": "Photos / videos you sent",
+    "track.silent": "Silent SOS",
+})
+
+
 # --- staff console (web/staff.py, templates/staff/) ---------------------------------------
 CATALOGS["vi"].update({
     "staff.title": "Bảng điều hành", "staff.subtitle": "Điều hành tin báo ANTT",
@@ -490,5 +609,6 @@ def negotiate(request: Request) -> tuple[str, bool]:
 
 def js_messages(lang: str) -> dict[str, str]:
     """The subset of messages the page scripts need (passed in a data attribute)."""
-    keys = [k for k in CATALOGS[DEFAULT_LANG] if k.startswith(("err.", "report.", "track."))]
+    prefixes = ("err.", "report.", "track.", "up.", "sos.")
+    keys = [k for k in CATALOGS[DEFAULT_LANG] if k.startswith(prefixes)]
     return {k: t(lang, k) for k in keys}

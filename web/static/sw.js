@@ -3,7 +3,7 @@
 "use strict";
 importScripts("/static/js/outbox.js");
 
-var CACHE = "canhbao-shell-v1";
+var CACHE = "canhbao-shell-v2";
 var SHELL = [
   "/", "/offline", "/manifest.webmanifest",
   "/static/css/app.css", "/static/js/common.js", "/static/js/outbox.js", "/static/js/report.js",
@@ -78,14 +78,18 @@ function notifyClients() {
 self.addEventListener("sync", function (event) {
   if (event.tag !== "send-reports") return;
   event.waitUntil(self.CBOutbox.flush().then(function (results) {
-    return notifyClients().then(function () {
-      if (results.some(function (r) { return r.retry; })) throw new Error("retry later");
+    return self.CBOutbox.flushUploads({}).then(function (up) {
+      return notifyClients().then(function () {
+        if (results.some(function (r) { return r.retry; }) || up.pending) throw new Error("retry later");
+      });
     });
   }));
 });
 
 self.addEventListener("message", function (event) {
   if (event.data && event.data.type === "flush") {
-    event.waitUntil(self.CBOutbox.flush().then(notifyClients));
+    event.waitUntil(self.CBOutbox.flush().then(function () {
+      return self.CBOutbox.flushUploads({});
+    }).then(notifyClients));
   }
 });

@@ -64,62 +64,98 @@
   }
 
   // --- photos and videos --------------------------------------------------------------
+  // A chosen file is checked and (a photo) made smaller here at once, while the person goes
+  // on typing. Nothing is uploaded before the report: send posts the report alone, then the
+  // tracking page uploads the files from the outbox's queue (outbox.js).
   var uploads = [];
   var thumbs = $("thumbs");
+  var MAX_SIDE = 1600, QUALITY = 0.8, SMALL_ENOUGH = 400 * 1024;
 
   function setItemState(item, status, text) {
     item.status = status;
     item.li.className = "thumb " + status;
     item.stateEl.textContent = text;
-    if (status !== "uploading") item.progress.hidden = true;
+  }
+  function fmtSize(bytes) {
+    if (bytes >= 1024 * 1024) return (bytes / 1048576).toFixed(1).replace(".", lang === "vi" ? "," : ".") + " MB";
+    return Math.max(1, Math.round(bytes / 1024)) + " KB";
+  }
+  function fmtDuration(seconds) {
+    if (seconds < 60) return m("report.seconds", { n: Math.max(1, Math.round(seconds)) });
+    return m("report.minutes", { n: Math.round(seconds / 60) });
+  }
+  // Upload speed guess for the estimate: the browser's link estimate (a download figure,
+  // halved for the uplink), else a slow 3G-like 750 kbit/s.
+  function uplinkBytesPerSecond() {
+    var c = navigator.connection;
+    var mbps = c && c.downlink ? Math.min(c.downlink / 2, 20) : 0.75;
+    return Math.max(mbps, 0.1) * 1e6 / 8;
   }
 
-  function upload(item) {
-    item.progress.hidden = false;
-    item.progress.value = 0;
-    setItemState(item, "uploading", m("report.uploading"));
-    item.progress.hidden = false;
-    item.done = new Promise(function (resolve) {
-      var limit = item.file.type.indexOf("video/") === 0 ? maxVideo : maxImage;
-      if (limit && item.file.size > limit) {
-        setItemState(item, "failed", m("err.file_too_large")); resolve(); return;
-      }
-      if (!navigator.onLine) { setItemState(item, "later", m("report.upload_later")); resolve(); return; }
-      var xhr = new XMLHttpRequest();
-      item.xhr = xhr;
-      xhr.open("POST", "/api/v1/attachments");
-      xhr.setRequestHeader("Accept-Language", lang);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.upload.onprogress = function (e) {
-        if (e.lengthComputable) item.progress.value = e.loaded / e.total;
-      };
-      xhr.onload = function () {
-        if (xhr.status === 201 || xhr.status === 200) {
-          item.attachment_id = JSON.parse(xhr.responseText).attachment_id;
-          setItemState(item, "done", m("report.uploaded"));
-        } else if (xhr.status === 413) {
-          setItemState(item, "failed", m("err.file_too_large"));
-        } else if (xhr.status === 415) {
-          setItemState(item, "failed", m("err.file_type"));
-        } else if (xhr.status >= 500) {
-          setItemState(item, "later", m("report.upload_later"));
+  // The kind of file by its first bytes, as the server decides it.
+  function sniff(file) {
+    return file.slice(0, 16).arrayBuffer().then(function (buf) {
+      var b = new Uint8Array(buf);
+      var ascii = function (from, to) { return String.fromCharCode.apply(null, b.slice(from, to)); };
+      if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image";
+      if (b[0] === 0x89 && ascii(1, 4) === "PNG") return "image";
+      if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "image";
+      if (ascii(4, 8) === "ftyp") return /^(heic|heix|mif1|msf1|hevc|heim|heis|avic)/.test(ascii(8, 12)) ? "image" : "video";
+      if (b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3) return "video";
+      return null;
+    }, function () { return null; });
+  }
+
+  /* A photo re-encoded as JPEG with its longest side at most MAX_SIDE px (which also drops
+   * its metadata, GPS included); the original when it is already small, when the browser
+   * cannot decode it (HEIC on most phones) or when re-encoding would not make it smaller. */
+  function shrink(file) {
+    if (!window.createImageBitmap || file.size <= SMALL_ENOUGH) return Promise.resolve(file);
+    return createImageBitmap(file, { imageOrientation: "from-image" }).then(function (bmp) {
+      var scale = Math.min(1, MAX_SIDE / Math.max(bmp.width, bmp.height));
+      var w = Math.max(1, Math.round(bmp.width * scale)), h = Math.max(1, Math.round(bmp.height * scale));
+      var canvas = document.createElement("canvas");
+      canvas.width = w; canvas.height = h;
+      var g = canvas.getContext("2d");
+      g.fillStyle = "#fff"; g.fillRect(0, 0, w, h);
+      g.drawImage(bmp, 0, 0, w, h);
+      if (bmp.close) bmp.close();
+      return new Promise(function (resolve) {
+        canvas.toBlob(function (blob) {
+          resolve(blob && blob.size < file.size ? blob : file);
+        }, "image/jpeg", QUALITY);
+      });
+    }).catch(function () { return file; });
+  }
+
+  function prepare(item) {
+    var file = item.file;
+    item.ready = sniff(file).then(function (kind) {
+      if (!kind) { setItemState(item, "failed", m("err.file_type")); return; }
+      item.kind = kind;
+      return (kind === "image" ? shrink(file) : Promise.resolve(file)).then(function (blob) {
+        var limit = kind === "video" ? maxVideo : maxImage;
+        if (limit && blob.size > limit) { setItemState(item, "failed", m("err.file_too_large")); return; }
+        item.blob = blob;
+        if (blob !== file) item.name = item.name.replace(/\.[^.]*$/, "") + ".jpg";
+        var text;
+        if (kind === "video") {
+          text = m("report.video_ready", { size: fmtSize(blob.size),
+            time: fmtDuration(blob.size / uplinkBytesPerSecond()) });
+        } else if (blob !== file) {
+          text = m("report.photo_shrunk", { size: fmtSize(blob.size), original: fmtSize(file.size) });
         } else {
-          setItemState(item, "failed", m("report.upload_failed"));
+          text = m("report.photo_ready", { size: fmtSize(blob.size) });
         }
-        resolve();
-      };
-      xhr.onerror = function () { setItemState(item, "later", m("report.upload_later")); resolve(); };
-      xhr.onabort = function () { resolve(); };
-      var data = new FormData();
-      data.append("file", item.file, item.name);
-      xhr.send(data);
+        setItemState(item, "ready", text);
+      });
     });
   }
 
   function addFile(file) {
-    var item = { key: uuid(), file: file, name: file.name || "photo", status: "uploading" };
+    var item = { key: uuid(), file: file, name: file.name || "photo", status: "processing" };
     var li = document.createElement("li");
-    li.className = "thumb uploading";
+    li.className = "thumb processing";
     var url = URL.createObjectURL(file);
     var preview;
     if (file.type.indexOf("video/") === 0) {
@@ -133,26 +169,33 @@
     preview.src = url;
     var name = document.createElement("span");
     name.className = "thumb-name"; name.textContent = item.name;
-    var progress = document.createElement("progress");
-    progress.max = 1; progress.value = 0;
     var state = document.createElement("span");
     state.className = "thumb-state";
+    state.textContent = m("report.preparing");
     var remove = document.createElement("button");
     remove.type = "button"; remove.className = "btn btn-secondary remove";
     remove.textContent = m("report.remove");
     remove.setAttribute("aria-label", m("report.remove") + " " + item.name);
     remove.addEventListener("click", function () {
-      if (item.xhr) item.xhr.abort();
       URL.revokeObjectURL(url);
       li.remove();
       uploads = uploads.filter(function (u) { return u !== item; });
       if (!uploads.some(function (u) { return u.status === "failed"; })) showError("media", "");
     });
-    li.append(preview, name, progress, state, remove);
+    li.append(preview, name, state, remove);
     thumbs.appendChild(li);
-    item.li = li; item.progress = progress; item.stateEl = state;
+    item.li = li; item.stateEl = state;
     uploads.push(item);
-    upload(item);
+    prepare(item);
+  }
+
+  /* The files to send after the report, once every chosen file is prepared. */
+  function readyFiles() {
+    return Promise.all(uploads.map(function (u) { return u.ready; })).then(function () {
+      return uploads.filter(function (u) { return u.status === "ready"; }).map(function (u) {
+        return { name: u.name, type: u.blob.type || u.file.type, blob: u.blob, original_size: u.file.size };
+      });
+    });
   }
 
   ["files-camera", "files-gallery"].forEach(function (id) {
@@ -162,9 +205,6 @@
       Array.prototype.forEach.call(input.files, addFile);
       input.value = "";
     });
-  });
-  window.addEventListener("online", function () {
-    uploads.forEach(function (u) { if (u.status === "later") upload(u); });
   });
 
   // --- location -----------------------------------------------------------------------
@@ -320,7 +360,7 @@
   var banner = $("outbox-status");
   var retryTimer = null;
 
-  function buildEntry() {
+  function buildEntry(silent) {
     var lat = loc.lat, lon = loc.lon, acc = loc.accuracy;
     if (loc.source === "none") { lat = centre[0]; lon = centre[1]; acc = ADDRESS_ONLY_ACCURACY; }
     var body = {
@@ -328,7 +368,6 @@
       category: form.querySelector('input[name="category"]:checked').value,
       description: $("description").value.trim(),
       location: { lat: lat, lon: lon, accuracy_m: acc == null ? null : Math.round(acc * 10) / 10 },
-      attachments: uploads.filter(function (u) { return u.status === "done"; }).map(function (u) { return u.attachment_id; }),
     };
     var address = $("address").value.trim();
     if (address) body.address = address;
@@ -338,9 +377,8 @@
       if (name) body.reporter.name = name;
       if (phone) body.reporter.phone = phone;
     }
-    var files = uploads.filter(function (u) { return u.status === "later"; })
-      .map(function (u) { return { name: u.name, type: u.file.type, blob: u.file }; });
-    return { report_id: body.report_id, body: body, files: files, lang: lang, created_at: new Date().toISOString() };
+    if (silent) body.silent = true;
+    return { report_id: body.report_id, body: body, files: [], lang: lang, created_at: new Date().toISOString() };
   }
 
   function busy(on) {
@@ -425,8 +463,12 @@
 
   function flush() {
     if (!outbox) return Promise.resolve();
-    return outbox.flush().then(renderOutbox, renderOutbox);
+    return outbox.flush().then(renderOutbox, renderOutbox).then(function () {
+      // Files of reports already sent (a page closed mid-upload) go on in the background.
+      return outbox.flushUploads({ lang: lang }).catch(function () {});
+    });
   }
+  window.addEventListener("pagehide", function () { if (outbox) outbox.releaseAll().catch(function () {}); });
 
   function requestSync() {
     if (!("serviceWorker" in navigator)) return;
@@ -462,38 +504,51 @@
       });
   }
 
+  /* Send the report now; its files follow from the upload queue once it is accepted. */
+  function sendReport(entry, files) {
+    var stored = outbox ? outbox.put(entry).then(function () { return true; }, function () { return false; })
+      : Promise.resolve(false);
+    return stored.then(function (inOutbox) {
+      var sending = inOutbox ? outbox.send(entry) : sendDirect(entry);
+      return sending.then(function (res) {
+        if (!res.ok) {
+          if (inOutbox) outbox.remove(entry.report_id).catch(function () {});
+          return res;
+        }
+        // Accepted: queue the files (prepared meanwhile), then the tracking page sends them.
+        return files.then(function (list) {
+          if (!list.length || !inOutbox) return res;
+          return outbox.queueUploads(res.accepted, list).then(function () { return res; });
+        });
+      }, function (err) {
+        if (!inOutbox) throw err;
+        // No connection: the report waits in the outbox, its files with it.
+        return files.then(function (list) {
+          entry.files = list;
+          return outbox.put(entry);
+        }).then(function () { return { ok: false, deferred: true }; });
+      });
+    });
+  }
+
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     if (sendBtn.disabled) return;
     clearErrors();
+    var errors = validate();
+    if (Object.keys(errors).length) {
+      Object.keys(errors).forEach(function (k) { showError(k, errors[k]); });
+      focusFirstError();
+      return;
+    }
     busy(true);
-    Promise.all(uploads.map(function (u) { return u.done; })).then(function () {
-      var errors = validate();
-      if (Object.keys(errors).length) {
-        Object.keys(errors).forEach(function (k) { showError(k, errors[k]); });
-        busy(false);
-        focusFirstError();
-        return;
-      }
-      var entry = buildEntry();
-      var stored = outbox ? outbox.put(entry).then(function () { return true; }, function () { return false; })
-        : Promise.resolve(false);
-      stored.then(function (inOutbox) {
-        var sending = inOutbox ? outbox.send(entry) : sendDirect(entry);
-        sending.then(function (res) {
-          if (res.ok) {
-            window.location.assign(res.accepted.status_url);
-            return;
-          }
-          if (inOutbox) outbox.remove(entry.report_id).catch(function () {});
-          busy(false);
-          showServerErrors(res.body);
-        }, function () {
-          if (inOutbox) deferred(entry);
-          else { busy(false); showError("form", m("err.network")); }
-        });
-      });
-    });
+    var entry = buildEntry(false);
+    sendReport(entry, readyFiles()).then(function (res) {
+      if (res.ok) { window.location.assign(res.accepted.status_url); return; }
+      if (res.deferred) { deferred(entry); return; }
+      busy(false);
+      showServerErrors(res.body);
+    }, function () { busy(false); showError("form", m("err.network")); });
   });
 
   $("new-report").addEventListener("click", function () {

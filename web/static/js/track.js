@@ -30,3 +30,137 @@
     });
   }
 })();
+
+/* Files that follow the report: the queue in IndexedDB (outbox.js) is sent from here, each
+ * file with its progress, and the page says where it stands ("đang tải ảnh 2/3"). A page
+ * closed mid-upload loses nothing: the next visit, the report page or the service worker
+ * sends what is left. */
+(function () {
+  "use strict";
+  var box = document.getElementById("uploads");
+  var outbox = window.CBOutbox;
+  if (!box || !outbox) return;
+  var token = box.getAttribute("data-token");
+  var lang = box.getAttribute("data-lang") || "vi";
+  var msgs = JSON.parse(box.getAttribute("data-msgs") || "{}");
+  var list = document.getElementById("uploads-list");
+  var statusEl = document.getElementById("uploads-status");
+  var progress = {};   // key → fraction, while this page sends it
+  var items = {};      // key → {li, bar, state}
+  var timer = null;
+  var attachedSeen = null;
+
+  function m(key, vals) {
+    var s = msgs[key] || key;
+    Object.keys(vals || {}).forEach(function (k) { s = s.split("{" + k + "}").join(String(vals[k])); });
+    return s;
+  }
+  function kindOf(rec) { return (rec.type || "").indexOf("video/") === 0 ? "video" : "photo"; }
+
+  function itemFor(rec) {
+    var it = items[rec.key];
+    if (it) return it;
+    var li = document.createElement("li");
+    li.className = "thumb";
+    if (rec.blob && kindOf(rec) === "photo") {
+      var img = document.createElement("img");
+      img.alt = "";
+      img.src = URL.createObjectURL(rec.blob);
+      li.appendChild(img);
+    }
+    var name = document.createElement("span");
+    name.className = "thumb-name"; name.textContent = rec.name;
+    var bar = document.createElement("progress");
+    bar.max = 1; bar.value = 0;
+    bar.setAttribute("aria-label", rec.name);
+    var state = document.createElement("span");
+    state.className = "thumb-state";
+    li.append(name, bar, state);
+    list.appendChild(li);
+    it = items[rec.key] = { li: li, bar: bar, state: state };
+    return it;
+  }
+
+  function render() {
+    return outbox.uploads(token).then(function (recs) {
+      box.hidden = recs.length === 0;
+      if (!recs.length) return recs;
+      var now = Date.now();
+      var n = recs.length, done = 0, current = null, wait429 = 0, failedCount = 0;
+      recs.forEach(function (rec, i) {
+        var it = itemFor(rec);
+        var status, text;
+        if (rec.attached) { status = "done"; text = m("up.done"); done++; }
+        else if (rec.failed) {
+          status = "failed"; failedCount++;
+          text = rec.failed.status === 413 ? m("err.file_too_large")
+            : rec.failed.status === 415 ? m("err.file_type")
+            : rec.failed.status === 409 ? m("up.closed") : (rec.failed.detail || m("report.upload_failed"));
+        } else if (progress[rec.key] != null && !rec.attachment_id) {
+          status = "uploading";
+          text = Math.round(progress[rec.key] * 100) + "% · " + m("up.size", { size: fmt(rec.size) });
+          if (current === null) current = i;
+        } else if (rec.attachment_id) { status = "uploading"; text = m("up.attaching"); if (current === null) current = i; }
+        else if (rec.retry_at > now) {
+          status = "later";
+          if (rec.last_status === 429) { wait429 = Math.max(wait429, rec.retry_at - now); text = m("up.busy"); }
+          else text = m("report.upload_later");
+        } else { status = "queued"; text = m("up.queued", { size: fmt(rec.size) }); }
+        it.li.className = "thumb " + status;
+        it.bar.hidden = status !== "uploading";
+        it.bar.value = rec.attachment_id || rec.attached ? 1 : (progress[rec.key] || 0);
+        it.state.textContent = text;
+      });
+      var line;
+      if (done === n) line = m("up.all_done", { n: n });
+      else if (current !== null) {
+        line = m(kindOf(recs[current]) === "video" ? "up.sending_video" : "up.sending_photo",
+          { i: current + 1, n: n });
+      } else if (wait429) line = m("up.wait", { s: Math.ceil(wait429 / 1000), done: done, n: n });
+      else if (done + failedCount === n) line = m("up.some_failed", { done: done, n: n });
+      else line = m("up.later", { done: done, n: n });
+      statusEl.textContent = line;
+      statusEl.className = "banner " + (done === n ? "ok" : failedCount ? "error" : "pending");
+      if (attachedSeen !== null && done > attachedSeen && window.htmx && document.querySelector("#status[hx-get]")) {
+        window.htmx.trigger("#status", "refresh");  // the count and the story show the new files
+      }
+      attachedSeen = done;
+      return recs;
+    });
+  }
+  function fmt(bytes) {
+    if (bytes >= 1048576) return (bytes / 1048576).toFixed(1).replace(".", lang === "vi" ? "," : ".") + " MB";
+    return Math.max(1, Math.round(bytes / 1024)) + " KB";
+  }
+
+  var lastPaint = 0;
+  function run() {
+    clearTimeout(timer); timer = null;
+    outbox.flushUploads({
+      token: token, lang: lang,
+      onProgress: function (key, loaded, total) {
+        progress[key] = total ? loaded / total : 0;
+        if (Date.now() - lastPaint > 250) { lastPaint = Date.now(); render(); }
+      },
+      onChange: render,
+    }).then(function (res) {
+      progress = {};
+      return render().then(function () {
+        if (res.pending) {
+          var delay = res.next_at ? Math.max(1000, res.next_at - Date.now()) : 5000;
+          timer = setTimeout(run, delay);
+          if (!navigator.onLine && "serviceWorker" in navigator) {
+            navigator.serviceWorker.ready.then(function (reg) {
+              if (reg.sync && reg.sync.register) return reg.sync.register("send-reports");
+            }).catch(function () {});
+          }
+        }
+      });
+    }, function () { timer = setTimeout(run, 5000); });
+  }
+  window.addEventListener("online", run);
+  window.addEventListener("pagehide", function () { outbox.releaseAll().catch(function () {}); });
+  // A second tick of the wait-for-429 countdown keeps its seconds true.
+  setInterval(function () { if (!box.hidden && statusEl.className.indexOf("ok") < 0) render(); }, 1000);
+  render().then(run);
+})();
