@@ -124,21 +124,31 @@ def _locate(settings: Any, lat: float, lon: float) -> Any:
 
 @router.get("/geo/ward")
 async def ward_boundary(request: Request, lat: float, lon: float) -> Response:
-    """GeoJSON Feature of the ward that contains (lat, lon), or the nearest; 404 outside."""
+    """GeoJSON Feature of the ward that contains (lat, lon), or the nearest one.
+
+    Always 200 for a valid point, so a phone outside the city logs no failed request:
+    `properties` = {code, name, exact, outside_city, distance_m}; `geometry` is the ward's
+    simplified polygon, or null outside the city (more than settings.outside_city_m from
+    every ward) or when the ward has no boundary. 422 when lat/lon are not finite."""
     state = request.app.state
     if not (math.isfinite(lat) and math.isfinite(lon)):
         return JSONResponse({"error": "invalid", "detail": "lat/lon"}, status_code=422)
     info = _locate(state.settings, lat, lon)
-    if info is None or getattr(info, "outside_city", False):
-        return JSONResponse({"error": "not_found", "detail": "outside the city"}, status_code=404)
+    if info is None:  # no ward boundaries loaded at all
+        return JSONResponse({"type": "Feature", "geometry": None, "properties": {
+            "code": None, "name": None, "exact": False, "outside_city": False}})
+    outside = bool(getattr(info, "outside_city", False))
     async with state.db.session() as session:
         ward = (await session.exec(select(Ward).where(Ward.code == info.code))).first()
-    if ward is None or not ward.geometry:
-        return JSONResponse({"error": "not_found", "detail": "no boundary"}, status_code=404)
+    geometry = None
+    if ward is not None and ward.geometry and not outside:
+        geometry = _simplified(ward.geometry)
     feature = {
         "type": "Feature",
-        "properties": {"code": ward.code, "name": ward.name, "exact": info.exact},
-        "geometry": _simplified(ward.geometry),
+        "properties": {"code": info.code, "name": ward.name if ward else info.name,
+                       "exact": info.exact, "outside_city": outside,
+                       "distance_m": getattr(info, "distance_m", None)},
+        "geometry": geometry,
     }
     return JSONResponse(feature, headers={"Cache-Control": "public, max-age=3600"})
 

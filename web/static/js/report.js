@@ -228,7 +228,9 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (feature) {
         if (wardLayer) { map.removeLayer(wardLayer); wardLayer = null; }
-        if (!feature) { $("ward-name").hidden = true; return; }
+        var props = (feature && feature.properties) || {};
+        showOutside(props.outside_city && loc.source !== "none" ? props : null);
+        if (!feature || !feature.geometry) { $("ward-name").hidden = true; return; }
         wardLayer = window.L.geoJSON(feature, {
           interactive: false, style: { color: "#b71c1c", weight: 3, fillColor: "#b71c1c", fillOpacity: 0.06 },
         }).addTo(map);
@@ -241,6 +243,13 @@
         }
       })
       .catch(function () { /* offline: the pin is enough */ });
+  }
+  // Outside the city: say plainly that this service covers HCMC, offer the emergency
+  // numbers, and keep the report possible (the operator sees it flagged).
+  function showOutside(props) {
+    var box = $("outside-city");
+    box.hidden = !props;
+    $("outside-nearest").textContent = props && props.name ? m("report.outside_nearest", { name: props.name }) : "";
   }
   function setFromPin(ll) {
     loc = { source: "pin", lat: ll.lat, lon: ll.lng, accuracy: null };
@@ -323,6 +332,21 @@
     if (uploads.some(function (u) { return u.status === "failed"; })) errors.media = m("err.attachments");
     return errors;
   }
+  // A fixed field loses its message at once (a chosen category, typed words, a fixed phone).
+  Array.prototype.forEach.call(form.querySelectorAll('input[name="category"]'), function (r) {
+    r.addEventListener("change", function () { showError("category", ""); });
+  });
+  $("description").addEventListener("input", function () {
+    if ($("description").value.trim()) showError("description", "");
+  });
+  $("phone").addEventListener("change", function () {
+    var v = $("phone").value.trim();
+    if (!v || validPhone(v)) showError("phone", "");
+  });
+  $("address").addEventListener("input", function () {
+    if ($("address").value.trim()) showError("location", "");
+  });
+
   function fieldOf(name) {
     var n = String(name || "");
     if (/^(location|lat|lon|accuracy)/.test(n) || n.indexOf("location") >= 0) return "location";

@@ -92,7 +92,7 @@
     fetch("/geo/ward?lat=" + lat + "&lon=" + lon, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (f) {
-        if (!f || m !== mini) return;
+        if (!f || !f.geometry || m !== mini) return;
         var outline = L.geoJSON(f, { style: { color: "#37474f", weight: 2, fill: false, dashArray: "4 4" } }).addTo(m);
         var b = outline.getBounds();
         if (b.isValid()) m.fitBounds(b.extend([lat, lon]), { padding: [10, 10], animate: false });
