@@ -311,8 +311,8 @@ CATALOGS["vi"].update({
     "story.add_info": "Bạn đã bổ sung:",
     "story.add_files": "{n} ảnh/video",
     "story.escalate": "Đã báo cấp trên để xử lý nhanh hơn.",
-    "story.merged": "Báo tin của bạn được gộp vào báo tin {code} về cùng sự việc. Tiến trình "
-    "dưới đây là của vụ việc đó.",
+    "story.merged": "Báo tin của bạn được gộp với một báo tin khác về cùng sự việc; từ đây là "
+    "tiến trình của vụ việc chung.",
     "story.merged_in": "Một người khác cũng báo về sự việc này.",
     "story.outcome": "Kết quả",
     "story.summary": "Tóm tắt",
@@ -320,6 +320,7 @@ CATALOGS["vi"].update({
     "outcome.resolved": "Đã giải quyết", "outcome.false_alarm": "Báo nhầm",
     "outcome.referred": "Đã chuyển cơ quan khác", "outcome.unfounded": "Không có sự việc",
     "track.your_files": "Ảnh / video bạn đã gửi",
+    "up.video": "Video",
     "track.silent": "SOS im lặng",
 })
 CATALOGS["en"].update({
@@ -369,8 +370,8 @@ CATALOGS["en"].update({
     "story.add_info": "You added:",
     "story.add_files": "{n} photos/videos",
     "story.escalate": "Escalated to speed things up.",
-    "story.merged": "Your report was joined to report {code} about the same incident. The "
-    "progress below is that incident's.",
+    "story.merged": "Your report was joined to another report about the same incident; from "
+    "here on the progress is the joint incident's.",
     "story.merged_in": "Someone else reported this incident too.",
     "story.outcome": "Outcome",
     "story.summary": "Summary",
@@ -379,6 +380,7 @@ CATALOGS["en"].update({
     "outcome.referred": "Referred to another agency", "outcome.unfounded": "Nothing found",
     "track.your_files": "Photos / videos you sent",
     "track.silent": "Silent SOS",
+    "up.video": "Video",
 })
 
 

@@ -17,16 +17,15 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from shapely.geometry import mapping, shape
-from sqlalchemy import func
 from sqlmodel import select
 
 from api.errors import ApiError
 from api.upload import FieldsTooLarge
-from schema.states import STATE_PUBLIC_NOTES, Category, State
-from schema.tables import Attachment, Report, Ward
+from schema.states import Category, State
+from schema.tables import Ward
 from web import i18n
 from web.formstream import StreamedForm, read_form
 from web.templating import WEB_DIR, render
@@ -323,27 +322,15 @@ def _state(view: Any) -> State:
     return State(str(getattr(view, "state", "received")))
 
 
-_STANDARD_NOTES = {note: state for state, note in STATE_PUBLIC_NOTES.items()}
-
-
-def _public_entry(event: Any, lang: str) -> dict[str, Any]:
-    """A tracking timeline entry. A note that only restates the entry's own state is
-    dropped (the state is already shown); one that names another state (a merged report
-    following its primary) is shown in the page's language; free text stays as written."""
-    note = getattr(event, "public_note", None)
-    state = getattr(event, "state", None)
-    standard = _STANDARD_NOTES.get(note) if note else None
-    if standard is not None:
-        note = None if standard == state else i18n.t(lang, f"state.{standard.value}")
-    return {"at": event.at, "state": state, "note": note}
-
-
-def _track_context(view: Any, token: str, request: Request) -> dict[str, Any]:
+def _track_context(view: Any, token: str, request: Request,
+                   story: dict[str, Any] | None) -> dict[str, Any]:
+    """The tracking page's context: the live state from `view`, the story from SQL
+    (web.tracking_story.build_story). A merged report shows the primary's progress."""
     state = _state(view)
-    step = STEP_OF_STATE.get(state)
     lang, _ = i18n.negotiate(request)
-    timeline = [_public_entry(e, lang) for e in getattr(view, "timeline", []) or []]
-    timeline.sort(key=lambda e: str(e["at"]), reverse=True)
+    story = story or {}
+    primary_state = story.get("primary_state")
+    shown = primary_state if state is State.MERGED and primary_state is not None else state
     base = str(request.base_url).rstrip("/")
     settings = request.app.state.settings
     public = (settings.public_url or base).rstrip("/")
@@ -351,29 +338,42 @@ def _track_context(view: Any, token: str, request: Request) -> dict[str, Any]:
         "view": view,
         "token": token,
         "state": state.value,
-        "step": step,
+        "primary_state": primary_state.value if primary_state is not None else None,
+        "step": STEP_OF_STATE.get(shown),
         "steps": STEPS,
-        "timeline": timeline,
+        "story": story.get("story", []),
+        "own_files": story.get("own_files", []),
+        "closing": story.get("closing"),
+        "merged": story.get("merged", False),
+        "silent": story.get("silent", False),
         "can_cancel": state in CANCELLABLE,
         "is_open": not state.is_terminal,
+        # A merged report follows its primary until that one ends.
+        "refresh": not shown.is_terminal,
         "share_url": f"{public}/t/{token}",
-        "attachment_count": None,
+        "attachment_count": story.get("own_count"),
         "msg": request.query_params.get("msg", ""),
     }
 
 
-async def _attachment_count(request: Request, token: str) -> int:
-    """How many photos/videos belong to the report (the citizen's own and later ones)."""
-    async with request.app.state.db.session() as session:
-        report_id = (
-            await session.exec(select(Report.id).where(Report.tracking_token == token))
-        ).first()
-        if report_id is None:
-            return 0
-        count = await session.exec(
-            select(func.count()).select_from(Attachment).where(Attachment.incident_id == report_id)
-        )
-        return int(count.one())
+@router.get("/t/{token}/files/{attachment_id}")
+async def tracking_file(token: str, attachment_id: str, request: Request) -> Response:
+    """A photo or video the citizen sent with this report (never a staff member's)."""
+    from web.tracking_story import own_attachment
+
+    att = await own_attachment(request.app.state.db, token, attachment_id)
+    if att is None:
+        return JSONResponse({"error": "not_found", "detail": "Không tìm thấy tệp / No such file"},
+                            status_code=404)
+    storage = request.app.state.storage
+    url = await storage.url(att.storage_key, request.app.state.settings.s3_presign_seconds,
+                            att.content_type)
+    if url:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    return StreamingResponse(
+        storage.open(att.storage_key), media_type=att.content_type,
+        headers={"Content-Length": str(att.size), "X-Content-Type-Options": "nosniff",
+                 "Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/t/{token}")
@@ -391,13 +391,14 @@ async def tracking_page(token: str, request: Request) -> Response:
 async def _tracking_page_context(request: Request, token: str) -> dict[str, Any] | None:
     """Everything the tracking page shows, or None for an unknown token."""
     from api import intake
+    from web.tracking_story import build_story
 
     view = await intake.get_tracking(request.app.state, token)
     if view is None:
         return None
-    ctx = _track_context(view, token, request)
-    ctx["attachment_count"] = await _attachment_count(request, token)
-    return ctx
+    lang, _ = i18n.negotiate(request)
+    story = await build_story(request.app.state.db, token, lang)
+    return _track_context(view, token, request, story)
 
 
 async def _tracking_with_error(request: Request, token: str, problem: str, text: str,

@@ -23,6 +23,14 @@
       }
     });
   }
+  // The 15 s refresh never replaces what the person is using: a swap of #status waits while
+  // focus is inside it (the add-info form and the cancel box live outside it).
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail && e.detail.target;
+    if (target && target.id === "status" && target.contains(document.activeElement)) {
+      e.detail.shouldSwap = false;
+    }
+  });
   var files = $("info-files");
   if (files) {
     files.addEventListener("change", function () {

@@ -1,0 +1,159 @@
+"""The story a citizen's tracking page tells, built from the SQL read model.
+
+One function, `build_story`, reads the report, its incident row, its `incident_events`
+rows and the citizen's own attachments, and returns what the page shows: each step in plain
+words with its time, the police's public notes, the closing outcome and summary, what the
+citizen added (text and photos, shown back), the count of the citizen's own files, and for
+a merged report one line about the merge with the primary incident's progress.
+
+It never shows a staff name (a unit name at most), internal notes, or anything another
+reporter sent: of a primary incident only its state and public events after the merge.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from schema.states import State
+from schema.tables import Attachment, Incident, IncidentEvent, Report
+from web import i18n
+
+CITIZEN = "citizen"
+# Events of the primary incident a merged reporter may see (no other reporter's additions).
+PRIMARY_PUBLIC = {"verify", "classify", "route", "reassign", "acknowledge", "arrive", "note",
+                  "close", "reject"}
+
+
+def _files(ids: Any, own: dict[str, Attachment], token: str) -> list[dict[str, Any]]:
+    out = []
+    for aid in ids or []:
+        att = own.get(str(aid))
+        if att is not None:
+            out.append({"url": f"/t/{token}/files/{att.id}", "id": att.id,
+                        "image": att.content_type.startswith("image/"),
+                        "content_type": att.content_type})
+    return out
+
+
+def _entry(ev: IncidentEvent, lang: str, own: dict[str, Attachment], token: str,
+           primary: bool = False) -> dict[str, Any] | None:
+    """One line of the story for `ev`, or None when the citizen has nothing to read in it."""
+    t = lambda key, **kw: i18n.t(lang, key, **kw)  # noqa: E731 - local shorthand
+    data = ev.data or {}
+    action = ev.action
+    entry: dict[str, Any] = {"at": ev.at, "text": "", "quote": None, "files": [],
+                             "mine": False, "kind": action, "primary": primary}
+    if primary and action not in PRIMARY_PUBLIC:
+        return None
+    if action == "receive":
+        entry.update(text=t("story.receive"), files=_files(data.get("attachments"), own, token))
+    elif action in ("verify", "classify", "acknowledge", "arrive", "reject", "cancel",
+                    "escalate"):
+        if action == "cancel" and ev.to_state != State.CANCELLED.value:
+            return None
+        entry["text"] = t(f"story.{action}")
+    elif action in ("route", "reassign"):
+        unit = data.get("unit_name")
+        entry["text"] = t(f"story.{action}", unit=unit) if unit else t("story.route_any")
+    elif action == "note":
+        if not ev.public_note:
+            return None
+        entry.update(text=t("story.note"), quote=ev.public_note)
+    elif action == "close":
+        entry["text"] = t("story.close")
+        outcome = data.get("outcome")
+        entry["outcome"] = t(f"outcome.{outcome}") if outcome else None
+        entry["summary"] = data.get("summary") or None
+    elif action == "add_info":
+        if ev.actor != CITIZEN:
+            return None
+        files = _files(data.get("attachments"), own, token)
+        text = (data.get("text") or "").strip() or None
+        if text is None and not files:
+            return None
+        entry.update(text=t("story.add_info"), quote=text, files=files, mine=True)
+    elif action == "merge":
+        entry["text"] = t("story.merged")
+    elif action == "merged_in":
+        entry["text"] = t("story.merged_in")
+    else:  # locate, primary_changed, publish_alert...: nothing for the citizen
+        return None
+    return entry
+
+
+async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
+    """What the tracking page shows for `token`, from SQL; None for an unknown token.
+
+    Returns {incident_id, story: [{at, text, quote, files, mine, kind, primary, outcome?,
+    summary?}] newest first, own_files: [{url, id, image, content_type}], own_count,
+    closing: {outcome, summary} | None, merged: bool, primary_state: State | None,
+    silent: bool}. Files are only the citizen's own (uploaded without a staff account)."""
+    if not token or len(token) > 200:
+        return None
+    async with db.session() as s:
+        report = (await s.execute(select(Report).where(col(Report.tracking_token) == token))
+                  ).scalar_one_or_none()
+        if report is None:
+            return None
+        row = await s.get(Incident, report.id)
+        events = list((await s.execute(
+            select(IncidentEvent).where(col(IncidentEvent.incident_id) == report.id)
+            .order_by(col(IncidentEvent.seq)))).scalars())
+        own_rows = list((await s.execute(
+            select(Attachment).where(col(Attachment.incident_id) == report.id,
+                                     col(Attachment.uploaded_by).is_(None))
+            .order_by(col(Attachment.created_at)))).scalars())
+        primary_row = None
+        primary_events: list[IncidentEvent] = []
+        if row is not None and row.state == State.MERGED.value and row.merged_into:
+            primary_row = await s.get(Incident, row.merged_into)
+            primary_events = list((await s.execute(
+                select(IncidentEvent).where(col(IncidentEvent.incident_id) == row.merged_into)
+                .order_by(col(IncidentEvent.seq)))).scalars())
+    own = {a.id: a for a in own_rows}
+    story = [e for ev in events if (e := _entry(ev, lang, own, token)) is not None]
+    if not any(e["kind"] == "receive" for e in story):
+        story.insert(0, {"at": report.created_at, "text": i18n.t(lang, "story.receive"),
+                         "quote": None, "files": _files(report.payload.get("attachments"),
+                                                        own, token),
+                         "mine": False, "kind": "receive", "primary": False})
+    merged_at: datetime | None = next(
+        (ev.at for ev in events if ev.action == "merge"), None)
+    if merged_at is not None:
+        story += [e for ev in primary_events if ev.at >= merged_at
+                  and (e := _entry(ev, lang, {}, token, primary=True)) is not None]
+    story.sort(key=lambda e: (e["at"], e["kind"] != "receive"), reverse=True)
+    close = next((e for e in story if e["kind"] == "close"), None)
+    closing = ({"outcome": close.get("outcome"), "summary": close.get("summary")}
+               if close else None)
+    shown = {f["id"] for e in story for f in e["files"]}
+    return {
+        "incident_id": report.id,
+        "story": story,
+        "own_files": [f for f in _files([a.id for a in own_rows], own, token)
+                      if f["id"] not in shown],
+        "own_count": len(own_rows),
+        "closing": closing,
+        "merged": merged_at is not None,
+        "primary_state": State(primary_row.state) if primary_row is not None else None,
+        "silent": bool(report.payload.get("silent")),
+    }
+
+
+async def own_attachment(db: Any, token: str, attachment_id: str) -> Attachment | None:
+    """The citizen's own file `attachment_id` of the report behind `token`, else None."""
+    if not token or len(token) > 200 or len(attachment_id) > 64:
+        return None
+    async with db.session() as s:
+        report_id = (await s.execute(select(col(Report.id)).where(
+            col(Report.tracking_token) == token))).scalar_one_or_none()
+        if report_id is None:
+            return None
+        att = await s.get(Attachment, attachment_id)
+    if att is None or att.incident_id != report_id or att.uploaded_by is not None:
+        return None
+    return att
