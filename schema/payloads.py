@@ -86,6 +86,7 @@ class IncidentInput(Payload):
     reporter: Reporter | None = None
     attachments: list[str] = Field(default_factory=list)
     source: str = "web"  # web, api, open311
+    silent: bool = False  # a silent SOS: sent without a sound, the reporter may be in danger
     sla_scale: float = 1.0  # CANHBAO_SLA_SCALE at intake, fixed for the incident's life
     # CANHBAO_SLA overrides at intake ({priority: {state: seconds}}), fixed likewise.
     sla: dict[int, dict[str, float]] | None = None

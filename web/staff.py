@@ -36,7 +36,7 @@ from api.routes import alerts as alerts_api
 from api.routes import incidents as incidents_api
 from api.routes import stats as stats_api
 from schema.states import OPEN_STATES, Category, Outcome, State
-from schema.tables import Unit, Ward, utcnow
+from schema.tables import Report, Unit, Ward, utcnow
 from web import i18n
 from web.templating import HCMC_TZ, render, templates
 
@@ -308,7 +308,18 @@ async def _list_context(request: Request, user: Principal) -> dict[str, Any]:
                 "colour": CATEGORY_COLOURS[i.category.value], "overdue": i.overdue}
                for i in page.items if not i.state.is_terminal]
     return {"items": page.items, "markers": markers, "filters": f, "now": utcnow(),
-            "more": page.next_cursor is not None, "limit": LIST_LIMIT}
+            "more": page.next_cursor is not None, "limit": LIST_LIMIT,
+            "silent_ids": await _silent_ids(request, [str(i.id) for i in page.items])}
+
+
+async def _silent_ids(request: Request, ids: list[str]) -> set[str]:
+    """Which of `ids` came in as a silent SOS (marked in the report as accepted)."""
+    if not ids:
+        return set()
+    async with request.app.state.db.session() as s:
+        rows = (await s.execute(select(col(Report.id), col(Report.payload))
+                                .where(col(Report.id).in_(ids)))).all()
+    return {r[0] for r in rows if isinstance(r[1], dict) and r[1].get("silent")}
 
 
 @router.get("/console")
@@ -350,7 +361,8 @@ async def _detail_context(request: Request, user: Principal, incident_id: str,
     units = await _units(request) if actions & {"route", "reassign"} else []
     wards = await _wards(request) if actions & {"route", "reassign"} else []
     return {"detail": detail, "actions": actions, "units": units, "ward_options": wards,
-            "outcomes": OUTCOMES, "categories": CATEGORIES, "form_key": str(uuid.uuid4())}
+            "outcomes": OUTCOMES, "categories": CATEGORIES, "form_key": str(uuid.uuid4()),
+            "detail_silent": bool(await _silent_ids(request, [str(detail.id)]))}
 
 
 @router.get("/console/incidents/{incident_id}")

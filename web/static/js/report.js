@@ -384,12 +384,12 @@
   var banner = $("outbox-status");
   var retryTimer = null;
 
-  function buildEntry(silent) {
+  function buildEntry(silent, category) {
     var lat = loc.lat, lon = loc.lon, acc = loc.accuracy;
     if (loc.source === "none") { lat = centre[0]; lon = centre[1]; acc = ADDRESS_ONLY_ACCURACY; }
     var body = {
       report_id: form.elements.report_id.value,
-      category: form.querySelector('input[name="category"]:checked').value,
+      category: category || form.querySelector('input[name="category"]:checked').value,
       description: $("description").value.trim(),
       location: { lat: lat, lon: lon, accuracy_m: acc == null ? null : Math.round(acc * 10) / 10 },
     };
@@ -573,6 +573,88 @@
       busy(false);
       showServerErrors(res.body);
     }, function () { busy(false); showError("form", m("err.network")); });
+  });
+
+  // --- silent SOS ----------------------------------------------------------------------
+  // One press (or a long press on a category) sends at once: GPS, the category, a fixed
+  // description. No sound, no vibration, no focus jumps; the confirmation is plain text.
+  // Details can be added later from the tracking page.
+  var SOS_TEXT = "SOS — báo tin im lặng";
+  var sosSent = false;
+
+  function sosLocation() {
+    if (loc.source !== "none") return Promise.resolve();
+    if (!navigator.geolocation) return Promise.resolve();
+    return new Promise(function (resolve) {
+      var t = setTimeout(resolve, 4000);
+      navigator.geolocation.getCurrentPosition(function (pos) {
+        clearTimeout(t);
+        var c = pos.coords;
+        loc = { source: "gps", lat: c.latitude, lon: c.longitude, accuracy: c.accuracy };
+        resolve();
+      }, function () { clearTimeout(t); resolve(); },
+      { enableHighAccuracy: true, timeout: 4000, maximumAge: 60000 });
+    });
+  }
+
+  function sosShow(key, code, url) {
+    var done = $("sos-done");
+    $("sos-text").textContent = m(key);
+    $("sos-code").textContent = code ? m("sos.code", { code: code }) : "";
+    $("sos-details").href = url || "/";
+    $("sos-details").hidden = !url;
+    Array.prototype.forEach.call(document.querySelectorAll("#main > *"), function (el) {
+      if (el !== done && !el.hidden) { el.hidden = true; sosHidden.push(el); }
+    });
+    done.hidden = false;
+  }
+  var sosHidden = [];
+  function sosUndo() {
+    // Not sent (refused): the page comes back as it was, with a plain note, to try again.
+    sosHidden.forEach(function (el) { el.hidden = false; });
+    sosHidden = [];
+    $("sos-done").hidden = true;
+    $("sos-hint").textContent = m("sos.failed");
+    sosSent = false;
+  }
+
+  function sos(category) {
+    if (sosSent) return;
+    sosSent = true;
+    var chosen = form.querySelector('input[name="category"]:checked');
+    var cat = category || (chosen && chosen.value) || "crime";
+    var typed = $("description").value.trim();
+    sosShow("sos.sending", null, null);
+    sosLocation().then(function () {
+      var entry = buildEntry(true, cat);
+      entry.body.description = typed ? SOS_TEXT + ". " + typed : SOS_TEXT;
+      var files = readyFiles();
+      return sendReport(entry, files).then(function (res) {
+        if (res.ok) {
+          sosShow("sos.sent", res.accepted.tracking_code, res.accepted.status_url);
+          if (outbox) outbox.flushUploads({ lang: lang }).catch(function () {});
+        } else if (res.deferred) {
+          requestSync();
+          sosShow("sos.pending", null, null);
+        } else {
+          sosUndo();
+        }
+      });
+    }).catch(sosUndo);
+  }
+
+  $("sos-box").hidden = false;
+  $("sos").addEventListener("click", function () { sos(null); });
+  Array.prototype.forEach.call(form.querySelectorAll("label.cat"), function (label) {
+    var timer = null;
+    var input = label.querySelector("input");
+    var cancel = function () { clearTimeout(timer); timer = null; };
+    label.addEventListener("pointerdown", function () {
+      cancel();
+      timer = setTimeout(function () { timer = null; sos(input.value); }, 1200);
+    });
+    ["pointerup", "pointerleave", "pointercancel"].forEach(function (t) { label.addEventListener(t, cancel); });
+    label.addEventListener("contextmenu", function (e) { e.preventDefault(); });
   });
 
   $("new-report").addEventListener("click", function () {

@@ -108,12 +108,12 @@
           status = "uploading";
           text = Math.round(progress[rec.key] * 100) + "% · " + m("up.size", { size: fmt(rec.size) });
           if (current === null) current = i;
-        } else if (rec.attachment_id) { status = "uploading"; text = m("up.attaching"); if (current === null) current = i; }
-        else if (rec.retry_at > now) {
+        } else if (rec.retry_at > now) {
           status = "later";
           if (rec.last_status === 429) { wait429 = Math.max(wait429, rec.retry_at - now); text = m("up.busy"); }
           else text = m("report.upload_later");
-        } else { status = "queued"; text = m("up.queued", { size: fmt(rec.size) }); }
+        } else if (rec.attachment_id) { status = "uploading"; text = m("up.attaching"); if (current === null) current = i; }
+        else { status = "queued"; text = m("up.queued", { size: fmt(rec.size) }); }
         it.li.className = "thumb " + status;
         it.bar.hidden = status !== "uploading";
         it.bar.value = rec.attachment_id || rec.attached ? 1 : (progress[rec.key] || 0);
