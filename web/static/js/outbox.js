@@ -185,11 +185,13 @@
     }).then(function (out) { return out.value; });
   }
 
-  /* Take the lease on a record; resolves the record, or null when someone else holds it. */
+  /* Take the lease on a record to upload it; resolves the record, or null when someone
+   * else holds it, it waits for a retry, or it is uploaded already. */
   function claim(key) {
     return update(key, function (rec) {
       var now = Date.now();
-      if (rec.attached || rec.failed || rec.lease_until > now || rec.retry_at > now) return false;
+      if (rec.attached || rec.failed || rec.attachment_id || rec.lease_until > now
+          || rec.retry_at > now) return false;
       rec.lease_until = now + LEASE_MS;
       rec.lease_owner = api.owner;
     });
@@ -249,10 +251,29 @@
     return { status: status, detail: (body && (body.detail || body.error)) || "" };
   }
 
+  /* Lease every uploaded, unattached file of `token` that nobody else holds; resolves them. */
+  function claimReady(token) {
+    return tx(["uploads"], "readwrite", function (s) {
+      var out = { value: [] };
+      var req = s.openCursor();
+      req.onsuccess = function () {
+        var c = req.result;
+        if (!c) return;
+        var r = c.value, now = Date.now();
+        if (r.token === token && r.attachment_id && !r.attached && !r.failed
+            && r.retry_at <= now && !(r.lease_until > now)) {
+          r.lease_until = now + LEASE_MS; r.lease_owner = api.owner;
+          c.update(r); out.value.push(r);
+        }
+        c.continue();
+      };
+      return out;
+    }).then(function (out) { return out.value; });
+  }
+
   /* Attach every uploaded, unattached file of `token` in one call. */
   function attach(token, lang, emit) {
-    return api.uploads(token).then(function (recs) {
-      var ready = recs.filter(function (r) { return r.attachment_id && !r.attached && !r.failed && r.retry_at <= Date.now(); });
+    return claimReady(token).then(function (ready) {
       if (!ready.length) return;
       var ids = ready.map(function (r) { return r.attachment_id; });
       return postJson("/api/v1/track/" + encodeURIComponent(token) + "/info", { attachments: ids }, lang)
@@ -260,6 +281,7 @@
           var now = Date.now();
           return Promise.all(ready.map(function (r) {
             return update(r.key, function (rec) {
+              rec.lease_until = 0;
               if (res.status >= 200 && res.status < 300) { rec.attached = true; rec.done_at = now; delete rec.blob; }
               else if (res.status === 429 || res.status >= 500 || res.status === 408) backoff(rec, res.retryAfterMs);
               else rec.failed = failed(res.status, res.body);
@@ -268,7 +290,9 @@
             });
           })).then(function () { emit(); });
         }, function () {
-          return Promise.all(ready.map(function (r) { return update(r.key, function (rec) { backoff(rec); }); }))
+          return Promise.all(ready.map(function (r) {
+            return update(r.key, function (rec) { rec.lease_until = 0; backoff(rec); });
+          }))
             .then(function () { emit(); });
         });
     });

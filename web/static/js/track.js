@@ -107,6 +107,8 @@
         } else if (progress[rec.key] != null && !rec.attachment_id) {
           status = "uploading";
           text = Math.round(progress[rec.key] * 100) + "% · " + m("up.size", { size: fmt(rec.size) });
+          var eta = remaining(rec.key);
+          if (eta) text += " · " + m("up.eta", { time: eta });
           if (current === null) current = i;
         } else if (rec.retry_at > now) {
           status = "later";
@@ -141,6 +143,17 @@
     return Math.max(1, Math.round(bytes / 1024)) + " KB";
   }
 
+  // Time left for a file, from the speed measured while it goes (after a few seconds).
+  var began = {};
+  function remaining(key) {
+    var b = began[key];
+    if (!b || !b.loaded || Date.now() - b.at < 3000) return "";
+    var rate = b.loaded / ((Date.now() - b.at) / 1000);
+    var left = (b.total - b.loaded) / Math.max(rate, 1);
+    if (left < 1) return "";
+    return left < 60 ? m("report.seconds", { n: Math.round(left) }) : m("report.minutes", { n: Math.round(left / 60) });
+  }
+
   var lastPaint = 0;
   function run() {
     clearTimeout(timer); timer = null;
@@ -148,11 +161,13 @@
       token: token, lang: lang,
       onProgress: function (key, loaded, total) {
         progress[key] = total ? loaded / total : 0;
+        if (!began[key]) began[key] = { at: Date.now(), loaded: 0, total: total };
+        began[key].loaded = loaded; began[key].total = total;
         if (Date.now() - lastPaint > 250) { lastPaint = Date.now(); render(); }
       },
       onChange: render,
     }).then(function (res) {
-      progress = {};
+      progress = {}; began = {};
       return render().then(function () {
         if (res.pending) {
           var delay = res.next_at ? Math.max(1000, res.next_at - Date.now()) : 5000;
