@@ -460,3 +460,30 @@ def _login(page: Page, live_server: LiveServer, role: str) -> None:
     page.fill("input[name=password]", password)
     page.locator("form button[type=submit]").click()
     page.wait_for_url(re.compile(r"/console"))
+
+
+def test_without_indexeddb_the_photo_still_follows_the_report(
+    phone: Callable[..., BrowserContext], live_server: LiveServer,
+) -> None:
+    """Some in-app browsers have no IndexedDB: no queue, so the page sends the files itself
+    right after the report, and nothing fails in the console."""
+    ctx = phone()
+    ctx.add_init_script("Object.defineProperty(window, 'indexedDB', {value: undefined})")
+    page = ctx.new_page()
+    errors = _watch_errors(page)
+    page.goto("/")
+    expect(page.locator("#loc-status")).to_contain_text("sai số")
+    description = f"Cây đổ đè xe máy {uuid.uuid4().hex[:6]}"
+    page.locator("label.cat-other").click()
+    page.fill("#description", description)
+    page.set_input_files("#files-gallery", files=[
+        {"name": "cay.png", "mimeType": "image/png", "buffer": tiny_png()}])
+    expect(page.locator(".thumb.ready")).to_have_count(1)
+    page.click("#send")
+    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    incident_id = live_server.wait_for("select id from incidents where description = :d",
+                                       lambda v: v is not None, d=description)
+    live_server.wait_for("select count(*) from attachments where incident_id = :i",
+                         lambda n: n == 1, i=incident_id)
+    expect(page.locator("#uploads")).to_be_hidden()
+    assert errors == []

@@ -528,6 +528,26 @@
       });
   }
 
+  /* Without IndexedDB there is no queue: the files go now, one by one, then are attached in
+   * one call; a file that fails is dropped (the report itself is already in). */
+  function uploadNow(accepted, list) {
+    return list.reduce(function (chain, f) {
+      return chain.then(function (ids) {
+        var data = new FormData();
+        data.append("file", f.blob, f.name);
+        return fetch("/api/v1/attachments", { method: "POST", body: data }).then(function (r) {
+          return r.ok ? r.json().then(function (b) { ids.push(b.attachment_id); return ids; }) : ids;
+        }, function () { return ids; });
+      });
+    }, Promise.resolve([])).then(function (ids) {
+      if (!ids.length) return;
+      return fetch("/api/v1/track/" + encodeURIComponent(accepted.tracking_token) + "/info", {
+        method: "POST", headers: { "Content-Type": "application/json", "Accept-Language": lang },
+        body: JSON.stringify({ attachments: ids }),
+      }).catch(function () {});
+    });
+  }
+
   /* Send the report now; its files follow from the upload queue once it is accepted. */
   function sendReport(entry, files) {
     var stored = outbox ? outbox.put(entry).then(function () { return true; }, function () { return false; })
@@ -541,7 +561,8 @@
         }
         // Accepted: queue the files (prepared meanwhile), then the tracking page sends them.
         return files.then(function (list) {
-          if (!list.length || !inOutbox) return res;
+          if (!list.length) return res;
+          if (!inOutbox) return uploadNow(res.accepted, list).then(function () { return res; });
           return outbox.queueUploads(res.accepted, list).then(function () { return res; });
         });
       }, function (err) {

@@ -184,6 +184,8 @@
   window.addEventListener("online", run);
   window.addEventListener("pagehide", function () { outbox.releaseAll().catch(function () {}); });
   // A second tick of the wait-for-429 countdown keeps its seconds true.
-  setInterval(function () { if (!box.hidden && statusEl.className.indexOf("ok") < 0) render(); }, 1000);
-  render().then(run);
+  setInterval(function () {
+    if (!box.hidden && statusEl.className.indexOf("ok") < 0) render().catch(function () {});
+  }, 1000);
+  render().then(run, function () { box.hidden = true; });  // no IndexedDB: nothing queued here
 })();
