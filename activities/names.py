@@ -7,3 +7,5 @@ RESOLVE_ALERTS = "resolve_alerts"
 PUBLISH_PUBLIC_ALERT = "publish_public_alert"
 LOCATE_WARD = "locate_ward"
 FIND_DUPLICATES = "find_duplicates"
+PROJECT = "project"  # v2: ProjectEvent (compact state + event + the report once)
+REMIND_ALERT = "remind_alert"

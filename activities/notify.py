@@ -1,7 +1,9 @@
-"""Escalation alerts, notifications to supervisors and city command, public warnings.
+"""Escalation alerts, notifications up the ladder of `schema.escalation`, reminders past
+its top level, public warnings.
 
-Every write is idempotent: alerts by (incident, state, level, overdue_since), notifications
-and staff events by a dedupe key, public alerts by id.
+Every write is idempotent: alerts by the event that raised them (v2: incident + seq; v1:
+incident, state, level, overdue_since), notifications and staff events by a dedupe key,
+public alerts by id.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from temporalio import activity
 from activities import names
 from activities.sql import insert
 from core.db import Database
-from schema.payloads import EscalationInput, PublicAlertRecord, ResolveAlertsInput
+from schema.escalation import audiences
+from schema.payloads import EscalationInput, PublicAlertRecord, ReminderInput, ResolveAlertsInput
 from schema.tables import Alert, Notification, PublicAlert, StaffEvent, utcnow
 
 log = structlog.get_logger(__name__)
@@ -27,19 +30,12 @@ NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 PUBLIC_ALERTS: Table = PublicAlert.__table__  # type: ignore[attr-defined]
 STAFF_EVENTS: Table = StaffEvent.__table__  # type: ignore[attr-defined]
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-SUPERVISORS = "supervisors"
-CITY_COMMAND = "city_command"
 
 STATE_VI = {
     "received": "chờ xác minh", "verified": "chờ phân loại", "classified": "chờ điều phối",
     "routed": "chờ đơn vị tiếp nhận", "acknowledged": "chờ có mặt tại hiện trường",
     "on_scene": "đang xử lý tại hiện trường",
 }
-
-
-def audiences(level: int) -> list[str]:
-    """Level 1 goes to supervisors; from level 2 city command is told too."""
-    return [SUPERVISORS, CITY_COMMAND] if level >= 2 else [SUPERVISORS]
 
 
 def _stable_id(*parts: str) -> str:
@@ -57,7 +53,9 @@ class NotifyActivities:
 
     @activity.defn(name=names.RAISE_ALERT)
     async def raise_alert(self, inp: EscalationInput) -> None:
-        key = f"{inp.incident_id}:{inp.state.value}:{inp.level}:{inp.overdue_since.isoformat()}"
+        key = (f"{inp.incident_id}:{inp.state.value}:{inp.level}:"
+               f"{inp.overdue_since.isoformat()}")
+        alert_id = _stable_id("alert", key if inp.seq is None else f"{inp.incident_id}:{inp.seq}")
         waiting = STATE_VI.get(inp.state.value, inp.state.value)
         subject = f"Quá hạn cấp {inp.level}: vụ việc {inp.tracking_code}"
         body = (
@@ -68,7 +66,7 @@ class NotifyActivities:
         async with self.db.engine.begin() as conn:
             await conn.execute(
                 insert(self.db, ALERTS).values(
-                    id=_stable_id("alert", key),
+                    id=alert_id, seq=inp.seq,
                     incident_id=inp.incident_id, tracking_code=inp.tracking_code,
                     level=inp.level, state=inp.state.value, priority=int(inp.priority),
                     category=inp.category.value, ward_code=inp.ward_code, unit_id=inp.unit_id,
@@ -96,6 +94,47 @@ class NotifyActivities:
             )
         log.info("escalation raised", incident_id=inp.incident_id, level=inp.level,
                  state=inp.state.value)
+
+    @activity.defn(name=names.REMIND_ALERT)
+    async def remind_alert(self, inp: ReminderInput) -> None:
+        """Past the top level: count a reminder on the open alert of this state and tell
+        the top level's audiences again (one notification per reminder)."""
+        waiting = STATE_VI.get(inp.state.value, inp.state.value)
+        subject = f"Nhắc lại lần {inp.reminder}: vụ việc {inp.tracking_code} quá hạn"
+        body = (
+            f"Vụ việc {inp.tracking_code} (ưu tiên {int(inp.priority)}) vẫn {waiting}, quá "
+            f"hạn từ {_local(inp.overdue_since)}. Nhắc lại lần {inp.reminder}. / Incident "
+            f"{inp.tracking_code} still overdue in state {inp.state.value}: reminder "
+            f"{inp.reminder}."
+        )
+        key = f"{inp.incident_id}:{inp.state.value}:{inp.overdue_since.isoformat()}"
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                update(ALERTS).where(
+                    ALERTS.c.incident_id == inp.incident_id, ALERTS.c.state == inp.state.value,
+                    ALERTS.c.level == inp.level, ALERTS.c.resolved_at.is_(None),
+                    ALERTS.c.reminders < inp.reminder,
+                ).values(reminders=inp.reminder, last_reminded_at=inp.at))
+            for audience in audiences(inp.level):
+                await conn.execute(
+                    insert(self.db, NOTIFICATIONS).values(
+                        id=_stable_id("reminder", key, str(inp.reminder), audience),
+                        dedupe_key=f"reminder:{key}:{inp.reminder}:{audience}",
+                        audience=audience, incident_id=inp.incident_id, subject=subject,
+                        body=body, created_at=utcnow(),
+                    ).on_conflict_do_nothing()
+                )
+            await conn.execute(
+                insert(self.db, STAFF_EVENTS).values(
+                    kind="alert.reminded", incident_id=inp.incident_id, unit_id=inp.unit_id,
+                    ward_code=inp.ward_code, at=utcnow(),
+                    payload={"state": inp.state.value, "tracking_code": inp.tracking_code,
+                             "level": inp.level, "reminder": inp.reminder},
+                    dedupe_key=f"reminder:{key}:{inp.reminder}",
+                ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
+        log.info("escalation reminder", incident_id=inp.incident_id, level=inp.level,
+                 reminder=inp.reminder)
 
     @activity.defn(name=names.RESOLVE_ALERTS)
     async def resolve_alerts(self, inp: ResolveAlertsInput) -> int:

@@ -1,25 +1,36 @@
 """Project the workflow's events into the SQL read model.
 
-`project_event` appends one row to incident_events and upserts the incidents row in one
-transaction. It is idempotent by (incident id, event seq): a re-delivered event inserts
-nothing, and the incident row only moves forward (it is updated when seq > last_seq).
+`project` (v2, `ProjectEvent`) and `project_event` (v1, `ProjectInput`) write one event
+row and upsert the incidents row in one transaction. Both converge to the committed
+history: a re-delivered event changes nothing; a different event at the same (incident,
+seq) — written by a workflow task that never completed before a crash — replaces the
+earlier one, and an alert raised by the replaced event is withdrawn with it. The incident
+row moves forward only (it is rewritten when seq >= last_seq).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, func, update
+from sqlalchemy import Table, delete, func, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
 from activities.sql import insert
 from core.db import Database
-from schema.payloads import IncidentCase, ProjectInput, TimelineEvent
+from schema.payloads import (
+    IncidentCase,
+    IncidentInput,
+    IncidentState,
+    ProjectEvent,
+    ProjectInput,
+    TimelineEvent,
+)
 from schema.states import State
-from schema.tables import Attachment, Incident, IncidentEvent, StaffEvent
+from schema.tables import Alert, Attachment, Incident, IncidentEvent, StaffEvent
 
 log = structlog.get_logger(__name__)
 
@@ -27,11 +38,17 @@ EVENTS: Table = IncidentEvent.__table__  # type: ignore[attr-defined]
 INCIDENTS: Table = Incident.__table__  # type: ignore[attr-defined]
 STAFF_EVENTS: Table = StaffEvent.__table__  # type: ignore[attr-defined]
 ATTACHMENTS: Table = Attachment.__table__  # type: ignore[attr-defined]
+ALERTS: Table = Alert.__table__  # type: ignore[attr-defined]
 _FIRST_SEEN = {State.VERIFIED: "verified_at", State.ROUTED: "routed_at"}
+# Written from the report only: a v2 event without it leaves them as they are.
+TEXT_COLUMNS = ("description", "address", "reporter_name", "reporter_phone")
 
 
-def incident_values(case: IncidentCase, event: TimelineEvent) -> dict[str, Any]:
-    """The incidents row for `case` as of `event`."""
+def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
+                    report: IncidentInput | None = None) -> dict[str, Any]:
+    """The incidents row for `case` as of `event`. A v1 case carries its texts; a v2
+    state does not, so description, address and reporter are written only when the
+    report comes with the event (the receive event)."""
     ward, unit = case.ward, case.unit
     values: dict[str, Any] = {
         "id": case.id,
@@ -40,11 +57,9 @@ def incident_values(case: IncidentCase, event: TimelineEvent) -> dict[str, Any]:
         "is_open": not case.state.is_terminal,
         "category": case.category.value,
         "priority": int(case.priority),
-        "description": case.description,
         "lat": case.location.lat,
         "lon": case.location.lon,
         "accuracy_m": case.location.accuracy_m,
-        "address": case.address,
         "ward_code": ward.code if ward else None,
         "ward_name": ward.name if ward else None,
         "ward_exact": ward.exact if ward else True,
@@ -52,8 +67,6 @@ def incident_values(case: IncidentCase, event: TimelineEvent) -> dict[str, Any]:
         "unit_id": unit.id if unit else None,
         "unit_name": unit.name if unit else None,
         "proposed_unit_id": case.proposed_unit.id if case.proposed_unit else None,
-        "reporter_name": case.reporter.name if case.reporter else None,
-        "reporter_phone": case.reporter.phone if case.reporter else None,
         "source": case.source,
         "outcome": case.outcome.value if case.outcome else None,
         "merged_into": case.merged_into,
@@ -68,6 +81,18 @@ def incident_values(case: IncidentCase, event: TimelineEvent) -> dict[str, Any]:
         "closed_at": case.closed_at,
         "last_seq": event.seq,
     }
+    texts = case if isinstance(case, IncidentCase) else report
+    if texts is not None:
+        values.update(
+            description=texts.description, address=texts.address,
+            reporter_name=texts.reporter.name if texts.reporter else None,
+            reporter_phone=texts.reporter.phone if texts.reporter else None)
+    else:
+        # Only a first insert uses this (the column is NOT NULL, and PostgreSQL checks
+        # that before ON CONFLICT); an existing row keeps its texts (see TEXT_COLUMNS).
+        values["description"] = ""
+    if isinstance(case, IncidentState):
+        values.update(version=case.version, silent=case.silent)
     for state, column in _FIRST_SEEN.items():
         values[column] = event.at if event.to_state == state else None
     return values
@@ -81,33 +106,48 @@ class ProjectionActivities:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @activity.defn(name=names.PROJECT)
+    async def project(self, inp: ProjectEvent) -> None:
+        """v2: write `inp.event` and the incident row from the compact state."""
+        await self._write(inp.state, inp.event, inp.report)
+
     @activity.defn(name=names.PROJECT_EVENT)
     async def project_event(self, inp: ProjectInput) -> None:
-        case, event = inp.case, inp.event
+        """v1: the same from a whole `IncidentCase` (incidents started before v2)."""
+        await self._write(inp.case, inp.event, None)
+
+    async def _write(self, case: IncidentCase | IncidentState, event: TimelineEvent,
+                     report: IncidentInput | None) -> None:
         if event.seq < 1 or not case.id:
             raise ApplicationError(f"bad event seq {event.seq} for {case.id!r}",
                                    type="Invalid", non_retryable=True)
-        events, incidents = EVENTS, INCIDENTS
+        values = event_values(case.id, event)
         async with self.db.engine.begin() as conn:
-            await conn.execute(
-                insert(self.db, events).values(
-                    incident_id=case.id, seq=event.seq, at=event.at,
-                    actor=event.actor.username, actor_role=event.actor.role.value,
-                    actor_unit_id=event.actor.unit_id, action=event.action,
-                    from_state=event.from_state.value if event.from_state else None,
-                    to_state=event.to_state.value if event.to_state else None,
-                    data=event.data, public_note=event.public_note,
-                ).on_conflict_do_nothing(index_elements=["incident_id", "seq"])
-            )
-            row = incident_values(case, event)
-            stmt = insert(self.db, incidents).values(**row)
-            keep = ("id", "created_at", *_FIRST_SEEN.values())
+            earlier = (await conn.execute(
+                select(EVENTS).where(EVENTS.c.incident_id == case.id,
+                                     EVENTS.c.seq == event.seq))).mappings().first()
+            if earlier is None:
+                await conn.execute(insert(self.db, EVENTS).values(**values)
+                                   .on_conflict_do_nothing(index_elements=["incident_id", "seq"]))
+            elif _differs(earlier, values):
+                log.warning("event replaced", incident_id=case.id, seq=event.seq,
+                            was=earlier["action"], now=event.action)
+                await conn.execute(update(EVENTS).where(
+                    EVENTS.c.incident_id == case.id, EVENTS.c.seq == event.seq).values(**values))
+                # An alert raised by the replaced event goes with it.
+                await conn.execute(delete(ALERTS).where(
+                    ALERTS.c.incident_id == case.id, ALERTS.c.seq == event.seq))
+            row = incident_values(case, event, report)
+            stmt = insert(self.db, INCIDENTS).values(**row)
+            keep: tuple[str, ...] = ("id", "created_at", *_FIRST_SEEN.values())
+            if isinstance(case, IncidentState) and report is None:
+                keep += TEXT_COLUMNS
             set_: dict[str, Any] = {k: stmt.excluded[k] for k in row if k not in keep}
             for column in _FIRST_SEEN.values():
-                set_[column] = func.coalesce(incidents.c[column], stmt.excluded[column])
+                set_[column] = func.coalesce(INCIDENTS.c[column], stmt.excluded[column])
             await conn.execute(stmt.on_conflict_do_update(
                 index_elements=["id"], set_=set_,
-                where=incidents.c.last_seq < stmt.excluded.last_seq,
+                where=INCIDENTS.c.last_seq <= stmt.excluded.last_seq,
             ))
             await conn.execute(
                 insert(self.db, STAFF_EVENTS).values(
@@ -120,11 +160,12 @@ class ProjectionActivities:
                         "category": case.category.value, "priority": int(case.priority),
                         "from_state": event.from_state.value if event.from_state else None,
                         "to_state": event.to_state.value if event.to_state else None,
+                        "previous_unit_id": event.data.get("previous_unit_id"),
                     },
                     dedupe_key=f"event:{case.id}:{event.seq}",
                 ).on_conflict_do_nothing(index_elements=["dedupe_key"])
             )
-            attachments = _event_attachments(case, event)
+            attachments = _event_attachments(case, event, report)
             if attachments:
                 await conn.execute(
                     update(ATTACHMENTS)
@@ -133,8 +174,36 @@ class ProjectionActivities:
                 )
 
 
-def _event_attachments(case: IncidentCase, event: TimelineEvent) -> list[str]:
+def event_values(incident_id: str, event: TimelineEvent) -> dict[str, Any]:
+    """The incident_events row for `event`."""
+    return {
+        "incident_id": incident_id, "seq": event.seq, "at": event.at,
+        "actor": event.actor.username, "actor_role": event.actor.role.value,
+        "actor_unit_id": event.actor.unit_id, "action": event.action,
+        "from_state": event.from_state.value if event.from_state else None,
+        "to_state": event.to_state.value if event.to_state else None,
+        "data": event.data, "public_note": event.public_note,
+    }
+
+
+def _differs(row: Any, values: dict[str, Any]) -> bool:
+    """Whether a stored event is another event than `values` (the same event re-sent by
+    a retry is equal in what identifies it: action, actor, states and data)."""
+    keys = ("action", "actor", "from_state", "to_state", "public_note")
+    if any(row[k] != values[k] for k in keys):
+        return True
+    return bool(_json_norm(row["data"]) != _json_norm(values["data"]))
+
+
+def _json_norm(data: Any) -> Any:
+    return json.loads(json.dumps(data, default=str, sort_keys=True))
+
+
+def _event_attachments(case: IncidentCase | IncidentState, event: TimelineEvent,
+                       report: IncidentInput | None) -> list[str]:
     if event.action == "receive":
-        return list(case.attachments)
+        if isinstance(case, IncidentCase):
+            return list(case.attachments)
+        return list(report.attachments) if report else []
     found = event.data.get("attachments") or []
     return [str(a) for a in found]

@@ -70,11 +70,19 @@ class DuplicateSuggestion(Payload):
 
 
 class Escalation(Payload):
+    """How far an overdue incident has climbed the ladder of `schema.escalation`."""
+
     level: int = 0
     overdue_since: datetime | None = None
+    reminders: int = 0  # reminders sent since the top level was reached
+    last_reminded_at: datetime | None = None
 
 
 # --- workflow input ----------------------------------------------------------------------
+# The workflow type new incidents start as (v1's "IncidentWorkflow" runs on for older ones).
+INCIDENT_WORKFLOW = "IncidentWorkflowV2"
+
+
 class IncidentInput(Payload):
     incident_id: str
     tracking_code: str
@@ -86,10 +94,15 @@ class IncidentInput(Payload):
     reporter: Reporter | None = None
     attachments: list[str] = Field(default_factory=list)
     source: str = "web"  # web, api, open311
-    silent: bool = False  # a silent SOS: sent without a sound, the reporter may be in danger
     sla_scale: float = 1.0  # CANHBAO_SLA_SCALE at intake, fixed for the incident's life
     # CANHBAO_SLA overrides at intake ({priority: {state: seconds}}), fixed likewise.
     sla: dict[int, dict[str, float]] | None = None
+    # CANHBAO_REMINDERS at intake (seconds between reminders past the top level).
+    reminders: list[float] | None = None
+    silent: bool = False  # a silent SOS: the reporter cannot speak or be seen reporting
+    # Set only by continue-as-new: the compact state the next run starts from (the
+    # report's texts are then dropped from the input; they live in the read model).
+    resume: IncidentState | None = None
 
 
 # --- updates (one model per human action) -------------------------------------------------
@@ -176,6 +189,42 @@ class PrimaryChanged(Payload):
     at: datetime
 
 
+class MergeRequest(Payload):
+    """Sent by an incident that is being merged to its target, which answers with
+    `MergeReply`: the target's acceptance is part of the merge decision."""
+
+    request_id: str
+    child_id: str
+    child_tracking_code: str
+    by: Actor
+
+
+class MergeReply(Payload):
+    request_id: str
+    target_id: str
+    accepted: bool
+    target_tracking_code: str
+    target_state: State
+    reason_vi: str | None = None
+    reason_en: str | None = None
+
+
+class MergeCancel(Payload):
+    """The merging incident gave up (timeout, or its own state moved): drop the hold."""
+
+    request_id: str
+    child_id: str
+
+
+class ChildInfo(Payload):
+    """A citizen added information to a report merged into this incident."""
+
+    child_id: str
+    child_tracking_code: str
+    text: str | None = None
+    attachments: list[str] = Field(default_factory=list)
+
+
 # --- the live case -------------------------------------------------------------------------
 class TimelineEvent(Payload):
     seq: int
@@ -224,6 +273,99 @@ class IncidentCase(Payload):
         return self.timeline[-1].seq if self.timeline else 0
 
 
+class IncidentState(Payload):
+    """What IncidentWorkflow (v2) keeps: only what its rules need, never the texts or the
+    timeline (those live in the read model), so the state stays a few kilobytes however
+    long the incident lives. It is the `case` query's answer and is carried through
+    continue-as-new. Reading a v1 `IncidentCase` into it keeps the shared fields."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    tracking_code: str
+    state: State
+    category: Category
+    priority: Priority
+    location: Location
+    created_at: datetime
+    updated_at: datetime
+    source: str = "web"
+    silent: bool = False
+    ward: WardInfo | None = None
+    proposed_unit: UnitRef | None = None
+    unit: UnitRef | None = None
+    deadline: datetime | None = None  # when the next escalation level or reminder is due
+    escalation: Escalation = Field(default_factory=Escalation)
+    outcome: Outcome | None = None
+    duplicates: list[DuplicateSuggestion] = Field(default_factory=list)
+    merged_into: str | None = None
+    merged_incidents: list[str] = Field(default_factory=list)
+    primary_state: State | None = None  # for a merged incident, the primary's state
+    acknowledged_at: datetime | None = None
+    on_scene_at: datetime | None = None
+    closed_at: datetime | None = None
+    sla_scale: float = 1.0
+    sla: dict[int, dict[str, float]] | None = None
+    reminders: list[float] | None = None
+    seq: int = 0  # the last event's sequence number
+    version: int = 0  # +1 on every change of state or assignment: the ETag staff send back
+    last_change: ChangeNote | None = None  # who made the newest version, for a 412's message
+    run: int = 1  # 1 + the number of continue-as-new hand-overs
+    # Merge bookkeeping: children told of this incident's state (child id → last state
+    # told), incoming merges held while the child commits, and this incident's own
+    # merge in progress.
+    told: dict[str, State | None] = Field(default_factory=dict)
+    held: dict[str, datetime] = Field(default_factory=dict)
+    merging_into: str | None = None
+    primary_at: datetime | None = None
+
+
+class ChangeNote(Payload):
+    """Who made a version, and how: named in a stale If-Match's 412."""
+
+    version: int
+    action: str
+    by: str
+    at: datetime
+    unit_name: str | None = None
+
+
+class ActionResult(Payload):
+    """What an update returns: small, so that history does not grow with the case. The
+    HTTP layer answers with the case read afresh."""
+
+    incident_id: str
+    state: State
+    version: int
+    seq: int
+
+
+class ProjectEvent(Payload):
+    """Append (or replace) `event` and upsert the incident row from `state`; idempotent
+    by (state.id, event.seq). `report` travels once, with the receive event: the texts
+    and reporter the workflow does not keep."""
+
+    state: IncidentState
+    event: TimelineEvent
+    report: IncidentInput | None = None
+
+
+class ReminderInput(Payload):
+    """Past the top level: tell the top level's audiences again and count it on the
+    existing alert (no new alert row, no timeline event)."""
+
+    incident_id: str
+    tracking_code: str
+    level: int
+    state: State
+    priority: Priority
+    overdue_since: datetime
+    reminder: int  # 1 for the first reminder
+    at: datetime
+    ward_code: int | None = None
+    unit_id: str | None = None
+
+
 # --- activity arguments --------------------------------------------------------------------
 class ProjectInput(Payload):
     """Append `event` and upsert the incident row from `case`; idempotent by
@@ -235,6 +377,7 @@ class ProjectInput(Payload):
 
 class EscalationInput(Payload):
     incident_id: str
+    seq: int | None = None  # the escalate event that raised it (v2); keys the alert
     tracking_code: str
     level: int
     state: State
@@ -294,3 +437,7 @@ class ActionName(Payload):
     """For API documentation: the action names the workflow accepts."""
 
     action: Action
+
+
+IncidentInput.model_rebuild()
+IncidentState.model_rebuild()

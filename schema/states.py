@@ -209,6 +209,12 @@ def steps(action: Action, state: State) -> list[State] | None:
     return path
 
 
+def may_add_info_to_merged(state: State, primary_state: State | None) -> bool:
+    """A citizen of a report merged into another may still add information while the
+    primary is open: it is recorded on both incidents (`steps` answers for the others)."""
+    return state is State.MERGED and primary_state is not None and not primary_state.is_terminal
+
+
 def role_may(action: Action, role: Role, state: State) -> bool:
     """Whether `role` may take `action` in `state` (unit scoping is checked apart)."""
     if role not in ACTION_ROLES[action]:

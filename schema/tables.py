@@ -203,10 +203,14 @@ class Incident(SQLModel, table=True):
     on_scene_at: datetime | None = _tz(default=None, nullable=True)
     closed_at: datetime | None = _tz(default=None, nullable=True)
     last_seq: int = 0
+    version: int = 0  # the workflow's case version: the ETag staff send back in If-Match
+    silent: bool = False  # a silent SOS
 
 
 class IncidentEvent(SQLModel, table=True):
-    """Append-only: one row per accepted action, keyed by (incident_id, seq)."""
+    """One row per event of the workflow's history, keyed by (incident_id, seq). A write
+    for a (incident_id, seq) that differs replaces the earlier one: the committed history
+    wins over a write made in a workflow task that never completed."""
 
     __tablename__ = "incident_events"
     incident_id: str = Field(primary_key=True)
@@ -230,6 +234,7 @@ class Alert(SQLModel, table=True):
         UniqueConstraint("incident_id", "state", "level", "overdue_since",
                          name="uq_alert_once"),
         Index("ix_alerts_open", "resolved_at", "created_at"),
+        Index("ix_alerts_incident_seq", "incident_id", "seq"),
     )
     id: str = Field(default_factory=new_id, primary_key=True)
     incident_id: str = Field(index=True)
@@ -244,6 +249,9 @@ class Alert(SQLModel, table=True):
     created_at: datetime = _tz(default_factory=utcnow)
     resolved_at: datetime | None = _tz(default=None, nullable=True)
     acknowledged_by: str | None = None
+    seq: int | None = None  # the escalate event that raised it (v2): withdrawn with it
+    reminders: int = 0  # reminders sent past the top level
+    last_reminded_at: datetime | None = _tz(default=None, nullable=True)
 
 
 class PublicAlert(SQLModel, table=True):
