@@ -22,7 +22,8 @@ from core.db import Database
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
-from workflows.incident import LOCAL_WRITES_PATCH, IncidentWorkflow
+from workflows.incident import IncidentWorkflow
+from workflows.incident_v1 import LOCAL_WRITES_PATCH, IncidentWorkflowV1
 
 log = structlog.get_logger(__name__)
 
@@ -37,8 +38,10 @@ def build_activities(settings: Settings, db: Database,
     geo = GeoActivities(settings, db, wards)
     duplicates = DuplicateActivities(settings, db)
     return [
+        projection.project,
         projection.project_event,
         notify.raise_alert,
+        notify.remind_alert,
         notify.resolve_alerts,
         notify.publish_public_alert,
         geo.locate_ward,
@@ -50,13 +53,13 @@ def build_worker(client: Client, settings: Settings, db: Database,
                  task_queue: str | None = None,
                  graceful_shutdown: timedelta = timedelta(0),
                  local_writes: bool = True) -> Worker:
-    """A worker for the incident workflow and all its activities. On shutdown, running
-    activities get `graceful_shutdown` to finish before they are cancelled (they are
-    idempotent, so a cancelled one is simply retried elsewhere).
+    """A worker for the incident workflow (v2, and v1 for incidents started before it)
+    and all their activities. On shutdown, running activities get `graceful_shutdown` to
+    finish before they are cancelled (they are idempotent, so a cancelled one is simply
+    retried elsewhere).
 
-    `local_writes=False` keeps new incidents on regular activities for their SQL writes
-    (patch `local-projection` not taken): for a rolling deploy while older workers, which
-    cannot replay local-activity histories, still poll the queue, and for the bench."""
+    `local_writes=False` keeps v1 incidents on regular activities for their SQL writes
+    (patch `local-projection` not taken); v2 always writes with local activities."""
 
     def activate(inp: PatchActivationInput) -> bool:
         return local_writes or inp.patch_id != LOCAL_WRITES_PATCH
@@ -64,7 +67,7 @@ def build_worker(client: Client, settings: Settings, db: Database,
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, IncidentWorkflowV1],
         activities=build_activities(settings, db),
         max_concurrent_activities=max(10, settings.db_pool_size * 2),
         graceful_shutdown_timeout=graceful_shutdown,

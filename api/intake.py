@@ -43,10 +43,12 @@ from api.temporal import TemporalUnavailable
 from core.temporal import workflow_id
 from schema.payloads import (
     CITIZEN_ACTOR,
+    INCIDENT_WORKFLOW,
+    ActionResult,
     AddInfoInput,
     CancelInput,
-    IncidentCase,
     IncidentInput,
+    IncidentState,
     Location,
     Reporter,
 )
@@ -55,7 +57,7 @@ from schema.tables import Attachment, Incident, IncidentEvent, Outbox, Report, u
 
 log = structlog.get_logger(__name__)
 
-WORKFLOW_NAME = "IncidentWorkflow"
+WORKFLOW_NAME = INCIDENT_WORKFLOW
 # No look-alikes: no 0/O/Q/D-ish pairs, no 1/I/L, 2/Z, 5/S, 8/B.
 TRACKING_ALPHABET = "ACEFGHJKMNPRTUVWXY34679"
 TRACKING_LENGTH = 8
@@ -143,9 +145,6 @@ class ReportCreate(BaseModel):
     address: str | None = Field(default=None, max_length=500)
     reporter: ReporterIn | None = None
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
-    silent: bool = Field(
-        default=False, description="A silent SOS: the reporter may not be able to speak or be "
-        "seen reporting; staff must not call back without care")
 
     @field_validator("description")
     @classmethod
@@ -411,7 +410,7 @@ async def submit_report(app_state: Any, body: ReportCreate, source: str = "web")
             category=body.category, description=body.description,
             location=Location(**body.location.model_dump()), received_at=received_at,
             address=body.address, reporter=reporter, attachments=attachments, source=source,
-            silent=body.silent, sla_scale=settings.sla_scale,
+            sla_scale=settings.sla_scale,
             sla=settings.sla_overrides or None,
         )
         report = Report(id=incident_id, tracking_code=inp.tracking_code,
@@ -595,36 +594,24 @@ async def _report_by_token(db: Any, token: str) -> Report | None:
             select(Report).where(col(Report.tracking_token) == token))).scalar_one_or_none()
 
 
-async def query_case(app_state: Any, incident_id: str) -> IncidentCase | None:
-    """The live case from the workflow, or None when it cannot be asked now."""
+async def query_case(app_state: Any, incident_id: str) -> IncidentState | None:
+    """The live state from the workflow (v2's compact state, or the fields of a v1 case
+    that it shares), or None when it cannot be asked now."""
     try:
         client = await app_state.temporal.get()
         handle = client.get_workflow_handle(workflow_id(incident_id))
         return await asyncio.wait_for(
-            handle.query("case", result_type=IncidentCase, rpc_timeout=RPC_TIMEOUT),
+            handle.query("case", result_type=IncidentState, rpc_timeout=RPC_TIMEOUT),
             CALL_TIMEOUT_S)
     except (TemporalUnavailable, RPCError, WorkflowQueryFailedError, TimeoutError) as exc:
         log.info("case query failed", incident_id=incident_id, error=str(exc))
         return None
 
 
-def _view_from_case(case: IncidentCase) -> TrackingView:
-    timeline: list[TrackingEvent] = []
-    state = None
-    for ev in case.timeline:
-        if ev.to_state is not None:
-            state = ev.to_state
-        if ev.to_state is not None or ev.public_note:
-            timeline.append(TrackingEvent(at=ev.at, state=state or case.state,
-                                          public_note=ev.public_note))
-    if not timeline:
-        timeline.append(TrackingEvent(at=case.created_at, state=State.RECEIVED))
-    return TrackingView(tracking_code=case.tracking_code, state=case.state,
-                        category=case.category, created_at=case.created_at,
-                        updated_at=case.updated_at, timeline=timeline)
-
-
-async def _view_from_sql(app_state: Any, report: Report) -> TrackingView:
+async def _view_from_sql(app_state: Any, report: Report,
+                         live: IncidentState | None = None) -> TrackingView:
+    """The citizen's view from the read model; `live` (the workflow's state) wins for the
+    current state when it is newer than the row."""
     async with app_state.db.session() as s:
         row = await s.get(Incident, report.id)
         events = (await s.execute(
@@ -641,6 +628,10 @@ async def _view_from_sql(app_state: Any, report: Report) -> TrackingView:
                                           public_note=ev.public_note))
     if not timeline:
         timeline.append(TrackingEvent(at=report.created_at, state=State.RECEIVED))
+    if live is not None and (row is None or live.seq > row.last_seq):
+        return TrackingView(tracking_code=live.tracking_code, state=live.state,
+                            category=live.category, created_at=live.created_at,
+                            updated_at=live.updated_at, timeline=timeline)
     if row is not None:
         return TrackingView(tracking_code=row.tracking_code, state=State(row.state),
                             category=Category(row.category), created_at=row.created_at,
@@ -656,13 +647,10 @@ async def get_tracking(app_state: Any, token: str) -> TrackingView | None:
     if report is None:
         return None
     structlog.contextvars.bind_contextvars(incident_id=report.id)
-    case = await query_case(app_state, report.id)
-    if case is not None:
-        return _view_from_case(case)
-    return await _view_from_sql(app_state, report)
+    return await _view_from_sql(app_state, report, await query_case(app_state, report.id))
 
 
-async def _citizen_update(app_state: Any, report: Report, name: str, arg: Any) -> IncidentCase:
+async def _citizen_update(app_state: Any, report: Report, name: str, arg: Any) -> ActionResult:
     """Run a citizen update on the report's workflow, starting it first if the outbox
     still holds it."""
     async with app_state.db.session() as s:
@@ -675,7 +663,7 @@ async def _citizen_update(app_state: Any, report: Report, name: str, arg: Any) -
         client = await app_state.temporal.get()
         handle = client.get_workflow_handle(workflow_id(report.id))
         case = await asyncio.wait_for(
-            handle.execute_update(name, arg, result_type=IncidentCase,
+            handle.execute_update(name, arg, result_type=ActionResult,
                                   rpc_timeout=RPC_TIMEOUT),
             CALL_TIMEOUT_S * 2)
     except WorkflowUpdateFailedError as exc:
@@ -721,7 +709,7 @@ async def add_info(app_state: Any, token: str, text: str | None,
         await claim_attachments(s, ids, report.id)
         await s.commit()
     try:
-        case = await _citizen_update(app_state, report, "add_info",
+        await _citizen_update(app_state, report, "add_info",
                                      AddInfoInput(actor=CITIZEN_ACTOR, text=text,
                                                   attachments=ids))
     except Exception:
@@ -732,7 +720,7 @@ async def add_info(app_state: Any, token: str, text: str | None,
                     .values(incident_id=None))
                 await s.commit()
         raise
-    return _view_from_case(case)
+    return await _view_from_sql(app_state, report)
 
 
 async def cancel_report(app_state: Any, token: str, reason: str | None) -> TrackingView:
@@ -741,10 +729,10 @@ async def cancel_report(app_state: Any, token: str, reason: str | None) -> Track
     if report is None:
         raise TrackingNotFound()
     structlog.contextvars.bind_contextvars(incident_id=report.id)
-    case = await _citizen_update(app_state, report, "cancel",
-                                 CancelInput(actor=CITIZEN_ACTOR,
-                                             reason=(reason or "").strip() or None))
-    return _view_from_case(case)
+    await _citizen_update(app_state, report, "cancel",
+                          CancelInput(actor=CITIZEN_ACTOR,
+                                      reason=(reason or "").strip() or None))
+    return await _view_from_sql(app_state, report)
 
 
 async def run_relay_once_standalone(settings: Any) -> int:

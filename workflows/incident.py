@@ -1,20 +1,27 @@
-"""IncidentWorkflow: one durable workflow per incident, the source of truth for its state.
+"""IncidentWorkflow (type "IncidentWorkflowV2"): one durable workflow per incident, the
+source of truth for its state, with a history that stays bounded whatever comes in.
 
 - Human actions are updates named as `schema.states.Action` values. Each validator checks
-  the transition (`steps()`), the actor's role (`role_may()`) and, for an officer, the unit;
-  a refused update raises `ApplicationError` of type IllegalTransition, Forbidden or Invalid
-  and never enters history. An accepted update returns the case once its events are in SQL.
-- Every accepted change appends a `TimelineEvent` (seq + 1) to the case. Side effects
-  (projections, alerts, resolutions, public alerts) go through one ordered queue drained
-  under a lock, so SQL sees them in the order they happened.
-- Since patch `local-projection` those writes run as local activities in the worker that
-  runs the workflow task, so an update completes in one workflow task; incidents started
-  before it keep regular activities (`workflow.patched` decides once per run).
-- Each open state has a deadline (`sla_deadline`); the main loop escalates when it passes
-  and re-arms it for the next level. Any transition resets the level and resolves the
-  alerts of the state left.
-- `merge` tells the primary (signal `merged_child`); the primary reports each later state
-  to its merged children (signal `primary_changed`), which complete when it is terminal.
+  the transition (`steps()`), the actor's role (`role_may()`) and, for an officer, the
+  unit; a refused update raises `ApplicationError` of type IllegalTransition, Forbidden or
+  Invalid and never enters history. An accepted update returns a small `ActionResult`
+  once its events are in SQL; the HTTP layer reads the case afresh.
+- The workflow keeps only `IncidentState`: no texts, no timeline. Every accepted change
+  becomes a `TimelineEvent` (seq + 1) handed to the projection, which writes it to SQL in
+  order through one queue drained under a lock (local activities, retried forever).
+- Each open state has a deadline (`sla_deadline`). When it passes the incident climbs the
+  ladder of `schema.escalation` one level per SLA period, one timeline event per level;
+  past the top level it only reminds, at growing intervals, updating the existing alert.
+  Any transition resets the level and resolves the alerts of the state left.
+- History is bounded: past HISTORY_EVENTS_BOUND events or HISTORY_BYTES_BOUND bytes, or
+  when Temporal suggests it, the workflow drains its handlers and writes, then
+  continues-as-new with its compact state (`IncidentInput.resume`).
+- Merge is a handshake: the merging incident asks its target (`merge_request`), which
+  accepts only if it is open, not merged, not merging elsewhere, and not merging into the
+  asker (two opposite merges at once: the one into the smaller id wins); the merging
+  incident then commits and confirms (`merged_child`). The primary reports each later
+  state to its merged children (`primary_changed`), which complete when it is terminal.
+  A citizen of a merged report may still add information: it is recorded on both.
 """
 
 from __future__ import annotations
@@ -32,36 +39,46 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from core.temporal import workflow_id
+    from schema.escalation import TOP_LEVEL, reminder_delay
     from schema.payloads import (
         CITIZEN_ACTOR,
+        INCIDENT_WORKFLOW,
         SYSTEM_ACTOR,
         AcknowledgeInput,
+        ActionResult,
         Actor,
         AddInfoInput,
         ArriveInput,
         CancelInput,
+        ChangeNote,
+        ChildInfo,
         ClassifyInput,
         CloseInput,
         DuplicatesInput,
         DuplicateSuggestion,
         Escalation,
         EscalationInput,
-        IncidentCase,
         IncidentInput,
+        IncidentState,
         LocateInput,
         LocateResult,
+        MergeCancel,
         MergedChild,
         MergeInput,
+        MergeReply,
+        MergeRequest,
         NoteInput,
         PrimaryChanged,
-        ProjectInput,
+        ProjectEvent,
         PublicAlertRecord,
         PublishAlertInput,
         ReassignInput,
         RejectInput,
+        ReminderInput,
         ResolveAlertsInput,
         RouteInput,
         TimelineEvent,
+        UnitRef,
         VerifyInput,
     )
     from schema.states import (
@@ -72,36 +89,46 @@ with workflow.unsafe.imports_passed_through():
         Action,
         Role,
         State,
+        may_add_info_to_merged,
         role_may,
         sla_deadline,
         steps,
     )
 
-# Projections and alerts must land eventually: retry forever, at most every 30 s.
+WORKFLOW_TYPE = INCIDENT_WORKFLOW
+
+# Projections and alerts must land eventually: retry forever, at most every 30 s. Each
+# attempt is short, and every retry waits on a durable timer (not in the workflow task).
 WRITE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30), maximum_attempts=0,
     non_retryable_error_types=["Invalid"],
 )
+WRITE_TIMEOUT = timedelta(seconds=10)
+LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=500)
 # Ward and duplicate look-ups help the operator but must not hold the incident up.
 LOOKUP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
     maximum_attempts=5, non_retryable_error_types=["Invalid"],
 )
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Patch id: side-effect writes run as local activities (same retry policy, forever).
-LOCAL_WRITES_PATCH = "local-projection"
-# A local attempt is short (a stuck one must not hold a worker's shutdown for long), and
-# every retry waits on a durable timer instead of holding the workflow task open.
-LOCAL_TIMEOUT = timedelta(seconds=10)
-LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=500)
+LOOKUP_TIMEOUT = timedelta(seconds=30)
+
+# Continue-as-new past either bound (or when Temporal suggests it, at 4 MB / 4K events by
+# default). 1 MB keeps every run far under Temporal's 50 MB hard limit even when a burst
+# of 5,000-character updates lands in the hand-over's last workflow tasks.
+HISTORY_EVENTS_BOUND = 2_000
+HISTORY_BYTES_BOUND = 1_000_000
+# How long a merging incident waits for its target's answer, and how long a target holds
+# a merge it accepted for a child that never confirmed nor cancelled.
+MERGE_REPLY_TIMEOUT = timedelta(seconds=20)
+MERGE_HOLD = timedelta(minutes=2)
+MAX_DUPLICATES = 10
 
 # The action recorded for the state an implied step passes through.
 IMPLIED_ACTION: dict[State, Action] = {
     State.VERIFIED: Action.VERIFY,
     State.ACKNOWLEDGED: Action.ACKNOWLEDGE,
 }
-
 
 
 def refuse(kind: str, message_vi: str, message_en: str, **details: Any) -> ApplicationError:
@@ -112,56 +139,66 @@ def refuse(kind: str, message_vi: str, message_en: str, **details: Any) -> Appli
 
 @dataclass
 class _Op:
-    """A side effect waiting to be written: kind is project, alert, resolve or public_alert."""
+    """A side effect waiting to be written, in order: one local activity call."""
 
     n: int
-    kind: str
+    activity: str
     arg: Any
+    summary: str
 
 
-@workflow.defn
+@workflow.defn(name=WORKFLOW_TYPE)
 class IncidentWorkflow:
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
-        now = workflow.now()
-        received = min(inp.received_at, now)
-        self._case = IncidentCase(
-            id=inp.incident_id, tracking_code=inp.tracking_code, state=State.RECEIVED,
-            category=inp.category, priority=DEFAULT_PRIORITY[inp.category],
-            description=inp.description, location=inp.location, address=inp.address,
-            reporter=inp.reporter, attachments=list(inp.attachments), source=inp.source,
-            created_at=inp.received_at, updated_at=received, sla_scale=inp.sla_scale,
-            sla=inp.sla,
-        )
+        self._inp = inp
         self._lock = asyncio.Lock()
         self._ops: deque[_Op] = deque()
         self._ops_queued = 0
         self._ops_done = 0
-        self._version = 0  # +1 on every state change: wakes the main loop
-        self._told: dict[str, State | None] = {}  # merged child → last state told
-        self._primary_at: datetime | None = None
+        self._replies: dict[str, MergeReply] = {}
+        self._merge_request: str | None = None  # this incident's merge in progress
+        self._early_primary: PrimaryChanged | None = None  # came before our merge committed
+        if inp.resume is not None:
+            self._s = inp.resume.model_copy(deep=True)
+            self._s.run += 1
+            self._located = True
+            return
+        now = workflow.now()
+        received = min(inp.received_at, now)
+        self._s = IncidentState(
+            id=inp.incident_id, tracking_code=inp.tracking_code, state=State.RECEIVED,
+            category=inp.category, priority=DEFAULT_PRIORITY[inp.category],
+            location=inp.location, created_at=inp.received_at, updated_at=received,
+            source=inp.source, silent=inp.silent, sla_scale=inp.sla_scale, sla=inp.sla,
+            reminders=inp.reminders,
+        )
+        self._located = False
         self._record("receive", CITIZEN_ACTOR, None, State.RECEIVED, at=received,
                      data={"category": inp.category.value, "source": inp.source,
-                           "attachments": list(inp.attachments)},
-                     public_note=STATE_PUBLIC_NOTES[State.RECEIVED])
+                           "silent": inp.silent, "attachments": list(inp.attachments)},
+                     public_note=STATE_PUBLIC_NOTES[State.RECEIVED], report=inp)
         self._arm_deadline(received)
 
     # --- main loop --------------------------------------------------------------------
     @workflow.run
-    async def run(self, inp: IncidentInput) -> IncidentCase:
+    async def run(self, inp: IncidentInput) -> ActionResult:
         # Receipt projection and look-ups run beside the SLA loop: a slow look-up must not
         # delay an escalation.
-        intake = asyncio.create_task(self._intake())
+        intake = None if self._located else asyncio.create_task(self._intake())
         while True:
             await self._tell_children()
             if self._finished():
                 break
-            version = self._version
+            if self._history_full() and (intake is None or intake.done()):
+                await self._hand_over()
+            version, seq = self._s.version, self._s.seq
 
-            def wake(version: int = version) -> bool:
-                return self._version != version or self._children_behind()
+            def wake(version: int = version, seq: int = seq) -> bool:
+                return (self._s.version != version or self._children_behind()
+                        or (self._s.seq != seq and self._history_full()))
 
-            deadline = self._case.deadline
+            deadline = self._s.deadline
             if deadline is None:
                 await workflow.wait_condition(wake)
                 continue
@@ -170,52 +207,75 @@ class IncidentWorkflow:
                 try:
                     await workflow.wait_condition(
                         wake, timeout=timedelta(seconds=remaining),
-                        timeout_summary=f"SLA {self._case.state.value}")
+                        timeout_summary=f"SLA {self._s.state.value}")
                     continue
                 except TimeoutError:
                     if wake():
                         continue
             await self._escalate()
-        await intake
+        if intake is not None:
+            await intake
         # Let running handlers (and late merged children) finish before completing.
+        await self._settle()
+        return self._result()
+
+    def _finished(self) -> bool:
+        state = self._s.state
+        if state is State.MERGED:
+            primary = self._s.primary_state
+            return primary is not None and primary.is_terminal
+        return state.is_terminal
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        return (info.is_continue_as_new_suggested()
+                or info.get_current_history_length() > HISTORY_EVENTS_BOUND
+                or info.get_current_history_size() > HISTORY_BYTES_BOUND)
+
+    async def _settle(self) -> None:
+        """Wait until no handler runs and every queued write is done."""
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
             await self._tell_children()
             await self._drain(self._ops_queued)
             if workflow.all_handlers_finished() and not self._ops:
-                break
-        return self._case
+                return
 
-    def _finished(self) -> bool:
-        state = self._case.state
-        if state is State.MERGED:
-            primary = self._case.primary_state
-            return primary is not None and primary.is_terminal
-        return state.is_terminal
+    async def _hand_over(self) -> None:
+        """Continue-as-new with the compact state. Handlers are drained first; an update
+        that arrives after this point is delivered to the next run by the server."""
+        await self._settle()
+        workflow.logger.info("incident %s continues as new (run %d, %d events)",
+                             self._s.id, self._s.run, workflow.info().get_current_history_length())
+        workflow.continue_as_new(self._inp.model_copy(update={
+            "resume": self._s, "description": "", "address": None, "reporter": None,
+            "attachments": [],
+        }))
 
     async def _intake(self) -> None:
         """Project the receipt; meanwhile find the ward, the proposed unit and duplicate
         suggestions, and record them as a `locate` event."""
-        loc = self._case.location
+        s = self._s
+        loc = s.location
         results: tuple[Any, Any, Any] = await asyncio.gather(
             self._drain(self._ops_queued),
             workflow.execute_activity(
                 names.LOCATE_WARD, LocateInput(lat=loc.lat, lon=loc.lon),
-                result_type=LocateResult, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                result_type=LocateResult, start_to_close_timeout=LOOKUP_TIMEOUT,
                 retry_policy=LOOKUP_RETRY, summary="locate ward"),
             workflow.execute_activity(
                 names.FIND_DUPLICATES,
-                DuplicatesInput(incident_id=self._case.id, category=self._case.category,
-                                lat=loc.lat, lon=loc.lon, at=self._case.created_at),
-                result_type=list[DuplicateSuggestion], start_to_close_timeout=ACTIVITY_TIMEOUT,
+                DuplicatesInput(incident_id=s.id, category=s.category,
+                                lat=loc.lat, lon=loc.lon, at=s.created_at),
+                result_type=list[DuplicateSuggestion], start_to_close_timeout=LOOKUP_TIMEOUT,
                 retry_policy=LOOKUP_RETRY, summary="find duplicates"),
             return_exceptions=True,
         )
         _, located, duplicates = results
         data: dict[str, Any] = {}
         if isinstance(located, LocateResult):
-            self._case.ward = located.ward
-            self._case.proposed_unit = located.unit
+            s.ward = located.ward
+            s.proposed_unit = located.unit
             if located.ward:
                 data.update(ward_code=located.ward.code, ward_name=located.ward.name,
                             exact=located.ward.exact, outside_city=located.ward.outside_city,
@@ -225,48 +285,63 @@ class IncidentWorkflow:
             workflow.logger.warning("ward lookup failed: %s", located)
             data["ward_error"] = str(located)
         if isinstance(duplicates, list):
-            self._case.duplicates = duplicates
-            data["duplicates"] = [d.incident_id for d in duplicates]
+            s.duplicates = duplicates[:MAX_DUPLICATES]
+            data["duplicates"] = [d.incident_id for d in s.duplicates]
         else:
             workflow.logger.warning("duplicate search failed: %s", duplicates)
             data["duplicates_error"] = str(duplicates)
+        self._located = True
         self._record("locate", SYSTEM_ACTOR, None, None, data=data)
         await self._drain(self._ops_queued)
 
     async def _escalate(self) -> None:
-        case = self._case
-        assert case.deadline is not None
+        """The deadline passed: climb one level, or past the top only remind."""
+        s = self._s
+        assert s.deadline is not None
         now = workflow.now()
-        level = case.escalation.level + 1
-        overdue_since = case.escalation.overdue_since or case.deadline
-        case.escalation = Escalation(level=level, overdue_since=overdue_since)
-        step = (sla_deadline(case.priority, case.state, case.sla_scale, case.sla)
-                or timedelta(minutes=1))
-        next_deadline = case.deadline + step
-        if next_deadline <= now:  # the worker was away for long: do not burst levels
-            next_deadline = now + step
-        case.deadline = next_deadline
-        self._record("escalate", SYSTEM_ACTOR, None, None, data={
-            "level": level, "state": case.state.value,
-            "overdue_since": overdue_since.isoformat(), "next_deadline": next_deadline.isoformat(),
-        })
-        self._enqueue("alert", EscalationInput(
-            incident_id=case.id, tracking_code=case.tracking_code, level=level,
-            state=case.state, priority=case.priority, category=case.category,
-            overdue_since=overdue_since, ward_code=case.ward.code if case.ward else None,
-            unit_id=case.unit.id if case.unit else None,
-        ))
-        workflow.logger.info("incident %s overdue in %s: level %d", case.id, case.state, level)
+        esc = s.escalation
+        step = sla_deadline(s.priority, s.state, s.sla_scale, s.sla) or timedelta(minutes=1)
+        overdue_since = esc.overdue_since or s.deadline
+        if esc.level < TOP_LEVEL:
+            level = esc.level + 1
+            s.escalation = Escalation(level=level, overdue_since=overdue_since)
+            wait = step if level < TOP_LEVEL else reminder_delay(0, s.sla_scale, s.reminders)
+        else:
+            level = esc.level
+            n = esc.reminders + 1
+            s.escalation = esc.model_copy(update={"reminders": n, "last_reminded_at": now})
+            wait = reminder_delay(n, s.sla_scale, s.reminders)
+        next_deadline = s.deadline + wait
+        if next_deadline <= now:  # the worker was away for long: do not burst
+            next_deadline = now + wait
+        s.deadline = next_deadline
+        common = {"incident_id": s.id, "tracking_code": s.tracking_code, "level": level,
+                  "state": s.state, "priority": s.priority, "overdue_since": overdue_since,
+                  "ward_code": s.ward.code if s.ward else None,
+                  "unit_id": s.unit.id if s.unit else None}
+        if s.escalation.reminders == 0:
+            event = self._record("escalate", SYSTEM_ACTOR, None, None, data={
+                "level": level, "state": s.state.value,
+                "overdue_since": overdue_since.isoformat(),
+                "next_deadline": next_deadline.isoformat(),
+            })
+            self._enqueue(names.RAISE_ALERT, EscalationInput(
+                **common, category=s.category, seq=event.seq), f"alert level {level}")
+            workflow.logger.info("incident %s overdue in %s: level %d", s.id, s.state, level)
+        else:
+            self._enqueue(names.REMIND_ALERT, ReminderInput(
+                **common, reminder=s.escalation.reminders, at=now),
+                f"reminder {s.escalation.reminders}")
         await self._drain(self._ops_queued)
 
     # --- queries ----------------------------------------------------------------------
     @workflow.query
-    def case(self) -> IncidentCase:
-        return self._case
+    def case(self) -> IncidentState:
+        return self._s
 
     # --- updates ----------------------------------------------------------------------
     @workflow.update
-    async def verify(self, inp: VerifyInput) -> IncidentCase:
+    async def verify(self, inp: VerifyInput) -> ActionResult:
         path = self._authorize(Action.VERIFY, inp.actor)
         self._walk(Action.VERIFY, inp.actor, path)
         return await self._done()
@@ -276,7 +351,7 @@ class IncidentWorkflow:
         self._authorize(Action.VERIFY, inp.actor)
 
     @workflow.update
-    async def reject(self, inp: RejectInput) -> IncidentCase:
+    async def reject(self, inp: RejectInput) -> ActionResult:
         path = self._authorize(Action.REJECT, inp.actor)
         self._walk(Action.REJECT, inp.actor, path, {"reason": inp.reason})
         return await self._done()
@@ -286,36 +361,69 @@ class IncidentWorkflow:
         self._authorize(Action.REJECT, inp.actor)
 
     @workflow.update
-    async def merge(self, inp: MergeInput) -> IncidentCase:
+    async def merge(self, inp: MergeInput) -> ActionResult:
         self._authorize_merge(inp)
-        primary = workflow.get_external_workflow_handle(workflow_id(inp.into_incident_id))
+        s = self._s
+        target = inp.into_incident_id
+        request_id = str(workflow.uuid4())
+        s.merging_into, self._merge_request = target, request_id
         try:
-            await primary.signal("merged_child", MergedChild(
-                incident_id=self._case.id, tracking_code=self._case.tracking_code, by=inp.actor))
-        except FailureError as exc:
-            raise refuse("IllegalTransition", "Vụ việc chính không còn mở",
-                         "the primary incident is not open",
-                         into_incident_id=inp.into_incident_id) from exc
-        path = self._authorize_merge(inp)  # the state may have moved while signalling
-        self._case.merged_into = inp.into_incident_id
-        self._walk(Action.MERGE, inp.actor, path, {
-            "into_incident_id": inp.into_incident_id,
-            "into_tracking_code": inp.into_tracking_code,
-        })
+            reply = await self._ask_target(target, request_id, inp.actor)
+            if not reply.accepted:
+                raise refuse("IllegalTransition",
+                             reply.reason_vi or "Vụ việc đích không nhận gộp",
+                             reply.reason_en or "the target incident refused the merge",
+                             into_incident_id=target)
+            # The target holds us; confirming makes it final there. Other state changes
+            # of this incident are refused while `_merge_request` is set.
+            if not await self._signal(target, "merged_child", MergedChild(
+                    incident_id=s.id, tracking_code=s.tracking_code, by=inp.actor)):
+                raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
+                             "the target incident is not open", into_incident_id=target)
+            path = self._authorize(Action.MERGE, inp.actor)
+            s.merged_into = target
+            s.primary_state = reply.target_state
+            self._walk(Action.MERGE, inp.actor, path, {
+                "into_incident_id": target, "into_tracking_code": reply.target_tracking_code,
+            })
+        finally:
+            s.merging_into, self._merge_request = None, None
+        if self._early_primary is not None:
+            early, self._early_primary = self._early_primary, None
+            await self.primary_changed(early)
         return await self._done()
 
     @merge.validator
     def _check_merge(self, inp: MergeInput) -> None:
         self._authorize_merge(inp)
 
+    async def _ask_target(self, target: str, request_id: str, actor: Actor) -> MergeReply:
+        sent = await self._signal(target, "merge_request", MergeRequest(
+            request_id=request_id, child_id=self._s.id,
+            child_tracking_code=self._s.tracking_code, by=actor))
+        if not sent:
+            raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
+                         "the target incident is not open", into_incident_id=target)
+        try:
+            await workflow.wait_condition(lambda: request_id in self._replies,
+                                          timeout=MERGE_REPLY_TIMEOUT)
+        except TimeoutError:
+            await self._signal(target, "merge_cancel",
+                               MergeCancel(request_id=request_id, child_id=self._s.id))
+            raise refuse("IllegalTransition",
+                         "Vụ việc đích chưa trả lời yêu cầu gộp, hãy thử lại",
+                         "the target incident did not answer the merge; try again",
+                         into_incident_id=target) from None
+        return self._replies.pop(request_id)
+
     @workflow.update
-    async def classify(self, inp: ClassifyInput) -> IncidentCase:
+    async def classify(self, inp: ClassifyInput) -> ActionResult:
         path = self._authorize(Action.CLASSIFY, inp.actor)
         data = {"category": inp.category.value, "priority": int(inp.priority),
-                "previous_category": self._case.category.value,
-                "previous_priority": int(self._case.priority)}
-        self._case.category = inp.category
-        self._case.priority = inp.priority
+                "previous_category": self._s.category.value,
+                "previous_priority": int(self._s.priority)}
+        self._s.category = inp.category
+        self._s.priority = inp.priority
         self._walk(Action.CLASSIFY, inp.actor, path, data)
         return await self._done()
 
@@ -324,10 +432,11 @@ class IncidentWorkflow:
         self._authorize(Action.CLASSIFY, inp.actor)
 
     @workflow.update
-    async def route(self, inp: RouteInput) -> IncidentCase:
+    async def route(self, inp: RouteInput) -> ActionResult:
         path = self._authorize(Action.ROUTE, inp.actor)
         data = self._unit_data(inp.unit)
-        self._case.unit = inp.unit
+        data["previous_unit_id"] = self._s.unit.id if self._s.unit else None
+        self._s.unit = inp.unit
         self._walk(Action.ROUTE, inp.actor, path, data)
         return await self._done()
 
@@ -336,7 +445,7 @@ class IncidentWorkflow:
         self._authorize(Action.ROUTE, inp.actor)
 
     @workflow.update
-    async def acknowledge(self, inp: AcknowledgeInput) -> IncidentCase:
+    async def acknowledge(self, inp: AcknowledgeInput) -> ActionResult:
         path = self._authorize(Action.ACKNOWLEDGE, inp.actor)
         self._walk(Action.ACKNOWLEDGE, inp.actor, path)
         return await self._done()
@@ -346,7 +455,7 @@ class IncidentWorkflow:
         self._authorize(Action.ACKNOWLEDGE, inp.actor)
 
     @workflow.update
-    async def arrive(self, inp: ArriveInput) -> IncidentCase:
+    async def arrive(self, inp: ArriveInput) -> ActionResult:
         path = self._authorize(Action.ARRIVE, inp.actor)
         self._walk(Action.ARRIVE, inp.actor, path)
         return await self._done()
@@ -356,9 +465,8 @@ class IncidentWorkflow:
         self._authorize(Action.ARRIVE, inp.actor)
 
     @workflow.update
-    async def note(self, inp: NoteInput) -> IncidentCase:
+    async def note(self, inp: NoteInput) -> ActionResult:
         self._authorize(Action.NOTE, inp.actor)
-        self._add_attachments(inp.attachments)
         self._record(Action.NOTE.value, inp.actor, None, None,
                      data={"text": inp.text, "attachments": inp.attachments,
                            "public": inp.public},
@@ -370,9 +478,9 @@ class IncidentWorkflow:
         self._authorize(Action.NOTE, inp.actor)
 
     @workflow.update
-    async def close(self, inp: CloseInput) -> IncidentCase:
+    async def close(self, inp: CloseInput) -> ActionResult:
         path = self._authorize(Action.CLOSE, inp.actor)
-        self._case.outcome = inp.outcome
+        self._s.outcome = inp.outcome
         self._walk(Action.CLOSE, inp.actor, path,
                    {"outcome": inp.outcome.value, "summary": inp.summary})
         return await self._done()
@@ -382,12 +490,12 @@ class IncidentWorkflow:
         self._authorize(Action.CLOSE, inp.actor)
 
     @workflow.update
-    async def reassign(self, inp: ReassignInput) -> IncidentCase:
+    async def reassign(self, inp: ReassignInput) -> ActionResult:
         path = self._authorize(Action.REASSIGN, inp.actor)
         data = self._unit_data(inp.unit)
         data.update(reason=inp.reason,
-                    previous_unit_id=self._case.unit.id if self._case.unit else None)
-        self._case.unit = inp.unit
+                    previous_unit_id=self._s.unit.id if self._s.unit else None)
+        self._s.unit = inp.unit
         self._walk(Action.REASSIGN, inp.actor, path, data)
         return await self._done()
 
@@ -396,19 +504,19 @@ class IncidentWorkflow:
         self._authorize(Action.REASSIGN, inp.actor)
 
     @workflow.update
-    async def publish_alert(self, inp: PublishAlertInput) -> IncidentCase:
+    async def publish_alert(self, inp: PublishAlertInput) -> ActionResult:
         self._authorize(Action.PUBLISH_ALERT, inp.actor)
-        case = self._case
+        s = self._s
         event = self._record(Action.PUBLISH_ALERT.value, inp.actor, None, None, data={
             "alert_id": inp.alert_id, "headline": inp.headline,
             "instruction": inp.instruction, "radius_m": inp.radius_m,
         })
-        self._enqueue("public_alert", PublicAlertRecord(
-            id=inp.alert_id, incident_id=case.id, headline=inp.headline,
-            instruction=inp.instruction, category=case.category, priority=case.priority,
-            lat=case.location.lat, lon=case.location.lon, radius_m=inp.radius_m,
+        self._enqueue(names.PUBLISH_PUBLIC_ALERT, PublicAlertRecord(
+            id=inp.alert_id, incident_id=s.id, headline=inp.headline,
+            instruction=inp.instruction, category=s.category, priority=s.priority,
+            lat=s.location.lat, lon=s.location.lon, radius_m=inp.radius_m,
             sent_at=event.at, sender=inp.actor.username,
-        ))
+        ), "public alert")
         return await self._done()
 
     @publish_alert.validator
@@ -416,7 +524,7 @@ class IncidentWorkflow:
         self._authorize(Action.PUBLISH_ALERT, inp.actor)
 
     @workflow.update
-    async def cancel(self, inp: CancelInput) -> IncidentCase:
+    async def cancel(self, inp: CancelInput) -> ActionResult:
         path = self._authorize(Action.CANCEL, inp.actor)
         self._walk(Action.CANCEL, inp.actor, path, {"reason": inp.reason})
         return await self._done()
@@ -426,11 +534,15 @@ class IncidentWorkflow:
         self._authorize(Action.CANCEL, inp.actor)
 
     @workflow.update
-    async def add_info(self, inp: AddInfoInput) -> IncidentCase:
+    async def add_info(self, inp: AddInfoInput) -> ActionResult:
         self._authorize_add_info(inp)
-        self._add_attachments(inp.attachments)
         self._record(Action.ADD_INFO.value, inp.actor, None, None,
                      data={"text": inp.text, "attachments": inp.attachments})
+        primary = self._s.merged_into
+        if self._s.state is State.MERGED and primary:
+            await self._signal(primary, "child_info", ChildInfo(
+                child_id=self._s.id, child_tracking_code=self._s.tracking_code,
+                text=inp.text, attachments=inp.attachments))
         return await self._done()
 
     @add_info.validator
@@ -438,57 +550,122 @@ class IncidentWorkflow:
         self._authorize_add_info(inp)
 
     # --- signals between incidents ----------------------------------------------------
+    @workflow.signal(name="merge_request")
+    async def merge_request(self, req: MergeRequest) -> None:
+        """Another incident asks to be merged into this one: decide and answer."""
+        vi, en = self._absorb_refusal(req.child_id)
+        if vi is None:
+            self._s.held[req.child_id] = workflow.now()
+        reply = MergeReply(request_id=req.request_id, target_id=self._s.id,
+                           accepted=vi is None, target_tracking_code=self._s.tracking_code,
+                           target_state=self._s.state, reason_vi=vi, reason_en=en)
+        if not await self._signal(req.child_id, "merge_reply", reply):
+            self._s.held.pop(req.child_id, None)
+
+    @workflow.signal(name="merge_reply")
+    def merge_reply(self, reply: MergeReply) -> None:
+        if reply.request_id == self._merge_request:
+            self._replies[reply.request_id] = reply
+
+    @workflow.signal(name="merge_cancel")
+    def merge_cancel(self, sig: MergeCancel) -> None:
+        self._s.held.pop(sig.child_id, None)
+
     @workflow.signal(name="merged_child")
     async def merged_child(self, sig: MergedChild) -> None:
-        """Another report was merged into this one."""
-        if sig.incident_id in self._told or sig.incident_id == self._case.id:
+        """Another report was merged into this one (it confirms what we accepted; a v1
+        incident sends only this)."""
+        self._s.held.pop(sig.incident_id, None)
+        if sig.incident_id in self._s.told or sig.incident_id == self._s.id:
             return
-        self._told[sig.incident_id] = None
-        self._case.merged_incidents.append(sig.incident_id)
+        self._s.told[sig.incident_id] = None
+        self._s.merged_incidents.append(sig.incident_id)
         self._record("merged_in", sig.by, None, None, data={
             "incident_id": sig.incident_id, "tracking_code": sig.tracking_code})
+        await self._drain(self._ops_queued)
+
+    @workflow.signal(name="child_info")
+    async def child_info(self, sig: ChildInfo) -> None:
+        """The citizen of a merged report added information: record it here too, so this
+        incident's staff see it."""
+        if sig.child_id not in self._s.told:
+            return
+        self._record(Action.ADD_INFO.value, CITIZEN_ACTOR, None, None, data={
+            "text": sig.text, "attachments": sig.attachments,
+            "via_incident_id": sig.child_id, "via_tracking_code": sig.child_tracking_code})
         await self._drain(self._ops_queued)
 
     @workflow.signal(name="primary_changed")
     async def primary_changed(self, sig: PrimaryChanged) -> None:
         """The incident this one was merged into changed state."""
-        # The primary may answer before this incident's merge update has finished.
-        await workflow.wait_condition(lambda: self._case.state.is_terminal)
-        if self._case.state is not State.MERGED or sig.primary_id != self._case.merged_into:
+        s = self._s
+        if s.state is not State.MERGED and sig.primary_id == s.merging_into:
+            self._early_primary = sig  # applied once this incident's merge commits
             return
-        if self._primary_at is not None and sig.at < self._primary_at:
+        if s.state is not State.MERGED or sig.primary_id != s.merged_into:
             return
-        self._primary_at = sig.at
-        if sig.state == self._case.primary_state:
+        if s.primary_at is not None and sig.at < s.primary_at:
             return
-        self._case.primary_state = sig.state
-        self._version += 1
+        s.primary_at = sig.at
+        first = s.primary_state is None
+        if sig.state == s.primary_state and not first:
+            return
+        s.primary_state = sig.state
+        s.version += 1
         self._record("primary_changed", SYSTEM_ACTOR, None, None,
                      data={"primary_id": sig.primary_id, "state": sig.state.value},
                      public_note=STATE_PUBLIC_NOTES[sig.state])
         await self._drain(self._ops_queued)
 
+    def _absorb_refusal(self, child_id: str) -> tuple[str | None, str | None]:
+        """Why this incident cannot take `child_id` in now, or (None, None)."""
+        s = self._s
+        if child_id in s.told:
+            return None, None  # already merged here: the same answer again
+        if s.state.is_terminal:
+            return "Vụ việc đích đã kết thúc", "the target incident is no longer open"
+        if child_id == s.id:
+            return "Không thể gộp vụ việc vào chính nó", "an incident cannot be merged into itself"
+        if s.merging_into is not None and s.merging_into != child_id:
+            return ("Vụ việc đích đang được gộp vào vụ việc khác",
+                    "the target incident is being merged into another one")
+        if s.merging_into == child_id and not child_id < s.id:
+            # Two opposite merges at once: exactly one wins, the one into the larger id.
+            return ("Vụ việc đích đang được gộp ngược vào vụ việc này",
+                    "the target incident is being merged into this one at the same time")
+        return None, None
+
     def _children_behind(self) -> bool:
-        return any(told != self._case.state for told in self._told.values())
+        return any(told != self._s.state for told in self._s.told.values())
 
     async def _tell_children(self) -> None:
-        for child, told in list(self._told.items()):
-            state = self._case.state
+        for child, told in list(self._s.told.items()):
+            state = self._s.state
             if told == state:
                 continue
-            self._told[child] = state
-            handle = workflow.get_external_workflow_handle(workflow_id(child))
-            try:
-                await handle.signal("primary_changed", PrimaryChanged(
-                    primary_id=self._case.id, state=state, at=workflow.now()))
-            except FailureError as exc:
-                workflow.logger.warning("could not tell merged incident %s: %s", child, exc)
+            self._s.told[child] = state
+            await self._signal(child, "primary_changed", PrimaryChanged(
+                primary_id=self._s.id, state=state, at=workflow.now()))
+
+    async def _signal(self, incident_id: str, name: str, arg: Any) -> bool:
+        """Signal another incident's workflow; False when it is gone (closed or unknown)."""
+        handle = workflow.get_external_workflow_handle(workflow_id(incident_id))
+        try:
+            await handle.signal(name, arg)
+        except FailureError as exc:
+            workflow.logger.warning("could not signal %s to %s: %s", name, incident_id, exc)
+            return False
+        return True
 
     # --- rules --------------------------------------------------------------------------
     def _authorize(self, action: Action, actor: Actor) -> list[State]:
         """The path `action` takes, or a refusal. Read-only: validators call it too."""
-        state = self._case.state
+        state = self._s.state
         path = steps(action, state)
+        if path and self._merge_request is not None and action is not Action.MERGE:
+            raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
+                         "the incident is being merged; try again in a moment",
+                         action=action.value, state=state.value)
         if path is None:
             raise refuse("IllegalTransition",
                          f"Không thể thực hiện '{action.value}' khi vụ việc ở trạng thái "
@@ -508,22 +685,41 @@ class IncidentWorkflow:
                          f"role '{actor.role.value}' may not '{action.value}'",
                          action=action.value, state=state.value)
         if actor.role is Role.OFFICER and action in UNIT_SCOPED:
-            unit = self._case.unit
+            unit = self._s.unit
             if unit is None or actor.unit_id != unit.id:
                 raise refuse("Forbidden", "Vụ việc không được giao cho đơn vị của bạn",
                              "the incident is not assigned to your unit",
-                             action=action.value, state=state.value)
+                             action=action.value, state=state.value, reason="other_unit")
         return path
 
     def _authorize_merge(self, inp: MergeInput) -> list[State]:
         path = self._authorize(Action.MERGE, inp.actor)
-        if inp.into_incident_id == self._case.id:
+        s = self._s
+        target = inp.into_incident_id
+        if target == s.id:
             raise refuse("Invalid", "Không thể gộp vụ việc vào chính nó",
                          "an incident cannot be merged into itself")
+        if self._merge_request is not None:
+            raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
+                         "this incident is already being merged; try again in a moment",
+                         action=Action.MERGE.value, state=s.state.value)
+        now = workflow.now()
+        if target in s.told or (target in s.held and now - s.held[target] < MERGE_HOLD):
+            raise refuse("IllegalTransition",
+                         "Vụ việc đích đã được gộp vào vụ việc này",
+                         "the target incident was merged into this one",
+                         action=Action.MERGE.value, state=s.state.value)
         return path
 
     def _authorize_add_info(self, inp: AddInfoInput) -> None:
-        self._authorize(Action.ADD_INFO, inp.actor)
+        s = self._s
+        if may_add_info_to_merged(s.state, s.primary_state):
+            if inp.actor.role not in ACTION_ROLES[Action.ADD_INFO]:
+                raise refuse("Forbidden", "Không được phép bổ sung thông tin",
+                             "may not add information", action=Action.ADD_INFO.value,
+                             state=s.state.value)
+        else:
+            self._authorize(Action.ADD_INFO, inp.actor)
         if not (inp.text and inp.text.strip()) and not inp.attachments:
             raise refuse("Invalid", "Cần có nội dung hoặc tệp đính kèm",
                          "text or an attachment is required")
@@ -533,8 +729,7 @@ class IncidentWorkflow:
               data: dict[str, Any] | None = None) -> None:
         """Move through `path`, one event per state; implied steps name their own action."""
         for i, target in enumerate(path):
-            last = i == len(path) - 1
-            if last:
+            if i == len(path) - 1:
                 self._transition(action.value, actor, target, data or {})
             else:
                 implied = IMPLIED_ACTION.get(target, action)
@@ -542,90 +737,81 @@ class IncidentWorkflow:
 
     def _transition(self, action: str, actor: Actor, target: State,
                     data: dict[str, Any]) -> None:
-        case = self._case
-        left = case.state
+        s = self._s
+        left = s.state
         now = workflow.now()
-        if case.escalation.level > 0:
-            self._enqueue("resolve", ResolveAlertsInput(incident_id=case.id, state=left, at=now))
-        case.state = target
-        case.escalation = Escalation()
-        if target is State.ACKNOWLEDGED and case.acknowledged_at is None:
-            case.acknowledged_at = now
-        elif target is State.ON_SCENE and case.on_scene_at is None:
-            case.on_scene_at = now
+        if s.escalation.level > 0:
+            self._enqueue(names.RESOLVE_ALERTS,
+                          ResolveAlertsInput(incident_id=s.id, state=left, at=now),
+                          f"resolve {left.value}")
+        s.state = target
+        s.escalation = Escalation()
+        if target is State.ACKNOWLEDGED and s.acknowledged_at is None:
+            s.acknowledged_at = now
+        elif target is State.ON_SCENE and s.on_scene_at is None:
+            s.on_scene_at = now
         elif target.is_terminal:
-            case.closed_at = now
-        self._version += 1
+            s.closed_at = now
+        s.version += 1
+        s.last_change = ChangeNote(version=s.version, action=action, by=actor.username,
+                                   at=now, unit_name=s.unit.name if s.unit else None)
         self._arm_deadline(now)
-        self._record(action, actor, left, target, data=data, public_note=STATE_PUBLIC_NOTES[target])
+        self._record(action, actor, left, target, data=data,
+                     public_note=STATE_PUBLIC_NOTES[target])
 
     def _arm_deadline(self, entered_at: datetime) -> None:
-        case = self._case
-        allowed = sla_deadline(case.priority, case.state, case.sla_scale, case.sla)
-        case.deadline = None if allowed is None else entered_at + allowed
+        s = self._s
+        allowed = sla_deadline(s.priority, s.state, s.sla_scale, s.sla)
+        s.deadline = None if allowed is None else entered_at + allowed
 
     def _record(self, action: str, actor: Actor, from_state: State | None,
                 to_state: State | None, *, data: dict[str, Any] | None = None,
-                public_note: str | None = None, at: datetime | None = None) -> TimelineEvent:
+                public_note: str | None = None, at: datetime | None = None,
+                report: IncidentInput | None = None) -> TimelineEvent:
         at = at or workflow.now()
-        event = TimelineEvent(seq=self._case.last_seq + 1, at=at, actor=actor, action=action,
+        s = self._s
+        s.seq += 1
+        s.updated_at = at
+        event = TimelineEvent(seq=s.seq, at=at, actor=actor, action=action,
                               from_state=from_state, to_state=to_state, data=data or {},
                               public_note=public_note)
-        self._case.timeline.append(event)
-        self._case.updated_at = at
-        self._enqueue("project", event)
+        snapshot = s.model_copy(deep=True, update={"told": {}, "held": {}})
+        self._enqueue(names.PROJECT, ProjectEvent(state=snapshot, event=event, report=report),
+                      f"event {event.seq} {action}")
         return event
 
-    def _add_attachments(self, ids: list[str]) -> None:
-        for attachment_id in ids:
-            if attachment_id not in self._case.attachments:
-                self._case.attachments.append(attachment_id)
-
     @staticmethod
-    def _unit_data(unit: Any) -> dict[str, Any]:
+    def _unit_data(unit: UnitRef) -> dict[str, Any]:
         return {"unit_id": unit.id, "unit_name": unit.name, "unit_kind": unit.kind,
                 "ward_code": unit.ward_code}
 
-    # --- side effects, in order ----------------------------------------------------------
-    def _enqueue(self, kind: str, arg: Any) -> None:
-        self._ops_queued += 1
-        self._ops.append(_Op(self._ops_queued, kind, arg))
+    def _result(self) -> ActionResult:
+        s = self._s
+        return ActionResult(incident_id=s.id, state=s.state, version=s.version, seq=s.seq)
 
-    async def _done(self) -> IncidentCase:
+    # --- side effects, in order ----------------------------------------------------------
+    def _enqueue(self, activity: str, arg: Any, summary: str) -> None:
+        self._ops_queued += 1
+        self._ops.append(_Op(self._ops_queued, activity, arg, summary))
+
+    async def _done(self) -> ActionResult:
         await self._drain(self._ops_queued)
-        return self._case
+        return self._result()
 
     async def _drain(self, upto: int) -> None:
         """Write queued side effects in order until op `upto` is written."""
         async with self._lock:
             while self._ops and self._ops_done < upto:
                 op = self._ops[0]
-                await self._write(op)
+                try:
+                    await workflow.execute_local_activity(
+                        op.activity, op.arg, start_to_close_timeout=WRITE_TIMEOUT,
+                        retry_policy=WRITE_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                        summary=op.summary)
+                except ActivityError as exc:
+                    # Only a non-retryable (Invalid) failure gets here: the projection has
+                    # recorded it in its dead-letter table; keep the case going.
+                    workflow.logger.error("%s failed for incident %s: %s", op.activity,
+                                          self._s.id, exc)
                 self._ops.popleft()
                 self._ops_done = op.n
-
-    async def _write(self, op: _Op) -> None:
-        if op.kind == "project":
-            # The row reflects the case now; the timeline travels once, in the event.
-            snapshot = self._case.model_copy(update={"timeline": []})
-            name, arg = names.PROJECT_EVENT, ProjectInput(case=snapshot, event=op.arg)
-            summary = f"event {op.arg.seq} {op.arg.action}"
-        elif op.kind == "alert":
-            name, arg, summary = names.RAISE_ALERT, op.arg, f"alert level {op.arg.level}"
-        elif op.kind == "resolve":
-            name, arg, summary = names.RESOLVE_ALERTS, op.arg, f"resolve {op.arg.state.value}"
-        else:
-            name, arg, summary = names.PUBLISH_PUBLIC_ALERT, op.arg, "public alert"
-        try:
-            if workflow.patched(LOCAL_WRITES_PATCH):  # memoized: one answer per run
-                await workflow.execute_local_activity(
-                    name, arg, start_to_close_timeout=LOCAL_TIMEOUT,
-                    retry_policy=WRITE_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                    summary=summary)
-            else:
-                await workflow.execute_activity(
-                    name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=WRITE_RETRY, summary=summary)
-        except ActivityError as exc:
-            # Only a non-retryable (Invalid) failure gets here: log it, keep the case going.
-            workflow.logger.error("%s failed for incident %s: %s", name, self._case.id, exc)

@@ -463,15 +463,34 @@ async def get_incident(request: Request, incident_id: uuid.UUID,
     for the caller. Falls back to the read model when Temporal cannot answer."""
     iid = str(incident_id)
     row = await _visible_row(request, user, iid)
-    case = await intake.query_case(request.app.state, iid)
-    if case is not None:
-        if user.is_officer and (case.unit is None or case.unit.id != user.unit_id):
-            raise not_found("Không tìm thấy vụ việc", "No such incident")
-        return await detail_for(request, user, case, live=True)
+    return await _current_detail(request, user, iid, row)
+
+
+async def _current_detail(request: Request, user: Principal, iid: str,
+                          row: Incident | None) -> IncidentDetail:
+    """The case from the read model (texts, timeline, attachments), with the live
+    fields overlaid from the workflow's state when it answers."""
+    live = await intake.query_case(request.app.state, iid)
+    if live is not None and user.is_officer and (live.unit is None
+                                                 or live.unit.id != user.unit_id):
+        raise not_found("Không tìm thấy vụ việc", "No such incident")
+    async with request.app.state.db.session() as s:
+        fresh = await s.get(Incident, iid)
+    row = fresh or row
     if row is None:
         raise TemporalDown()
-    return await detail_for(request, user, await _case_from_sql(request.app.state.db, row),
-                            live=False)
+    case = await _case_from_sql(request.app.state.db, row)
+    if live is not None:
+        case = case.model_copy(update={
+            "state": live.state, "category": live.category, "priority": live.priority,
+            "unit": live.unit, "ward": live.ward or case.ward,
+            "proposed_unit": live.proposed_unit, "deadline": live.deadline,
+            "escalation": live.escalation, "outcome": live.outcome,
+            "duplicates": live.duplicates, "merged_into": live.merged_into,
+            "merged_incidents": live.merged_incidents, "primary_state": live.primary_state,
+            "acknowledged_at": live.acknowledged_at, "on_scene_at": live.on_scene_at,
+            "closed_at": live.closed_at, "updated_at": live.updated_at})
+    return await detail_for(request, user, case, live=live is not None)
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -659,9 +678,9 @@ async def act(
     try:
         client = await request.app.state.temporal.get()
         handle = client.get_workflow_handle(workflow_id(iid))
-        case = await asyncio.wait_for(
+        result = await asyncio.wait_for(
             handle.execute_update(action.value, inp, id=update_id,
-                                  result_type=p.IncidentCase, rpc_timeout=intake.RPC_TIMEOUT),
+                                  result_type=p.ActionResult, rpc_timeout=intake.RPC_TIMEOUT),
             intake.CALL_TIMEOUT_S * 2)
     except WorkflowUpdateFailedError as exc:
         ACTIONS.labels(action.value, "refused").inc()
@@ -678,8 +697,9 @@ async def act(
                            "The incident has ended") from exc
         raise TemporalDown() from exc
     ACTIONS.labels(action.value, "ok").inc()
-    log.info("action taken", action=action.value, actor=user.username, state=case.state.value)
-    return await detail_for(request, user, case, live=True)
+    log.info("action taken", action=action.value, actor=user.username,
+             state=result.state.value)
+    return await _current_detail(request, user, iid, row)
 
 
 def _roles(action: StaffAction) -> frozenset[Role]:
