@@ -72,7 +72,7 @@ async def test_cli_end_to_end(tmp_path: Path, wards_geojson: Path,
     assert "1 workflow(s) started" in relayed.stdout
     described = await temporal_env.client.get_workflow_handle(
         f"incident-{incident_id}").describe()
-    assert described.workflow_type == "IncidentWorkflow"
+    assert described.workflow_type == "IncidentWorkflowV2"
     with Session(engine) as session:
         assert session.get(Outbox, incident_id).started_at is not None  # type: ignore[union-attr]
     assert "0 workflow(s) started" in canhbao(env, "relay-once").stdout

@@ -22,7 +22,7 @@ from schema.payloads import (
     ClassifyInput,
     CloseInput,
     NoteInput,
-    ProjectInput,
+    ProjectEvent,
     RouteInput,
 )
 from schema.states import Category, Outcome, Priority, State
@@ -46,9 +46,9 @@ class StallAfterWrite(ProjectionActivities):
         super().__init__(db)
         self.stalled = asyncio.Event()
 
-    @activity.defn(name=names.PROJECT_EVENT)
-    async def project_event(self, inp: ProjectInput) -> None:
-        await super().project_event(inp)
+    @activity.defn(name=names.PROJECT)
+    async def project(self, inp: ProjectEvent) -> None:
+        await super().project(inp)
         if inp.event.action == "arrive":
             self.stalled.set()
             await asyncio.Event().wait()  # never returns; cancelled at shutdown
@@ -61,19 +61,19 @@ class CountArrive(ProjectionActivities):
         super().__init__(db)
         self.arrive_writes = 0
 
-    @activity.defn(name=names.PROJECT_EVENT)
-    async def project_event(self, inp: ProjectInput) -> None:
+    @activity.defn(name=names.PROJECT)
+    async def project(self, inp: ProjectEvent) -> None:
         if inp.event.action == "arrive":
             self.arrive_writes += 1
-        await super().project_event(inp)
+        await super().project(inp)
 
 
 def first_worker(client: Client, settings: Settings, db: Database, task_queue: str,
                  projection: ProjectionActivities) -> Worker:
     activities = [a for a in build_activities(settings, db)
-                  if getattr(a, "__name__", "") != "project_event"]
+                  if getattr(a, "__name__", "") != "project"]
     return Worker(client, task_queue=task_queue, workflows=[W],
-                  activities=[projection.project_event, *activities])
+                  activities=[projection.project, *activities])
 
 
 async def test_worker_killed_mid_lifecycle(temporal_env: WorkflowEnvironment, pg_db: Database,
@@ -104,8 +104,8 @@ async def test_worker_killed_mid_lifecycle(temporal_env: WorkflowEnvironment, pg
 
     recount = CountArrive(pg_db)
     async with first_worker(client, settings, pg_db, task_queue, recount):
-        case = await asyncio.wait_for(arriving, 60)
-        assert case.state is State.ON_SCENE
+        result = await asyncio.wait_for(arriving, 60)
+        assert result.state is State.ON_SCENE
         await handle.execute_update(W.note, NoteInput(actor=officer(unit), text="Đã khống chế"))
         await handle.execute_update(W.close, CloseInput(
             actor=officer(unit), outcome=Outcome.RESOLVED, summary="Đã xử lý"))
@@ -115,14 +115,14 @@ async def test_worker_killed_mid_lifecycle(temporal_env: WorkflowEnvironment, pg
     # The stalled projection really ran twice: once on the dead worker, again on the new one
     # (as a retried activity, or a local activity re-run after the workflow task timed out).
     assert recount.arrive_writes >= 1
-    rows = await stored_events(pg_db, final.id)
-    assert [(r.seq, r.action) for r in rows] == [(e.seq, e.action) for e in final.timeline]
-    assert [e.seq for e in final.timeline] == list(range(1, len(final.timeline) + 1))
-    assert [e.action for e in final.timeline].count("arrive") == 1
+    rows = await stored_events(pg_db, final.incident_id)
+    assert [r.seq for r in rows] == list(range(1, final.seq + 1))
+    assert [r.action for r in rows].count("arrive") == 1
 
     async def row_closed() -> bool:
         async with pg_db.session() as session:
-            row = (await session.exec(select(Incident).where(Incident.id == final.id))).one()
-        return row.state == "closed" and row.last_seq == len(final.timeline)
+            row = (await session.exec(select(Incident).where(
+                Incident.id == final.incident_id))).one()
+        return row.state == "closed" and row.last_seq == final.seq
 
     assert await eventually(row_closed)

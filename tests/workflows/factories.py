@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from core.db import Database
@@ -23,6 +24,7 @@ from schema.payloads import (
     Actor,
     IncidentCase,
     IncidentInput,
+    IncidentState,
     Location,
     ProjectInput,
     Reporter,
@@ -126,10 +128,29 @@ async def running_worker(client: Client, settings: Settings, db: Database,
 
 
 async def start_incident(client: Client, task_queue: str,
-                         inp: IncidentInput | None = None) -> WorkflowHandle:
+                         inp: IncidentInput | None = None,
+                         workflow: Any = IncidentWorkflow) -> WorkflowHandle:
+    """Start an incident workflow (v2 unless `workflow` names another class)."""
     inp = inp or incident_input()
-    return await client.start_workflow(IncidentWorkflow.run, inp, id=workflow_id(inp.incident_id),
+    return await client.start_workflow(workflow.run, inp, id=workflow_id(inp.incident_id),
                                        task_queue=task_queue)
+
+
+async def update_retrying(handle: WorkflowHandle, update: Any, arg: Any,
+                          attempts: int = 10) -> Any:
+    """An update, sent again when the server aborted it because the run ended in
+    continue-as-new before accepting it (RPC UNAVAILABLE), or when the workflow already has
+    the server's maximum of updates in flight (RESOURCE_EXHAUSTED; 10 by default), as the
+    API's gateway does."""
+    for attempt in range(attempts):
+        try:
+            return await handle.execute_update(update, arg)
+        except RPCError as exc:
+            again = exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED)
+            if not again or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 async def refused(call: Awaitable[Any]) -> ApplicationError:
@@ -158,8 +179,18 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0,
         await asyncio.sleep(interval)
 
 
-async def query_case(handle: WorkflowHandle) -> IncidentCase:
+async def query_case(handle: WorkflowHandle) -> IncidentState:
     return await handle.query(IncidentWorkflow.case)
+
+
+async def timeline(db: Database, incident_id: str) -> list[TimelineEvent]:
+    """The incident's timeline as the read model holds it (the workflow keeps none)."""
+    return [TimelineEvent(
+        seq=r.seq, at=r.at, actor=Actor(username=r.actor, role=Role(r.actor_role),
+                                        unit_id=r.actor_unit_id),
+        action=r.action, from_state=State(r.from_state) if r.from_state else None,
+        to_state=State(r.to_state) if r.to_state else None, data=r.data or {},
+        public_note=r.public_note) for r in await stored_events(db, incident_id)]
 
 
 async def stored_events(db: Database, incident_id: str) -> list[IncidentEvent]:

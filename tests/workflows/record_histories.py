@@ -3,12 +3,13 @@
     CANHBAO_TEST_DATABASE_URL=postgresql+psycopg://... \
         .venv/bin/python -m tests.workflows.record_histories SCENARIO...
 
-Runs the named scenarios (lifecycle, escalation, merge, cancel, lifecycle_local) on a fresh
+Runs the named scenarios (v2_lifecycle, v2_escalation, v2_merge, v2_continued) on a fresh
 Temporal dev server with a worker and the given database (it is reset), then writes each
 history as JSON under tests/histories/. Record again only on purpose: old histories must
-keep replaying, that is their point. lifecycle, escalation, merge and cancel were recorded
-before patch `local-projection` (SQL writes as regular activities); recording them again now
-would take the new path, so only lifecycle_local is meant to be recorded from now on.
+keep replaying, that is their point. lifecycle, escalation, merge_*, cancel and
+lifecycle_local are histories of v1 (workflow type "IncidentWorkflow", now
+`workflows.incident_v1`); they cannot be recorded again, and stay to prove that incidents
+started before v2 still run.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from tests.workflows.factories import (
     start_incident,
     supervisor,
     unit_ref,
+    update_retrying,
 )
 from workflows.incident import IncidentWorkflow as W
 
@@ -126,8 +128,65 @@ async def cancel(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
     return [("cancel", handle)]
 
 
-SCENARIOS = {"lifecycle": lifecycle, "escalation": escalation, "merge": merge,
-             "cancel": cancel, "lifecycle_local": lifecycle_local}
+async def v2_lifecycle(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    return await lifecycle(client, tq, "v2_lifecycle")
+
+
+async def v2_escalation(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """Levels 1-3 in RECEIVED, two reminders past the top, then verify and cancel."""
+    handle = await start_incident(client, tq, incident_input(
+        category=Category.FIRE_EXPLOSION, sla_scale=0.002))  # 0.12 s a level, 1.8 s reminder
+
+    async def reminded():  # type: ignore[no-untyped-def]
+        return (await query_case(handle)).escalation.reminders >= 2
+
+    await eventually(reminded, timeout=30)
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await handle.execute_update(W.cancel, CancelInput(actor=citizen(), reason="Đã ổn"))
+    await handle.result()
+    return [("v2_escalation", handle)]
+
+
+async def v2_merge(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """Merge handshake; the merged report's citizen adds information (forwarded); the
+    primary is routed then closed and the child follows."""
+    primary = await start_incident(client, tq)
+    child = await start_incident(client, tq)
+    await child.execute_update(W.merge, MergeInput(
+        actor=operator(), into_incident_id=(await query_case(primary)).id))
+    await child.execute_update(W.add_info, AddInfoInput(actor=citizen(), text="Thêm chi tiết"))
+    unit = unit_ref()
+    await primary.execute_update(W.verify, VerifyInput(actor=operator()))
+    await primary.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+    await primary.execute_update(W.close, CloseInput(actor=supervisor(),
+                                                     outcome=Outcome.RESOLVED, summary="Xong"))
+    await child.result()
+    await primary.result()
+    return [("v2_merge_primary", primary), ("v2_merge_child", child)]
+
+
+async def v2_continued(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """Long notes until the run continues as new; the next run acknowledges and closes."""
+    handle = await start_incident(client, tq)
+    unit = unit_ref()
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+    text = ("Diễn biến tại hiện trường được cập nhật liên tục. " * 100)[:5000]
+    while (await query_case(handle)).run == 1:
+        await update_retrying(handle, W.note, NoteInput(actor=officer(unit), text=text))
+    await update_retrying(handle, W.acknowledge, AcknowledgeInput(actor=officer(unit)))
+    await update_retrying(handle, W.close, CloseInput(actor=officer(unit),
+                                                      outcome=Outcome.RESOLVED, summary="Xong"))
+    await handle.result()
+    first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    last = client.get_workflow_handle(handle.id)
+    return [("v2_continued_first", first), ("v2_continued_next", last)]
+
+
+# lifecycle, escalation, merge, cancel and lifecycle_local are v1 histories, recorded
+# before v2 existed: start_incident now starts v2, so never record them again.
+SCENARIOS = {"v2_lifecycle": v2_lifecycle, "v2_escalation": v2_escalation,
+             "v2_merge": v2_merge, "v2_continued": v2_continued}
 
 
 async def main(wanted: list[str]) -> None:

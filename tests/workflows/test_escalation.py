@@ -9,11 +9,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import Database
+from schema.escalation import TOP_LEVEL
 from schema.payloads import (
     AcknowledgeInput,
     ClassifyInput,
     CloseInput,
-    IncidentCase,
+    IncidentState,
     RouteInput,
     VerifyInput,
 )
@@ -28,6 +29,7 @@ from tests.workflows.factories import (
     start_incident,
     stored_events,
     supervisor,
+    timeline,
     unit_ref,
 )
 from workflows.incident import IncidentWorkflow as W
@@ -49,10 +51,14 @@ async def audiences(db: Database, incident_id: str) -> list[str]:
         return sorted(rows.all())
 
 
-async def level_is(handle, level: int) -> IncidentCase | None:  # type: ignore[no-untyped-def]
+async def level_is(handle, level: int) -> IncidentState | None:  # type: ignore[no-untyped-def]
     case = await query_case(handle)
-    escalations = [e for e in case.timeline if e.action == "escalate"]
-    return case if case.escalation.level == level and len(escalations) >= level else None
+    return case if case.escalation.level == level else None
+
+
+async def received_at(db: Database, incident_id: str):  # type: ignore[no-untyped-def]
+    """When the workflow received the report (the report time, or its start if earlier)."""
+    return (await eventually(lambda: timeline(db, incident_id)))[0].at
 
 
 async def test_escalates_twice_then_a_transition_resolves(
@@ -61,7 +67,7 @@ async def test_escalates_twice_then_a_transition_resolves(
     env = time_skipping_env
     handle = await start_incident(skip_client, task_queue, incident_input(category=FIRE))
     case = await query_case(handle)
-    received = case.timeline[0].at  # the report time, or the start if that was earlier
+    received = await received_at(pg_db, case.id)
     assert case.deadline == received + timedelta(minutes=1)
 
     await env.sleep(50)
@@ -78,17 +84,19 @@ async def test_escalates_twice_then_a_transition_resolves(
     case = await eventually(lambda: level_is(handle, 2))
     await eventually(lambda: _count(alerts(pg_db, case.id), 2))
     assert await audiences(pg_db, case.id) == ["city_command", "supervisors", "supervisors"]
-    escalate = [e for e in case.timeline if e.action == "escalate"]
+    escalate = [e for e in await timeline(pg_db, case.id) if e.action == "escalate"]
     assert [e.data["level"] for e in escalate] == [1, 2]
     assert all(e.actor.username == "system" for e in escalate)
 
-    case = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    case = await query_case(handle)
     assert case.escalation.level == 0 and case.escalation.overdue_since is None
-    verified = next(e for e in case.timeline if e.action == "verify")
+    events = await timeline(pg_db, case.id)
+    verified = next(e for e in events if e.action == "verify")
     assert case.deadline == verified.at + sla_deadline(Priority.CRITICAL, State.VERIFIED, 1.0)
     assert all(a.resolved_at is not None for a in await alerts(pg_db, case.id))
     rows = await stored_events(pg_db, case.id)
-    assert [r.seq for r in rows] == [e.seq for e in case.timeline]
+    assert [r.seq for r in rows] == list(range(1, case.seq + 1))
     assert sorted(r.action for r in rows).count("escalate") == 2
 
 
@@ -113,21 +121,24 @@ async def test_each_transition_restarts_the_deadline(
     found = await alerts(pg_db, case.id)
     assert [(a.state, a.level) for a in found] == [("routed", 1)]
     assert found[0].resolved_at is not None
-    case = await handle.execute_update(W.close, CloseInput(
+    await handle.execute_update(W.close, CloseInput(
         actor=officer(unit), outcome=Outcome.RESOLVED, summary="Xong"))
-    assert case.deadline is None
+    assert (await query_case(handle)).deadline is None
     final = await handle.result()
     assert final.state is State.CLOSED
 
 
 async def test_classify_changes_priority_and_deadline(
-        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str) -> None:
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str,
+        pg_db: Database) -> None:
     env = time_skipping_env
     handle = await start_incident(skip_client, task_queue,
                                   incident_input(category=Category.OTHER))  # priority 3
-    case = await handle.execute_update(W.classify, ClassifyInput(
+    result = await handle.execute_update(W.classify, ClassifyInput(
         actor=operator(), category=Category.OTHER, priority=Priority.LOW))
-    classified = next(e for e in case.timeline if e.action == "classify")
+    case = await query_case(handle)
+    events = await timeline(pg_db, result.incident_id)
+    classified = next(e for e in events if e.action == "classify")
     assert case.deadline == classified.at + timedelta(minutes=60)
     await env.sleep(59 * 60)
     assert (await query_case(handle)).escalation.level == 0
@@ -142,7 +153,7 @@ async def test_sla_scale_shrinks_every_deadline(
     handle = await start_incident(skip_client, task_queue,
                                   incident_input(category=FIRE, sla_scale=0.01))
     case = await query_case(handle)
-    assert case.deadline == case.timeline[0].at + timedelta(seconds=0.6)
+    assert case.deadline == await received_at(pg_db, case.id) + timedelta(seconds=0.6)
     await env.sleep(1.3)
     case = await eventually(lambda: level_is(handle, 2))
     assert [a.level for a in await eventually(lambda: _count(alerts(pg_db, case.id), 2))] == [1, 2]
@@ -161,7 +172,8 @@ async def test_no_escalation_once_terminal(
         outcome=Outcome.FALSE_ALARM, summary="Báo nhầm"))
     final = await handle.result()
     await env.sleep(3600)
-    assert final.escalation.level == 0 and await alerts(pg_db, final.id) == []
+    assert (await query_case(handle)).escalation.level == 0
+    assert await alerts(pg_db, final.incident_id) == []
 
 
 async def _count(rows_coro, n: int):  # type: ignore[no-untyped-def]
@@ -178,13 +190,48 @@ async def test_sla_overrides_set_the_deadline(
     handle = await start_incident(skip_client, task_queue,
                                   incident_input(category=FIRE, sla=overrides))
     case = await query_case(handle)
-    received = case.timeline[0].at
+    received = await received_at(pg_db, case.id)
     assert case.deadline == received + timedelta(seconds=20)
     await env.sleep(25)
     case = await eventually(lambda: level_is(handle, 1))
     assert case.deadline == received + timedelta(seconds=40)
     # States without an override keep the defaults.
-    case = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    case = await query_case(handle)
     assert case.deadline is not None
-    assert case.deadline - case.timeline[-1].at == sla_deadline(Priority.CRITICAL,
-                                                               State.VERIFIED, 1.0)
+    verified = (await timeline(pg_db, case.id))[-1]
+    assert case.deadline - verified.at == sla_deadline(Priority.CRITICAL, State.VERIFIED, 1.0)
+
+
+async def test_a_week_unacknowledged_reaches_the_top_once_then_only_reminds(
+        time_skipping_env: WorkflowEnvironment, skip_client: Client, task_queue: str,
+        pg_db: Database) -> None:
+    """Seven simulated days in ROUTED: levels 1, 2, 3 once each (one timeline line per
+    level), then reminders at 15, 30, 60, 60... minutes that update the one top-level
+    alert; the history stays small."""
+    env = time_skipping_env
+    handle = await start_incident(skip_client, task_queue, incident_input(category=FIRE))
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit_ref()))
+    await env.sleep(7 * 24 * 3600)
+    case = await eventually(lambda: level_is(handle, TOP_LEVEL))
+    # ROUTED allows 3 min: levels at 3, 6, 9 min; reminders from 9 + 15 = 24 min on.
+    minutes_left = 7 * 24 * 60 - 9 - 15 - 30
+    expected_reminders = 2 + minutes_left // 60
+    assert abs(case.escalation.reminders - expected_reminders) <= 1, case.escalation
+    events = await timeline(pg_db, case.id)
+    levels = [e.data["level"] for e in events if e.action == "escalate"]
+    assert levels == [1, 2, 3]
+    found = await alerts(pg_db, case.id)
+    assert [a.level for a in found] == [1, 2, 3]
+    assert found[-1].reminders == case.escalation.reminders and found[-1].last_reminded_at
+    told = await audiences(pg_db, case.id)
+    assert told.count("director_on_duty") == 1 + case.escalation.reminders
+    history = await handle.fetch_history()
+    size = sum(e.ByteSize() for e in history.events)
+    assert size < 2_000_000, size
+    # Acknowledging ends it all: every alert resolved, the level back to 0.
+    await handle.execute_update(W.acknowledge, AcknowledgeInput(
+        actor=officer(case.unit.id if case.unit else None)))
+    assert (await query_case(handle)).escalation.level == 0
+    assert all(a.resolved_at is not None for a in await alerts(pg_db, case.id))

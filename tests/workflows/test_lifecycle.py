@@ -40,6 +40,7 @@ from tests.workflows.factories import (
     start_incident,
     stored_events,
     supervisor,
+    timeline,
     unit_ref,
     ward_unit,
 )
@@ -56,34 +57,38 @@ async def test_full_lifecycle_projects_every_step(dev_client: Client, task_queue
     assert located.ward.exact and not located.ward.outside_city
     assert located.proposed_unit == ben_thanh
 
-    case = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
-    assert case.state is State.VERIFIED
-    case = await handle.execute_update(W.classify, ClassifyInput(
+    result = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    assert result.state is State.VERIFIED and result.version == 1
+    await handle.execute_update(W.classify, ClassifyInput(
         actor=operator(), category=Category.CRIME, priority=Priority.CRITICAL))
+    case = await query_case(handle)
     assert (case.state, case.priority) == (State.CLASSIFIED, Priority.CRITICAL)
-    case = await handle.execute_update(W.route, RouteInput(actor=operator(), unit=ben_thanh))
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=ben_thanh))
+    case = await query_case(handle)
     assert case.state is State.ROUTED and case.unit == ben_thanh
     cbcs = officer(ben_thanh)
-    case = await handle.execute_update(W.acknowledge, AcknowledgeInput(actor=cbcs))
+    await handle.execute_update(W.acknowledge, AcknowledgeInput(actor=cbcs))
+    case = await query_case(handle)
     assert case.state is State.ACKNOWLEDGED and case.acknowledged_at is not None
-    case = await handle.execute_update(W.note, NoteInput(actor=cbcs, text="Đang đến", public=True))
-    case = await handle.execute_update(W.arrive, ArriveInput(actor=cbcs))
-    assert case.state is State.ON_SCENE
-    case = await handle.execute_update(W.close, CloseInput(
+    result = await handle.execute_update(W.note, NoteInput(actor=cbcs, text="Đang đến",
+                                                            public=True))
+    assert result.version == case.version and result.seq == case.seq + 1  # a note: no version
+    result = await handle.execute_update(W.arrive, ArriveInput(actor=cbcs))
+    assert result.state is State.ON_SCENE
+    result = await handle.execute_update(W.close, CloseInput(
         actor=cbcs, outcome=Outcome.RESOLVED, summary="Đã bắt giữ đối tượng"))
-    assert case.state is State.CLOSED and case.outcome is Outcome.RESOLVED
+    assert result.state is State.CLOSED and (await query_case(handle)).outcome is Outcome.RESOLVED
 
     final = await handle.result()
-    assert final.state is State.CLOSED
+    assert final.state is State.CLOSED and final.seq == result.seq
     with pytest.raises(RPCError):  # a closed incident takes nothing more
         await handle.execute_update(W.note, NoteInput(actor=cbcs, text="Sau khi đóng"))
-    actions = [e.action for e in final.timeline]
+    # An update returns once its event is in SQL: the read model holds the timeline.
+    rows = await stored_events(pg_db, inp.incident_id)
+    actions = [r.action for r in rows]
     assert actions == ["receive", "locate", "verify", "classify", "route", "acknowledge",
                        "note", "arrive", "close"]
-    assert [e.seq for e in final.timeline] == list(range(1, len(actions) + 1))
-    # An update returns once its event is in SQL: the read model matches the case.
-    rows = await stored_events(pg_db, inp.incident_id)
-    assert [(r.seq, r.action) for r in rows] == [(e.seq, e.action) for e in final.timeline]
+    assert [r.seq for r in rows] == list(range(1, len(actions) + 1))
     assert rows[-1].actor == cbcs.username and rows[-1].to_state == "closed"
     async with pg_db.session() as session:
         row = (await session.exec(select(Incident).where(Incident.id == inp.incident_id))).one()
@@ -94,26 +99,29 @@ async def test_full_lifecycle_projects_every_step(dev_client: Client, task_queue
     assert row.closed_at is not None
 
 
-async def test_implied_steps_record_each_state(dev_client: Client, task_queue: str) -> None:
+async def test_implied_steps_record_each_state(dev_client: Client, task_queue: str,
+                                               pg_db: Database) -> None:
     handle = await start_incident(dev_client, task_queue)
-    case = await handle.execute_update(W.classify, ClassifyInput(
+    result = await handle.execute_update(W.classify, ClassifyInput(
         actor=operator(), category=Category.TRAFFIC_ACCIDENT, priority=Priority.HIGH))
-    steps = [(e.action, e.from_state, e.to_state) for e in case.timeline if e.to_state]
+    events = await timeline(pg_db, result.incident_id)
+    steps = [(e.action, e.from_state, e.to_state) for e in events if e.to_state]
     assert steps[-2:] == [("verify", State.RECEIVED, State.VERIFIED),
                           ("classify", State.VERIFIED, State.CLASSIFIED)]
-    assert case.category is Category.TRAFFIC_ACCIDENT
+    assert (await query_case(handle)).category is Category.TRAFFIC_ACCIDENT
     unit = unit_ref()
     await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
-    case = await handle.execute_update(W.arrive, ArriveInput(actor=officer(unit)))
-    steps = [(e.action, e.from_state, e.to_state) for e in case.timeline if e.to_state]
+    await handle.execute_update(W.arrive, ArriveInput(actor=officer(unit)))
+    events = await timeline(pg_db, result.incident_id)
+    steps = [(e.action, e.from_state, e.to_state) for e in events if e.to_state]
     assert steps[-2:] == [("acknowledge", State.ROUTED, State.ACKNOWLEDGED),
                           ("arrive", State.ACKNOWLEDGED, State.ON_SCENE)]
-    assert case.timeline[-2].data == {"implied_by": "arrive"}
+    assert events[-2].data == {"implied_by": "arrive"}
 
 
 async def _located(handle):  # type: ignore[no-untyped-def]
     case = await query_case(handle)
-    return case if any(e.action == "locate" for e in case.timeline) else None
+    return case if case.ward is not None else None
 
 
 async def _routed(client: Client, task_queue: str, unit=None):  # type: ignore[no-untyped-def]
@@ -142,16 +150,16 @@ async def test_legal_transitions(dev_client: Client, task_queue: str, pg_db: Dat
     expected_state = State.RECEIVED
     for step in steps:
         update, arg, target = _action(step, unit)
-        case = await handle.execute_update(update, arg)
+        result = await handle.execute_update(update, arg)
         if target is not None:
             expected_state = target
         if step in ("reassign",):
             unit = arg.unit
-        assert case.state is expected_state, step
-    rows = await stored_events(pg_db, case.id)
-    assert [(r.seq, r.action) for r in rows] == [(e.seq, e.action) for e in case.timeline]
+        assert result.state is expected_state, step
+    rows = await stored_events(pg_db, result.incident_id)
+    assert [r.seq for r in rows] == list(range(1, result.seq + 1))
     if expected_state.is_terminal:
-        assert (await handle.result()).timeline == case.timeline
+        assert (await handle.result()) == result
 
 
 def _action(step: str, unit):  # type: ignore[no-untyped-def]
@@ -291,10 +299,12 @@ async def test_publish_alert_writes_public_alert(dev_client: Client, task_queue:
     case = await handle.execute_update(W.publish_alert, PublishAlertInput(
         actor=supervisor(), alert_id=alert_id, headline="Cháy lớn tại Bến Thành",
         instruction="Tránh xa khu vực chợ", radius_m=800))
-    assert [e.action for e in case.timeline].count("publish_alert") == 1
+    events = await timeline(pg_db, case.incident_id)
+    assert [e.action for e in events].count("publish_alert") == 1
     async with pg_db.session() as session:
         row = (await session.exec(select(PublicAlert).where(PublicAlert.id == alert_id))).one()
-    assert row.incident_id == case.id and row.radius_m == 800 and row.sender == "supervisor1"
+    assert row.incident_id == case.incident_id and row.radius_m == 800
+    assert row.sender == "supervisor1"
     assert row.category == "fire_explosion" and row.priority == 1
 
 
@@ -312,4 +322,4 @@ async def test_concurrent_updates_cannot_both_win(dev_client: Client, task_queue
     assert all(isinstance(e, WorkflowUpdateFailedError) for e in lost)
     assert all(e.cause.type == "IllegalTransition" for e in lost)  # type: ignore[attr-defined]
     case = await query_case(handle)
-    assert [e.action for e in case.timeline].count("acknowledge") == 1
+    assert [e.action for e in await timeline(pg_db, case.id)].count("acknowledge") == 1

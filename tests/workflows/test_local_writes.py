@@ -1,6 +1,7 @@
-"""Patch `local-projection`: new incidents write SQL through local activities (one workflow
-task per update), a worker built with local_writes=False keeps regular activities; both keep
-the events in seq order, and a failing local write is retried."""
+"""v1's patch `local-projection`: v1 incidents write SQL through local activities (one
+workflow task per update), a worker built with local_writes=False keeps regular activities;
+both keep the events in seq order. v2 always writes locally, and a failing local write is
+retried."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from activities import names
 from activities.projection import ProjectionActivities
 from core.db import Database
 from core.settings import Settings
-from schema.payloads import CancelInput, NoteInput, ProjectInput, VerifyInput
+from schema.payloads import CancelInput, NoteInput, ProjectEvent, VerifyInput
 from schema.states import State
 from tests.workflows.factories import citizen, operator, start_incident, stored_events
 from worker import build_activities, build_worker
 from workflows.incident import IncidentWorkflow as W
+from workflows.incident_v1 import IncidentWorkflowV1 as W1
 
 
 async def write_kinds(handle: WorkflowHandle) -> tuple[list[str], list[str], int]:
@@ -43,10 +45,10 @@ async def test_write_path_follows_the_patch(temporal_env: WorkflowEnvironment, p
                                             task_queue: str, local: bool) -> None:
     client = temporal_env.client
     async with build_worker(client, make_settings(), pg_db, task_queue, local_writes=local):
-        handle = await start_incident(client, task_queue)
-        await handle.execute_update(W.verify, VerifyInput(actor=operator()))
-        await handle.execute_update(W.note, NoteInput(actor=operator(), text="Đã gọi lại"))
-        case = await handle.execute_update(W.cancel, CancelInput(actor=citizen(), reason="Ổn"))
+        handle = await start_incident(client, task_queue, workflow=W1)
+        await handle.execute_update(W1.verify, VerifyInput(actor=operator()))
+        await handle.execute_update(W1.note, NoteInput(actor=operator(), text="Đã gọi lại"))
+        case = await handle.execute_update(W1.cancel, CancelInput(actor=citizen(), reason="Ổn"))
         # Every update returns once its events are in SQL, in seq order.
         rows = await stored_events(pg_db, case.id)
         assert [(r.seq, r.action) for r in rows] == [(e.seq, e.action) for e in case.timeline]
@@ -75,14 +77,14 @@ class FlakyProjection(ProjectionActivities):
         super().__init__(db)
         self.attempts: list[tuple[int, int]] = []
 
-    @activity.defn(name=names.PROJECT_EVENT)
-    async def project_event(self, inp: ProjectInput) -> None:
+    @activity.defn(name=names.PROJECT)
+    async def project(self, inp: ProjectEvent) -> None:
         attempt = activity.info().attempt
         self.attempts.append((inp.event.seq, attempt))
         assert activity.info().is_local
         if attempt <= 2:
             raise RuntimeError("database blip")
-        await super().project_event(inp)
+        await super().project(inp)
 
 
 async def test_local_write_is_retried(temporal_env: WorkflowEnvironment, pg_db: Database,
@@ -92,21 +94,20 @@ async def test_local_write_is_retried(temporal_env: WorkflowEnvironment, pg_db: 
     settings = make_settings()
     flaky = FlakyProjection(pg_db)
     others = [a for a in build_activities(settings, pg_db)
-              if getattr(a, "__name__", "") != "project_event"]
+              if getattr(a, "__name__", "") != "project"]
     async with Worker(client, task_queue=task_queue, workflows=[W],
-                      activities=[flaky.project_event, *others]):
+                      activities=[flaky.project, *others]):
         handle = await start_incident(client, task_queue)
-        case = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+        result = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
         # The update returns once its own event (and every earlier one) is in SQL; a later
-        # event (the ward look-up finishing) may already be in the case but not yet written.
-        verified = next(e.seq for e in case.timeline if e.action == "verify")
-        written = [e for e in case.timeline if e.seq <= verified]
-        rows = await stored_events(pg_db, case.id)
-        assert [(r.seq, r.action) for r in rows][:len(written)] == [
-            (e.seq, e.action) for e in written]
+        # event (the ward look-up finishing) may be recorded but not yet written.
+        rows = await stored_events(pg_db, result.incident_id)
+        assert [r.seq for r in rows][:result.seq] == list(range(1, result.seq + 1))
+        assert rows[result.seq - 1].action == "verify"
     # Each event: two failures (retried on durable timers), then a write; never the next
     # event before the last landed.
     seqs = [seq for seq, _ in flaky.attempts]
     assert seqs == sorted(seqs)
-    for event in written:  # (the locate event may still be retrying: not awaited)
-        assert [a for s, a in flaky.attempts if s == event.seq] == [1, 2, 3]
+    for seq in range(1, result.seq + 1):  # written (rows above) after two failures
+        # (a busy machine may evict the workflow and replay a retry: count from 1, 2)
+        assert [a for s, a in flaky.attempts if s == seq][:2] == [1, 2], flaky.attempts

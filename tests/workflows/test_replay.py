@@ -13,6 +13,7 @@ from temporalio.worker import Replayer
 
 from core.settings import ROOT
 from workflows.incident import IncidentWorkflow
+from workflows.incident_v1 import IncidentWorkflowV1
 
 HISTORIES = sorted((ROOT / "tests" / "histories").glob("*.json"))
 
@@ -20,7 +21,20 @@ HISTORIES = sorted((ROOT / "tests" / "histories").glob("*.json"))
 def test_histories_are_recorded() -> None:
     names = {p.stem for p in HISTORIES}
     assert {"lifecycle", "escalation", "merge_primary", "merge_child", "cancel",
-            "lifecycle_local"} <= names
+            "lifecycle_local"} <= names  # v1
+    assert {"v2_lifecycle", "v2_escalation", "v2_merge_primary", "v2_merge_child",
+            "v2_continued_first", "v2_continued_next"} <= names
+
+
+def test_v2_histories_cover_the_hand_over() -> None:
+    """One recorded v2 run ends in continue-as-new; the next starts from its state."""
+    first = WorkflowHistory.from_json(
+        "incident", (ROOT / "tests" / "histories" / "v2_continued_first.json").read_text("utf-8"))
+    assert first.events[0].workflow_execution_started_event_attributes.workflow_type.name \
+        == "IncidentWorkflowV2"
+    assert first.events[-1].event_type == \
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    assert sum(e.ByteSize() for e in first.events) < 2_000_000
 
 
 def event_types(path: Path) -> set[str]:
@@ -47,6 +61,7 @@ def test_histories_cover_both_write_paths() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"incident-{path.stem}", path.read_text("utf-8"))
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[IncidentWorkflow, IncidentWorkflowV1],
+                        data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
