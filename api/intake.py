@@ -145,6 +145,9 @@ class ReportCreate(BaseModel):
     address: str | None = Field(default=None, max_length=500)
     reporter: ReporterIn | None = None
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    silent: bool = Field(
+        default=False, description="A silent SOS: the reporter may not be able to speak or be "
+        "seen reporting; staff must not call back without care")
 
     @field_validator("description")
     @classmethod
@@ -410,7 +413,7 @@ async def submit_report(app_state: Any, body: ReportCreate, source: str = "web")
             category=body.category, description=body.description,
             location=Location(**body.location.model_dump()), received_at=received_at,
             address=body.address, reporter=reporter, attachments=attachments, source=source,
-            sla_scale=settings.sla_scale,
+            silent=body.silent, sla_scale=settings.sla_scale,
             sla=settings.sla_overrides or None,
         )
         report = Report(id=incident_id, tracking_code=inp.tracking_code,

@@ -55,20 +55,33 @@ def test_csp_is_strict_and_allows_the_tile_host_only_when_set() -> None:
     assert "img-src 'self' data: blob: https://*.tile.example.org;" in tiles
 
 
-def test_tracking_notes_do_not_repeat_the_state() -> None:
-    """A note that restates its own state is dropped; a merged report's note about its
-    primary is shown translated; an officer's own words stay as written."""
-    from schema.states import STATE_PUBLIC_NOTES, State
-    from web.routes import _public_entry
+def test_tracking_story_lines_tell_only_what_the_citizen_may_read() -> None:
+    """Plain words per step, public notes only, the citizen's own additions shown back,
+    the closing outcome translated, and of a primary incident nothing another reporter
+    sent."""
+    from datetime import UTC, datetime
 
-    def entry(state: State, note: str | None) -> SimpleNamespace:
-        return SimpleNamespace(at="2026-11-28T10:00:00Z", state=state, public_note=note)
+    from schema.tables import IncidentEvent
+    from web.tracking_story import _entry
 
-    vi, en = "vi", "en"
-    own = entry(State.VERIFIED, STATE_PUBLIC_NOTES[State.VERIFIED])
-    assert _public_entry(own, vi)["note"] is None
-    primary = entry(State.MERGED, STATE_PUBLIC_NOTES[State.ON_SCENE])
-    assert _public_entry(primary, vi)["note"] == i18n.t("vi", "state.on_scene")
-    assert _public_entry(primary, en)["note"] == i18n.t("en", "state.on_scene")
-    words = entry(State.ON_SCENE, "Đã đưa người bị thương đi cấp cứu")
-    assert _public_entry(words, en)["note"] == "Đã đưa người bị thương đi cấp cứu"
+    def ev(action: str, actor: str = "op1", data: dict | None = None,
+           note: str | None = None, to_state: str | None = None) -> IncidentEvent:
+        return IncidentEvent(incident_id="i", seq=1, at=datetime(2026, 11, 28, tzinfo=UTC),
+                             actor=actor, actor_role="operator", action=action,
+                             to_state=to_state, data=data or {}, public_note=note)
+
+    assert _entry(ev("verify"), "vi", {}, "tok")["text"] == i18n.t("vi", "story.verify")
+    routed = _entry(ev("route", data={"unit_name": "Công an phường Bến Thành"}), "en", {}, "t")
+    assert routed["text"] == "Assigned to Công an phường Bến Thành."
+    assert _entry(ev("note", note=None, data={"text": "internal"}), "vi", {}, "t") is None
+    public = _entry(ev("note", note="Đã cử tổ tuần tra."), "vi", {}, "t")
+    assert public["quote"] == "Đã cử tổ tuần tra."
+    closed = _entry(ev("close", data={"outcome": "false_alarm", "summary": "Không có gì."}),
+                    "en", {}, "t")
+    assert (closed["outcome"], closed["summary"]) == ("False alarm", "Không có gì.")
+    mine = _entry(ev("add_info", actor="citizen", data={"text": "Áo xanh"}), "vi", {}, "t")
+    assert mine["mine"] and mine["quote"] == "Áo xanh"
+    assert _entry(ev("add_info", actor="citizen", data={"text": "x"}), "vi", {}, "t",
+                  primary=True) is None
+    assert _entry(ev("locate"), "vi", {}, "t") is None
+    assert _entry(ev("primary_changed", note="Vụ việc đã được xử lý xong."), "vi", {}, "t") is None
