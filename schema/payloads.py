@@ -108,6 +108,9 @@ class IncidentInput(Payload):
 # --- updates (one model per human action) -------------------------------------------------
 class ActionInput(Payload):
     actor: Actor
+    # The case version the actor saw (HTTP If-Match): refused as Stale when the case has
+    # moved on since, so two people acting on the same view cannot both win.
+    expected_version: int | None = None
 
 
 class VerifyInput(ActionInput):

@@ -342,23 +342,23 @@ class IncidentWorkflow:
     # --- updates ----------------------------------------------------------------------
     @workflow.update
     async def verify(self, inp: VerifyInput) -> ActionResult:
-        path = self._authorize(Action.VERIFY, inp.actor)
+        path = self._authorize(Action.VERIFY, inp.actor, inp.expected_version)
         self._walk(Action.VERIFY, inp.actor, path)
         return await self._done()
 
     @verify.validator
     def _check_verify(self, inp: VerifyInput) -> None:
-        self._authorize(Action.VERIFY, inp.actor)
+        self._authorize(Action.VERIFY, inp.actor, inp.expected_version)
 
     @workflow.update
     async def reject(self, inp: RejectInput) -> ActionResult:
-        path = self._authorize(Action.REJECT, inp.actor)
+        path = self._authorize(Action.REJECT, inp.actor, inp.expected_version)
         self._walk(Action.REJECT, inp.actor, path, {"reason": inp.reason})
         return await self._done()
 
     @reject.validator
     def _check_reject(self, inp: RejectInput) -> None:
-        self._authorize(Action.REJECT, inp.actor)
+        self._authorize(Action.REJECT, inp.actor, inp.expected_version)
 
     @workflow.update
     async def merge(self, inp: MergeInput) -> ActionResult:
@@ -380,7 +380,7 @@ class IncidentWorkflow:
                     incident_id=s.id, tracking_code=s.tracking_code, by=inp.actor)):
                 raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
                              "the target incident is not open", into_incident_id=target)
-            path = self._authorize(Action.MERGE, inp.actor)
+            path = self._authorize(Action.MERGE, inp.actor, inp.expected_version)
             s.merged_into = target
             s.primary_state = reply.target_state
             self._walk(Action.MERGE, inp.actor, path, {
@@ -418,7 +418,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def classify(self, inp: ClassifyInput) -> ActionResult:
-        path = self._authorize(Action.CLASSIFY, inp.actor)
+        path = self._authorize(Action.CLASSIFY, inp.actor, inp.expected_version)
         data = {"category": inp.category.value, "priority": int(inp.priority),
                 "previous_category": self._s.category.value,
                 "previous_priority": int(self._s.priority)}
@@ -429,11 +429,11 @@ class IncidentWorkflow:
 
     @classify.validator
     def _check_classify(self, inp: ClassifyInput) -> None:
-        self._authorize(Action.CLASSIFY, inp.actor)
+        self._authorize(Action.CLASSIFY, inp.actor, inp.expected_version)
 
     @workflow.update
     async def route(self, inp: RouteInput) -> ActionResult:
-        path = self._authorize(Action.ROUTE, inp.actor)
+        path = self._authorize_unit(Action.ROUTE, inp)
         data = self._unit_data(inp.unit)
         data["previous_unit_id"] = self._s.unit.id if self._s.unit else None
         self._s.unit = inp.unit
@@ -442,31 +442,31 @@ class IncidentWorkflow:
 
     @route.validator
     def _check_route(self, inp: RouteInput) -> None:
-        self._authorize(Action.ROUTE, inp.actor)
+        self._authorize_unit(Action.ROUTE, inp)
 
     @workflow.update
     async def acknowledge(self, inp: AcknowledgeInput) -> ActionResult:
-        path = self._authorize(Action.ACKNOWLEDGE, inp.actor)
+        path = self._authorize(Action.ACKNOWLEDGE, inp.actor, inp.expected_version)
         self._walk(Action.ACKNOWLEDGE, inp.actor, path)
         return await self._done()
 
     @acknowledge.validator
     def _check_acknowledge(self, inp: AcknowledgeInput) -> None:
-        self._authorize(Action.ACKNOWLEDGE, inp.actor)
+        self._authorize(Action.ACKNOWLEDGE, inp.actor, inp.expected_version)
 
     @workflow.update
     async def arrive(self, inp: ArriveInput) -> ActionResult:
-        path = self._authorize(Action.ARRIVE, inp.actor)
+        path = self._authorize(Action.ARRIVE, inp.actor, inp.expected_version)
         self._walk(Action.ARRIVE, inp.actor, path)
         return await self._done()
 
     @arrive.validator
     def _check_arrive(self, inp: ArriveInput) -> None:
-        self._authorize(Action.ARRIVE, inp.actor)
+        self._authorize(Action.ARRIVE, inp.actor, inp.expected_version)
 
     @workflow.update
     async def note(self, inp: NoteInput) -> ActionResult:
-        self._authorize(Action.NOTE, inp.actor)
+        self._authorize(Action.NOTE, inp.actor, inp.expected_version)
         self._record(Action.NOTE.value, inp.actor, None, None,
                      data={"text": inp.text, "attachments": inp.attachments,
                            "public": inp.public},
@@ -475,11 +475,11 @@ class IncidentWorkflow:
 
     @note.validator
     def _check_note(self, inp: NoteInput) -> None:
-        self._authorize(Action.NOTE, inp.actor)
+        self._authorize(Action.NOTE, inp.actor, inp.expected_version)
 
     @workflow.update
     async def close(self, inp: CloseInput) -> ActionResult:
-        path = self._authorize(Action.CLOSE, inp.actor)
+        path = self._authorize(Action.CLOSE, inp.actor, inp.expected_version)
         self._s.outcome = inp.outcome
         self._walk(Action.CLOSE, inp.actor, path,
                    {"outcome": inp.outcome.value, "summary": inp.summary})
@@ -487,11 +487,11 @@ class IncidentWorkflow:
 
     @close.validator
     def _check_close(self, inp: CloseInput) -> None:
-        self._authorize(Action.CLOSE, inp.actor)
+        self._authorize(Action.CLOSE, inp.actor, inp.expected_version)
 
     @workflow.update
     async def reassign(self, inp: ReassignInput) -> ActionResult:
-        path = self._authorize(Action.REASSIGN, inp.actor)
+        path = self._authorize_unit(Action.REASSIGN, inp)
         data = self._unit_data(inp.unit)
         data.update(reason=inp.reason,
                     previous_unit_id=self._s.unit.id if self._s.unit else None)
@@ -501,11 +501,11 @@ class IncidentWorkflow:
 
     @reassign.validator
     def _check_reassign(self, inp: ReassignInput) -> None:
-        self._authorize(Action.REASSIGN, inp.actor)
+        self._authorize_unit(Action.REASSIGN, inp)
 
     @workflow.update
     async def publish_alert(self, inp: PublishAlertInput) -> ActionResult:
-        self._authorize(Action.PUBLISH_ALERT, inp.actor)
+        self._authorize(Action.PUBLISH_ALERT, inp.actor, inp.expected_version)
         s = self._s
         event = self._record(Action.PUBLISH_ALERT.value, inp.actor, None, None, data={
             "alert_id": inp.alert_id, "headline": inp.headline,
@@ -521,17 +521,17 @@ class IncidentWorkflow:
 
     @publish_alert.validator
     def _check_publish_alert(self, inp: PublishAlertInput) -> None:
-        self._authorize(Action.PUBLISH_ALERT, inp.actor)
+        self._authorize(Action.PUBLISH_ALERT, inp.actor, inp.expected_version)
 
     @workflow.update
     async def cancel(self, inp: CancelInput) -> ActionResult:
-        path = self._authorize(Action.CANCEL, inp.actor)
+        path = self._authorize(Action.CANCEL, inp.actor, inp.expected_version)
         self._walk(Action.CANCEL, inp.actor, path, {"reason": inp.reason})
         return await self._done()
 
     @cancel.validator
     def _check_cancel(self, inp: CancelInput) -> None:
-        self._authorize(Action.CANCEL, inp.actor)
+        self._authorize(Action.CANCEL, inp.actor, inp.expected_version)
 
     @workflow.update
     async def add_info(self, inp: AddInfoInput) -> ActionResult:
@@ -658,9 +658,13 @@ class IncidentWorkflow:
         return True
 
     # --- rules --------------------------------------------------------------------------
-    def _authorize(self, action: Action, actor: Actor) -> list[State]:
+    def _authorize(self, action: Action, actor: Actor,
+                   expected_version: int | None = None) -> list[State]:
         """The path `action` takes, or a refusal. Read-only: validators call it too."""
         state = self._s.state
+        if expected_version is not None and expected_version != self._s.version:
+            raise self._changed("Stale", "Vụ việc đã thay đổi", "the incident has changed",
+                                action)
         path = steps(action, state)
         if path and self._merge_request is not None and action is not Action.MERGE:
             raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
@@ -692,8 +696,30 @@ class IncidentWorkflow:
                              action=action.value, state=state.value, reason="other_unit")
         return path
 
+    def _changed(self, kind: str, vi: str, en: str, action: Action) -> ApplicationError:
+        """Stale (a newer version than the actor saw) or NoChange (the action would change
+        nothing), naming the last change: what, by whom, when, to which unit."""
+        last = self._s.last_change
+        details: dict[str, Any] = {"action": action.value, "state": self._s.state.value,
+                                   "version": self._s.version}
+        if last is not None:
+            details.update(changed_action=last.action, changed_by=last.by,
+                           changed_at=last.at.isoformat(), unit_name=last.unit_name)
+            vi = f"{vi}: '{last.action}' bởi {last.by}"
+            en = f"{en}: '{last.action}' by {last.by}"
+        return refuse(kind, vi, en, **details)
+
+    def _authorize_unit(self, action: Action, inp: RouteInput | ReassignInput) -> list[State]:
+        """Route and reassign: refused as NoChange when the unit is already the one."""
+        path = self._authorize(action, inp.actor, inp.expected_version)
+        unit = self._s.unit
+        if unit is not None and unit.id == inp.unit.id:
+            raise self._changed("NoChange", f"Vụ việc đã được giao cho {unit.name}",
+                                f"the incident is already assigned to {unit.name}", action)
+        return path
+
     def _authorize_merge(self, inp: MergeInput) -> list[State]:
-        path = self._authorize(Action.MERGE, inp.actor)
+        path = self._authorize(Action.MERGE, inp.actor, inp.expected_version)
         s = self._s
         target = inp.into_incident_id
         if target == s.id:
@@ -719,7 +745,7 @@ class IncidentWorkflow:
                              "may not add information", action=Action.ADD_INFO.value,
                              state=s.state.value)
         else:
-            self._authorize(Action.ADD_INFO, inp.actor)
+            self._authorize(Action.ADD_INFO, inp.actor, inp.expected_version)
         if not (inp.text and inp.text.strip()) and not inp.attachments:
             raise refuse("Invalid", "Cần có nội dung hoặc tệp đính kèm",
                          "text or an attachment is required")

@@ -134,7 +134,7 @@ async def _routed(client: Client, task_queue: str, unit=None):  # type: ignore[n
 @pytest.mark.parametrize("steps", [
     ["reject"], ["verify", "reject"], ["classify", "reject"],
     ["cancel"], ["verify", "cancel"], ["classify", "cancel"], ["verify", "route", "cancel"],
-    ["verify", "route", "route"], ["classify", "classify", "route"],
+    ["verify", "route", "reroute"], ["classify", "classify", "route"],
     ["verify", "route", "reassign"], ["verify", "route", "acknowledge", "reassign"],
     ["verify", "route", "arrive", "reassign", "acknowledge"],
     ["verify", "route", "close_supervisor"], ["verify", "route", "acknowledge", "close"],
@@ -153,7 +153,7 @@ async def test_legal_transitions(dev_client: Client, task_queue: str, pg_db: Dat
         result = await handle.execute_update(update, arg)
         if target is not None:
             expected_state = target
-        if step in ("reassign",):
+        if step in ("reassign", "reroute"):
             unit = arg.unit
         assert result.state is expected_state, step
     rows = await stored_events(pg_db, result.incident_id)
@@ -176,6 +176,8 @@ def _action(step: str, unit):  # type: ignore[no-untyped-def]
                                              priority=Priority.LOW), State.CLASSIFIED
         case "route":
             return W.route, RouteInput(actor=operator(), unit=unit), State.ROUTED
+        case "reroute":
+            return W.route, RouteInput(actor=operator(), unit=unit_ref("Khác")), State.ROUTED
         case "reassign":
             return W.reassign, ReassignInput(actor=supervisor(), unit=unit_ref("Dự phòng"),
                                              reason="Đơn vị quá tải"), State.ROUTED
@@ -323,3 +325,46 @@ async def test_concurrent_updates_cannot_both_win(dev_client: Client, task_queue
     assert all(e.cause.type == "IllegalTransition" for e in lost)  # type: ignore[attr-defined]
     case = await query_case(handle)
     assert [e.action for e in await timeline(pg_db, case.id)].count("acknowledge") == 1
+
+
+async def test_concurrent_routes_to_the_same_unit_succeed_once(dev_client: Client,
+                                                               task_queue: str) -> None:
+    """Four operators route to the same ward at once: one routes, three are told it is
+    already that unit's, and by whom."""
+    handle = await start_incident(dev_client, task_queue)
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    unit = unit_ref("Công an Phường Bến Thành")
+    results = await asyncio.gather(*(
+        handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+        for _ in range(4)), return_exceptions=True)
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r.cause for r in results if isinstance(r, WorkflowUpdateFailedError)]
+    assert len(won) == 1 and len(lost) == 3
+    assert {c.type for c in lost} == {"NoChange"}  # type: ignore[union-attr]
+    details = lost[0].details[0]  # type: ignore[union-attr]
+    assert details["changed_by"] == "operator1" and details["changed_action"] == "route"
+    assert details["unit_name"] == "Công an Phường Bến Thành" and details["changed_at"]
+
+
+async def test_a_stale_version_is_refused_and_names_the_change(dev_client: Client,
+                                                              task_queue: str) -> None:
+    """Two operators look at version 1 and route to different units: the first wins, the
+    second is refused as Stale (not silently overwritten)."""
+    handle = await start_incident(dev_client, task_queue)
+    seen = (await handle.execute_update(W.verify, VerifyInput(actor=operator()))).version
+    first, second = unit_ref("Đội 113"), unit_ref("Công an Phường Sài Gòn")
+    operator2 = operator().model_copy(update={"username": "operator2"})
+    await handle.execute_update(W.route, RouteInput(actor=operator2, unit=first,
+                                                    expected_version=seen))
+    err = await refused(handle.execute_update(W.route, RouteInput(
+        actor=operator(), unit=second, expected_version=seen)))
+    assert err.type == "Stale"
+    assert err.details[0]["changed_by"] == "operator2"
+    assert err.details[0]["unit_name"] == "Đội 113"
+    case = await query_case(handle)
+    assert case.unit == first and case.version == seen + 1
+    assert case.last_change is not None and case.last_change.by == "operator2"
+    # With the current version it goes through; a note never needs one.
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=second,
+                                                    expected_version=case.version))
+    await handle.execute_update(W.note, NoteInput(actor=operator(), text="x"))
