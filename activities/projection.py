@@ -11,10 +11,12 @@ row moves forward only (it is rewritten when seq >= last_seq).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import structlog
 from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -30,7 +32,16 @@ from schema.payloads import (
     TimelineEvent,
 )
 from schema.states import State
-from schema.tables import Alert, Attachment, Incident, IncidentEvent, StaffEvent
+from schema.tables import (
+    Alert,
+    Attachment,
+    Incident,
+    IncidentEvent,
+    Notification,
+    ProjectionFailure,
+    StaffEvent,
+    utcnow,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +50,12 @@ INCIDENTS: Table = Incident.__table__  # type: ignore[attr-defined]
 STAFF_EVENTS: Table = StaffEvent.__table__  # type: ignore[attr-defined]
 ATTACHMENTS: Table = Attachment.__table__  # type: ignore[attr-defined]
 ALERTS: Table = Alert.__table__  # type: ignore[attr-defined]
+FAILURES: Table = ProjectionFailure.__table__  # type: ignore[attr-defined]
+NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+# What the database refuses for the data itself (a retry cannot help), unlike a lost
+# connection or a timeout, which are retried forever.
+PERMANENT = (DataError, IntegrityError)
+UNREADABLE = "[Không lưu được nội dung: xem nhật ký lỗi ghi / content could not be stored]"
 _FIRST_SEEN = {State.VERIFIED: "verified_at", State.ROUTED: "routed_at"}
 # Written from the report only: a v2 event without it leaves them as they are.
 TEXT_COLUMNS = ("description", "address", "reporter_name", "reporter_phone")
@@ -121,6 +138,48 @@ class ProjectionActivities:
         if event.seq < 1 or not case.id:
             raise ApplicationError(f"bad event seq {event.seq} for {case.id!r}",
                                    type="Invalid", non_retryable=True)
+        try:
+            await self._upsert(case, event, report)
+        except PERMANENT as exc:
+            # Keep the incident visible: record what was refused, then write the event and
+            # the row without their texts. Nothing is retried silently forever.
+            await self._dead_letter(case, event, report, exc)
+            if isinstance(case, IncidentCase):
+                case = case.model_copy(update={"description": UNREADABLE, "address": None,
+                                               "reporter": None})
+            if report is not None:
+                report = report.model_copy(update={"description": UNREADABLE,
+                                                   "address": None, "reporter": None})
+            bare = event.model_copy(update={"data": {"unreadable": True},
+                                            "public_note": None})
+            await self._upsert(case, bare, report)
+
+    async def _dead_letter(self, case: IncidentCase | IncidentState, event: TimelineEvent,
+                           report: IncidentInput | None, exc: Exception) -> None:
+        error = f"{exc.__class__.__name__}: {exc}"[:4000]
+        log.error("projection refused by the database", incident_id=case.id, seq=event.seq,
+                  error=error)
+        payload = {"event": event.model_dump(mode="json"),
+                   "report": report.model_dump(mode="json") if report else None}
+        key = f"{case.id}:{event.seq}"
+        async with self.db.engine.begin() as conn:
+            await conn.execute(insert(self.db, FAILURES).values(
+                id=_stable_id("failure", key), incident_id=case.id, seq=event.seq,
+                action=event.action, error=error,
+                payload=json.loads(json.dumps(payload).replace("\\u0000", "")),
+                created_at=utcnow()).on_conflict_do_nothing())
+            await conn.execute(insert(self.db, NOTIFICATIONS).values(
+                id=_stable_id("failure-notice", key), dedupe_key=f"projection-failure:{key}",
+                audience="supervisors", incident_id=case.id,
+                subject=f"Lỗi ghi dữ liệu vụ việc {case.tracking_code}",
+                body=(f"Sự kiện {event.seq} ({event.action}) của vụ việc {case.tracking_code} "
+                      "không ghi được nội dung; vụ việc vẫn hiển thị, nội dung gốc nằm trong "
+                      "nhật ký lỗi ghi. / A read-model write was refused; the incident stays "
+                      "visible and the refused content is kept for an administrator."),
+                created_at=utcnow()).on_conflict_do_nothing())
+
+    async def _upsert(self, case: IncidentCase | IncidentState, event: TimelineEvent,
+                      report: IncidentInput | None) -> None:
         values = event_values(case.id, event)
         async with self.db.engine.begin() as conn:
             earlier = (await conn.execute(
@@ -172,6 +231,10 @@ class ProjectionActivities:
                     .where(ATTACHMENTS.c.id.in_(attachments), ATTACHMENTS.c.incident_id.is_(None))
                     .values(incident_id=case.id)
                 )
+
+
+def _stable_id(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "canhbao:" + ":".join(parts)))
 
 
 def event_values(incident_id: str, event: TimelineEvent) -> dict[str, Any]:

@@ -299,3 +299,19 @@ class Notification(SQLModel, table=True):
     subject: str
     body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _tz(default_factory=utcnow)
+
+
+class ProjectionFailure(SQLModel, table=True):
+    """A read-model write that retrying cannot fix (the database refused the data itself).
+    The event is then written without its texts so the incident stays visible; this row
+    keeps what was refused and why, for an administrator (dead-letter)."""
+
+    __tablename__ = "projection_failures"
+    id: str = Field(default_factory=new_id, primary_key=True)
+    incident_id: str = Field(index=True)
+    seq: int
+    action: str
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _tz(default_factory=utcnow)
+    resolved_at: datetime | None = _tz(default=None, nullable=True)

@@ -102,3 +102,76 @@ async def test_terminal_state_closes_the_row_and_links_attachments(any_db: Datab
         linked = (await session.exec(select(func.count()).select_from(Attachment).where(
             Attachment.incident_id == case.id))).one()
     assert linked == 2
+
+
+def v2_state(inp, **overrides):  # type: ignore[no-untyped-def]
+    """The compact v2 state right after receipt of `inp`."""
+    from schema.payloads import IncidentState
+    from schema.states import DEFAULT_PRIORITY
+
+    values = {"id": inp.incident_id, "tracking_code": inp.tracking_code,
+              "state": State.RECEIVED, "category": inp.category,
+              "priority": DEFAULT_PRIORITY[inp.category], "location": inp.location,
+              "created_at": inp.received_at, "updated_at": inp.received_at}
+    values.update(overrides)
+    return IncidentState(**values)
+
+
+async def test_a_different_event_at_the_same_seq_replaces_it_and_its_alert(
+        any_db: Database) -> None:
+    """A workflow task that never completed wrote an escalation at seq 2 (and its alert);
+    the committed history has a verify there: the read model follows the history."""
+    from activities.notify import NotifyActivities
+    from schema.payloads import EscalationInput, ProjectEvent
+    from schema.tables import Alert
+
+    inp = incident_input()
+    acts, notify = ProjectionActivities(any_db), NotifyActivities(any_db)
+    state = v2_state(inp)
+    await acts.project(ProjectEvent(state=state, event=event(1), report=inp))
+    phantom = event(2, action="escalate", to_state=None, level=1)
+    await acts.project(ProjectEvent(state=state, event=phantom))
+    await notify.raise_alert(EscalationInput(
+        incident_id=inp.incident_id, tracking_code=inp.tracking_code, level=1,
+        state=State.RECEIVED, priority=state.priority, category=inp.category,
+        overdue_since=datetime.now(UTC), seq=2))
+    verified = state.model_copy(update={"state": State.VERIFIED, "seq": 2, "version": 1})
+    real = event(2, action="verify", from_state=State.RECEIVED, to_state=State.VERIFIED,
+                 actor=operator())
+    await acts.project(ProjectEvent(state=verified, event=real))
+    rows = await stored_events(any_db, inp.incident_id)
+    assert [(r.seq, r.action) for r in rows] == [(1, "receive"), (2, "verify")]
+    async with any_db.session() as session:
+        alerts = (await session.exec(select(Alert).where(
+            Alert.incident_id == inp.incident_id))).all()
+    assert alerts == []
+    row = await incident_row(any_db, inp.incident_id)
+    assert (row.state, row.version, row.description) == ("verified", 1, inp.description)
+
+
+async def test_text_the_database_refuses_is_dead_lettered_and_the_incident_stays_visible(
+        pg_db: Database) -> None:
+    """PostgreSQL refuses a NUL in text. The boundary removes it; should one get past
+    (an older client, a new field), the event is written without its texts, the refused
+    content is kept in projection_failures and supervisors are told."""
+    from schema.payloads import ProjectEvent
+    from schema.tables import Notification, ProjectionFailure
+
+    inp = incident_input(description="Cháy\x00 nhà")
+    acts = ProjectionActivities(pg_db)
+    await acts.project(ProjectEvent(state=v2_state(inp), event=event(1), report=inp))
+    row = await incident_row(pg_db, inp.incident_id)
+    assert row.state == "received" and "Không lưu được nội dung" in row.description
+    async with pg_db.session() as session:
+        failures = (await session.exec(select(ProjectionFailure).where(
+            ProjectionFailure.incident_id == inp.incident_id))).all()
+        notices = (await session.exec(select(Notification).where(
+            Notification.incident_id == inp.incident_id))).all()
+    assert len(failures) == 1 and failures[0].seq == 1 and "NUL" in failures[0].error.upper()
+    assert failures[0].payload["report"]["description"] == "Cháy nhà"
+    assert [n.audience for n in notices] == ["supervisors"]
+    # A retry of the same write changes nothing more.
+    await acts.project(ProjectEvent(state=v2_state(inp), event=event(1), report=inp))
+    async with pg_db.session() as session:
+        assert len((await session.exec(select(ProjectionFailure).where(
+            ProjectionFailure.incident_id == inp.incident_id))).all()) == 1
