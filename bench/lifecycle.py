@@ -5,14 +5,17 @@
 
 Each incident: start, verify, classify, route, acknowledge, arrive, close, then wait for the
 workflow to complete. Every update returns only after its event is in SQL, so a transition's
-latency includes the projection. For scale, the same run measures a bare no-op workflow
-(start + one signal, own in-process worker) at the same concurrency, and prints the ratios.
+latency includes the projection; it returns a small `ActionResult` (IncidentWorkflow v2),
+and the proposed unit is read with the `case` query (not timed). For scale, the same run
+measures a bare no-op workflow (start + one signal, own in-process worker) at the same
+concurrency, and prints the ratios. After the timed phases it describes every measured
+incident and prints its history length (events) and size (bytes), p50 and max.
 
 --worker runs an incident worker in this process on a fresh task queue (otherwise the
 stack's worker on CANHBAO_TASK_QUEUE does the work); --prepare migrates and seeds the
-database first (wards, units). --compare (implies --worker) runs the lifecycle twice back to
-back, first with SQL writes as regular activities (patch `local-projection` refused), then
-as local activities, and prints both side by side.
+database first (wards, units). --rounds R splits the N incidents into R slices, so a
+repeat on a shared machine is averaged over time. (The v1 `--compare` of regular against
+local activity writes is gone: v2 always writes through local activities.)
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from core.db import Database
@@ -132,7 +135,10 @@ def random_input(settings: Settings) -> IncidentInput:
 
 
 async def lifecycle_phase(client: Client, settings: Settings, task_queue: str, n: int,
-                          concurrency: int) -> tuple[float, dict[str, list[float]]]:
+                          concurrency: int, handles: list[WorkflowHandle] | None = None,
+                          ) -> tuple[float, dict[str, list[float]]]:
+    """Run n incidents through the lifecycle; return the wall time (s) and the latencies
+    (s) of each step. Each finished incident's handle is appended to `handles`."""
     timings: dict[str, list[float]] = defaultdict(list)
 
     async def timed(name: str, call: Awaitable[Any]) -> Any:
@@ -147,9 +153,10 @@ async def lifecycle_phase(client: Client, settings: Settings, task_queue: str, n
             IncidentWorkflow.run, inp, id=workflow_id(inp.incident_id), task_queue=task_queue))
         await timed("verify", handle.execute_update(IncidentWorkflow.verify,
                                                     VerifyInput(actor=OPERATOR)))
-        case = await timed("classify", handle.execute_update(
+        await timed("classify", handle.execute_update(
             IncidentWorkflow.classify,
             ClassifyInput(actor=OPERATOR, category=inp.category, priority=Priority.HIGH)))
+        case = await handle.query(IncidentWorkflow.case)  # not timed: the API reads it too
         unit = case.proposed_unit or FALLBACK_UNIT
         officer = Actor(username="bench.officer", role=Role.OFFICER, unit_id=unit.id)
         await timed("route", handle.execute_update(IncidentWorkflow.route,
@@ -161,6 +168,8 @@ async def lifecycle_phase(client: Client, settings: Settings, task_queue: str, n
         await timed("close", handle.execute_update(IncidentWorkflow.close, CloseInput(
             actor=officer, outcome=Outcome.RESOLVED, summary="Bench")))
         await timed("complete", handle.result())
+        if handles is not None:
+            handles.append(handle)
 
     wall = await run_pool(n, concurrency, job)
     return wall, timings
@@ -178,6 +187,23 @@ def prepare(settings: Settings) -> None:
         seed.ensure_units(engine)
     finally:
         engine.dispose()
+
+
+async def history_sizes(handles: list[WorkflowHandle]) -> tuple[list[int], list[int]]:
+    """The history length (events) and size (bytes) of each finished incident's last run,
+    as the server counts them (describe; the whole run, including the start input)."""
+    lengths: list[int] = []
+    sizes: list[int] = []
+    sem = asyncio.Semaphore(10)
+
+    async def one(handle: WorkflowHandle) -> None:
+        async with sem:
+            desc = await handle.describe()
+        lengths.append(desc.history_length)
+        sizes.append(desc.raw_info.history_size_bytes)
+
+    await asyncio.gather(*(one(h) for h in handles))
+    return lengths, sizes
 
 
 def report(title: str, n: int, wall: float, timings: dict[str, list[float]],
@@ -203,46 +229,45 @@ async def main(args: argparse.Namespace) -> None:
     client = await connect(settings)
     modes: dict[str, str] = {"stack": settings.task_queue}
     async with AsyncExitStack() as stack:
-        if args.worker or args.compare:
+        if args.worker:
             from worker import build_worker
 
             db = Database.from_settings(settings)
             stack.push_async_callback(db.dispose)
-            wanted = {"regular": False, "local": True} if args.compare else {"in-process": True}
-            modes = {}
-            for mode, local in wanted.items():
-                modes[mode] = f"bench-{mode}-{uuid.uuid4()}"
-                await stack.enter_async_context(
-                    build_worker(client, settings, db, modes[mode], local_writes=local))
+            modes = {"in-process": f"bench-in-process-{uuid.uuid4()}"}
+            await stack.enter_async_context(
+                build_worker(client, settings, db, modes["in-process"]))
         # Warm up every path (connections, worker caches) before measuring.
         warm = min(args.concurrency, args.n)
         await noop_phase(client, warm, args.concurrency)
         for queue in modes.values():
             await lifecycle_phase(client, settings, queue, warm, args.concurrency)
         noop_wall, noop_lat = await noop_phase(client, args.n, args.concurrency)
-        # With --rounds R the modes alternate in R slices of n/R (A B B A ...), so a load
-        # change on a shared machine hits both alike; walls and timings add up.
+        # With --rounds R the n incidents run in R slices of n/R; walls and timings add up.
         results: dict[str, tuple[float, dict[str, list[float]]]] = {
             mode: (0.0, defaultdict(list)) for mode in modes}
-        order = list(modes)
+        handles: dict[str, list[WorkflowHandle]] = {mode: [] for mode in modes}
         for r in range(args.rounds):
             size = args.n // args.rounds + (1 if r < args.n % args.rounds else 0)
-            for mode in order if r % 2 == 0 else reversed(order):
+            for mode in modes:
                 wall, timings = await lifecycle_phase(client, settings, modes[mode], size,
-                                                      args.concurrency)
+                                                      args.concurrency, handles[mode])
                 total, merged = results[mode]
                 for name, values in timings.items():
                     merged[name].extend(values)
                 results[mode] = (total + wall, merged)
+        histories = {mode: await history_sizes(hs) for mode, hs in handles.items()}
 
     print(f"CanhBao lifecycle bench: N={args.n} C={args.concurrency} "
           f"temporal={settings.temporal_address} db={settings.database_url.split('@')[-1]}")
     print(f"noop start+signal: p50 {percentile(noop_lat, 50) * 1000:.1f} ms, "
           f"p99 {percentile(noop_lat, 99) * 1000:.1f} ms, {args.n / noop_wall:.1f} workflows/s")
-    rates = {mode: report(f"-- worker: {mode}", args.n, wall, timings, noop_wall, noop_lat)
-             for mode, (wall, timings) in results.items()}
-    if args.compare:
-        print(f"local vs regular: incidents/s x{rates['local'] / rates['regular']:.2f}")
+    for mode, (wall, timings) in results.items():
+        report(f"-- worker: {mode}", args.n, wall, timings, noop_wall, noop_lat)
+        lengths, sizes = histories[mode]
+        print(f"history per incident: {statistics.median(lengths):.0f} events "
+              f"(max {max(lengths)}), {statistics.median(sizes):.0f} bytes "
+              f"(max {max(sizes)}, {statistics.fmean(sizes) / 1024:.1f} KiB mean)")
 
 
 def cli() -> None:
@@ -251,10 +276,8 @@ def cli() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=20, help="default 20")
     parser.add_argument("--worker", action="store_true",
                         help="run an incident worker in this process on a fresh task queue")
-    parser.add_argument("--compare", action="store_true",
-                        help="in-process workers: regular then local activity writes")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="alternate the modes in this many slices of n (default 1)")
+                        help="run the n incidents in this many slices (default 1)")
     parser.add_argument("--prepare", action="store_true",
                         help="migrate and seed the database (wards, units) first")
     asyncio.run(main(parser.parse_args()))
