@@ -18,7 +18,9 @@ their primary's state, finished workflows completed), then the invariants are ch
 - every accepted update is in the read model exactly once (classify from received also
   records verify, arrive from routed also records acknowledge, each marked `implied_by`);
 - a refused update changes nothing, and a single update is accepted exactly when the rules
-  of `schema.states` (and the merge target's agreement) say so.
+  of `schema.states`, the If-Match version (Stale), the unit already assigned (NoChange)
+  and the merge target's agreement say so; of two state changes sent at once with the
+  version both saw, at most one is accepted.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from schema.payloads import (
     VerifyInput,
 )
 from schema.states import (
+    ACTION_TARGET,
     UNIT_SCOPED,
     Action,
     Category,
@@ -137,6 +140,8 @@ class Step:
     target: int = 0
     unit: int = 0
     public: bool = False
+    # The version sent as If-Match: none, the one last seen, or an older one.
+    version: str = "none"
 
 
 def step_strategy(n: int) -> st.SearchStrategy[Step]:
@@ -146,7 +151,8 @@ def step_strategy(n: int) -> st.SearchStrategy[Step]:
                      action=st.one_of(st.just("advance"), st.sampled_from(ACTIONS)),
                      actor=st.one_of(st.just("fitting"), st.sampled_from(ACTORS)),
                      target=st.integers(0, n - 1),
-                     unit=st.integers(0, 1), public=st.booleans())
+                     unit=st.integers(0, 1), public=st.booleans(),
+                     version=st.sampled_from(("none", "seen", "stale")))
 
 
 def plan_strategy(n: int) -> st.SearchStrategy[list[tuple[Any, ...]]]:
@@ -192,6 +198,8 @@ class Run:
     # --- sending ---------------------------------------------------------------------
     def resolve(self, step: Step) -> tuple[Action, Actor, Any]:
         s = self.snaps[step.incident].state
+        seen = {"none": None, "seen": s.version,
+                "stale": s.version - 1 if s.version else s.version + 1}[step.version]
         action = ADVANCE.get(s.state, Action.NOTE) if step.action == "advance" \
             else Action(step.action)
         who = FITTING[action] if step.actor == "fitting" else step.actor
@@ -221,7 +229,7 @@ class Run:
             Action.CANCEL: lambda: CancelInput(actor=actor, reason="Nhầm"),
             Action.ADD_INFO: lambda: AddInfoInput(actor=actor, text="Thêm thông tin"),
         }[action]()
-        return action, actor, arg
+        return action, actor, arg.model_copy(update={"expected_version": seen})
 
     async def send(self, incident: int, action: Action, actor: Actor, arg: Any) -> Sent:
         sent = Sent(incident, action, actor)
@@ -230,7 +238,8 @@ class Run:
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             assert isinstance(cause, ApplicationError), repr(cause)
-            assert cause.type in ("IllegalTransition", "Forbidden", "Invalid"), repr(cause)
+            assert cause.type in ("IllegalTransition", "Forbidden", "Invalid", "Stale",
+                                  "NoChange"), repr(cause)
             sent.refusal = f"{cause.type}: {cause.message}"
         except RPCError as exc:
             # The workflow completed (a terminal incident) before the update reached it.
@@ -246,11 +255,15 @@ class Run:
             return False
         if action is Action.ADD_INFO and may_add_info_to_merged(s.state, s.primary_state):
             return actor.role is Role.CITIZEN
+        if arg.expected_version is not None and arg.expected_version != s.version:
+            return False  # Stale
         if steps(action, s.state) is None or not role_may(action, actor.role, s.state):
             return False
         if actor.role is Role.OFFICER and action in UNIT_SCOPED and (
                 s.unit is None or s.unit.id != actor.unit_id):
             return False
+        if action in (Action.ROUTE, Action.REASSIGN) and s.unit == arg.unit:
+            return False  # NoChange
         if action is Action.MERGE:
             target = arg.into_incident_id
             return (target != s.id and target not in s.told
@@ -467,6 +480,12 @@ async def play(run: Run, plan: list[tuple[Any, ...]]) -> None:
         if kind == "opposite":
             won = [x for x in sent if x.result is not None]
             assert len(won) <= 1, "two opposite merges both accepted"
+        else:
+            # Two changes sent with the same If-Match on one incident: at most one wins.
+            moved = [x for (i, _, _, arg), x in zip(calls, sent, strict=True)
+                     if x.result is not None and x.action in ACTION_TARGET
+                     and arg.expected_version == run.snaps[i].state.version]
+            assert len({x.incident for x in moved}) == len(moved), moved
         for x in sent:
             run.account(x, single=len(sent) == 1)
         snaps, events, rows = await run.settle()
