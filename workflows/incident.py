@@ -670,6 +670,12 @@ class IncidentWorkflow:
             raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
                          "the incident is being merged; try again in a moment",
                          action=action.value, state=state.value)
+        if path and path[-1].is_terminal and self._live_holds():
+            # A report merging into this one has our word; let it commit first.
+            raise refuse("IllegalTransition",
+                         "Đang có tin báo được gộp vào vụ việc này, hãy thử lại sau giây lát",
+                         "a report is being merged into this incident; try again in a moment",
+                         action=action.value, state=state.value)
         if path is None:
             raise refuse("IllegalTransition",
                          f"Không thể thực hiện '{action.value}' khi vụ việc ở trạng thái "
@@ -729,13 +735,24 @@ class IncidentWorkflow:
             raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
                          "this incident is already being merged; try again in a moment",
                          action=Action.MERGE.value, state=s.state.value)
-        now = workflow.now()
-        if target in s.told or (target in s.held and now - s.held[target] < MERGE_HOLD):
+        if target in s.told or target in self._live_holds():
             raise refuse("IllegalTransition",
                          "Vụ việc đích đã được gộp vào vụ việc này",
                          "the target incident was merged into this one",
                          action=Action.MERGE.value, state=s.state.value)
+        if s.told:
+            # Its merged reports follow it: merge the other incident into this one instead.
+            raise refuse("IllegalTransition",
+                         "Vụ việc này đã có tin báo khác gộp vào: hãy gộp vụ việc kia vào đây",
+                         "other reports were merged into this incident: merge the other "
+                         "incident into this one instead",
+                         action=Action.MERGE.value, state=s.state.value)
         return path
+
+    def _live_holds(self) -> list[str]:
+        """Children whose merge into this incident was accepted and not yet confirmed."""
+        now = workflow.now()
+        return [child for child, at in self._s.held.items() if now - at < MERGE_HOLD]
 
     def _authorize_add_info(self, inp: AddInfoInput) -> None:
         s = self._s

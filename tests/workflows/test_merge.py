@@ -191,3 +191,19 @@ async def test_a_merged_reports_citizen_still_reaches_the_primary(
     # Once the primary ends, the merged report takes nothing more.
     await primary.execute_update(W.reject, RejectInput(actor=operator(), reason="Sai"))
     await child.result()
+
+
+async def test_a_primary_with_merged_reports_is_not_merged_itself(
+        dev_client: Client, task_queue: str) -> None:
+    """Its merged reports would be left following an incident that has ended: merge the
+    other way round instead."""
+    primary = await start_incident(dev_client, task_queue)
+    child = await start_incident(dev_client, task_queue)
+    other = await start_incident(dev_client, task_queue)
+    pid, oid = (await query_case(primary)).id, (await query_case(other)).id
+    await child.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=pid))
+    await eventually(lambda: _has_child(primary))
+    err = await refused(primary.execute_update(W.merge, MergeInput(actor=operator(),
+                                                                   into_incident_id=oid)))
+    assert err.type == "IllegalTransition" and "into this one" in err.details[0]["message_en"]
+    await other.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=pid))

@@ -266,7 +266,8 @@ class Run:
             return False  # NoChange
         if action is Action.MERGE:
             target = arg.into_incident_id
-            return (target != s.id and target not in s.told
+            # A primary with merged reports is never merged itself (they follow it).
+            return (target != s.id and not s.told
                     and not self.snaps[self.ids.index(target)].state.state.is_terminal)
         return True
 
