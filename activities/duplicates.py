@@ -67,5 +67,7 @@ class DuplicateActivities:
                     category=Category(row.category), distance_m=round(distance, 1),
                     created_at=row.created_at,
                 ))
-        found.sort(key=lambda d: (d.distance_m, d.created_at))
+        # Nearest first; among reports about as near (50 m bands: GPS error on a phone is
+        # of that order), the newest first, as the same event is reported in a burst.
+        found.sort(key=lambda d: (int(d.distance_m // 50), -d.created_at.timestamp()))
         return found[:MAX_SUGGESTIONS]
