@@ -15,10 +15,10 @@ COPY activities activities
 COPY api api
 COPY web web
 COPY migrations migrations
-COPY alembic.ini worker.py ./
+COPY alembic.ini worker.py app.py ./
 RUN pip install --no-cache-dir .
 COPY --from=assets /app/node_modules node_modules
 RUN useradd --system --uid 10001 canhbao
 USER canhbao
 EXPOSE 8000
-CMD ["uvicorn", "api.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

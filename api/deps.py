@@ -1,4 +1,5 @@
-"""FastAPI dependencies shared by the API routes and the web pages."""
+"""FastAPI dependencies shared by the API routes and the web pages, as `Annotated`
+aliases: a route declares what it uses (`db: DbDep`, `user: CurrentUser`, ...)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
 
 from api.auth import Principal, principal_from_request
+from api.cases import Cases
 from api.errors import ApiError, request_lang
-from api.temporal import TemporalHolder, TemporalUnavailable
+from api.infra import Infra
+from api.temporal import TemporalHolder
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
+from schema.states import Role
+
+
+def get_infra(request: Request) -> Infra:
+    return Infra.from_state(request.app.state)
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -26,6 +33,7 @@ def get_db(request: Request) -> Database:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session for the request (not for streamed answers: use DbDep there)."""
     async with request.app.state.db.session() as session:
         yield session
 
@@ -34,23 +42,12 @@ def get_storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
-def get_holder(request: Request) -> TemporalHolder:
+def get_temporal(request: Request) -> TemporalHolder:
     return request.app.state.temporal
 
 
-class TemporalDown(ApiError):
-    def __init__(self) -> None:
-        super().__init__(503, "temporal_unavailable",
-                         "Hệ thống điều phối tạm thời không sẵn sàng, vui lòng thử lại",
-                         "The workflow service is unavailable, try again",
-                         headers={"Retry-After": "5"})
-
-
-async def get_temporal(request: Request) -> Client:
-    try:
-        return await request.app.state.temporal.get()
-    except TemporalUnavailable as exc:
-        raise TemporalDown() from exc
+def get_cases(request: Request) -> Cases:
+    return Cases(request.app.state.temporal)
 
 
 async def optional_user(request: Request) -> Principal | None:
@@ -58,6 +55,7 @@ async def optional_user(request: Request) -> Principal | None:
 
 
 async def current_user(request: Request) -> Principal:
+    """The signed-in staff member; 401 otherwise."""
     principal = await principal_from_request(request)
     if principal is None:
         raise ApiError(401, "unauthorized", "Cần đăng nhập", "Authentication required",
@@ -65,7 +63,7 @@ async def current_user(request: Request) -> Principal:
     return principal
 
 
-def require_roles(*roles: str):
+def require_roles(*roles: Role):
     """A dependency that lets only the given roles through (403 otherwise)."""
 
     async def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
@@ -78,6 +76,7 @@ def require_roles(*roles: str):
 
 
 def is_htmx(request: Request) -> bool:
+    """Whether HTMX sent the request (it then wants a fragment)."""
     return request.headers.get("hx-request", "").lower() == "true"
 
 
@@ -85,12 +84,13 @@ def get_lang(request: Request) -> str:
     return request_lang(request)
 
 
+InfraDep = Annotated[Infra, Depends(get_infra)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-HolderDep = Annotated[TemporalHolder, Depends(get_holder)]
-TemporalDep = Annotated[Client, Depends(get_temporal)]
+TemporalDep = Annotated[TemporalHolder, Depends(get_temporal)]
+CasesDep = Annotated[Cases, Depends(get_cases)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 HtmxDep = Annotated[bool, Depends(is_htmx)]

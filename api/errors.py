@@ -1,6 +1,6 @@
 """Errors as JSON `{error, detail}` (422 adds `fields`), in Vietnamese or English.
 
-Raise `ApiError` (or one of the domain errors from api.intake, which carry both languages)
+Raise `ApiError` (or one of the domain errors of api.services, which carry both languages)
 anywhere in a route; the handlers installed by `install_handlers` pick the language from
 `Accept-Language` (Vietnamese unless the caller prefers English).
 """
@@ -69,10 +69,22 @@ def not_found(what_vi: str = "Không tìm thấy", what_en: str = "Not found") -
     return ApiError(404, "not_found", what_vi, what_en)
 
 
-def field_error(field: str, vi: str, en: str, lang: str | None = None) -> ApiError:
-    """A 422 for one field that pydantic could not check (unknown attachment id, ...)."""
-    return ApiError(422, "validation_error", "Dữ liệu không hợp lệ", "Invalid input",
-                    fields=[{"field": field, "message": vi, "message_en": en}])
+class FieldError(ApiError):
+    """A 422 for one field that pydantic could not check (unknown attachment id, ...).
+    Keeps `field` and both messages for pages that show them next to the field."""
+
+    def __init__(self, field: str, message_vi: str, message_en: str) -> None:
+        super().__init__(422, "validation_error", "Dữ liệu không hợp lệ", "Invalid input",
+                         fields=[{"field": field, "message": message_vi,
+                                  "message_en": message_en}])
+        self.field = field
+        self.message_vi = message_vi
+        self.message_en = message_en
+
+
+def field_error(field: str, vi: str, en: str) -> FieldError:
+    """The one-field 422 (see FieldError)."""
+    return FieldError(field, vi, en)
 
 
 # Standard answers for HTTP statuses raised without a domain error.

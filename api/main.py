@@ -1,7 +1,8 @@
-"""The FastAPI application: JSON API under /api/v1, Open311, CAP, operations endpoints and
-the web pages.
+"""The API half of the application: the JSON API under /api/v1, Open311, CAP, operations
+endpoints and /docs, with the process's connections set up by `lifespan`.
 
-`uvicorn api.main:create_app --factory` runs it with settings from the environment.
+The composition root `app.py` adds the web pages (`uvicorn app:create_app --factory`);
+nothing here imports web/.
 """
 
 from __future__ import annotations
@@ -18,12 +19,27 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_handlers
-from api.intake import flush_started, relay_forever
+from api.infra import Infra, OutboxMarks
 from api.metrics import REQUEST_LATENCY
+from api.routes import (
+    actions,
+    alerts,
+    attachments,
+    auth,
+    cap,
+    events,
+    incidents,
+    ops,
+    places,
+    reports,
+    stats,
+)
+from api.routes import open311 as open311
+from api.services.relay import flush_started, relay_forever
 from api.temporal import TemporalHolder
 from core.db import Database
 from core.logging import configure_logging
-from core.settings import ROOT, Settings, get_settings
+from core.settings import Settings, get_settings
 from core.storage import make_storage
 
 log = structlog.get_logger(__name__)
@@ -78,7 +94,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.temporal = TemporalHolder(settings)
     relay = None
     if app.state.run_relay:
-        relay = asyncio.create_task(relay_forever(app.state), name="intake-relay")
+        relay = asyncio.create_task(relay_forever(lambda: Infra.from_state(app.state)),
+                                    name="intake-relay")
     log.info("api started", database=settings.database_url.split("@")[-1],
              temporal=settings.temporal_address,
              storage="s3" if settings.s3_bucket else "local")
@@ -90,13 +107,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with suppress(asyncio.CancelledError):
                 await relay
         with suppress(Exception):
-            await flush_started(app.state)
+            await flush_started(Infra.from_state(app.state))
         await app.state.db.dispose()
 
 
-def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
-    """The application. `run_relay=False` leaves starting pending workflows to someone
-    else (`canhbao relay`, or a test calling relay_once)."""
+def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
+    """The application with the API routes only. `run_relay=False` leaves starting
+    pending workflows to someone else (`canhbao relay-once`, or a test calling
+    relay_once)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="CanhBao API",
@@ -111,29 +129,14 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
     app.state.settings = settings
     app.state.run_relay = run_relay
     app.state.temporal = None
+    app.state.outbox_marks = OutboxMarks()
     app.state.sse_poll_s = 1.0
     install_handlers(app)
     app.add_middleware(RequestContext)
-
-    from api.routes import alerts, auth, events, incidents, ops, places, reports, stats
-
-    for module in (ops, auth, reports, incidents, alerts, places, stats, events):
+    for module in (ops, auth, reports, incidents, actions, attachments, alerts, places, stats,
+                   events, open311, cap):
         app.include_router(module.router)
-    for optional in ("api.routes.open311", "api.routes.cap"):
-        try:
-            module = __import__(optional, fromlist=["router"])
-        except ImportError:
-            continue
-        app.include_router(module.router)
-
     _mount_docs(app)
-
-    from web.routes import router as web_router
-
-    app.include_router(web_router)
-    static_dir = ROOT / "web" / "static"
-    if static_dir.is_dir():
-        app.mount("/static", StaticFiles(directory=static_dir), name="static")
     return app
 
 

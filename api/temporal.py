@@ -81,6 +81,14 @@ class TemporalHolder:
             log.info("temporal connected", address=self.address)
             return self._client
 
+    async def reachable(self) -> bool:
+        """Whether a client can be had now (connects when needed)."""
+        try:
+            await self.get()
+        except TemporalUnavailable:
+            return False
+        return True
+
     def note_failure(self, error: str = "") -> None:
         """A call through the client failed: requests skip inline calls for a while
         (the relay keeps probing)."""

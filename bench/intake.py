@@ -134,7 +134,7 @@ async def bench(args: argparse.Namespace) -> None:
     else:
         from asgi_lifespan import LifespanManager
 
-        from api.main import create_app
+        from app import create_app
 
         app = create_app(settings)
         manager = LifespanManager(app)

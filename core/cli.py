@@ -98,7 +98,7 @@ def create_user(
 @app.command("relay-once")
 def relay_once() -> None:
     """Start the workflows of accepted reports that have none yet (the outbox relay)."""
-    from api.intake import run_relay_once_standalone
+    from api.services.relay import run_relay_once_standalone
 
     started = asyncio.run(run_relay_once_standalone(get_settings()))
     typer.echo(f"{started} workflow(s) started")

@@ -115,7 +115,7 @@ class Stack:
     def start_app(self) -> None:
         self.spawn("worker", [sys.executable, "worker.py"])
         proc = self.spawn("api", [
-            str(BIN / "uvicorn"), "api.main:create_app", "--factory",
+            str(BIN / "uvicorn"), "app:create_app", "--factory",
             "--host", self.settings.host, "--port", str(self.settings.port),
             "--proxy-headers", "--no-access-log",
         ])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schema.states import check_sla_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
+# The city's clock: pages, charts, hour-of-day statistics and CAP times use it.
+HCMC_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DEMO_SECRET = "demo-secret-key-change-me"  # noqa: S105 - refused outside demo mode
 
 

@@ -2,7 +2,7 @@
 
 `request.form()` would parse and spool the whole body before a size limit could apply.
 `read_form` instead runs api.upload.MultipartReader over `request.stream()`: each file
-part goes straight to `intake.store_attachment` (size limit by sniffed type), text fields
+part goes straight to `store_attachment` (size limit by sniffed type), text fields
 are capped at the reader's 64 KB in all. After a refused file the rest of the body is still
 read, without storing anything, for at most one more file's worth of bytes: the fields
 after the file input keep their values and the browser gets the answer instead of a reset
@@ -19,8 +19,13 @@ import structlog
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
-from api import intake
 from api.errors import ApiError
+from api.infra import Infra
+from api.services.attachments import (
+    AttachmentTooLarge,
+    AttachmentTypeRejected,
+    store_attachment,
+)
 from api.upload import (
     ENVELOPE_BYTES,
     MAX_OTHER_BYTES,
@@ -29,6 +34,7 @@ from api.upload import (
     MultipartReader,
     multipart_boundary,
 )
+from schema.reports import MAX_ATTACHMENTS
 
 log = structlog.get_logger(__name__)
 
@@ -107,11 +113,12 @@ async def read_form(
     request: Request,
     lang: str,
     file_field: str = "files",
-    max_files: int = intake.MAX_ATTACHMENTS,
+    max_files: int = MAX_ATTACHMENTS,
 ) -> StreamedForm:
     """Read a plain form post part by part; never raises for a bad or oversized body
     (the result says what happened). At most `max_files` files are stored."""
-    settings = request.app.state.settings
+    infra = Infra.from_state(request.app.state)
+    settings = infra.settings
     per_file = max(settings.max_image_bytes, settings.max_video_bytes)
     form = StreamedForm()
     content_type = request.headers.get("content-type") or ""
@@ -124,9 +131,9 @@ async def read_form(
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_files * per_file + ENVELOPE_BYTES:
             # More than any allowed set of files: store none, still read the fields.
-            form.file_error = _message(intake.AttachmentTooLarge(per_file), lang, None)
+            form.file_error = _message(AttachmentTooLarge(per_file), lang, None)
             form.file_status = 413
-        await _read_parts(request, form, MultipartReader(request.stream(), boundary),
+        await _read_parts(infra, form, MultipartReader(request.stream(), boundary),
                           file_field, max_files, per_file, lang)
     except _Stop:
         form.complete = False
@@ -141,7 +148,7 @@ async def read_form(
 
 
 async def _read_parts(
-    request: Request, form: StreamedForm, reader: MultipartReader, file_field: str,
+    infra: Infra, form: StreamedForm, reader: MultipartReader, file_field: str,
     max_files: int, per_file: int, lang: str,
 ) -> None:
     text_bytes = 0
@@ -169,13 +176,13 @@ async def _read_parts(
                 await drain()
                 continue
             try:
-                out = await intake.store_attachment(
-                    request.app.state, reader.data(), part.filename, part.content_type)
-            except intake.AttachmentTooLarge as exc:
+                out = await store_attachment(infra.settings, infra.db, infra.storage,
+                                             reader.data(), part.filename, part.content_type)
+            except AttachmentTooLarge as exc:
                 form.file_error, form.file_status = _message(exc, lang, part.filename), 413
                 await drain()
                 continue
-            except intake.AttachmentTypeRejected as exc:
+            except AttachmentTypeRejected as exc:
                 form.file_error, form.file_status = _message(exc, lang, part.filename), 415
                 await drain()
                 continue

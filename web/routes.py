@@ -1,8 +1,8 @@
-"""Citizen pages (Jinja2 + HTMX), mounted by api.main.create_app.
+"""Citizen pages (Jinja2 + HTMX), mounted by the composition root (app.py).
 
 `/` is the report page, `/t/{token}` the tracking page. Both work without JavaScript: the
 plain forms post here (multipart, files included) and these routes call the same intake
-service functions as the JSON API (api.intake). With JavaScript the report page talks to
+service functions as the JSON API (api.services). With JavaScript the report page talks to
 the JSON API itself so that it can upload with progress and keep reports while offline.
 """
 
@@ -22,8 +22,20 @@ from pydantic import ValidationError
 from shapely.geometry import mapping, shape
 from sqlmodel import select
 
-from api.errors import ApiError
+from api.deps import DbDep, InfraDep, SettingsDep
+from api.errors import ApiError, FieldError
+from api.infra import Infra
+from api.services.submission import submit_report
+from api.services.tracking import (
+    TrackingConflict,
+    add_info,
+    cancel_report,
+    get_tracking,
+    report_by_token,
+)
 from api.upload import FieldsTooLarge
+from core.settings import Settings
+from schema.reports import ReportCreate, normalise_phone
 from schema.states import Category, State
 from schema.tables import Ward
 from web import i18n
@@ -122,22 +134,21 @@ def _locate(settings: Any, lat: float, lon: float) -> Any:
 
 
 @router.get("/geo/ward")
-async def ward_boundary(request: Request, lat: float, lon: float) -> Response:
+async def ward_boundary(db: DbDep, settings: SettingsDep, lat: float, lon: float) -> Response:
     """GeoJSON Feature of the ward that contains (lat, lon), or the nearest one.
 
     Always 200 for a valid point, so a phone outside the city logs no failed request:
     `properties` = {code, name, exact, outside_city, distance_m}; `geometry` is the ward's
     simplified polygon, or null outside the city (more than settings.outside_city_m from
     every ward) or when the ward has no boundary. 422 when lat/lon are not finite."""
-    state = request.app.state
     if not (math.isfinite(lat) and math.isfinite(lon)):
         return JSONResponse({"error": "invalid", "detail": "lat/lon"}, status_code=422)
-    info = _locate(state.settings, lat, lon)
+    info = _locate(settings, lat, lon)
     if info is None:  # no ward boundaries loaded at all
         return JSONResponse({"type": "Feature", "geometry": None, "properties": {
             "code": None, "name": None, "exact": False, "outside_city": False}})
     outside = bool(getattr(info, "outside_city", False))
-    async with state.db.session() as session:
+    async with db.session() as session:
         ward = (await session.exec(select(Ward).where(Ward.code == info.code))).first()
     geometry = None
     if ward is not None and ward.geometry and not outside:
@@ -169,7 +180,7 @@ def _report_page(
     attachments: list[dict[str, Any]] | None = None,
     status_code: int = 200,
 ) -> Response:
-    settings = request.app.state.settings
+    settings: Settings = request.app.state.settings
     return render(
         request,
         "citizen/report.html",
@@ -226,19 +237,18 @@ def _pydantic_message(err: Any, lang: str) -> str:
 
 
 @router.post("/report")
-async def report_submit(request: Request) -> Response:
+async def report_submit(request: Request, infra: InfraDep) -> Response:
     """The plain form (no JavaScript): read it as it arrives (files go to storage part by
     part, within their size limits), validate, submit, go to tracking. Any problem, a
     too-large file included, gives the form back with the typed values kept."""
     lang, _ = i18n.negotiate(request)
     form = await read_form(request, lang)
-    response = await _report_result(request, form, lang)
+    response = await _report_result(request, infra, form, lang)
     return form.finish(response)
 
 
-async def _report_result(request: Request, form: StreamedForm, lang: str) -> Response:
-    from api import intake
-
+async def _report_result(request: Request, infra: Infra, form: StreamedForm,
+                         lang: str) -> Response:
     values = _blank_values()
     for key in values:
         raw = form.get(key)
@@ -270,7 +280,7 @@ async def _report_result(request: Request, form: StreamedForm, lang: str) -> Res
         errors["location"] = i18n.t(lang, "err.location")
     if values["phone"]:
         try:
-            intake.normalise_phone(values["phone"])
+            normalise_phone(values["phone"])
         except ValueError:
             errors["phone"] = i18n.t(lang, "err.phone")
 
@@ -299,13 +309,13 @@ async def _report_result(request: Request, form: StreamedForm, lang: str) -> Res
         "attachments": [a["attachment_id"] for a in attachments],
     }
     try:
-        body = intake.ReportCreate.model_validate(payload)
-        accepted = await intake.submit_report(request.app.state, body, source="web")
+        body = ReportCreate.model_validate(payload)
+        accepted = await submit_report(infra, body, source="web")
     except ValidationError as exc:
         for err in exc.errors():
             errors.setdefault(_field_of(tuple(err.get("loc", ()))), _pydantic_message(err, lang))
         return _report_page(request, values, errors, attachments, status_code=422)
-    except intake.IntakeFieldError as exc:
+    except FieldError as exc:
         field = _field_of((exc.field,))
         errors[field] = exc.message_en if lang == "en" else exc.message_vi
         if field == "media":  # unknown or used files: let the person pick them again
@@ -357,16 +367,16 @@ def _track_context(view: Any, token: str, request: Request,
 
 
 @router.get("/t/{token}/files/{attachment_id}")
-async def tracking_file(token: str, attachment_id: str, request: Request) -> Response:
+async def tracking_file(token: str, attachment_id: str, infra: InfraDep) -> Response:
     """A photo or video the citizen sent with this report (never a staff member's)."""
     from web.tracking_story import own_attachment
 
-    att = await own_attachment(request.app.state.db, token, attachment_id)
+    att = await own_attachment(infra.db, token, attachment_id)
     if att is None:
         return JSONResponse({"error": "not_found", "detail": "Không tìm thấy tệp / No such file"},
                             status_code=404)
-    storage = request.app.state.storage
-    url = await storage.url(att.storage_key, request.app.state.settings.s3_presign_seconds,
+    storage = infra.storage
+    url = await storage.url(att.storage_key, infra.settings.s3_presign_seconds,
                             att.content_type)
     if url:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
@@ -377,8 +387,8 @@ async def tracking_file(token: str, attachment_id: str, request: Request) -> Res
 
 
 @router.get("/t/{token}")
-async def tracking_page(token: str, request: Request) -> Response:
-    ctx = await _tracking_page_context(request, token)
+async def tracking_page(token: str, request: Request, infra: InfraDep) -> Response:
+    ctx = await _tracking_page_context(request, infra, token)
     if ctx is None:
         return render(request, "citizen/not_found.html", status_code=404)
     if request.headers.get("hx-request") == "true":
@@ -388,23 +398,24 @@ async def tracking_page(token: str, request: Request) -> Response:
     return response
 
 
-async def _tracking_page_context(request: Request, token: str) -> dict[str, Any] | None:
+async def _tracking_page_context(request: Request, infra: Infra,
+                                 token: str) -> dict[str, Any] | None:
     """Everything the tracking page shows, or None for an unknown token."""
-    from api import intake
     from web.tracking_story import build_story
 
-    view = await intake.get_tracking(request.app.state, token)
+    view = await get_tracking(infra, token)
     if view is None:
         return None
     lang, _ = i18n.negotiate(request)
-    story = await build_story(request.app.state.db, token, lang)
+    story = await build_story(infra.db, token, lang)
     return _track_context(view, token, request, story)
 
 
-async def _tracking_with_error(request: Request, token: str, problem: str, text: str,
+async def _tracking_with_error(request: Request, infra: Infra, token: str, problem: str,
+                               text: str,
                                status_code: int) -> Response:
     """The tracking page again, with the add-info error and the typed text kept."""
-    ctx = await _tracking_page_context(request, token)
+    ctx = await _tracking_page_context(request, infra, token)
     if ctx is None:
         return render(request, "citizen/not_found.html", status_code=404)
     ctx.update(msg="err_info", info_error=problem, info_text=text)
@@ -412,35 +423,31 @@ async def _tracking_with_error(request: Request, token: str, problem: str, text:
 
 
 @router.post("/t/{token}/info")
-async def tracking_add_info(token: str, request: Request) -> Response:
-    from api import intake
-
+async def tracking_add_info(token: str, request: Request, infra: InfraDep) -> Response:
     lang, _ = i18n.negotiate(request)
     # The token first: an unknown one gets nothing stored (the body is not read).
-    if await intake.get_tracking(request.app.state, token) is None:
+    if await report_by_token(infra.db, token) is None:
         response = render(request, "citizen/not_found.html", status_code=404)
         response.headers["Connection"] = "close"
         return response
     form = await read_form(request, lang)
-    return form.finish(await _add_info_result(request, token, form))
+    return form.finish(await _add_info_result(request, infra, token, form))
 
 
-async def _add_info_result(request: Request, token: str, form: StreamedForm) -> Response:
-    from api import intake
-
+async def _add_info_result(request: Request, infra: Infra, token: str,
+                           form: StreamedForm) -> Response:
     text = str(form.get("text") or "").strip()
     stored = form.stored
     lang, _ = i18n.negotiate(request)
     if form.file_error or form.broken or form.fields_too_large:
         problem = form.file_error or i18n.t(lang, "err.file_type")
-        return await _tracking_with_error(request, token, problem, text, form.status)
+        return await _tracking_with_error(request, infra, token, problem, text, form.status)
     if not text and not stored:
-        return await _tracking_with_error(request, token, i18n.t(lang, "err.text"), text, 422)
+        return await _tracking_with_error(request, infra, token, i18n.t(lang, "err.text"),
+                                          text, 422)
     try:
-        await intake.add_info(
-            request.app.state, token, text or None, [a["attachment_id"] for a in stored]
-        )
-    except intake.TrackingConflict:
+        await add_info(infra, token, text or None, [a["attachment_id"] for a in stored])
+    except TrackingConflict:
         return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
     except ApiError as exc:
         log.info("add info refused", error=exc.error)
@@ -449,19 +456,17 @@ async def _add_info_result(request: Request, token: str, form: StreamedForm) -> 
 
 
 @router.post("/t/{token}/cancel")
-async def tracking_cancel(token: str, request: Request) -> Response:
-    from api import intake
-
+async def tracking_cancel(token: str, request: Request, infra: InfraDep) -> Response:
     lang, _ = i18n.negotiate(request)
     form = await read_form(request, lang, max_files=0)  # text only, capped at 64 KB
     reason = str(form.get("reason") or "").strip() or None
     if form.fields_too_large or form.broken:
         return form.finish(RedirectResponse(f"/t/{token}?msg=busy", status_code=303))
-    if await intake.get_tracking(request.app.state, token) is None:
+    if await report_by_token(infra.db, token) is None:
         return render(request, "citizen/not_found.html", status_code=404)
     try:
-        await intake.cancel_report(request.app.state, token, reason)
-    except intake.TrackingConflict:
+        await cancel_report(infra, token, reason)
+    except TrackingConflict:
         return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
     except ApiError as exc:
         log.info("cancel refused", error=exc.error)
@@ -474,9 +479,3 @@ async def offline_page(request: Request) -> Response:
     """Shown by the service worker when a page is not cached and there is no connection."""
     return render(request, "citizen/offline.html")
 
-
-
-# --- staff console (login, /console, /officer, /supervisor) ----------------------------
-from web.staff import router as staff_router  # noqa: E402 - after this module's routes
-
-router.include_router(staff_router)

@@ -1,10 +1,11 @@
 """Staff web console: login, the operator console, the officer's phone page and the
 supervisor's alerts and statistics (Jinja2 + HTMX, Vietnamese first).
 
-The pages call the JSON API's own functions (api.auth, api.routes.*) so that rules,
-scoping and errors are the API's. Partials are blocks of the page templates
-(jinja2-fragments). HTMX actions answer with the updated block and an `HX-Trigger`
-toast; a refusal (409, 403, 422) answers a toast block retargeted at `#toasts`.
+The pages call the same services as the JSON API (api.services.*, api.auth) so that
+rules, scoping and errors are the API's; they never call route handlers. Partials are
+blocks of the page templates (jinja2-fragments). HTMX actions answer with the updated
+block and an `HX-Trigger` toast; a refusal (409, 403, 422) answers a toast block
+retargeted at `#toasts`.
 Live updates come from the API's SSE stream (/api/v1/events) via web/static/js/staff.js.
 """
 
@@ -31,14 +32,23 @@ from sqlmodel import col
 
 from api import auth
 from api.auth import Principal
+from api.cases import Cases
+from api.deps import CasesDep, DbDep, HtmxDep, SettingsDep, is_htmx
 from api.errors import ApiError
-from api.routes import alerts as alerts_api
-from api.routes import incidents as incidents_api
-from api.routes import stats as stats_api
-from schema.states import OPEN_STATES, Category, Outcome, State
+from api.services.actions import take_action
+from api.services.alerts import list_alerts
+from api.services.detail import allowed_actions, incident_detail
+from api.services.incidents import list_page
+from api.services.stats import incident_stats
+from core.db import Database
+from core.settings import HCMC_TZ, Settings
+from schema.actions import STAFF_ACTIONS
+from schema.incidents import IncidentFilters
+from schema.states import OPEN_STATES, Action, Category, Outcome, State
+from schema.stats import GroupBy
 from schema.tables import Report, Unit, Ward, utcnow
 from web import i18n
-from web.templating import HCMC_TZ, render, templates
+from web.templating import render, templates
 
 log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -67,10 +77,6 @@ def _lang(request: Request) -> str:
     return i18n.negotiate(request)[0]
 
 
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request", "").lower() == "true"
-
-
 def _home(role: str) -> str:
     return HOME.get(role, "/login")
 
@@ -88,7 +94,7 @@ async def _page_user(request: Request, roles: tuple[str, ...]) -> Principal | Re
     except ApiError:
         user = None
     if user is None:
-        if _is_htmx(request):
+        if is_htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": "/login"})
         nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(nxt, safe='/')}", status_code=303)
@@ -113,7 +119,7 @@ def _trigger(lang: str, key: str, kind: str = "ok", **extra: Any) -> str:
 
 def _toast(request: Request, text: str, status: int, kind: str = "error") -> Response:
     """An error toast block aimed at #toasts (HTMX), or a short page for a plain form post."""
-    if not _is_htmx(request):
+    if not is_htmx(request):
         back = request.headers.get("referer", "")
         back = back if back.startswith(str(request.base_url)) else "/login"
         return render(request, "staff/message.html", {"text": text, "back": back},
@@ -158,28 +164,28 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-async def _units(request: Request) -> list[Unit]:
-    async with request.app.state.db.session() as s:
+async def _units(db: Database) -> list[Unit]:
+    async with db.session() as s:
         rows = (await s.execute(select(Unit).where(col(Unit.active)))).scalars().all()
     city = sorted((u for u in rows if u.kind != "ward_police"), key=lambda u: u.name)
     wards = sorted((u for u in rows if u.kind == "ward_police"), key=lambda u: u.name)
     return city + wards
 
 
-async def _wards(request: Request) -> list[Any]:
+async def _wards(db: Database) -> list[Any]:
     """(code, name) rows of all wards, by name, for the selects."""
     stmt = select(col(Ward.code), col(Ward.name)).order_by(col(Ward.name))
-    async with request.app.state.db.session() as s:
+    async with db.session() as s:
         return list((await s.execute(stmt)).all())
 
 
 # --- login / logout ------------------------------------------------------------------------
 
 
-def _login_page(request: Request, *, next_path: str | None, error: str | None = None,
-                username: str = "", status_code: int = 200) -> Response:
+def _login_page(request: Request, settings: Settings, *, next_path: str | None,
+                error: str | None = None, username: str = "",
+                status_code: int = 200) -> Response:
     pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
-    settings = request.app.state.settings
     response = render(request, "staff/login.html", {
         "csrf": auth.csrf_token_for(settings, pre), "next": next_path or "",
         "error": error, "username": username,
@@ -191,7 +197,7 @@ def _login_page(request: Request, *, next_path: str | None, error: str | None = 
 
 
 @router.get("/login")
-async def login_page(request: Request) -> Response:
+async def login_page(request: Request, settings: SettingsDep) -> Response:
     user = None
     try:
         user = await auth.principal_from_request(request)
@@ -199,34 +205,34 @@ async def login_page(request: Request) -> Response:
         pass
     if user is not None and user.via == "session":
         return RedirectResponse(_home(user.role), status_code=303)
-    return _login_page(request, next_path=_safe_next(request.query_params.get("next")))
+    return _login_page(request, settings,
+                       next_path=_safe_next(request.query_params.get("next")))
 
 
 @router.post("/login")
-async def login_submit(request: Request) -> Response:
+async def login_submit(request: Request, settings: SettingsDep, db: DbDep) -> Response:
     """Check the login CSRF token, then the API's throttled password check; on success set
     the session cookie and go to the role's home page."""
     lang = _lang(request)
-    settings = request.app.state.settings
     form = await request.form()
     username = str(form.get("username") or "").strip()[:200]
     password = str(form.get("password") or "")[:1000]
     next_path = _safe_next(str(form.get("next") or ""))
     pre = request.cookies.get(PRE_COOKIE, "")
     if not pre or not auth.csrf_valid(settings, pre, str(form.get(auth.CSRF_FIELD) or "")):
-        return _login_page(request, next_path=next_path, username=username,
+        return _login_page(request, settings, next_path=next_path, username=username,
                            error=i18n.t(lang, "staff.login.expired"), status_code=403)
     if not username or not password:
-        return _login_page(request, next_path=next_path, username=username,
+        return _login_page(request, settings, next_path=next_path, username=username,
                            error=i18n.t(lang, "staff.login.missing"), status_code=422)
     try:
-        user = await auth.authenticate(request.app.state.db, username, password,
+        user = await auth.authenticate(db, username, password,
                                        auth.client_address(request))
     except auth.LoginThrottled as exc:
-        return _login_page(request, next_path=next_path, username=username,
+        return _login_page(request, settings, next_path=next_path, username=username,
                            error=exc.en if lang == "en" else exc.vi, status_code=429)
     except auth.BadCredentials:
-        return _login_page(request, next_path=next_path, username=username,
+        return _login_page(request, settings, next_path=next_path, username=username,
                            error=i18n.t(lang, "staff.login.bad"), status_code=401)
     target = _home(user.role)
     if next_path and (user.role != "officer" or next_path.startswith("/officer")) \
@@ -268,13 +274,13 @@ def _outlines_geojson(rows: list[Any]) -> bytes:
 
 
 @router.get("/console/wards.geojson")
-async def ward_outlines(request: Request) -> Response:
+async def ward_outlines(request: Request, db: DbDep) -> Response:
     """Ward outlines for the console map (the map has no tiles of its own)."""
     user = await _page_user(request, CONSOLE_ROLES)
     if isinstance(user, Response):
         return user
     if "all" not in _ward_outlines:
-        async with request.app.state.db.session() as s:
+        async with db.session() as s:
             stmt = select(col(Ward.code), col(Ward.name), col(Ward.geometry))
             rows = (await s.execute(stmt)).all()
         _ward_outlines["all"] = await asyncio.to_thread(_outlines_geojson, list(rows))
@@ -292,88 +298,89 @@ def _filters(request: Request) -> dict[str, str]:
     return {k: q.get(k, "").strip() for k in ("state", "category", "ward", "overdue", "q")}
 
 
-async def _list_context(request: Request, user: Principal) -> dict[str, Any]:
+async def _list_context(request: Request, db: Database, user: Principal) -> dict[str, Any]:
     f = _filters(request)
     states = [State(f["state"])] if f["state"] in STATES else (
         [State(s) for s in OPEN] if f["state"] == "" else [])
     ward = int(f["ward"]) if f["ward"].isdigit() else None
     category = Category(f["category"]) if f["category"] in CATEGORIES else None
     overdue = True if f["overdue"] == "1" else None
-    filters = incidents_api.IncidentFilters(state=states, ward=ward, category=category,
-                                            overdue=overdue, q=f["q"][:200] or None)
-    page = await incidents_api.list_incidents(request, user, filters, limit=LIST_LIMIT,
-                                              cursor=None)
+    filters = IncidentFilters(state=states, ward=ward, category=category,
+                              overdue=overdue, q=f["q"][:200] or None)
+    page = await list_page(db, user, filters, LIST_LIMIT)
     markers = [{"id": i.id, "lat": i.location.lat, "lon": i.location.lon,
                 "cat": i.category.value, "code": i.tracking_code, "state": i.state.value,
                 "colour": CATEGORY_COLOURS[i.category.value], "overdue": i.overdue}
                for i in page.items if not i.state.is_terminal]
     return {"items": page.items, "markers": markers, "filters": f, "now": utcnow(),
             "more": page.next_cursor is not None, "limit": LIST_LIMIT,
-            "silent_ids": await _silent_ids(request, [str(i.id) for i in page.items])}
+            "silent_ids": await _silent_ids(db, [str(i.id) for i in page.items])}
 
 
-async def _silent_ids(request: Request, ids: list[str]) -> set[str]:
+async def _silent_ids(db: Database, ids: list[str]) -> set[str]:
     """Which of `ids` came in as a silent SOS (marked in the report as accepted)."""
     if not ids:
         return set()
-    async with request.app.state.db.session() as s:
+    async with db.session() as s:
         rows = (await s.execute(select(col(Report.id), col(Report.payload))
                                 .where(col(Report.id).in_(ids)))).all()
     return {r[0] for r in rows if isinstance(r[1], dict) and r[1].get("silent")}
 
 
 @router.get("/console")
-async def console_page(request: Request) -> Response:
+async def console_page(request: Request, db: DbDep, cases: CasesDep,
+                       settings: SettingsDep) -> Response:
     user = await _page_user(request, CONSOLE_ROLES)
     if isinstance(user, Response):
         return user
     ctx = _staff_ctx(request, user, "console")
-    ctx.update(await _list_context(request, user))
-    ctx.update({"categories": CATEGORIES, "states": STATES, "wards": await _wards(request),
+    ctx.update(await _list_context(request, db, user))
+    ctx.update({"categories": CATEGORIES, "states": STATES, "wards": await _wards(db),
                 "selected": request.query_params.get("selected", ""),
-                "tile_url": request.app.state.settings.map_tile_url})
+                "tile_url": settings.map_tile_url})
     selected = ctx["selected"]
     ctx["detail"] = None
     if selected:
-        ctx.update(await _detail_context(request, user, selected))
+        ctx.update(await _detail_context(db, cases, user, selected))
     return render(request, "staff/console.html", ctx)
 
 
 @router.get("/console/incidents")
-async def console_list(request: Request) -> Response:
+async def console_list(request: Request, db: DbDep) -> Response:
     user = await _page_user(request, CONSOLE_ROLES)
     if isinstance(user, Response):
         return user
     ctx = _staff_ctx(request, user, "console")
-    ctx.update(await _list_context(request, user))
+    ctx.update(await _list_context(request, db, user))
     ctx["selected"] = request.query_params.get("selected", "")
     return render(request, "staff/console.html", ctx, block="list")
 
 
-async def _detail_context(request: Request, user: Principal, incident_id: str,
+async def _detail_context(db: Database, cases: Cases, user: Principal, incident_id: str,
                           detail: Any = None) -> dict[str, Any]:
     if detail is None:
         try:
-            detail = await incidents_api.get_incident(request, uuid.UUID(incident_id), user)
+            detail = await incident_detail(db, cases, user, str(uuid.UUID(incident_id)))
         except (ApiError, ValueError):
             return {"detail": None, "detail_missing": True}
     actions = {a.value for a in detail.allowed_actions}
-    units = await _units(request) if actions & {"route", "reassign"} else []
-    wards = await _wards(request) if actions & {"route", "reassign"} else []
+    units = await _units(db) if actions & {"route", "reassign"} else []
+    wards = await _wards(db) if actions & {"route", "reassign"} else []
     return {"detail": detail, "actions": actions, "units": units, "ward_options": wards,
             "outcomes": OUTCOMES, "categories": CATEGORIES, "form_key": str(uuid.uuid4()),
-            "detail_silent": bool(await _silent_ids(request, [str(detail.id)]))}
+            "detail_silent": bool(await _silent_ids(db, [str(detail.id)]))}
 
 
 @router.get("/console/incidents/{incident_id}")
-async def console_detail(request: Request, incident_id: str) -> Response:
+async def console_detail(request: Request, incident_id: str, db: DbDep,
+                         cases: CasesDep) -> Response:
     user = await _page_user(request, CONSOLE_ROLES)
     if isinstance(user, Response):
         return user
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(f"/console?selected={incident_id}", status_code=303)
     ctx = _staff_ctx(request, user, "console")
-    ctx.update(await _detail_context(request, user, incident_id))
+    ctx.update(await _detail_context(db, cases, user, incident_id))
     return render(request, "staff/console.html", ctx, block="detail")
 
 
@@ -415,7 +422,7 @@ def _form_body(action: str, form: Any) -> dict[str, Any]:
     return {}
 
 
-async def _act(request: Request, incident_id: str, action: str,
+async def _act(request: Request, db: Database, cases: Cases, incident_id: str, action: str,
                roles: tuple[str, ...]) -> tuple[Principal, Any] | Response:
     """Run one API action for the signed-in user; the case after it, or an error toast."""
     lang = _lang(request)
@@ -428,15 +435,17 @@ async def _act(request: Request, incident_id: str, action: str,
     if user.role not in roles:
         return _toast(request, i18n.t(lang, "staff.err.forbidden"), 403)
     try:
-        staff_action = incidents_api.StaffAction(action)
-        iid = uuid.UUID(incident_id)
+        staff_action = Action(action)
+        iid = str(uuid.UUID(incident_id))
     except ValueError:
+        staff_action = None
+    if staff_action not in STAFF_ACTIONS:
         return _toast(request, i18n.t(lang, "staff.err.invalid"), 404)
     form = await request.form()
     key = form.get("idempotency_key")
     try:
-        detail = await incidents_api.act(
-            request, iid, staff_action, user, _form_body(action, form),
+        detail = await take_action(
+            db, cases, user, iid, Action(action), _form_body(action, form),
             idempotency_key=key if isinstance(key, str) and key else None)
     except (ApiError, RequestValidationError) as exc:
         status, text = _api_error_text(exc, lang)
@@ -446,15 +455,16 @@ async def _act(request: Request, incident_id: str, action: str,
 
 
 @router.post("/console/incidents/{incident_id}/actions/{action}")
-async def console_action(request: Request, incident_id: str, action: str) -> Response:
-    result = await _act(request, incident_id, action, CONSOLE_ROLES)
+async def console_action(request: Request, incident_id: str, action: str, db: DbDep,
+                         cases: CasesDep) -> Response:
+    result = await _act(request, db, cases, incident_id, action, CONSOLE_ROLES)
     if isinstance(result, Response):
         return result
     user, detail = result
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(f"/console?selected={incident_id}", status_code=303)
     ctx = _staff_ctx(request, user, "console")
-    ctx.update(await _detail_context(request, user, incident_id, detail))
+    ctx.update(await _detail_context(db, cases, user, incident_id, detail))
     response = render(request, "staff/console.html", ctx, block="detail")
     response.headers["HX-Trigger"] = _trigger(_lang(request), f"staff.done.{action}",
                                               **{"incident-changed": incident_id})
@@ -465,38 +475,37 @@ async def console_action(request: Request, incident_id: str, action: str) -> Res
 
 
 def _officer_cards(user: Principal, items: list[Any]) -> list[dict[str, Any]]:
-    return [{"i": i, "actions": {a.value for a in incidents_api.allowed_actions(
+    return [{"i": i, "actions": {a.value for a in allowed_actions(
         user, i.state, i.unit.id if i.unit else None)}} for i in items]
 
 
-async def _officer_context(request: Request, user: Principal) -> dict[str, Any]:
-    filters = incidents_api.IncidentFilters(state=list(OPEN_STATES))
-    page = await incidents_api.list_incidents(request, user, filters, limit=LIST_LIMIT,
-                                              cursor=None)
+async def _officer_context(db: Database, user: Principal) -> dict[str, Any]:
+    page = await list_page(db, user, IncidentFilters(state=list(OPEN_STATES)), LIST_LIMIT)
     return {"cards": _officer_cards(user, page.items), "outcomes": OUTCOMES,
             "form_key": str(uuid.uuid4())}
 
 
 @router.get("/officer")
-async def officer_page(request: Request) -> Response:
+async def officer_page(request: Request, db: DbDep, htmx: HtmxDep) -> Response:
     user = await _page_user(request, ("officer",))
     if isinstance(user, Response):
         return user
     ctx = _staff_ctx(request, user, "officer")
-    ctx.update(await _officer_context(request, user))
-    block = "cards" if _is_htmx(request) else None
+    ctx.update(await _officer_context(db, user))
+    block = "cards" if htmx else None
     return render(request, "staff/officer.html", ctx, block=block)
 
 
 @router.get("/officer/incidents/{incident_id}")
-async def officer_detail(request: Request, incident_id: str) -> Response:
+async def officer_detail(request: Request, incident_id: str, db: DbDep,
+                         cases: CasesDep) -> Response:
     """Photos and the notes so far, opened on demand inside the officer's card."""
     user = await _page_user(request, ("officer",))
     if isinstance(user, Response):
         return user
     ctx = _staff_ctx(request, user, "officer")
     try:
-        ctx["d"] = await incidents_api.get_incident(request, uuid.UUID(incident_id), user)
+        ctx["d"] = await incident_detail(db, cases, user, str(uuid.UUID(incident_id)))
     except (ApiError, ValueError):
         ctx["d"] = None
     return render(request, "staff/officer.html", ctx, block="more",
@@ -504,15 +513,16 @@ async def officer_detail(request: Request, incident_id: str) -> Response:
 
 
 @router.post("/officer/incidents/{incident_id}/actions/{action}")
-async def officer_action(request: Request, incident_id: str, action: str) -> Response:
-    result = await _act(request, incident_id, action, ("officer",))
+async def officer_action(request: Request, incident_id: str, action: str, db: DbDep,
+                         cases: CasesDep) -> Response:
+    result = await _act(request, db, cases, incident_id, action, ("officer",))
     if isinstance(result, Response):
         return result
     user, _detail = result
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse("/officer", status_code=303)
     ctx = _staff_ctx(request, user, "officer")
-    ctx.update(await _officer_context(request, user))
+    ctx.update(await _officer_context(db, user))
     response = render(request, "staff/officer.html", ctx, block="cards")
     response.headers["HX-Trigger"] = _trigger(_lang(request), f"staff.done.{action}")
     return response
@@ -560,23 +570,24 @@ def hour_columns(groups: list[Any], width: int = 600, height: int = 170) -> dict
     return {"cols": cols, "width": width, "height": height}
 
 
-async def _alerts_context(request: Request, user: Principal) -> dict[str, Any]:
-    rows = await alerts_api.list_alerts(request, user, open=True, limit=200)
+async def _alerts_context(db: Database, user: Principal) -> dict[str, Any]:
+    rows = await list_alerts(db, user, open=True, limit=200)
     best: dict[str, Any] = {}
     for a in rows:
         if a.incident_id not in best or a.level > best[a.incident_id].level:
             best[a.incident_id] = a
     now = utcnow()
-    async with request.app.state.db.session() as s:
+    async with db.session() as s:
         names = dict((await s.execute(select(col(Ward.code), col(Ward.name)))).all())
     alerts = [{"a": a, "ward_name": names.get(a.ward_code, ""),
                "overdue_s": (now - a.overdue_since).total_seconds()}
               for a in sorted(best.values(), key=lambda a: (-a.level, a.overdue_since))]
-    return {"alerts": alerts, "units": await _units(request) if alerts else [],
+    return {"alerts": alerts, "units": await _units(db) if alerts else [],
             "outcomes": OUTCOMES, "form_key": str(uuid.uuid4())}
 
 
-async def _stats_context(request: Request, user: Principal, lang: str) -> dict[str, Any]:
+async def _stats_context(request: Request, db: Database, user: Principal,
+                         lang: str) -> dict[str, Any]:
     today = datetime.now(HCMC_TZ).date()
     day_to = _day(request.query_params.get("to"), today)
     day_from = _day(request.query_params.get("from"), day_to - timedelta(days=6))
@@ -585,9 +596,8 @@ async def _stats_context(request: Request, user: Principal, lang: str) -> dict[s
     start = datetime.combine(day_from, time(), HCMC_TZ).astimezone(UTC)
     end = datetime.combine(day_to + timedelta(days=1), time(), HCMC_TZ).astimezone(UTC)
     results = {}
-    for group in (stats_api.GroupBy.WARD, stats_api.GroupBy.CATEGORY, stats_api.GroupBy.HOUR):
-        results[group.value] = await stats_api.stats(request, user, from_=start, to=end,
-                                                     group_by=group, ward=None, category=None)
+    for group in (GroupBy.WARD, GroupBy.CATEGORY, GroupBy.HOUR):
+        results[group.value] = await incident_stats(db, user, start, end, group)
     total = results["ward"].total
     return {
         "day_from": day_from.isoformat(), "day_to": day_to.isoformat(), "total": total,
@@ -601,29 +611,30 @@ async def _stats_context(request: Request, user: Principal, lang: str) -> dict[s
 
 
 @router.get("/supervisor")
-async def supervisor_page(request: Request) -> Response:
+async def supervisor_page(request: Request, db: DbDep, htmx: HtmxDep) -> Response:
     user = await _page_user(request, SUPERVISOR_ROLES)
     if isinstance(user, Response):
         return user
     lang = _lang(request)
     ctx = _staff_ctx(request, user, "supervisor")
-    ctx.update(await _alerts_context(request, user))
-    if _is_htmx(request) and request.query_params.get("part") == "alerts":
+    ctx.update(await _alerts_context(db, user))
+    if htmx and request.query_params.get("part") == "alerts":
         return render(request, "staff/supervisor.html", ctx, block="alerts")
-    ctx.update(await _stats_context(request, user, lang))
+    ctx.update(await _stats_context(request, db, user, lang))
     return render(request, "staff/supervisor.html", ctx)
 
 
 @router.post("/supervisor/incidents/{incident_id}/actions/{action}")
-async def supervisor_action(request: Request, incident_id: str, action: str) -> Response:
-    result = await _act(request, incident_id, action, SUPERVISOR_ROLES)
+async def supervisor_action(request: Request, incident_id: str, action: str, db: DbDep,
+                            cases: CasesDep) -> Response:
+    result = await _act(request, db, cases, incident_id, action, SUPERVISOR_ROLES)
     if isinstance(result, Response):
         return result
     user, _detail = result
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse("/supervisor", status_code=303)
     ctx = _staff_ctx(request, user, "supervisor")
-    ctx.update(await _alerts_context(request, user))
+    ctx.update(await _alerts_context(db, user))
     response = render(request, "staff/supervisor.html", ctx, block="alerts")
     response.headers["HX-Trigger"] = _trigger(_lang(request), f"staff.done.{action}")
     return response

@@ -10,8 +10,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from api import auth
-from api.deps import CurrentUser
+from api.deps import CurrentUser, DbDep, SettingsDep
 from api.metrics import LOGIN_FAILURES
+from core.db import Database
+from schema.tables import User
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -34,9 +36,9 @@ class Me(BaseModel):
     csrf_token: str | None = None
 
 
-async def _authenticate(request: Request, username: str, password: str):
+async def _authenticate(request: Request, db: Database, username: str, password: str) -> User:
     try:
-        return await auth.authenticate(request.app.state.db, username, password,
+        return await auth.authenticate(db, username, password,
                                        auth.client_address(request))
     except auth.LoginThrottled:
         LOGIN_FAILURES.labels("throttled").inc()
@@ -47,24 +49,24 @@ async def _authenticate(request: Request, username: str, password: str):
 
 
 @router.post("/token", response_model=TokenOut, responses={401: _ERR, 429: _ERR})
-async def token(request: Request, username: Annotated[str, Form(max_length=200)],
+async def token(request: Request, db: DbDep, settings: SettingsDep,
+                username: Annotated[str, Form(max_length=200)],
                 password: Annotated[str, Form(max_length=1000)],
                 grant_type: Annotated[str | None, Form()] = None) -> TokenOut:
     """OAuth2 password flow: form `username`, `password` → bearer token."""
-    settings = request.app.state.settings
-    user = await _authenticate(request, username, password)
+    user = await _authenticate(request, db, username, password)
     return TokenOut(access_token=auth.make_token(settings, user),
                     expires_in=settings.session_hours * 3600)
 
 
 @router.post("/login", responses={200: {"model": Me}, 303: {}, 401: _ERR, 429: _ERR})
-async def login(request: Request, username: Annotated[str, Form(max_length=200)],
+async def login(request: Request, db: DbDep, settings: SettingsDep,
+                username: Annotated[str, Form(max_length=200)],
                 password: Annotated[str, Form(max_length=1000)],
                 next: Annotated[str | None, Form(max_length=500)] = None) -> Response:
     """Browser sign-in: sets the session cookie. With a local `next` path, redirects
     there (303); otherwise answers who signed in and the CSRF token for forms."""
-    settings = request.app.state.settings
-    user = await _authenticate(request, username, password)
+    user = await _authenticate(request, db, username, password)
     if next and next.startswith("/") and not next.startswith("//"):
         response: Response = RedirectResponse(next, status_code=303)
         auth.set_session_cookie(response, settings, user)

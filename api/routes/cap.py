@@ -7,21 +7,21 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 from xml.etree import ElementTree as ET
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlmodel import col
 
+from api.deps import SessionDep, SettingsDep
 from api.errors import not_found
+from core.settings import HCMC_TZ, Settings
 from schema.tables import PublicAlert
 
 router = APIRouter(prefix="/cap", tags=["cap"])
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
-HCMC = ZoneInfo("Asia/Ho_Chi_Minh")
 SENDER = "canhbao@congan.tphcm.gov.vn"
 SENDER_NAME = "Công an Thành phố Hồ Chí Minh"
 
@@ -35,7 +35,7 @@ URGENCY = {1: "Immediate", 2: "Immediate", 3: "Expected", 4: "Expected"}
 
 def cap_time(at: datetime) -> str:
     """CAP dateTime: local offset, no fractions, never 'Z'."""
-    return at.astimezone(HCMC).replace(microsecond=0).isoformat()
+    return at.astimezone(HCMC_TZ).replace(microsecond=0).isoformat()
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
@@ -75,18 +75,17 @@ def cap_document(alert: PublicAlert, base_url: str) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _base(request: Request) -> str:
-    return (request.app.state.settings.public_url or str(request.base_url)).rstrip("/")
+def _base(request: Request, settings: Settings) -> str:
+    return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
 @router.get("/alerts.atom", response_class=Response,
             responses={200: {"content": {"application/atom+xml": {}}}})
-async def alerts_feed(request: Request) -> Response:
+async def alerts_feed(request: Request, s: SessionDep, settings: SettingsDep) -> Response:
     """The 100 newest published alerts."""
-    async with request.app.state.db.session() as s:
-        rows = (await s.execute(select(PublicAlert).order_by(
-            col(PublicAlert.sent_at).desc()).limit(100))).scalars().all()
-    base = _base(request)
+    rows = (await s.execute(select(PublicAlert).order_by(
+        col(PublicAlert.sent_at).desc()).limit(100))).scalars().all()
+    base = _base(request, settings)
     ET.register_namespace("", ATOM_NS)
     a = f"{{{ATOM_NS}}}"
     feed = ET.Element(f"{a}feed")
@@ -114,11 +113,10 @@ async def alerts_feed(request: Request) -> Response:
 
 @router.get("/alerts/{alert_id}.xml", response_class=Response,
             responses={200: {"content": {"application/cap+xml": {}}}, 404: {"model": dict}})
-async def alert_xml(request: Request,
+async def alert_xml(request: Request, s: SessionDep, settings: SettingsDep,
                     alert_id: Annotated[uuid.UUID, Path()]) -> Response:
-    async with request.app.state.db.session() as s:
-        row = await s.get(PublicAlert, str(alert_id))
+    row = await s.get(PublicAlert, str(alert_id))
     if row is None:
         raise not_found("Không tìm thấy cảnh báo", "No such alert")
-    return Response(cap_document(row, _base(request)),
+    return Response(cap_document(row, _base(request, settings)),
                     media_type="application/cap+xml; charset=utf-8")

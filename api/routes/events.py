@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from sqlalchemy import false, func, select
+from sqlalchemy import func, select
 from sqlmodel import col
 from sse_starlette.sse import EventSourceResponse
 
-from api.deps import CurrentUser
+from api import scope
+from api.deps import CurrentUser, DbDep
 from schema.tables import StaffEvent
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -29,7 +30,7 @@ MAX_ID = 2**62
 @router.get("/events", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}}}, 401: _ERR})
 async def staff_events(
-    request: Request, user: CurrentUser,
+    request: Request, db: DbDep, user: CurrentUser,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID,
                                        description="start after this event id")] = None,
@@ -39,7 +40,6 @@ async def staff_events(
     """`event:` is the kind (incident.new, incident.changed, alert.raised,
     alert.resolved), `id:` the feed position, `data:` JSON. `max_events`/`max_seconds`
     end the stream early (for simple clients and tests)."""
-    db = request.app.state.db
     poll_s = getattr(request.app.state, "sse_poll_s", 1.0)
     start = after
     if start is None and last_event_id and last_event_id.isdigit() \
@@ -55,10 +55,8 @@ async def staff_events(
         sent = 0
         deadline = time.monotonic() + max_seconds if max_seconds else None
         while True:
-            stmt = select(StaffEvent).where(col(StaffEvent.id) > last).order_by(col(StaffEvent.id))
-            if user.is_officer:
-                stmt = stmt.where(col(StaffEvent.unit_id) == user.unit_id) if user.unit_id \
-                    else stmt.where(false())
+            stmt = scope.staff_events(select(StaffEvent), user).where(
+                col(StaffEvent.id) > last).order_by(col(StaffEvent.id))
             async with db.session() as s:
                 rows = (await s.execute(stmt.limit(500))).scalars().all()
             for ev in rows:

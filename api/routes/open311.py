@@ -1,6 +1,6 @@
 """Open311 GeoReport v2 (JSON) under /open311/v2/.
 
-A POSTed request becomes a report like any other (api.intake.submit_report, source
+A POSTed request becomes a report like any other (api.services.submission, source
 "open311"). Privacy: incidents are police matters, so a request is public only to whoever
 holds its `service_request_id` (an unguessable UUID, returned to the submitter); listing
 without ids is for signed-in staff. Errors follow the spec: `[{code, description}]`.
@@ -21,9 +21,12 @@ from sqlalchemy import select
 from sqlmodel import col
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import intake
+from api import scope
 from api.auth import principal_from_request
-from api.errors import ApiError
+from api.deps import DbDep, InfraDep, SettingsDep
+from api.errors import ApiError, FieldError
+from api.services.submission import submit_report
+from schema.reports import ReportCreate
 from schema.states import Category, State
 from schema.tables import Incident, IncidentEvent, Report
 
@@ -46,8 +49,8 @@ def _error(status: int, description: str) -> JSONResponse:
 
 
 @router.get("/discovery.json")
-async def discovery(request: Request) -> dict[str, Any]:
-    base = (request.app.state.settings.public_url or str(request.base_url)).rstrip("/")
+async def discovery(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
     return {
         "changeset": "2026-11-28T00:00:00+07:00",
         "contact": "Công an TP. Hồ Chí Minh — gọi 113 khi khẩn cấp",
@@ -82,7 +85,7 @@ def _status(state: str) -> str:
 
 @router.post("/requests.json", status_code=201,
              responses={400: {"model": list}, 201: {"model": list}})
-async def create_request(request: Request) -> Any:
+async def create_request(request: Request, infra: InfraDep) -> Any:
     """Form fields per GeoReport v2: service_code, lat, long, address_string, description,
     first_name, last_name, phone (email, device_id, account_id and media_url are accepted
     and not used); extension: attachment_ids (comma separated). File parts are refused
@@ -107,7 +110,7 @@ async def create_request(request: Request) -> Any:
     try:
         attachment_ids = [uuid.UUID(a.strip()) for a in (field("attachment_ids") or "").split(",")
                           if a.strip()]
-        body = intake.ReportCreate(
+        body = ReportCreate(
             category=code, description=field("description") or "",
             location={"lat": field("lat"), "lon": field("long")},
             address=field("address_string"), reporter=reporter, attachments=attachment_ids)
@@ -118,8 +121,8 @@ async def create_request(request: Request) -> Any:
             return _error(400, f"{where}: {first['msg']}")
         return _error(400, "attachment_ids must be UUIDs")
     try:
-        accepted = await intake.submit_report(request.app.state, body, source="open311")
-    except intake.IntakeFieldError as exc:
+        accepted = await submit_report(infra, body, source="open311")
+    except FieldError as exc:
         return _error(400, f"{exc.field}: {exc.message_en}")
     return JSONResponse([{
         "service_request_id": accepted.incident_id,
@@ -179,25 +182,24 @@ def _uuids(text: str) -> list[str] | None:
 
 
 @router.get("/requests/{service_request_id}.json", responses={404: {"model": list}})
-async def get_request(request: Request, service_request_id: str) -> Any:
+async def get_request(db: DbDep, service_request_id: str) -> Any:
     ids = _uuids(service_request_id)
     if not ids or len(ids) != 1:
         return _error(404, "no such service request")
-    found = await _load(request.app.state.db, ids)
+    found = await _load(db, ids)
     if not found:
         return _error(404, "no such service request")
-    return [await _request_out(request.app.state.db, *found[0])]
+    return [await _request_out(db, *found[0])]
 
 
 @router.get("/requests.json", responses={401: {"model": list}, 400: {"model": list}})
-async def list_requests(request: Request, service_request_id: str | None = None,
+async def list_requests(request: Request, db: DbDep, service_request_id: str | None = None,
                         service_code: str | None = None, status: str | None = None,
                         start_date: datetime | None = None,
                         end_date: datetime | None = None) -> Any:
     """With `service_request_id` (comma separated): those requests, for anyone who holds
     the ids. Without: the newest 200 matching requests, for signed-in staff (officers see
     their unit's)."""
-    db = request.app.state.db
     if service_request_id:
         ids = _uuids(service_request_id)
         if ids is None:
@@ -209,9 +211,8 @@ async def list_requests(request: Request, service_request_id: str | None = None,
         return _error(exc.status, exc.en)
     if user is None:
         return _error(401, "listing requests needs a staff sign-in; pass service_request_id")
-    stmt = select(col(Incident.id)).order_by(col(Incident.created_at).desc()).limit(200)
-    if user.is_officer:
-        stmt = stmt.where(col(Incident.unit_id) == user.unit_id)
+    stmt = scope.incidents(select(col(Incident.id)), user).order_by(
+        col(Incident.created_at).desc()).limit(200)
     if service_code:
         stmt = stmt.where(col(Incident.category) == service_code)
     if status == "open":

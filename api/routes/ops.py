@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from sqlalchemy import func, select, text
 from sqlmodel import col
 
+from api.deps import DbDep, InfraDep, LangDep
+from api.infra import Infra
 from schema.tables import Alert, Outbox
 
 router = APIRouter(tags=["operations"])
@@ -27,35 +29,33 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _check_db(request: Request) -> None:
-    async with request.app.state.db.session() as s:
+async def _check_db(infra: Infra) -> None:
+    async with infra.db.session() as s:
         await s.execute(text("SELECT 1"))
 
 
-async def _check_temporal(request: Request) -> None:
-    if not await request.app.state.temporal.healthy():
-        raise RuntimeError(request.app.state.temporal.last_error or "unhealthy")
+async def _check_temporal(infra: Infra) -> None:
+    if not await infra.temporal.healthy():
+        raise RuntimeError(infra.temporal.last_error or "unhealthy")
 
 
-async def _check_storage(request: Request) -> None:
-    await request.app.state.storage.ready()
+async def _check_storage(infra: Infra) -> None:
+    await infra.storage.ready()
 
 
 @router.get("/readyz", responses={503: {"model": dict}})
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(infra: InfraDep, lang: LangDep) -> JSONResponse:
     """200 when the database, Temporal and storage answer; 503 naming those that do not."""
     checks = {"db": _check_db, "temporal": _check_temporal, "storage": _check_storage}
     results = await asyncio.gather(
-        *(asyncio.wait_for(fn(request), 5) for fn in checks.values()), return_exceptions=True)
+        *(asyncio.wait_for(fn(infra), 5) for fn in checks.values()), return_exceptions=True)
     status = {name: ("ok" if not isinstance(r, BaseException) else "down")
               for name, r in zip(checks, results, strict=True)}
     down = [n for n, s in status.items() if s != "ok"]
     if down:
         vi = "Không sẵn sàng: " + ", ".join(down)
         en = "Not ready: " + ", ".join(down) + " down"
-        from api.errors import request_lang
-
-        detail = en if request_lang(request) == "en" else vi
+        detail = en if lang == "en" else vi
         return JSONResponse({"error": "not_ready", "detail": detail, "down": down,
                              "checks": status}, status_code=503)
     return JSONResponse({"status": "ok", "checks": status})
@@ -63,11 +63,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
-async def metrics(request: Request) -> Response:
+async def metrics(db: DbDep) -> Response:
     """Prometheus text. Escalation and outbox figures come from the database, so every
     API process reports the same."""
     try:
-        async with request.app.state.db.session() as s:
+        async with db.session() as s:
             levels = (await s.execute(select(col(Alert.level), func.count())
                                       .group_by(col(Alert.level)))).all()
             open_alerts = (await s.execute(select(func.count()).select_from(Alert).where(

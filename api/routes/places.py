@@ -10,12 +10,12 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
 
-from api.deps import CurrentUser
+from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from schema.tables import Unit, Ward
 
@@ -54,7 +54,7 @@ class LocateOut(BaseModel):
 
 
 @router.get("/units", response_model=list[UnitPublic], responses={401: _ERR})
-async def list_units(request: Request, user: CurrentUser,
+async def list_units(s: SessionDep, user: CurrentUser,
                      kind: Annotated[str | None, Query(max_length=40)] = None,
                      ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None
                      ) -> list[UnitPublic]:
@@ -63,8 +63,7 @@ async def list_units(request: Request, user: CurrentUser,
         stmt = stmt.where(col(Unit.kind) == kind)
     if ward is not None:
         stmt = stmt.where(col(Unit.ward_code) == ward)
-    async with request.app.state.db.session() as s:
-        rows = (await s.execute(stmt)).scalars().all()
+    rows = (await s.execute(stmt)).scalars().all()
     return [UnitPublic.model_validate(u, from_attributes=True) for u in rows]
 
 
@@ -75,21 +74,19 @@ def _ward(w: Ward, geometry: bool) -> WardPublic:
 
 
 @router.get("/wards", response_model=list[WardPublic])
-async def list_wards(request: Request, geometry: bool = False) -> list[WardPublic]:
+async def list_wards(s: SessionDep, geometry: bool = False) -> list[WardPublic]:
     """The 168 HCMC wards; `geometry=true` adds each boundary (GeoJSON, about 2 MB)."""
-    async with request.app.state.db.session() as s:
-        rows = (await s.execute(select(Ward).order_by(col(Ward.code)))).scalars().all()
+    rows = (await s.execute(select(Ward).order_by(col(Ward.code)))).scalars().all()
     return [_ward(w, geometry) for w in rows]
 
 
 @router.get("/wards/locate", response_model=LocateOut, responses={404: _ERR, 503: _ERR})
-async def locate_ward(request: Request,
+async def locate_ward(settings: SettingsDep,
                       lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
                       lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)]
                       ) -> LocateOut:
     """The ward containing the point (exact), else the nearest one (exact=false);
     outside_city when it is farther than the setting from any ward."""
-    settings = request.app.state.settings
     try:
         from activities.geo import get_ward_index
 
@@ -105,10 +102,9 @@ async def locate_ward(request: Request,
 
 
 @router.get("/wards/{code}", response_model=WardPublic, responses={404: _ERR})
-async def get_ward(request: Request, code: Annotated[int, Path(ge=0, le=10_000_000)],
+async def get_ward(s: SessionDep, code: Annotated[int, Path(ge=0, le=10_000_000)],
                    geometry: bool = True) -> WardPublic:
-    async with request.app.state.db.session() as s:
-        w = await s.get(Ward, code)
+    w = await s.get(Ward, code)
     if w is None:
         raise not_found("Không tìm thấy phường", "No such ward")
     return _ward(w, geometry)

@@ -5,18 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.requests import ClientDisconnect
 
-from api import intake
 from api.auth import principal_from_request
-from api.errors import ApiError
-from api.intake import (
-    AttachmentOut,
-    CancelIn,
-    InfoIn,
-    ReportAccepted,
-    ReportCreate,
-    TrackingNotFound,
-    TrackingView,
-)
+from api.deps import InfraDep
+from api.services.attachments import AttachmentTooLarge, store_attachment
+from api.services.submission import submit_report
+from api.services.tracking import TrackingNotFound, add_info, cancel_report, get_tracking
 from api.upload import (
     ENVELOPE_BYTES,
     FILE_BODY_OPENAPI,
@@ -24,6 +17,14 @@ from api.upload import (
     MultipartReader,
     missing_file_error,
     multipart_boundary,
+)
+from schema.reports import (
+    AttachmentOut,
+    CancelIn,
+    InfoIn,
+    ReportAccepted,
+    ReportCreate,
+    TrackingView,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["citizen"])
@@ -34,18 +35,18 @@ _ERR = {"model": dict}
 @router.post("/attachments", status_code=201, response_model=AttachmentOut,
              responses={400: _ERR, 413: _ERR, 415: _ERR, 422: _ERR},
              openapi_extra=FILE_BODY_OPENAPI)
-async def upload_attachment(request: Request) -> AttachmentOut:
+async def upload_attachment(request: Request, infra: InfraDep) -> AttachmentOut:
     """Upload one photo or video (multipart field `file`). The type is decided by the
     bytes; images up to 20 MB, videos up to 200 MB (configurable).
 
     The body is parsed while it arrives and written straight to storage: reading stops
     with 413 as soon as the limit for the sniffed type is passed (at once when
     Content-Length is larger than the video limit), and nothing is kept then."""
-    settings = request.app.state.settings
+    settings = infra.settings
     limit = max(settings.max_image_bytes, settings.max_video_bytes)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
-        raise intake.AttachmentTooLarge(limit)
+        raise AttachmentTooLarge(limit)
     boundary = multipart_boundary(request.headers.get("content-type"))
     if boundary is None:
         raise missing_file_error()
@@ -56,9 +57,9 @@ async def upload_attachment(request: Request) -> AttachmentOut:
     try:
         while (part := await reader.next_part()) is not None:
             if part.name == "file":
-                return await intake.store_attachment(
-                    request.app.state, reader.data(), part.filename, part.content_type,
-                    uploaded_by=user.username if user else None)
+                return await store_attachment(
+                    settings, infra.db, infra.storage, reader.data(), part.filename,
+                    part.content_type, uploaded_by=user.username if user else None)
     except ClientDisconnect:
         raise MalformedUpload("Client disconnected during the upload") from None
     raise missing_file_error()
@@ -66,15 +67,15 @@ async def upload_attachment(request: Request) -> AttachmentOut:
 
 @router.post("/reports", status_code=202, response_model=ReportAccepted,
              responses={422: _ERR})
-async def create_report(request: Request, body: ReportCreate) -> ReportAccepted:
+async def create_report(infra: InfraDep, body: ReportCreate) -> ReportAccepted:
     """Report an incident. Stored durably before the answer; the same `report_id` again
     gives the same answer and creates nothing."""
-    return await intake.submit_report(request.app.state, body, source="api")
+    return await submit_report(infra, body, source="api")
 
 
 @router.get("/track/{tracking_token}", response_model=TrackingView, responses={404: _ERR})
-async def track(request: Request, tracking_token: str) -> TrackingView:
-    view = await intake.get_tracking(request.app.state, tracking_token)
+async def track(infra: InfraDep, tracking_token: str) -> TrackingView:
+    view = await get_tracking(infra, tracking_token)
     if view is None:
         raise TrackingNotFound()
     return view
@@ -82,19 +83,14 @@ async def track(request: Request, tracking_token: str) -> TrackingView:
 
 @router.post("/track/{tracking_token}/info", response_model=TrackingView,
              responses={404: _ERR, 409: _ERR, 422: _ERR, 503: _ERR})
-async def track_info(request: Request, tracking_token: str, body: InfoIn) -> TrackingView:
+async def track_info(infra: InfraDep, tracking_token: str, body: InfoIn) -> TrackingView:
     """Add text and/or attachments to one's report; 409 once it is closed."""
-    return await intake.add_info(request.app.state, tracking_token, body.text,
-                                 body.attachments)
+    return await add_info(infra, tracking_token, body.text, body.attachments)
 
 
 @router.post("/track/{tracking_token}/cancel", response_model=TrackingView,
              responses={404: _ERR, 409: _ERR, 503: _ERR})
-async def track_cancel(request: Request, tracking_token: str,
+async def track_cancel(infra: InfraDep, tracking_token: str,
                        body: CancelIn | None = None) -> TrackingView:
     """Withdraw one's report while nobody has acknowledged it; 409 after."""
-    return await intake.cancel_report(request.app.state, tracking_token,
-                                      body.reason if body else None)
-
-
-__all__ = ["router", "ApiError"]
+    return await cancel_report(infra, tracking_token, body.reason if body else None)

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from api.auth import make_token
-from api.main import create_app
+from app import create_app
 from core import seed
 from core.db import Database, make_sync_engine
 from core.settings import Settings

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from api.intake import TRACKING_ALPHABET
+from api.services.submission import TRACKING_ALPHABET
 from core.temporal import workflow_id
 from schema.payloads import IncidentState
 from schema.tables import Attachment, Incident, IncidentEvent, Outbox, Report

@@ -50,7 +50,7 @@ class _Server:
     async def _main(self) -> None:
         import uvicorn
 
-        from api.main import create_app
+        from app import create_app
         from core.db import Database
         from core.temporal import connect
         from worker import build_worker

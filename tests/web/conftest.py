@@ -69,7 +69,7 @@ class _Stack(threading.Thread):
             self.error = exc
 
     async def _main(self) -> None:
-        from api.main import create_app
+        from app import create_app
         from worker import build_worker
 
         client = await connect(self.settings)

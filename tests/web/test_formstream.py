@@ -100,7 +100,7 @@ class SmallApp:
 async def small_app(make_settings: Callable[..., Settings], temporal_env: WorkflowEnvironment,
                     pg_db: Database) -> AsyncIterator[SmallApp]:
     """The app with a 4 KB image / 8 KB video limit, in-process (no worker)."""
-    from api.main import create_app
+    from app import create_app
 
     settings = make_settings(**{
         "CANHBAO_MAX_IMAGE_BYTES": IMAGE_LIMIT,

@@ -1,0 +1,210 @@
+"""The one gateway to the incident workflow: start, query and update, each with a
+timeout, and one mapping from Temporal failures to HTTP errors by the failure's type.
+
+- A refused update (WorkflowUpdateFailedError whose cause is an ApplicationError) maps by
+  `ApplicationError.type`: "Forbidden" → 403, "Invalid" → 422, "IllegalTransition" (and
+  any other refusal) → 409 (`CaseRefused`).
+- An RPC NOT_FOUND means the workflow has ended or never existed: the gateway asks
+  (describe) which, and raises `CaseEnded` (409) or `CaseNotFound` (404).
+- Temporal unreachable, an RPC timeout or another RPC status → `CaseUnavailable` (503).
+
+Callers never look at error messages. After an update they rebuild the answer from the
+read model (the workflow writes it before the update returns); the update's own result is
+passed back untyped unless the caller names `result_type`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api import wording
+from api.errors import ApiError
+from api.metrics import ACTIONS
+from api.temporal import TemporalHolder, TemporalUnavailable
+from core.temporal import workflow_id
+from schema.payloads import INCIDENT_WORKFLOW, IncidentInput, IncidentState
+from schema.states import Role
+
+log = structlog.get_logger(__name__)
+
+WORKFLOW_NAME = INCIDENT_WORKFLOW
+CASE_QUERY = "case"
+RPC_TIMEOUT = timedelta(seconds=5)
+CALL_TIMEOUT_S = 8.0
+UPDATE_TIMEOUT_S = CALL_TIMEOUT_S * 2
+
+# What the `case` query answers: the workflow's compact state (no texts, no timeline).
+LiveCase = IncidentState
+
+
+class CaseUnavailable(ApiError):
+    """503: the workflow service cannot be reached or did not answer in time.
+    `reached` is False when no connection could be made at all."""
+
+    def __init__(self, reason: str = "", reached: bool = True) -> None:
+        super().__init__(503, "temporal_unavailable",
+                         "Hệ thống điều phối tạm thời không sẵn sàng, vui lòng thử lại",
+                         "The workflow service is unavailable, try again",
+                         headers={"Retry-After": "5"})
+        self.reason = reason
+        self.reached = reached
+
+
+class CaseNotFound(ApiError):
+    """404: no workflow for this incident."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "not_found", "Không tìm thấy vụ việc", "No such incident")
+
+
+class CaseEnded(ApiError):
+    """409: the workflow has finished and takes no more updates."""
+
+    def __init__(self) -> None:
+        super().__init__(409, "illegal_transition", "Vụ việc đã kết thúc",
+                         "The incident has ended")
+
+
+class CaseRefused(ApiError):
+    """The workflow's validator or handler refused the update. `kind` is the
+    ApplicationError type (None when the failure was not an application error)."""
+
+    STATUS = {"Forbidden": (403, "forbidden"), "Invalid": (422, "validation_error")}
+
+    def __init__(self, kind: str | None, vi: str, en: str,
+                 details: dict[str, Any] | None = None) -> None:
+        status, code = self.STATUS.get(kind or "", (409, "illegal_transition"))
+        super().__init__(status, code, vi, en, fields=[] if status == 422 else None)
+        self.kind = kind
+        self.details = details or {}
+
+
+def _application_cause(exc: BaseException) -> ApplicationError | None:
+    cause: BaseException | None = exc.cause if isinstance(exc, WorkflowUpdateFailedError) \
+        else exc
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.cause if isinstance(cause, FailureError) else None
+    return cause
+
+
+def refusal(exc: WorkflowUpdateFailedError, role: Role | None = None) -> CaseRefused:
+    """The refusal in both languages: worded from the details' action and state (and the
+    caller's role) when they explain it, else the workflow's own "vi / en" message."""
+    cause = _application_cause(exc)
+    if cause is None:
+        return CaseRefused(None, str(exc), str(exc))
+    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) \
+        else {}
+    worded = wording.refusal(cause.type, details.get("action"), details.get("state"), role)
+    if worded is not None:
+        return CaseRefused(cause.type, *worded, details=details)
+    vi, _, en = cause.message.partition(" / ")
+    en = str(details.get("message_en") or en)
+    return CaseRefused(cause.type, vi or cause.message, en or vi or cause.message, details)
+
+
+class Cases:
+    """Calls on incident workflows through one TemporalHolder."""
+
+    def __init__(self, holder: TemporalHolder) -> None:
+        self.holder = holder
+
+    async def _client(self) -> Client:
+        try:
+            return await self.holder.get()
+        except TemporalUnavailable as exc:
+            raise CaseUnavailable(str(exc), reached=False) from exc
+
+    async def start(self, inp: IncidentInput, task_queue: str,
+                    timeout_s: float = CALL_TIMEOUT_S) -> bool:
+        """Start the incident's workflow. True when started now, False when it already
+        runs (or ran). Raises CaseUnavailable; other failures propagate."""
+        client = await self._client()
+        try:
+            await asyncio.wait_for(
+                client.start_workflow(
+                    WORKFLOW_NAME, inp, id=workflow_id(inp.incident_id), task_queue=task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    rpc_timeout=timedelta(seconds=timeout_s)),
+                timeout_s + 1)
+        except WorkflowAlreadyStartedError:
+            self.holder.note_success()
+            return False
+        except (RPCError, TimeoutError) as exc:
+            reason = f"{exc.__class__.__name__}: {exc}"
+            self.holder.note_failure(reason)
+            raise CaseUnavailable(reason) from exc
+        self.holder.note_success()
+        return True
+
+    async def query(self, incident_id: str, result_type: type = LiveCase) -> Any:
+        """The live case, or None when the workflow cannot answer now."""
+        try:
+            client = await self.holder.get()
+            handle = client.get_workflow_handle(workflow_id(incident_id))
+            return await asyncio.wait_for(
+                handle.query(CASE_QUERY, result_type=result_type, rpc_timeout=RPC_TIMEOUT),
+                CALL_TIMEOUT_S)
+        except (TemporalUnavailable, RPCError, WorkflowQueryFailedError,
+                WorkflowQueryRejectedError, TimeoutError) as exc:
+            log.info("case query failed", incident_id=incident_id, error=str(exc))
+            return None
+
+    async def update(self, incident_id: str, name: str, arg: Any, *,
+                     update_id: str | None = None, role: Role | None = None,
+                     result_type: type | None = None) -> Any:
+        """Run update `name` and wait for its result (untyped unless `result_type`).
+        Raises CaseRefused (403/409/422), CaseEnded (409), CaseNotFound (404) or
+        CaseUnavailable (503)."""
+        try:
+            client = await self._client()
+            handle = client.get_workflow_handle(workflow_id(incident_id))
+            result = await asyncio.wait_for(
+                handle.execute_update(name, arg, id=update_id, result_type=result_type,
+                                      rpc_timeout=RPC_TIMEOUT),
+                UPDATE_TIMEOUT_S)
+        except WorkflowUpdateFailedError as exc:
+            ACTIONS.labels(name, "refused").inc()
+            raise refusal(exc, role) from exc
+        except (CaseUnavailable, WorkflowUpdateRPCTimeoutOrCancelledError,
+                TimeoutError) as exc:
+            ACTIONS.labels(name, "unavailable").inc()
+            if isinstance(exc, CaseUnavailable):
+                raise
+            raise CaseUnavailable(str(exc)) from exc
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                ACTIONS.labels(name, "unavailable").inc()
+                raise CaseUnavailable(str(exc)) from exc
+            ACTIONS.labels(name, "refused").inc()
+            raise await self._gone(client, incident_id) from exc
+        ACTIONS.labels(name, "ok").inc()
+        return result
+
+    async def _gone(self, client: Client, incident_id: str) -> ApiError:
+        """Why an update found no running workflow: ended, or never existed."""
+        try:
+            described = await client.get_workflow_handle(workflow_id(incident_id)).describe(
+                rpc_timeout=RPC_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return CaseNotFound()
+            return CaseUnavailable(str(exc))
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            return CaseUnavailable("workflow is between runs")
+        return CaseEnded()

@@ -1,0 +1,113 @@
+"""A staff action on an incident: check who may, read the body, look up what it needs,
+run the workflow update through the gateway, answer with the incident as GET shows it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import wording
+from api.auth import Principal
+from api.cases import CaseNotFound, Cases
+from api.errors import ApiError, field_error
+from api.services.attachments import claim_attachments
+from api.services.detail import incident_detail, visible_row
+from core.db import Database
+from schema import payloads as p
+from schema.actions import BODIES, ActionBody, MergeBody, NoteBody, Resolved, RouteBody
+from schema.incidents import IncidentDetail
+from schema.states import ACTION_ROLES, Action, Role, State
+from schema.tables import Incident, Unit
+
+log = structlog.get_logger(__name__)
+
+
+def parse_body(action: Action, body: dict[str, Any] | None) -> ActionBody:
+    """The action's body model; a RequestValidationError (422) when it does not fit."""
+    try:
+        return BODIES[action].model_validate(body or {})
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
+
+
+async def resolve_unit(s: AsyncSession, unit_id: str | None, ward_code: int | None
+                       ) -> p.UnitRef:
+    """The active unit by id or code, or the ward police of `ward_code`; 422 otherwise."""
+    if unit_id is not None:
+        unit = await s.get(Unit, unit_id) or (await s.execute(
+            select(Unit).where(col(Unit.code) == unit_id))).scalars().first()
+        field = "unit_id"
+    else:
+        unit = (await s.execute(select(Unit).where(
+            col(Unit.ward_code) == ward_code, col(Unit.kind) == "ward_police",
+            col(Unit.active)))).scalars().first()
+        field = "ward_code"
+    if unit is None or not unit.active:
+        raise field_error(field, "Không tìm thấy đơn vị", "No such unit")
+    return p.UnitRef(id=unit.id, name=unit.name, kind=unit.kind, ward_code=unit.ward_code)
+
+
+async def _resolve(s: AsyncSession, body: ActionBody, incident_id: str,
+                   key: str | None) -> Resolved:
+    if isinstance(body, RouteBody):
+        return Resolved(unit=await resolve_unit(s, body.unit_id, body.ward_code))
+    if isinstance(body, MergeBody):
+        target_id = str(body.into_incident_id)
+        if target_id == incident_id:
+            raise field_error("into_incident_id", "Không thể gộp vào chính nó",
+                              "Cannot merge an incident into itself")
+        target = await s.get(Incident, target_id)
+        if target is None:
+            raise field_error("into_incident_id", "Không tìm thấy vụ việc đích",
+                              "No such target incident")
+        if not target.is_open:
+            raise ApiError(409, "illegal_transition", "Vụ việc đích đã kết thúc",
+                           "The target incident is no longer open")
+        return Resolved(target_tracking_code=target.tracking_code)
+    if isinstance(body, NoteBody):
+        await claim_attachments(s, body.attachment_ids, incident_id)
+        await s.commit()
+    if body.action is Action.PUBLISH_ALERT:
+        return Resolved(alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                f"canhbao:{incident_id}:{key}")
+                                     if key else uuid.uuid4()))
+    return Resolved()
+
+
+async def take_action(db: Database, cases: Cases, user: Principal, incident_id: str,
+                      action: Action, body: dict[str, Any] | None,
+                      idempotency_key: str | None = None) -> IncidentDetail:
+    """Run `action` for `user`. The same idempotency key again returns the first result
+    and changes nothing. Raises 403/404/409/422/503 as ApiError (or
+    RequestValidationError for the body)."""
+    async with db.session() as s:
+        row, _ = await visible_row(s, user, incident_id)
+    role = Role(user.role)
+    if role not in ACTION_ROLES[action]:
+        raise ApiError(403, "forbidden", *wording.role_never(action, role))
+    parsed = parse_body(action, body)
+    if row is not None and not row.is_open:
+        raise ApiError(409, "illegal_transition",
+                       *wording.not_in_state(action, State(row.state)))
+    async with db.session() as s:
+        found = await _resolve(s, parsed, incident_id, idempotency_key)
+    update_id = f"{action.value}:{idempotency_key}" if idempotency_key else None
+    try:
+        await cases.update(incident_id, action.value, parsed.to_input(user.actor(), found),
+                           update_id=update_id, role=role)
+    except CaseNotFound as exc:
+        if row is None:
+            raise
+        raise ApiError(409, "illegal_transition", "Vụ việc đã kết thúc",
+                       "The incident has ended") from exc
+    log.info("action taken", action=action.value, actor=user.username)
+    return await incident_detail(db, cases, user, incident_id)

@@ -1,0 +1,98 @@
+"""Submitting a report: the report row and its outbox row in one transaction *before*
+the citizen gets 202, then one quick try to start the workflow (api.services.relay starts
+it later when that fails). Idempotent on the client's report_id."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from api.infra import Infra
+from api.metrics import REPORTS_RECEIVED
+from api.services.attachments import claim_attachments
+from api.services.relay import start_workflow_for
+from core.db import Database
+from core.settings import Settings
+from schema.reports import ReportAccepted, ReportCreate
+from schema.tables import Outbox, Report, utcnow
+
+log = structlog.get_logger(__name__)
+
+# No look-alikes: no 0/O/Q/D-ish pairs, no 1/I/L, 2/Z, 5/S, 8/B.
+TRACKING_ALPHABET = "ACEFGHJKMNPRTUVWXY34679"
+TRACKING_LENGTH = 8
+REQUEST_START_TIMEOUT_S = 2.0  # a citizen waits at most this for the inline start
+
+
+def make_tracking_code() -> str:
+    return "".join(secrets.choice(TRACKING_ALPHABET) for _ in range(TRACKING_LENGTH))
+
+
+def make_tracking_token() -> str:
+    """192 random bits, URL-safe."""
+    return secrets.token_urlsafe(24)
+
+
+def status_url(settings: Settings, token: str) -> str:
+    """The citizen's tracking page for `token` (absolute when a public URL is set)."""
+    return f"{(settings.public_url or '').rstrip('/')}/t/{token}"
+
+
+def _accepted(settings: Settings, report: Report) -> ReportAccepted:
+    return ReportAccepted(incident_id=report.id, tracking_code=report.tracking_code,
+                          tracking_token=report.tracking_token,
+                          status_url=status_url(settings, report.tracking_token))
+
+
+async def _find_report(db: Database, report_id: str) -> Report | None:
+    async with db.session() as s:
+        return await s.get(Report, report_id)
+
+
+async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
+                        ) -> ReportAccepted:
+    """Store the report and its outbox row in one transaction, then try to start the
+    workflow. Idempotent on body.report_id: the same id returns the first answer. Raises
+    FieldError (422) for an unknown or used attachment."""
+    settings, db = infra.settings, infra.db
+    if body.report_id is not None:
+        existing = await _find_report(db, str(body.report_id))
+        if existing is not None:
+            log.info("report resubmitted", incident_id=existing.id)
+            return _accepted(settings, existing)
+    incident_id = str(body.report_id or uuid.uuid4())
+    received_at = utcnow()
+    report: Report | None = None
+    for _ in range(5):
+        inp = body.to_input(incident_id, make_tracking_code(), received_at, source,
+                            settings.sla_scale, settings.sla_overrides or None)
+        report = Report(id=incident_id, tracking_code=inp.tracking_code,
+                        tracking_token=make_tracking_token(),
+                        payload=inp.model_dump(mode="json"), source=source,
+                        created_at=received_at)
+        try:
+            async with db.session() as s:
+                await claim_attachments(s, inp.attachments, incident_id)
+                s.add(report)
+                await s.flush()
+                s.add(Outbox(report_id=incident_id, created_at=received_at))
+                await s.commit()
+            break
+        except IntegrityError:
+            existing = await _find_report(db, incident_id)
+            if existing is not None:  # the same report_id, submitted concurrently
+                return _accepted(settings, existing)
+            report = None  # a tracking code collision: draw again
+    if report is None:
+        raise RuntimeError("could not allocate a tracking code")
+    REPORTS_RECEIVED.labels(source).inc()
+    structlog.contextvars.bind_contextvars(incident_id=incident_id)
+    log.info("report accepted", tracking_code=report.tracking_code, source=source,
+             attachments=len(inp.attachments))
+    if not infra.temporal.recently_failed():
+        await start_workflow_for(infra, incident_id, report.payload, by="request",
+                                 timeout_s=REQUEST_START_TIMEOUT_S)
+    return _accepted(settings, report)

@@ -1,0 +1,179 @@
+"""The citizen's tracking link: what the report's page shows (state and public timeline,
+from the read model with the live state overlaid), adding information, cancelling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlmodel import col
+
+from api.cases import CaseEnded, CaseNotFound, CaseRefused, CaseUnavailable
+from api.errors import ApiError, FieldError
+from api.infra import Infra
+from api.services.attachments import claim_attachments, release_attachments
+from api.services.relay import start_workflow_for
+from core.db import Database
+from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentInput
+from schema.reports import TrackingEvent, TrackingView, unique_ids
+from schema.states import State
+from schema.tables import Incident, IncidentEvent, Outbox, Report
+
+log = structlog.get_logger(__name__)
+
+
+class TrackingNotFound(ApiError):
+    """404: no report has this tracking token."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "not_found", "Không tìm thấy tin báo",
+                         "No report with this tracking link")
+
+
+class TrackingConflict(ApiError):
+    """409: the report no longer takes this (acknowledged, or ended)."""
+
+    def __init__(self, vi: str, en: str) -> None:
+        super().__init__(409, "conflict", vi, en)
+
+
+class WorkflowPending(ApiError):
+    """503: the report is stored but its workflow cannot take the request yet."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "temporal_unavailable",
+                         "Tin báo đã được lưu nhưng hệ thống xử lý chưa sẵn sàng, "
+                         "vui lòng thử lại sau ít phút",
+                         "The report is saved but processing is not available yet; "
+                         "try again in a few minutes", headers={"Retry-After": "5"})
+
+
+def public_timeline(events: Sequence[Any], created_at: datetime) -> list[TrackingEvent]:
+    """What the citizen sees of the events: state changes and public notes, each with the
+    state reached by then (at least the receipt)."""
+    timeline: list[TrackingEvent] = []
+    state: State | None = None
+    for ev in events:
+        if ev.to_state:
+            state = State(ev.to_state)
+        if ev.to_state or ev.public_note:
+            timeline.append(TrackingEvent(at=ev.at, state=state or State.RECEIVED,
+                                          public_note=ev.public_note))
+    return timeline or [TrackingEvent(at=created_at, state=State.RECEIVED)]
+
+
+async def report_by_token(db: Database, token: str) -> Report | None:
+    """The report of a tracking token, or None (also for an absurd token)."""
+    if not token or len(token) > 200:
+        return None
+    async with db.session() as s:
+        return (await s.execute(
+            select(Report).where(col(Report.tracking_token) == token))).scalar_one_or_none()
+
+
+async def _view(infra: Infra, report: Report) -> TrackingView:
+    async with infra.db.session() as s:
+        row = await s.get(Incident, report.id)
+        events = (await s.execute(
+            select(IncidentEvent).where(col(IncidentEvent.incident_id) == report.id)
+            .order_by(col(IncidentEvent.seq)))).scalars().all()
+    timeline = public_timeline(events, report.created_at)
+    if row is not None:
+        view = TrackingView(tracking_code=row.tracking_code, state=State(row.state),
+                            category=row.category, created_at=row.created_at,
+                            updated_at=row.updated_at, timeline=timeline)
+    else:
+        payload = IncidentInput.model_validate(report.payload)
+        view = TrackingView(tracking_code=report.tracking_code, state=State.RECEIVED,
+                            category=payload.category, created_at=report.created_at,
+                            updated_at=report.created_at, timeline=timeline)
+    live = await infra.cases.query(report.id)
+    if live is not None and (row is None or live.seq > row.last_seq):
+        # The workflow is ahead of the read model (or it has no row yet): its state wins.
+        view = view.model_copy(update={
+            "tracking_code": live.tracking_code, "state": live.state,
+            "category": live.category, "created_at": live.created_at,
+            "updated_at": live.updated_at})
+    return view
+
+
+async def get_tracking(infra: Infra, token: str) -> TrackingView | None:
+    """What the citizen may see: state and public timeline. None for an unknown token."""
+    report = await report_by_token(infra.db, token)
+    if report is None:
+        return None
+    structlog.contextvars.bind_contextvars(incident_id=report.id)
+    return await _view(infra, report)
+
+
+def _conflict(name: str) -> TrackingConflict:
+    if name == "cancel":
+        return TrackingConflict(
+            "Không thể hủy: tin báo đã được lực lượng tiếp nhận hoặc đã kết thúc",
+            "Cannot cancel: the report was already acknowledged or has ended")
+    return TrackingConflict("Tin báo đã kết thúc, không thể bổ sung thông tin",
+                            "The report is closed; no more information can be added")
+
+
+async def _citizen_update(infra: Infra, report: Report, name: str, arg: Any) -> None:
+    """Run a citizen update on the report's workflow, starting it first if the outbox
+    still holds it."""
+    async with infra.db.session() as s:
+        pending = await s.get(Outbox, report.id)
+    if pending is not None and pending.started_at is None \
+            and report.id not in infra.marks.started:
+        if not await start_workflow_for(infra, report.id, report.payload, by="request"):
+            raise WorkflowPending()
+    try:
+        await infra.cases.update(report.id, name, arg)
+    except CaseRefused as exc:
+        if exc.kind == "Invalid":
+            raise ApiError(422, "invalid", "Dữ liệu không hợp lệ", exc.en) from exc
+        raise _conflict(name) from exc
+    except CaseEnded as exc:
+        raise _conflict(name) from exc
+    except (CaseUnavailable, CaseNotFound) as exc:
+        raise WorkflowPending() from exc
+
+
+async def _report_for(infra: Infra, token: str) -> Report:
+    report = await report_by_token(infra.db, token)
+    if report is None:
+        raise TrackingNotFound()
+    structlog.contextvars.bind_contextvars(incident_id=report.id)
+    return report
+
+
+async def add_info(infra: Infra, token: str, text: str | None,
+                   attachments: list[Any]) -> TrackingView:
+    """The citizen adds text and/or attachments. 409 (TrackingConflict) once closed,
+    422 (FieldError) with neither or with an unusable attachment."""
+    report = await _report_for(infra, token)
+    text = (text or "").strip() or None
+    ids = unique_ids(attachments)
+    if text is None and not ids:
+        raise FieldError("text", "Vui lòng nhập thông tin hoặc đính kèm tệp",
+                         "Give some text or an attachment")
+    async with infra.db.session() as s:
+        await claim_attachments(s, ids, report.id)
+        await s.commit()
+    try:
+        await _citizen_update(infra, report, "add_info",
+                              AddInfoInput(actor=CITIZEN_ACTOR, text=text, attachments=ids))
+    except Exception:
+        # Give the files back so the citizen can use them elsewhere.
+        await release_attachments(infra.db, ids, report.id)
+        raise
+    return await _view(infra, report)
+
+
+async def cancel_report(infra: Infra, token: str, reason: str | None) -> TrackingView:
+    """The citizen withdraws the report; 409 once acknowledged or ended."""
+    report = await _report_for(infra, token)
+    await _citizen_update(infra, report, "cancel",
+                          CancelInput(actor=CITIZEN_ACTOR,
+                                      reason=(reason or "").strip() or None))
+    return await _view(infra, report)

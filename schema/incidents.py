@@ -1,0 +1,122 @@
+"""Shapes of incidents as staff see them, shared by the JSON API and the pages: the list
+filters, a list row (`IncidentSummary`), a page of rows, the detail (`IncidentDetail`) and
+escalation alerts. Built from the read model (schema.tables) by api.services.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from schema import payloads as p
+from schema.states import Action, Category, Outcome, State
+
+
+def is_overdue(is_open: bool, escalation_level: int, deadline: datetime | None,
+               now: datetime) -> bool:
+    """The one meaning of "overdue": open, and escalated or past its deadline."""
+    return bool(is_open and (escalation_level > 0 or (deadline is not None and deadline < now)))
+
+
+class IncidentFilters(BaseModel):
+    """What a staff list is narrowed to (on top of the caller's scope)."""
+
+    state: list[State] = Field(default_factory=list)
+    ward: int | None = None
+    unit: str | None = None
+    category: Category | None = None
+    priority: int | None = Field(default=None, ge=1, le=4)
+    overdue: bool | None = None
+    q: str | None = Field(default=None, max_length=200)
+
+
+class WardRef(BaseModel):
+    code: int
+    name: str | None = None
+
+
+class UnitOut(BaseModel):
+    id: str
+    name: str | None = None
+
+
+class IncidentBase(BaseModel):
+    """Fields every staff view of an incident has."""
+
+    id: str
+    tracking_code: str
+    state: State
+    category: Category
+    priority: int
+    description: str
+    location: p.Location
+    address: str | None
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime | None
+    escalation_level: int
+    merged_into: str | None
+
+
+class IncidentSummary(IncidentBase):
+    """One row of a list (description cut to 500 characters)."""
+
+    ward: WardRef | None
+    unit: UnitOut | None
+    overdue: bool
+    outside_city: bool
+    duplicate_count: int
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentSummary]
+    next_cursor: str | None
+
+
+class AttachmentRef(BaseModel):
+    attachment_id: str
+    content_type: str
+    size: int
+    sha256: str
+    url: str
+
+
+class IncidentDetail(IncidentBase):
+    """One incident with its timeline and what the caller may do now."""
+
+    ward: p.WardInfo | None
+    unit: p.UnitRef | None
+    proposed_unit: p.UnitRef | None
+    reporter: p.Reporter | None
+    attachments: list[AttachmentRef]
+    timeline: list[p.TimelineEvent]
+    overdue_since: datetime | None
+    outcome: Outcome | None
+    duplicates: list[p.DuplicateSuggestion]
+    merged_incidents: list[str]
+    primary_state: State | None
+    acknowledged_at: datetime | None
+    on_scene_at: datetime | None
+    closed_at: datetime | None
+    allowed_actions: list[Action]
+    live: bool = Field(description="True when read from the workflow, False from SQL")
+
+
+class AlertOut(BaseModel):
+    """An escalation (the incident stayed too long in `state`)."""
+
+    id: str
+    incident_id: str
+    tracking_code: str
+    level: int
+    state: str
+    priority: int
+    category: str
+    ward_code: int | None
+    unit_id: str | None
+    overdue_since: datetime
+    created_at: datetime
+    resolved_at: datetime | None
+    open: bool

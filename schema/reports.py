@@ -1,0 +1,159 @@
+"""Shapes of the citizen's side, shared by the JSON API (api/routes/reports.py), the
+report and tracking pages and Open311: a report (`ReportCreate` → `IncidentInput`), its
+acceptance, the tracking view, attachments, add-info and cancel bodies."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from schema import payloads as p
+from schema.states import Category, State
+
+MAX_ATTACHMENTS = 10
+_PHONE_RE = re.compile(r"^0(?:[35789]\d{8}|2\d{9})$")
+
+
+def normalise_phone(raw: str) -> str:
+    """`+84 912 345 678` → `0912345678`; raises ValueError when not a Vietnamese number."""
+    digits = re.sub(r"[\s.\-()]", "", raw)
+    if digits.startswith("+84"):
+        digits = "0" + digits[3:]
+    elif digits.startswith("84") and len(digits) in (11, 12):
+        digits = "0" + digits[2:]
+    if not _PHONE_RE.match(digits):
+        raise ValueError(raw)
+    return digits
+
+
+def normalise_tracking_code(text: str) -> str:
+    """What a person types or reads out (`ac-ef 3479`) as a stored code (`ACEF3479`)."""
+    return re.sub(r"[\s\-.]", "", text).upper()
+
+
+def unique_ids(ids: list[uuid.UUID] | list[str]) -> list[str]:
+    """The ids as strings, each once, in the order given."""
+    return list(dict.fromkeys(str(a) for a in ids))
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, examples=[10.7769])
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, examples=[106.7009])
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
+
+
+class ReporterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=32,
+                              description="Vietnamese number, e.g. 0912345678 or +84912345678")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        return v or None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            return normalise_phone(v)
+        except ValueError:
+            raise PydanticCustomError(
+                "vn_phone", "Not a Vietnamese phone number (e.g. 0912345678)",
+                {"vi": "Số điện thoại không hợp lệ (ví dụ 0912345678)"}) from None
+
+
+class ReportCreate(BaseModel):
+    """The POST /reports body."""
+
+    model_config = ConfigDict(extra="forbid")
+    report_id: uuid.UUID | None = Field(
+        default=None, description="Chosen by the client so a resubmission is idempotent")
+    category: Category
+    description: str = Field(min_length=1, max_length=5000)
+    location: LocationIn
+    address: str | None = Field(default=None, max_length=500)
+    reporter: ReporterIn | None = None
+    attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    silent: bool = Field(
+        default=False, description="A silent SOS: the reporter may not be able to speak or be "
+        "seen reporting; staff must not call back without care")
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise PydanticCustomError("string_too_short", "Describe what is happening",
+                                      {"vi": "Vui lòng mô tả sự việc"})
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        return v or None
+
+    def to_input(self, incident_id: str, tracking_code: str, received_at: datetime,
+                 source: str, sla_scale: float,
+                 sla: dict[int, dict[str, float]] | None) -> p.IncidentInput:
+        """The workflow's input for this report."""
+        reporter = None
+        if self.reporter and (self.reporter.name or self.reporter.phone):
+            reporter = p.Reporter(name=self.reporter.name, phone=self.reporter.phone)
+        return p.IncidentInput(
+            incident_id=incident_id, tracking_code=tracking_code, category=self.category,
+            description=self.description,
+            location=p.Location(**self.location.model_dump()), received_at=received_at,
+            address=self.address, reporter=reporter,
+            attachments=unique_ids(self.attachments), source=source, silent=self.silent,
+            sla_scale=sla_scale, sla=sla)
+
+
+class ReportAccepted(BaseModel):
+    incident_id: str
+    tracking_code: str
+    tracking_token: str
+    status_url: str
+
+
+class TrackingEvent(BaseModel):
+    at: datetime
+    state: State
+    public_note: str | None = None
+
+
+class TrackingView(BaseModel):
+    tracking_code: str
+    state: State
+    category: Category
+    created_at: datetime
+    updated_at: datetime
+    timeline: list[TrackingEvent]
+
+
+class AttachmentOut(BaseModel):
+    attachment_id: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class InfoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = Field(default=None, max_length=5000)
+    attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=2000)

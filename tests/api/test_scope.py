@@ -1,0 +1,164 @@
+"""The one scoping policy (api/scope.py), asserted over every route of the app.
+
+Every GET route is either listed as returning incidents (with how to call it) or as
+returning none; a new route fails `test_every_get_route_is_classified` until it is
+classified. Each incident route is called as the officer of ward A (who must see the
+incident of ward A: the control), the officer of ward B and an officer account without a
+unit (who must see neither that incident nor the unrouted one), and the answer is
+searched for the incidents' ids and tracking codes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlmodel import Session, select
+from starlette.routing import Route
+
+from api.auth import make_token
+from app import create_app
+from core.db import make_sync_engine
+from core.settings import Settings
+from schema.tables import Alert, User, utcnow
+from tests.api.conftest import WARD_A, Stack
+
+# Routes that return incidents: the path to call ({iid}, {att} filled in) and whether
+# a visible incident shows by id/code in the answer (False for aggregates).
+INCIDENT_ROUTES: dict[str, tuple[str, bool]] = {
+    "/api/v1/incidents": ("/api/v1/incidents?limit=200", True),
+    "/api/v1/incidents/export.csv": ("/api/v1/incidents/export.csv", True),
+    "/api/v1/incidents/{incident_id}": ("/api/v1/incidents/{iid}", True),
+    "/api/v1/attachments/{attachment_id}/content": ("/api/v1/attachments/{att}/content", False),
+    "/api/v1/alerts": ("/api/v1/alerts", True),
+    "/api/v1/events": ("/api/v1/events?after=0&max_seconds=0.5", True),
+    "/api/v1/stats": ("/api/v1/stats?group_by=unit", False),
+    "/open311/v2/requests.json": ("/open311/v2/requests.json", True),
+    "/console": ("/console", False),
+    "/console/incidents": ("/console/incidents", False),
+    "/console/incidents/{incident_id}": ("/console/incidents/{iid}", False),
+    "/officer": ("/officer", True),
+    "/officer/incidents/{incident_id}": ("/officer/incidents/{iid}", False),
+    "/supervisor": ("/supervisor", False),
+}
+# GET routes that return no incident to staff (reference data, the citizen's own report
+# by its secret token or id, documents, assets).
+NO_INCIDENTS = {
+    "/healthz", "/readyz", "/metrics", "/api/v1/auth/me", "/api/v1/units", "/api/v1/wards",
+    "/api/v1/wards/locate", "/api/v1/wards/{code}", "/api/v1/track/{tracking_token}",
+    "/open311/v2/discovery.json", "/open311/v2/services.json",
+    "/open311/v2/services/{service_code}.json",
+    "/open311/v2/requests/{service_request_id}.json", "/cap/alerts.atom",
+    "/cap/alerts/{alert_id}.xml", "/docs", "/openapi.json", "/static/vendor/{name:path}",
+    "/sw.js", "/manifest.webmanifest", "/geo/ward", "/", "/t/{token}", "/offline",
+    "/t/{token}/files/{attachment_id}",
+    "/login", "/logout", "/console/wards.geojson",
+}
+
+
+def _paths(routes: list[Any]) -> set[str]:
+    """GET paths of `routes`, descending into included routers (FastAPI keeps those as
+    wrappers around the original router; ours are included without a prefix)."""
+    out: set[str] = set()
+    for r in routes:
+        included = getattr(r, "original_router", None)
+        if included is not None:
+            out |= _paths(included.routes)
+        elif isinstance(r, APIRoute | Route) and "GET" in (r.methods or ()):
+            out.add(r.path)
+    return out
+
+
+def _get_routes(settings: Settings) -> set[str]:
+    return _paths(create_app(settings).routes)
+
+
+def test_every_get_route_is_classified(make_settings: Callable[..., Settings]) -> None:
+    routes = _get_routes(make_settings())
+    unclassified = routes - set(INCIDENT_ROUTES) - NO_INCIDENTS
+    assert not unclassified, f"classify these routes in tests/api/test_scope.py: {unclassified}"
+    gone = (set(INCIDENT_ROUTES) | NO_INCIDENTS) - routes
+    assert not gone, f"no such routes any more: {gone}"
+
+
+@dataclass
+class World:
+    routed: dict[str, str]
+    unrouted: dict[str, str]
+    attachment: str
+
+
+def _officer_without_unit(stack: Stack) -> dict[str, str]:
+    engine = make_sync_engine(stack.settings.database_url)
+    template = stack.people.users["officer_a"]
+    with Session(engine) as s:
+        user = s.exec(select(User).where(User.username == "t.officer.nounit")).first()
+        if user is None:
+            user = User(username="t.officer.nounit", password_hash=template.password_hash,
+                        role="officer", unit_id=None, full_name="Cán bộ chưa có đơn vị")
+            s.add(user)
+            s.commit()
+        s.refresh(user)
+        s.expunge(user)
+    engine.dispose()
+    return {"Authorization": f"Bearer {make_token(stack.settings, user)}"}
+
+
+async def _world(stack: Stack) -> World:
+    photo = await stack.upload("jpeg")
+    iid = await stack.routed(WARD_A, attachments=[photo["attachment_id"]])
+    accepted = await stack.submit(WARD_A)
+    await stack.wait_projected(accepted["incident_id"])
+    detail = (await stack.detail(iid)).json()
+    async with stack.app.state.db.session() as s:
+        for incident, unit in ((detail, stack.people.places[WARD_A].unit_id),
+                               ({"id": accepted["incident_id"],
+                                 "tracking_code": accepted["tracking_code"]}, None)):
+            s.add(Alert(id=str(uuid.uuid4()), incident_id=incident["id"],
+                        tracking_code=incident["tracking_code"], level=1, state="routed",
+                        priority=2, category="crime", unit_id=unit, overdue_since=utcnow()))
+        await s.commit()
+    return World(routed={"id": iid, "code": detail["tracking_code"]},
+                 unrouted={"id": accepted["incident_id"], "code": accepted["tracking_code"]},
+                 attachment=photo["attachment_id"])
+
+
+def _shows(text: str, incident: dict[str, str]) -> bool:
+    return incident["id"] in text or incident["code"] in text
+
+
+async def test_officers_see_only_their_units_incidents_on_every_route(stack: Stack) -> None:
+    world = await _world(stack)
+    nobody = _officer_without_unit(stack)
+    viewers = {"officer_b": stack.auth("officer_b"), "no unit": nobody}
+    for route, (template, lists) in INCIDENT_ROUTES.items():
+        url = template.format(iid=world.routed["id"], att=world.attachment)
+        own = await stack.client.get(url, headers=stack.auth("officer_a"))
+        assert own.status_code in (200, 303), (route, own.status_code)
+        if lists and own.status_code == 200:
+            assert _shows(own.text, world.routed), f"{route}: officer A misses the own incident"
+        for who, headers in viewers.items():
+            r = await stack.client.get(url, headers=headers)
+            assert r.status_code in (200, 303, 404), (route, who, r.status_code)
+            for incident in (world.routed, world.unrouted):
+                assert not _shows(r.text, incident), f"{route} shows {incident} to {who}"
+    # Aggregates: the officer without a unit counts nothing, officer B not unit A's.
+    for who, headers in viewers.items():
+        stats = (await stack.client.get("/api/v1/stats?group_by=unit", headers=headers)).json()
+        keys = {g["key"] for g in stats["groups"]}
+        assert stack.people.places[WARD_A].unit_id not in keys and None not in keys, who
+    empty = (await stack.client.get("/api/v1/stats", headers=nobody)).json()
+    assert empty["total"]["count"] == 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/incidents/{iid}", "/officer/incidents/{iid}",
+                                  "/api/v1/attachments/{att}/content"])
+async def test_out_of_scope_details_are_404(stack: Stack, path: str) -> None:
+    world = await _world(stack)
+    url = path.format(iid=world.routed["id"], att=world.attachment)
+    for headers in (stack.auth("officer_b"), _officer_without_unit(stack)):
+        assert (await stack.client.get(url, headers=headers)).status_code == 404
