@@ -11,15 +11,13 @@ from fastapi.staticfiles import StaticFiles
 
 from api.main import create_api
 from core.settings import ROOT, Settings
-from web.routes import router as citizen_router
-from web.staff import router as staff_router
+from web.routes import router as pages
 
 
 def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
     """The API (api.main.create_api) plus the citizen and staff pages and static files."""
     app = create_api(settings, run_relay=run_relay)
-    app.include_router(citizen_router)
-    app.include_router(staff_router)
+    app.include_router(pages)
     static_dir = ROOT / "web" / "static"
     if static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from core.settings import HCMC_TZ
 from web import i18n
 
 WEB_DIR = Path(__file__).resolve().parent
 templates = Jinja2Blocks(directory=str(WEB_DIR / "templates"))
-HCMC_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def _local_time(value: Any) -> str:
@@ -31,7 +31,25 @@ def _local_time(value: Any) -> str:
     return value.strftime("%H:%M %d/%m/%Y")
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """`1:05:09`, `4:20`: language-neutral, for response times and overdue times."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    s = int(round(max(seconds, 0)))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    if h >= 48:
+        return f"{h // 24}d {h % 24}h"
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
 templates.env.filters["local_time"] = _local_time
+templates.env.filters["duration"] = fmt_duration
+templates.env.filters["iso"] = _iso
 
 
 def content_security_policy(request: Request) -> str:

@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from core import seed
 from tests.web.conftest import HERE, PHONE, LiveServer, tiny_png
-from web.staff import bars, fmt_duration, hour_columns
+from web.charts import bars, hour_columns
+from web.templating import fmt_duration
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,185 @@
+"""The citizen's tracking page (`/t/{token}`): the code, the steps passed, the story from
+the read model, and the plain forms to add information or cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+
+from api.deps import InfraDep
+from api.errors import ApiError
+from api.infra import Infra
+from api.services.tracking import (
+    TrackingConflict,
+    add_info,
+    cancel_report,
+    get_tracking,
+    report_by_token,
+)
+from schema.states import State
+from web import i18n
+from web.formstream import StreamedForm, read_form
+from web.templating import render
+
+log = structlog.get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+
+# Steps of the citizen's progress bar and the state each state reaches.
+STEPS = ["received", "verified", "dispatched", "on_the_way", "closed"]
+STEP_OF_STATE = {
+    State.RECEIVED: 0, State.VERIFIED: 1, State.CLASSIFIED: 1, State.ROUTED: 2,
+    State.ACKNOWLEDGED: 3, State.ON_SCENE: 3, State.CLOSED: 4,
+}
+CANCELLABLE = {State.RECEIVED, State.VERIFIED, State.CLASSIFIED, State.ROUTED}
+
+# --- tracking page ---------------------------------------------------------------------
+
+
+def _state(view: Any) -> State:
+    return State(str(getattr(view, "state", "received")))
+
+
+def _track_context(view: Any, token: str, request: Request,
+                   story: dict[str, Any] | None) -> dict[str, Any]:
+    """The tracking page's context: the live state from `view`, the story from SQL
+    (web.tracking_story.build_story). A merged report shows the primary's progress."""
+    state = _state(view)
+    lang, _ = i18n.negotiate(request)
+    story = story or {}
+    primary_state = story.get("primary_state")
+    shown = primary_state if state is State.MERGED and primary_state is not None else state
+    base = str(request.base_url).rstrip("/")
+    settings = request.app.state.settings
+    public = (settings.public_url or base).rstrip("/")
+    return {
+        "view": view,
+        "token": token,
+        "state": state.value,
+        "primary_state": primary_state.value if primary_state is not None else None,
+        "step": STEP_OF_STATE.get(shown),
+        "steps": STEPS,
+        "story": story.get("story", []),
+        "own_files": story.get("own_files", []),
+        "closing": story.get("closing"),
+        "merged": story.get("merged", False),
+        "silent": story.get("silent", False),
+        "can_cancel": state in CANCELLABLE,
+        "is_open": not state.is_terminal,
+        # A merged report follows its primary until that one ends.
+        "refresh": not shown.is_terminal,
+        "share_url": f"{public}/t/{token}",
+        "attachment_count": story.get("own_count"),
+        "msg": request.query_params.get("msg", ""),
+    }
+
+
+@router.get("/t/{token}/files/{attachment_id}")
+async def tracking_file(token: str, attachment_id: str, infra: InfraDep) -> Response:
+    """A photo or video the citizen sent with this report (never a staff member's)."""
+    from web.tracking_story import own_attachment
+
+    att = await own_attachment(infra.db, token, attachment_id)
+    if att is None:
+        return JSONResponse({"error": "not_found", "detail": "Không tìm thấy tệp / No such file"},
+                            status_code=404)
+    storage = infra.storage
+    url = await storage.url(att.storage_key, infra.settings.s3_presign_seconds,
+                            att.content_type)
+    if url:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    return StreamingResponse(
+        storage.open(att.storage_key), media_type=att.content_type,
+        headers={"Content-Length": str(att.size), "X-Content-Type-Options": "nosniff",
+                 "Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/t/{token}")
+async def tracking_page(token: str, request: Request, infra: InfraDep) -> Response:
+    ctx = await _tracking_page_context(request, infra, token)
+    if ctx is None:
+        return render(request, "citizen/not_found.html", status_code=404)
+    if request.headers.get("hx-request") == "true":
+        return render(request, "citizen/track.html", ctx, block="status")
+    response = render(request, "citizen/track.html", ctx)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _tracking_page_context(request: Request, infra: Infra,
+                                 token: str) -> dict[str, Any] | None:
+    """Everything the tracking page shows, or None for an unknown token."""
+    from web.tracking_story import build_story
+
+    view = await get_tracking(infra, token)
+    if view is None:
+        return None
+    lang, _ = i18n.negotiate(request)
+    story = await build_story(infra.db, token, lang)
+    return _track_context(view, token, request, story)
+
+
+async def _tracking_with_error(request: Request, infra: Infra, token: str, problem: str,
+                               text: str,
+                               status_code: int) -> Response:
+    """The tracking page again, with the add-info error and the typed text kept."""
+    ctx = await _tracking_page_context(request, infra, token)
+    if ctx is None:
+        return render(request, "citizen/not_found.html", status_code=404)
+    ctx.update(msg="err_info", info_error=problem, info_text=text)
+    return render(request, "citizen/track.html", ctx, status_code=status_code)
+
+
+@router.post("/t/{token}/info")
+async def tracking_add_info(token: str, request: Request, infra: InfraDep) -> Response:
+    lang, _ = i18n.negotiate(request)
+    # The token first: an unknown one gets nothing stored (the body is not read).
+    if await report_by_token(infra.db, token) is None:
+        response = render(request, "citizen/not_found.html", status_code=404)
+        response.headers["Connection"] = "close"
+        return response
+    form = await read_form(request, lang)
+    return form.finish(await _add_info_result(request, infra, token, form))
+
+
+async def _add_info_result(request: Request, infra: Infra, token: str,
+                           form: StreamedForm) -> Response:
+    text = str(form.get("text") or "").strip()
+    stored = form.stored
+    lang, _ = i18n.negotiate(request)
+    if form.file_error or form.broken or form.fields_too_large:
+        problem = form.file_error or i18n.t(lang, "err.file_type")
+        return await _tracking_with_error(request, infra, token, problem, text, form.status)
+    if not text and not stored:
+        return await _tracking_with_error(request, infra, token, i18n.t(lang, "err.text"),
+                                          text, 422)
+    try:
+        await add_info(infra, token, text or None, [a["attachment_id"] for a in stored])
+    except TrackingConflict:
+        return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
+    except ApiError as exc:
+        log.info("add info refused", error=exc.error)
+        return RedirectResponse(f"/t/{token}?msg=busy#add", status_code=303)
+    return RedirectResponse(f"/t/{token}?msg=info", status_code=303)
+
+
+@router.post("/t/{token}/cancel")
+async def tracking_cancel(token: str, request: Request, infra: InfraDep) -> Response:
+    lang, _ = i18n.negotiate(request)
+    form = await read_form(request, lang, max_files=0)  # text only, capped at 64 KB
+    reason = str(form.get("reason") or "").strip() or None
+    if form.fields_too_large or form.broken:
+        return form.finish(RedirectResponse(f"/t/{token}?msg=busy", status_code=303))
+    if await report_by_token(infra.db, token) is None:
+        return render(request, "citizen/not_found.html", status_code=404)
+    try:
+        await cancel_report(infra, token, reason)
+    except TrackingConflict:
+        return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
+    except ApiError as exc:
+        log.info("cancel refused", error=exc.error)
+        return RedirectResponse(f"/t/{token}?msg=busy", status_code=303)
+    return RedirectResponse(f"/t/{token}?msg=cancelled", status_code=303)
+

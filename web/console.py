@@ -1,0 +1,197 @@
+"""The operator's console: the live list with filters and map, one incident's detail,
+its actions, and the ward outlines for the map."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import re
+import uuid
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from shapely.geometry import mapping, shape
+from sqlalchemy import select
+from sqlmodel import col
+
+from api.auth import Principal
+from api.cases import Cases
+from api.deps import CasesDep, DbDep, SettingsDep, is_htmx
+from api.errors import ApiError
+from api.services.detail import incident_detail
+from api.services.incidents import list_page
+from core.db import Database
+from schema.incidents import IncidentFilters
+from schema.states import Category, State
+from schema.tables import Report, Ward, utcnow
+from web.staffkit import (
+    CATEGORIES,
+    CATEGORY_COLOURS,
+    CONSOLE_ROLES,
+    LIST_LIMIT,
+    OPEN,
+    OUTCOMES,
+    STATES,
+    act_from_form,
+    active_units,
+    page_lang,
+    page_user,
+    staff_ctx,
+    trigger,
+    ward_options,
+)
+from web.templating import render
+
+log = structlog.get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+
+_ward_outlines: dict[str, bytes] = {}
+
+
+
+def _outlines_geojson(rows: list[Any]) -> bytes:
+    """All ward boundaries, simplified to about 20 m, as one small FeatureCollection."""
+    features = []
+    for code, name, geometry in rows:
+        if not geometry:
+            continue
+        geom = shape(json.loads(geometry)).simplify(2e-4, preserve_topology=True)
+        features.append({"type": "Feature", "properties": {"code": code, "name": name},
+                         "geometry": mapping(geom)})
+    text = json.dumps({"type": "FeatureCollection", "features": features},
+                      separators=(",", ":"), ensure_ascii=False)
+    # Five decimals (about 1 m) are plenty for outlines.
+    text = re.sub(r"(\d+\.\d{5})\d+", r"\1", text)
+    return gzip.compress(text.encode(), 6)
+
+
+@router.get("/console/wards.geojson")
+async def ward_outlines(request: Request, db: DbDep) -> Response:
+    """Ward outlines for the console map (the map has no tiles of its own)."""
+    user = await page_user(request, CONSOLE_ROLES)
+    if isinstance(user, Response):
+        return user
+    if "all" not in _ward_outlines:
+        async with db.session() as s:
+            stmt = select(col(Ward.code), col(Ward.name), col(Ward.geometry))
+            rows = (await s.execute(stmt)).all()
+        _ward_outlines["all"] = await asyncio.to_thread(_outlines_geojson, list(rows))
+    packed = _ward_outlines["all"]
+    headers = {"Cache-Control": "private, max-age=86400", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(packed, media_type="application/geo+json", headers=headers)
+    return Response(gzip.decompress(packed), media_type="application/geo+json", headers=headers)
+
+
+
+def _filters(request: Request) -> dict[str, str]:
+    q = request.query_params
+    return {k: q.get(k, "").strip() for k in ("state", "category", "ward", "overdue", "q")}
+
+
+async def _list_context(request: Request, db: Database, user: Principal) -> dict[str, Any]:
+    f = _filters(request)
+    states = [State(f["state"])] if f["state"] in STATES else (
+        [State(s) for s in OPEN] if f["state"] == "" else [])
+    ward = int(f["ward"]) if f["ward"].isdigit() else None
+    category = Category(f["category"]) if f["category"] in CATEGORIES else None
+    overdue = True if f["overdue"] == "1" else None
+    filters = IncidentFilters(state=states, ward=ward, category=category,
+                              overdue=overdue, q=f["q"][:200] or None)
+    page = await list_page(db, user, filters, LIST_LIMIT)
+    markers = [{"id": i.id, "lat": i.location.lat, "lon": i.location.lon,
+                "cat": i.category.value, "code": i.tracking_code, "state": i.state.value,
+                "colour": CATEGORY_COLOURS[i.category.value], "overdue": i.overdue}
+               for i in page.items if not i.state.is_terminal]
+    return {"items": page.items, "markers": markers, "filters": f, "now": utcnow(),
+            "more": page.next_cursor is not None, "limit": LIST_LIMIT,
+            "silent_ids": await _silent_ids(db, [str(i.id) for i in page.items])}
+
+
+async def _silent_ids(db: Database, ids: list[str]) -> set[str]:
+    """Which of `ids` came in as a silent SOS (marked in the report as accepted)."""
+    if not ids:
+        return set()
+    async with db.session() as s:
+        rows = (await s.execute(select(col(Report.id), col(Report.payload))
+                                .where(col(Report.id).in_(ids)))).all()
+    return {r[0] for r in rows if isinstance(r[1], dict) and r[1].get("silent")}
+
+
+@router.get("/console")
+async def console_page(request: Request, db: DbDep, cases: CasesDep,
+                       settings: SettingsDep) -> Response:
+    user = await page_user(request, CONSOLE_ROLES)
+    if isinstance(user, Response):
+        return user
+    ctx = staff_ctx(request, user, "console")
+    ctx.update(await _list_context(request, db, user))
+    ctx.update({"categories": CATEGORIES, "states": STATES, "wards": await ward_options(db),
+                "selected": request.query_params.get("selected", ""),
+                "tile_url": settings.map_tile_url})
+    selected = ctx["selected"]
+    ctx["detail"] = None
+    if selected:
+        ctx.update(await _detail_context(db, cases, user, selected))
+    return render(request, "staff/console.html", ctx)
+
+
+@router.get("/console/incidents")
+async def console_list(request: Request, db: DbDep) -> Response:
+    user = await page_user(request, CONSOLE_ROLES)
+    if isinstance(user, Response):
+        return user
+    ctx = staff_ctx(request, user, "console")
+    ctx.update(await _list_context(request, db, user))
+    ctx["selected"] = request.query_params.get("selected", "")
+    return render(request, "staff/console.html", ctx, block="list")
+
+
+async def _detail_context(db: Database, cases: Cases, user: Principal, incident_id: str,
+                          detail: Any = None) -> dict[str, Any]:
+    if detail is None:
+        try:
+            detail = await incident_detail(db, cases, user, str(uuid.UUID(incident_id)))
+        except (ApiError, ValueError):
+            return {"detail": None, "detail_missing": True}
+    actions = {a.value for a in detail.allowed_actions}
+    units = await active_units(db) if actions & {"route", "reassign"} else []
+    wards = await ward_options(db) if actions & {"route", "reassign"} else []
+    return {"detail": detail, "actions": actions, "units": units, "ward_options": wards,
+            "outcomes": OUTCOMES, "categories": CATEGORIES, "form_key": str(uuid.uuid4()),
+            "detail_silent": bool(await _silent_ids(db, [str(detail.id)]))}
+
+
+@router.get("/console/incidents/{incident_id}")
+async def console_detail(request: Request, incident_id: str, db: DbDep,
+                         cases: CasesDep) -> Response:
+    user = await page_user(request, CONSOLE_ROLES)
+    if isinstance(user, Response):
+        return user
+    if not is_htmx(request):
+        return RedirectResponse(f"/console?selected={incident_id}", status_code=303)
+    ctx = staff_ctx(request, user, "console")
+    ctx.update(await _detail_context(db, cases, user, incident_id))
+    return render(request, "staff/console.html", ctx, block="detail")
+
+
+@router.post("/console/incidents/{incident_id}/actions/{action}")
+async def console_action(request: Request, incident_id: str, action: str, db: DbDep,
+                         cases: CasesDep) -> Response:
+    result = await act_from_form(request, db, cases, incident_id, action, CONSOLE_ROLES)
+    if isinstance(result, Response):
+        return result
+    user, detail = result
+    if not is_htmx(request):
+        return RedirectResponse(f"/console?selected={incident_id}", status_code=303)
+    ctx = staff_ctx(request, user, "console")
+    ctx.update(await _detail_context(db, cases, user, incident_id, detail))
+    response = render(request, "staff/console.html", ctx, block="detail")
+    response.headers["HX-Trigger"] = trigger(page_lang(request), f"staff.done.{action}",
+                                              **{"incident-changed": incident_id})
+    return response
+

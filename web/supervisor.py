@@ -1,0 +1,117 @@
+"""The supervisor's page: open escalations with their actions, and the statistics charts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlmodel import col
+
+from api.auth import Principal
+from api.deps import CasesDep, DbDep, HtmxDep, is_htmx
+from api.services.alerts import list_alerts
+from api.services.stats import incident_stats
+from core.db import Database
+from core.settings import HCMC_TZ
+from schema.stats import GroupBy
+from schema.tables import Ward, utcnow
+from web import i18n
+from web.charts import bars, hour_columns
+from web.staffkit import (
+    OUTCOMES,
+    SUPERVISOR_ROLES,
+    act_from_form,
+    active_units,
+    page_lang,
+    page_user,
+    staff_ctx,
+    trigger,
+)
+from web.templating import render
+
+log = structlog.get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+
+def _day(text: str | None, default: date) -> date:
+    try:
+        return date.fromisoformat(text) if text else default
+    except ValueError:
+        return default
+
+
+
+async def _alerts_context(db: Database, user: Principal) -> dict[str, Any]:
+    rows = await list_alerts(db, user, open=True, limit=200)
+    best: dict[str, Any] = {}
+    for a in rows:
+        if a.incident_id not in best or a.level > best[a.incident_id].level:
+            best[a.incident_id] = a
+    now = utcnow()
+    async with db.session() as s:
+        names = dict((await s.execute(select(col(Ward.code), col(Ward.name)))).all())
+    alerts = [{"a": a, "ward_name": names.get(a.ward_code, ""),
+               "overdue_s": (now - a.overdue_since).total_seconds()}
+              for a in sorted(best.values(), key=lambda a: (-a.level, a.overdue_since))]
+    return {"alerts": alerts, "units": await active_units(db) if alerts else [],
+            "outcomes": OUTCOMES, "form_key": str(uuid.uuid4())}
+
+
+async def _stats_context(request: Request, db: Database, user: Principal,
+                         lang: str) -> dict[str, Any]:
+    today = datetime.now(HCMC_TZ).date()
+    day_to = _day(request.query_params.get("to"), today)
+    day_from = _day(request.query_params.get("from"), day_to - timedelta(days=6))
+    if day_from > day_to:
+        day_from, day_to = day_to, day_from
+    start = datetime.combine(day_from, time(), HCMC_TZ).astimezone(UTC)
+    end = datetime.combine(day_to + timedelta(days=1), time(), HCMC_TZ).astimezone(UTC)
+    results = {}
+    for group in (GroupBy.WARD, GroupBy.CATEGORY, GroupBy.HOUR):
+        results[group.value] = await incident_stats(db, user, start, end, group)
+    total = results["ward"].total
+    return {
+        "day_from": day_from.isoformat(), "day_to": day_to.isoformat(), "total": total,
+        "by_ward": bars(results["ward"].groups, lambda g: g.label or i18n.t(lang, "staff.none"),
+                        top=15),
+        "by_category": bars(results["category"].groups,
+                            lambda g: i18n.t(lang, f"cat.{g.key}")),
+        "by_hour": hour_columns(results["hour"].groups),
+        "truncated": results["ward"].truncated,
+    }
+
+
+@router.get("/supervisor")
+async def supervisor_page(request: Request, db: DbDep, htmx: HtmxDep) -> Response:
+    user = await page_user(request, SUPERVISOR_ROLES)
+    if isinstance(user, Response):
+        return user
+    lang = page_lang(request)
+    ctx = staff_ctx(request, user, "supervisor")
+    ctx.update(await _alerts_context(db, user))
+    if htmx and request.query_params.get("part") == "alerts":
+        return render(request, "staff/supervisor.html", ctx, block="alerts")
+    ctx.update(await _stats_context(request, db, user, lang))
+    return render(request, "staff/supervisor.html", ctx)
+
+
+@router.post("/supervisor/incidents/{incident_id}/actions/{action}")
+async def supervisor_action(request: Request, incident_id: str, action: str, db: DbDep,
+                            cases: CasesDep) -> Response:
+    result = await act_from_form(request, db, cases, incident_id, action, SUPERVISOR_ROLES)
+    if isinstance(result, Response):
+        return result
+    user, _detail = result
+    if not is_htmx(request):
+        return RedirectResponse("/supervisor", status_code=303)
+    ctx = staff_ctx(request, user, "supervisor")
+    ctx.update(await _alerts_context(db, user))
+    response = render(request, "staff/supervisor.html", ctx, block="alerts")
+    response.headers["HX-Trigger"] = trigger(page_lang(request), f"staff.done.{action}")
+    return response
+
+
