@@ -8,49 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
+from schema.places import LocateOut, UnitPublic, WardPublic
 from schema.tables import Unit, Ward
 
 router = APIRouter(prefix="/api/v1", tags=["reference"])
 _ERR = {"model": dict}
-
-
-class UnitPublic(BaseModel):
-    id: str
-    code: str
-    name: str
-    kind: str
-    ward_code: int | None
-    lat: float | None
-    lon: float | None
-    phone: str | None
-    active: bool
-
-
-class WardPublic(BaseModel):
-    code: int
-    name: str
-    short_codename: str
-    division_type: str
-    lat: float | None
-    lon: float | None
-    geometry: dict[str, Any] | None = None
-
-
-class LocateOut(BaseModel):
-    code: int
-    name: str
-    exact: bool
-    outside_city: bool
-    distance_m: float
 
 
 @router.get("/units", response_model=list[UnitPublic], responses={401: _ERR})
