@@ -27,6 +27,7 @@ from api.errors import ApiError
 from core.db import Database
 from core.security import DUMMY_HASH, verify_password
 from core.settings import Settings
+from schema.states import STAFF_ROLES, Role
 from schema.tables import LoginAttempt, Unit, User, utcnow
 
 SESSION_COOKIE = "canhbao_session"
@@ -35,7 +36,6 @@ CSRF_FIELD = "csrf_token"
 MAX_FAILURES = 5
 MAX_ADDRESS_FAILURES = 30
 WINDOW = timedelta(minutes=15)
-STAFF_ROLES = ("operator", "officer", "supervisor", "admin")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Principal:
 
     id: str
     username: str
-    role: str
+    role: Role
     unit_id: str | None
     full_name: str
     sid: str
@@ -53,7 +53,7 @@ class Principal:
 
     @property
     def is_officer(self) -> bool:
-        return self.role == "officer"
+        return self.role is Role.OFFICER
 
     def actor(self) -> Any:
         from schema.payloads import Actor
@@ -138,7 +138,7 @@ async def _load_principal(db: Database, uid: str, sid: str, via: str) -> Princip
     user, unit_name = row
     if not user.active or user.role not in STAFF_ROLES:
         return None
-    return Principal(id=user.id, username=user.username, role=user.role,
+    return Principal(id=user.id, username=user.username, role=Role(user.role),
                      unit_id=user.unit_id, full_name=user.full_name, sid=sid, via=via,
                      unit_name=unit_name)
 

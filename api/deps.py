@@ -17,7 +17,6 @@ from api.temporal import TemporalHolder
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
-from schema.states import Role
 
 
 def get_infra(request: Request) -> Infra:
@@ -50,10 +49,6 @@ def get_cases(request: Request) -> Cases:
     return Cases(request.app.state.temporal)
 
 
-async def optional_user(request: Request) -> Principal | None:
-    return await principal_from_request(request)
-
-
 async def current_user(request: Request) -> Principal:
     """The signed-in staff member; 401 otherwise."""
     principal = await principal_from_request(request)
@@ -61,18 +56,6 @@ async def current_user(request: Request) -> Principal:
         raise ApiError(401, "unauthorized", "Cần đăng nhập", "Authentication required",
                        headers={"WWW-Authenticate": "Bearer"})
     return principal
-
-
-def require_roles(*roles: Role):
-    """A dependency that lets only the given roles through (403 otherwise)."""
-
-    async def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
-        if user.role not in roles:
-            raise ApiError(403, "forbidden", "Vai trò của bạn không được phép",
-                           "Your role may not do this")
-        return user
-
-    return check
 
 
 def is_htmx(request: Request) -> bool:
@@ -92,6 +75,5 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 TemporalDep = Annotated[TemporalHolder, Depends(get_temporal)]
 CasesDep = Annotated[Cases, Depends(get_cases)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
-OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 HtmxDep = Annotated[bool, Depends(is_htmx)]
 LangDep = Annotated[str, Depends(get_lang)]

@@ -15,31 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.lang import negotiate
+
 log = structlog.get_logger(__name__)
 
 
 def request_lang(request: Request) -> str:
-    """'en' when the caller prefers English (?lang=, `lang` cookie, Accept-Language), else 'vi'."""
-    explicit = request.query_params.get("lang") or request.cookies.get("lang")
-    if explicit in ("vi", "en"):
-        return explicit
-    header = request.headers.get("accept-language", "")
-    best, best_q = "vi", -1.0
-    for part in header.split(","):
-        piece = part.strip()
-        if not piece:
-            continue
-        tag, _, params = piece.partition(";")
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in ("vi", "en") and q > best_q:
-            best, best_q = primary, q
-    return best
+    """'en' when the caller prefers English (api.lang.negotiate), else 'vi'."""
+    return negotiate(request)[0]
 
 
 class ApiError(Exception):

@@ -14,11 +14,10 @@ from core.db import make_sync_engine
 from core.logging import configure_logging
 from core.migrate import upgrade
 from core.settings import get_settings
-from schema.states import Role
+from schema.states import STAFF_ROLES, Role
 from schema.tables import Unit, User
 
 app = typer.Typer(help="CanhBao administration", no_args_is_help=True)
-STAFF_ROLES = [r.value for r in (Role.OPERATOR, Role.OFFICER, Role.SUPERVISOR, Role.ADMIN)]
 
 
 @app.callback()
@@ -64,18 +63,21 @@ def seed_demo() -> None:
     typer.echo(f"demo data ready ({n} accounts created or checked)")
 
 
+ROLE_NAMES = [r.value for r in Role if r in STAFF_ROLES]
+
+
 @app.command("create-user")
 def create_user(
     username: str,
-    role: Annotated[str, typer.Option(help="/".join(STAFF_ROLES))],
+    role: Annotated[str, typer.Option(help="/".join(ROLE_NAMES))],
     unit: Annotated[str | None, typer.Option(help="unit code, e.g. cand-ben_thanh")] = None,
     full_name: Annotated[str, typer.Option()] = "",
     password: Annotated[str, typer.Option(prompt=True, hide_input=True,
                                           confirmation_prompt=True)] = "",
 ) -> None:
     """Create a staff account."""
-    if role not in STAFF_ROLES:
-        raise typer.BadParameter(f"role must be one of {', '.join(STAFF_ROLES)}")
+    if role not in ROLE_NAMES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLE_NAMES)}")
     if len(password) < 10:
         raise typer.BadParameter("password must have at least 10 characters")
     engine = make_sync_engine(get_settings().database_url)

@@ -8,15 +8,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, and_, or_
+from sqlmodel import col
 
 from schema import payloads as p
 from schema.states import Action, Category, Outcome, State
+from schema.tables import Incident
 
 
 def is_overdue(is_open: bool, escalation_level: int, deadline: datetime | None,
                now: datetime) -> bool:
     """The one meaning of "overdue": open, and escalated or past its deadline."""
     return bool(is_open and (escalation_level > 0 or (deadline is not None and deadline < now)))
+
+
+def overdue_clause(now: datetime) -> ColumnElement[bool]:
+    """`is_overdue` as SQL over the incidents table."""
+    return and_(col(Incident.is_open),
+                or_(col(Incident.escalation_level) > 0, col(Incident.deadline) < now))
 
 
 class IncidentFilters(BaseModel):

@@ -83,6 +83,11 @@ class Role(StrEnum):
     SYSTEM = "system"
 
 
+# Roles a staff account may have (citizen and system are never accounts).
+STAFF_ROLES: frozenset[Role] = frozenset({Role.OPERATOR, Role.OFFICER, Role.SUPERVISOR,
+                                          Role.ADMIN})
+
+
 class Action(StrEnum):
     VERIFY = "verify"
     REJECT = "reject"
@@ -223,6 +228,12 @@ def role_may(action: Action, role: Role, state: State) -> bool:
     if action is Action.CLOSE and state is State.ROUTED and role is Role.OFFICER:
         return False
     return True
+
+
+def may_take(action: Action, role: Role, state: State) -> bool:
+    """Whether `role` may take `action` now: a legal step from `state` that the role may
+    take (the citizen's "can cancel" is `may_take(Action.CANCEL, Role.CITIZEN, state)`)."""
+    return steps(action, state) is not None and role_may(action, role, state)
 
 
 # --- SLA ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from api import auth
 from api.deps import DbDep, SettingsDep
 from api.errors import ApiError
 from core.settings import Settings
+from schema.states import Role
 from web import i18n
 from web.staffkit import (
     PRE_COOKIE,
@@ -76,8 +77,8 @@ async def login_submit(request: Request, settings: SettingsDep, db: DbDep) -> Re
     except auth.BadCredentials:
         return _login_page(request, settings, next_path=next_path, username=username,
                            error=i18n.t(lang, "staff.login.bad"), status_code=401)
-    target = home_of(user.role)
-    if next_path and (user.role != "officer" or next_path.startswith("/officer")) \
+    target = home_of(Role(user.role))
+    if next_path and (user.role != Role.OFFICER or next_path.startswith("/officer")) \
             and not next_path.startswith("/login"):
         target = next_path
     response = RedirectResponse(target, status_code=303)

@@ -9,7 +9,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from api.deps import InfraDep
+from api.deps import HtmxDep, InfraDep
 from api.errors import ApiError
 from api.infra import Infra
 from api.services.tracking import (
@@ -19,7 +19,7 @@ from api.services.tracking import (
     get_tracking,
     report_by_token,
 )
-from schema.states import State
+from schema.states import Action, Role, State, may_take
 from web import i18n
 from web.formstream import StreamedForm, read_form
 from web.templating import render
@@ -33,7 +33,6 @@ STEP_OF_STATE = {
     State.RECEIVED: 0, State.VERIFIED: 1, State.CLASSIFIED: 1, State.ROUTED: 2,
     State.ACKNOWLEDGED: 3, State.ON_SCENE: 3, State.CLOSED: 4,
 }
-CANCELLABLE = {State.RECEIVED, State.VERIFIED, State.CLASSIFIED, State.ROUTED}
 
 # --- tracking page ---------------------------------------------------------------------
 
@@ -66,7 +65,7 @@ def _track_context(view: Any, token: str, request: Request,
         "closing": story.get("closing"),
         "merged": story.get("merged", False),
         "silent": story.get("silent", False),
-        "can_cancel": state in CANCELLABLE,
+        "can_cancel": may_take(Action.CANCEL, Role.CITIZEN, state),
         "is_open": not state.is_terminal,
         # A merged report follows its primary until that one ends.
         "refresh": not shown.is_terminal,
@@ -97,11 +96,12 @@ async def tracking_file(token: str, attachment_id: str, infra: InfraDep) -> Resp
 
 
 @router.get("/t/{token}")
-async def tracking_page(token: str, request: Request, infra: InfraDep) -> Response:
+async def tracking_page(token: str, request: Request, infra: InfraDep,
+                        htmx: HtmxDep) -> Response:
     ctx = await _tracking_page_context(request, infra, token)
     if ctx is None:
         return render(request, "citizen/not_found.html", status_code=404)
-    if request.headers.get("hx-request") == "true":
+    if htmx:
         return render(request, "citizen/track.html", ctx, block="status")
     response = render(request, "citizen/track.html", ctx)
     response.headers["Cache-Control"] = "no-store"

@@ -6,11 +6,10 @@ The language comes from `?lang=`, then the `lang` cookie, then Accept-Language.
 
 from __future__ import annotations
 
-from fastapi import Request
+from api.lang import COOKIE, DEFAULT_LANG, LANGS, negotiate
+from schema.labels import page_messages
 
-LANGS = ("vi", "en")
-DEFAULT_LANG = "vi"
-COOKIE = "lang"
+__all__ = ["COOKIE", "LANGS", "negotiate", "t", "js_messages"]
 
 CATALOGS: dict[str, dict[str, str]] = {
     "vi": {
@@ -24,10 +23,6 @@ CATALOGS: dict[str, dict[str, str]] = {
         "lang.other": "en",
         "report.title": "Báo tin sự việc",
         "report.category": "Chuyện gì đang xảy ra?",
-        "cat.crime": "Tội phạm",
-        "cat.traffic_accident": "Tai nạn giao thông",
-        "cat.fire_explosion": "Cháy nổ",
-        "cat.other": "Sự cố khác",
         "report.description": "Mô tả ngắn",
         "report.description_hint": "Ví dụ: 2 xe máy va chạm, 1 người bị thương nằm trên đường.",
         "report.media": "Ảnh hoặc video (không bắt buộc)",
@@ -146,10 +141,6 @@ CATALOGS: dict[str, dict[str, str]] = {
         "lang.other": "vi",
         "report.title": "Report an incident",
         "report.category": "What is happening?",
-        "cat.crime": "Crime",
-        "cat.traffic_accident": "Traffic accident",
-        "cat.fire_explosion": "Fire / explosion",
-        "cat.other": "Other incident",
         "report.description": "Short description",
         "report.description_hint": "For example: two motorbikes collided, one person hurt "
         "on the road.",
@@ -318,8 +309,6 @@ CATALOGS["vi"].update({
     "story.outcome": "Kết quả",
     "story.summary": "Tóm tắt",
     "story.primary_state": "Vụ việc chung: {state}",
-    "outcome.resolved": "Đã giải quyết", "outcome.false_alarm": "Báo nhầm",
-    "outcome.referred": "Đã chuyển cơ quan khác", "outcome.unfounded": "Không có sự việc",
     "track.your_files": "Ảnh / video bạn đã gửi",
     "up.video": "Video",
     "track.silent": "SOS im lặng",
@@ -378,8 +367,6 @@ CATALOGS["en"].update({
     "story.outcome": "Outcome",
     "story.summary": "Summary",
     "story.primary_state": "The joint incident: {state}",
-    "outcome.resolved": "Resolved", "outcome.false_alarm": "False alarm",
-    "outcome.referred": "Referred to another agency", "outcome.unfounded": "Nothing found",
     "track.your_files": "Photos / videos you sent",
     "track.silent": "Silent SOS",
     "up.video": "Video",
@@ -392,8 +379,6 @@ CATALOGS["vi"].update({
     "staff.nav": "Chức năng", "staff.nav.console": "Bảng điều hành",
     "staff.nav.supervisor": "Chỉ huy", "staff.live": "Cập nhật trực tiếp",
     "staff.logout": "Đăng xuất",
-    "role.operator": "Trực ban", "role.officer": "Cán bộ", "role.supervisor": "Chỉ huy",
-    "role.admin": "Quản trị",
     "staff.login.title": "Đăng nhập cán bộ", "staff.login.hint":
     "Dành cho cán bộ Công an TP. Hồ Chí Minh.",
     "staff.login.username": "Tên đăng nhập", "staff.login.password": "Mật khẩu",
@@ -407,10 +392,6 @@ CATALOGS["vi"].update({
     "staff.f.state": "Trạng thái", "staff.f.open": "Đang xử lý", "staff.f.all": "Tất cả",
     "staff.f.category": "Loại", "staff.f.ward": "Phường/xã", "staff.f.overdue": "Quá hạn",
     "staff.f.q": "Tìm mã hoặc nội dung", "staff.f.apply": "Lọc",
-    "st.received": "Mới nhận", "st.verified": "Đã xác minh", "st.classified": "Đã phân loại",
-    "st.routed": "Đã chuyển xử lý", "st.acknowledged": "Đã tiếp nhận",
-    "st.on_scene": "Tại hiện trường", "st.closed": "Đã kết thúc", "st.rejected": "Từ chối",
-    "st.merged": "Đã gộp", "st.cancelled": "Người báo đã huỷ",
     "prio.1": "Khẩn cấp", "prio.2": "Cao", "prio.3": "Bình thường", "prio.4": "Thấp",
     "staff.priority": "Mức ưu tiên", "staff.overdue": "Quá hạn",
     "staff.esc": "Quá hạn cấp {n}", "staff.no_ward": "Chưa xác định phường",
@@ -428,14 +409,7 @@ CATALOGS["vi"].update({
     "staff.d.photo": "Ảnh", "staff.d.duplicates": "Có thể trùng với",
     "staff.d.timeline": "Diễn biến",
     "staff.src.web": "trang web", "staff.src.api": "ứng dụng", "staff.src.open311": "Open311",
-    "outcome.resolved": "Đã giải quyết", "outcome.false_alarm": "Báo tin sai",
-    "outcome.referred": "Chuyển cơ quan khác", "outcome.unfounded": "Không có căn cứ",
     "staff.actions": "Thao tác",
-    "action.verify": "Xác minh", "action.reject": "Từ chối", "action.merge": "Gộp vụ việc",
-    "action.classify": "Phân loại", "action.route": "Chuyển xử lý",
-    "action.acknowledge": "Tiếp nhận", "action.arrive": "Đã đến hiện trường",
-    "action.note": "Ghi chú", "action.close": "Kết thúc", "action.reassign": "Điều chuyển",
-    "action.publish_alert": "Phát cảnh báo cộng đồng",
     "staff.unit": "Đơn vị", "staff.or_ward": "hoặc công an phường",
     "staff.reason": "Lý do", "staff.reject_hint": "Ví dụ: báo tin sai, quấy rối",
     "staff.summary": "Tóm tắt kết quả xử lý", "staff.headline": "Tiêu đề cảnh báo",
@@ -493,8 +467,6 @@ CATALOGS["en"].update({
     "staff.title": "Console", "staff.subtitle": "Public order dispatch",
     "staff.nav": "Sections", "staff.nav.console": "Console", "staff.nav.supervisor": "Command",
     "staff.live": "Live updates", "staff.logout": "Sign out",
-    "role.operator": "Operator", "role.officer": "Officer", "role.supervisor": "Supervisor",
-    "role.admin": "Admin",
     "staff.login.title": "Staff sign-in", "staff.login.hint":
     "For Ho Chi Minh City Police staff.",
     "staff.login.username": "Username", "staff.login.password": "Password",
@@ -508,10 +480,6 @@ CATALOGS["en"].update({
     "staff.f.state": "State", "staff.f.open": "Open", "staff.f.all": "All",
     "staff.f.category": "Category", "staff.f.ward": "Ward", "staff.f.overdue": "Overdue",
     "staff.f.q": "Search code or text", "staff.f.apply": "Filter",
-    "st.received": "New", "st.verified": "Verified", "st.classified": "Classified",
-    "st.routed": "Routed", "st.acknowledged": "Acknowledged", "st.on_scene": "On scene",
-    "st.closed": "Closed", "st.rejected": "Rejected", "st.merged": "Merged",
-    "st.cancelled": "Cancelled by reporter",
     "prio.1": "Critical", "prio.2": "High", "prio.3": "Normal", "prio.4": "Low",
     "staff.priority": "Priority", "staff.overdue": "Overdue",
     "staff.esc": "Overdue level {n}", "staff.no_ward": "Ward unknown",
@@ -529,14 +497,7 @@ CATALOGS["en"].update({
     "staff.d.photo": "Photo", "staff.d.duplicates": "Possible duplicates",
     "staff.d.timeline": "Timeline",
     "staff.src.web": "web", "staff.src.api": "app", "staff.src.open311": "Open311",
-    "outcome.resolved": "Resolved", "outcome.false_alarm": "False alarm",
-    "outcome.referred": "Referred", "outcome.unfounded": "Unfounded",
     "staff.actions": "Actions",
-    "action.verify": "Verify", "action.reject": "Reject", "action.merge": "Merge",
-    "action.classify": "Classify", "action.route": "Route",
-    "action.acknowledge": "Acknowledge", "action.arrive": "Arrived on scene",
-    "action.note": "Note", "action.close": "Close", "action.reassign": "Reassign",
-    "action.publish_alert": "Publish public alert",
     "staff.unit": "Unit", "staff.or_ward": "or ward police",
     "staff.reason": "Reason", "staff.reject_hint": "e.g. false report, prank",
     "staff.summary": "Summary of what was done", "staff.headline": "Alert headline",
@@ -589,26 +550,14 @@ CATALOGS["en"].update({
 })
 
 
+for _lang in LANGS:  # states, actions, categories, outcomes, roles: the one catalogue
+    CATALOGS[_lang].update(page_messages(_lang))
+
+
 def t(lang: str, key: str, **values: object) -> str:
     """The message `key` in `lang` (Vietnamese when missing), formatted with `values`."""
     text = CATALOGS.get(lang, {}).get(key) or CATALOGS[DEFAULT_LANG].get(key) or key
     return text.format(**values) if values else text
-
-
-def negotiate(request: Request) -> tuple[str, bool]:
-    """The page language and whether it came from `?lang=` (so the cookie should be set)."""
-    asked = request.query_params.get("lang")
-    if asked in LANGS:
-        return asked, True
-    cookie = request.cookies.get(COOKIE)
-    if cookie in LANGS:
-        return cookie, False
-    header = request.headers.get("accept-language", "")
-    for part in header.split(","):
-        code = part.split(";")[0].strip().lower()[:2]
-        if code in LANGS:
-            return code, False
-    return DEFAULT_LANG, False
 
 
 def js_messages(lang: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from schema.incidents import IncidentFilters
 from schema.states import OPEN_STATES
 from web.staffkit import (
     LIST_LIMIT,
+    OFFICER_ROLES,
     OUTCOMES,
     act_from_form,
     page_lang,
@@ -44,7 +45,7 @@ async def _officer_context(db: Database, user: Principal) -> dict[str, Any]:
 
 @router.get("/officer")
 async def officer_page(request: Request, db: DbDep, htmx: HtmxDep) -> Response:
-    user = await page_user(request, ("officer",))
+    user = await page_user(request, OFFICER_ROLES)
     if isinstance(user, Response):
         return user
     ctx = staff_ctx(request, user, "officer")
@@ -57,7 +58,7 @@ async def officer_page(request: Request, db: DbDep, htmx: HtmxDep) -> Response:
 async def officer_detail(request: Request, incident_id: str, db: DbDep,
                          cases: CasesDep) -> Response:
     """Photos and the notes so far, opened on demand inside the officer's card."""
-    user = await page_user(request, ("officer",))
+    user = await page_user(request, OFFICER_ROLES)
     if isinstance(user, Response):
         return user
     ctx = staff_ctx(request, user, "officer")
@@ -72,7 +73,7 @@ async def officer_detail(request: Request, incident_id: str, db: DbDep,
 @router.post("/officer/incidents/{incident_id}/actions/{action}")
 async def officer_action(request: Request, incident_id: str, action: str, db: DbDep,
                          cases: CasesDep) -> Response:
-    result = await act_from_form(request, db, cases, incident_id, action, ("officer",))
+    result = await act_from_form(request, db, cases, incident_id, action, OFFICER_ROLES)
     if isinstance(result, Response):
         return result
     user, _detail = result

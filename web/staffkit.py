@@ -24,7 +24,7 @@ from api.errors import ApiError
 from api.services.actions import take_action
 from core.db import Database
 from schema.actions import STAFF_ACTIONS
-from schema.states import OPEN_STATES, Action, Category, Outcome, State
+from schema.states import OPEN_STATES, Action, Category, Outcome, Role, State
 from schema.tables import Unit, Ward
 from web import i18n
 from web.templating import render
@@ -32,10 +32,11 @@ from web.templating import render
 log = structlog.get_logger(__name__)
 
 PRE_COOKIE = "canhbao_pre"  # pre-login id that the login form's CSRF token is bound to
-CONSOLE_ROLES = ("operator", "supervisor", "admin")
-SUPERVISOR_ROLES = ("supervisor", "admin")
-HOME = {"operator": "/console", "supervisor": "/console", "admin": "/console",
-        "officer": "/officer"}
+CONSOLE_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN})
+SUPERVISOR_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+OFFICER_ROLES = frozenset({Role.OFFICER})
+HOME = {Role.OPERATOR: "/console", Role.SUPERVISOR: "/console", Role.ADMIN: "/console",
+        Role.OFFICER: "/officer"}
 CATEGORIES = [c.value for c in Category]
 STATES = [s.value for s in State]
 OPEN = [s.value for s in OPEN_STATES]
@@ -55,7 +56,7 @@ def page_lang(request: Request) -> str:
     return i18n.negotiate(request)[0]
 
 
-def home_of(role: str) -> str:
+def home_of(role: Role) -> str:
     return HOME.get(role, "/login")
 
 
@@ -65,7 +66,7 @@ def safe_next(value: str | None) -> str | None:
     return None
 
 
-async def page_user(request: Request, roles: tuple[str, ...]) -> Principal | Response:
+async def page_user(request: Request, roles: frozenset[Role]) -> Principal | Response:
     """The signed-in staff member, or the response to send instead (login or own home)."""
     try:
         user = await auth.principal_from_request(request)
@@ -180,7 +181,7 @@ def form_body(action: str, form: Any) -> dict[str, Any]:
 
 
 async def act_from_form(request: Request, db: Database, cases: Cases, incident_id: str, action: str,
-               roles: tuple[str, ...]) -> tuple[Principal, Any] | Response:
+               roles: frozenset[Role]) -> tuple[Principal, Any] | Response:
     """Run one API action for the signed-in user; the case after it, or an error toast."""
     lang = page_lang(request)
     try:

@@ -16,6 +16,8 @@ from sqlmodel import col
 from api.deps import SessionDep, SettingsDep
 from api.errors import not_found
 from core.settings import HCMC_TZ, Settings
+from schema.labels import label
+from schema.states import Category
 from schema.tables import PublicAlert
 
 router = APIRouter(prefix="/cap", tags=["cap"])
@@ -27,8 +29,6 @@ SENDER_NAME = "Công an Thành phố Hồ Chí Minh"
 
 CAP_CATEGORY = {"crime": "Security", "traffic_accident": "Transport",
                 "fire_explosion": "Fire", "other": "Safety"}
-EVENT = {"crime": "Tội phạm", "traffic_accident": "Tai nạn giao thông",
-         "fire_explosion": "Cháy nổ", "other": "Sự cố an ninh trật tự"}
 SEVERITY = {1: "Extreme", 2: "Severe", 3: "Moderate", 4: "Minor"}
 URGENCY = {1: "Immediate", 2: "Immediate", 3: "Expected", 4: "Expected"}
 
@@ -59,7 +59,7 @@ def cap_document(alert: PublicAlert, base_url: str) -> bytes:
     info = _sub(root, f"{q}info")
     _sub(info, f"{q}language", "vi-VN")
     _sub(info, f"{q}category", CAP_CATEGORY.get(alert.category, "Other"))
-    _sub(info, f"{q}event", EVENT.get(alert.category, "Sự cố"))
+    _sub(info, f"{q}event", label(Category(alert.category)))
     _sub(info, f"{q}responseType", "Avoid")
     _sub(info, f"{q}urgency", URGENCY.get(alert.priority, "Unknown"))
     _sub(info, f"{q}severity", SEVERITY.get(alert.priority, "Unknown"))

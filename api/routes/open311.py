@@ -26,22 +26,21 @@ from api.auth import principal_from_request
 from api.deps import DbDep, InfraDep, SettingsDep
 from api.errors import ApiError, FieldError
 from api.services.submission import submit_report
+from schema.labels import label
 from schema.reports import ReportCreate
 from schema.states import Category, State
 from schema.tables import Incident, IncidentEvent, Report
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
-SERVICES: dict[str, dict[str, str]] = {
-    Category.CRIME.value: {"name": "Tội phạm", "description":
-                           "Trộm cắp, cướp giật, đánh nhau, gây rối trật tự công cộng"},
-    Category.TRAFFIC_ACCIDENT.value: {"name": "Tai nạn giao thông", "description":
-                                      "Va chạm, tai nạn giao thông, ùn tắc nghiêm trọng"},
-    Category.FIRE_EXPLOSION.value: {"name": "Cháy nổ", "description":
-                                    "Cháy, nổ, khói bất thường, rò rỉ khí"},
-    Category.OTHER.value: {"name": "Sự cố khác", "description":
-                           "Các sự việc khác về an ninh trật tự"},
+DESCRIPTIONS: dict[Category, str] = {
+    Category.CRIME: "Trộm cắp, cướp giật, đánh nhau, gây rối trật tự công cộng",
+    Category.TRAFFIC_ACCIDENT: "Va chạm, tai nạn giao thông, ùn tắc nghiêm trọng",
+    Category.FIRE_EXPLOSION: "Cháy, nổ, khói bất thường, rò rỉ khí",
+    Category.OTHER: "Các sự việc khác về an ninh trật tự",
 }
+SERVICES: dict[str, dict[str, str]] = {
+    c.value: {"name": label(c), "description": DESCRIPTIONS[c]} for c in Category}
 
 
 def _error(status: int, description: str) -> JSONResponse:

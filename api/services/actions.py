@@ -23,7 +23,7 @@ from core.db import Database
 from schema import payloads as p
 from schema.actions import BODIES, ActionBody, MergeBody, NoteBody, Resolved, RouteBody
 from schema.incidents import IncidentDetail
-from schema.states import ACTION_ROLES, Action, Role, State
+from schema.states import ACTION_ROLES, Action, State
 from schema.tables import Incident, Unit
 
 log = structlog.get_logger(__name__)
@@ -91,7 +91,7 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
     RequestValidationError for the body)."""
     async with db.session() as s:
         row, _ = await visible_row(s, user, incident_id)
-    role = Role(user.role)
+    role = user.role
     if role not in ACTION_ROLES[action]:
         raise ApiError(403, "forbidden", *wording.role_never(action, role))
     parsed = parse_body(action, body)

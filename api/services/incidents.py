@@ -21,7 +21,14 @@ from api.auth import Principal
 from api.errors import field_error
 from core.db import Database
 from schema import payloads as p
-from schema.incidents import IncidentFilters, IncidentPage, IncidentSummary, UnitOut, WardRef
+from schema.incidents import (
+    IncidentFilters,
+    IncidentPage,
+    IncidentSummary,
+    UnitOut,
+    WardRef,
+    overdue_clause,
+)
 from schema.incidents import is_overdue as overdue_at
 from schema.reports import normalise_tracking_code
 from schema.states import Category, State
@@ -56,8 +63,7 @@ def filtered(stmt: Select, user: Principal, f: IncidentFilters, postgres: bool =
     if f.priority:
         stmt = stmt.where(col(Incident.priority) == f.priority)
     if f.overdue is not None:
-        late = and_(col(Incident.is_open),
-                    or_(col(Incident.escalation_level) > 0, col(Incident.deadline) < utcnow()))
+        late = overdue_clause(utcnow())
         stmt = stmt.where(late if f.overdue else ~late)
     if f.q and f.q.strip():
         words = [w for w in f.q.split() if w][:8]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import pytest
 
 from api import wording
-from schema.states import Action, Role, State, role_may, steps
+from schema import labels
+from schema.states import Action, Category, Outcome, Role, State, role_may, steps
 
 
 def test_every_token_has_words() -> None:
-    for table, enum in [(wording.ACTION_VI, Action), (wording.ACTION_EN, Action),
-                        (wording.STATE_VI, State), (wording.STATE_EN, State),
-                        (wording.ROLE_VI, Role), (wording.ROLE_EN, Role)]:
+    for table, enum in [(labels.ACTION_LABELS, Action), (labels.STATE_LABELS, State),
+                        (labels.ROLE_LABELS, Role), (labels.CATEGORY_LABELS, Category),
+                        (labels.OUTCOME_LABELS, Outcome)]:
         assert set(table) == set(enum)
-        assert all(v.strip() for v in table.values())
+        assert all(vi.strip() and en.strip() for vi, en in table.values())
+        for value in enum:
+            assert labels.label(value, "vi") == table[value][0]
+            assert labels.label(value, "en") == table[value][1]
 
 
 @pytest.mark.parametrize("action", list(Action))
@@ -29,7 +33,7 @@ def test_refusals_never_show_raw_tokens(action: Action) -> None:
                 assert vi != en
         vi, en = wording.refusal("IllegalTransition", action, state) or ("", "")
         if steps(action, state) is None:
-            assert vi.startswith("Không thể thực hiện") and wording.STATE_VI[state] in vi
+            assert vi.startswith("Không thể thực hiện") and labels.STATE_LABELS[state][0] in vi
         else:
             assert vi == ""
 
