@@ -1,5 +1,6 @@
-"""The one gateway to the incident workflow: start, query and update, each with a
-timeout, and one mapping from Temporal failures to HTTP errors by the failure's type.
+"""The one gateway to running incident workflows: every query and update, each with a
+timeout, and one mapping from Temporal failures to HTTP errors by the failure's type
+(starting a workflow is the outbox relay's: core/outbox.py).
 
 - A refused update (WorkflowUpdateFailedError whose cause is an ApplicationError) maps by
   `ApplicationError.type`: "Forbidden" → 403, "Invalid" → 422, "IllegalTransition" (and
@@ -28,21 +29,19 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import wording
 from api.errors import ApiError
 from api.metrics import ACTIONS
-from api.temporal import TemporalHolder, TemporalUnavailable
-from core.temporal import workflow_id
-from schema.payloads import INCIDENT_WORKFLOW, IncidentInput, IncidentState
+from core.temporal import TemporalHolder, TemporalUnavailable
+from schema.ids import workflow_id
+from schema.payloads import IncidentState
 from schema.states import Role
 
 log = structlog.get_logger(__name__)
 
-WORKFLOW_NAME = INCIDENT_WORKFLOW
 CASE_QUERY = "case"
 RPC_TIMEOUT = timedelta(seconds=5)
 CALL_TIMEOUT_S = 8.0
@@ -129,28 +128,6 @@ class Cases:
             return await self.holder.get()
         except TemporalUnavailable as exc:
             raise CaseUnavailable(str(exc), reached=False) from exc
-
-    async def start(self, inp: IncidentInput, task_queue: str,
-                    timeout_s: float = CALL_TIMEOUT_S) -> bool:
-        """Start the incident's workflow. True when started now, False when it already
-        runs (or ran). Raises CaseUnavailable; other failures propagate."""
-        client = await self._client()
-        try:
-            await asyncio.wait_for(
-                client.start_workflow(
-                    WORKFLOW_NAME, inp, id=workflow_id(inp.incident_id), task_queue=task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    rpc_timeout=timedelta(seconds=timeout_s)),
-                timeout_s + 1)
-        except WorkflowAlreadyStartedError:
-            self.holder.note_success()
-            return False
-        except (RPCError, TimeoutError) as exc:
-            reason = f"{exc.__class__.__name__}: {exc}"
-            self.holder.note_failure(reason)
-            raise CaseUnavailable(reason) from exc
-        self.holder.note_success()
-        return True
 
     async def query(self, incident_id: str, result_type: type = LiveCase) -> Any:
         """The live case, or None when the workflow cannot answer now."""

@@ -13,10 +13,10 @@ from api.auth import Principal, principal_from_request
 from api.cases import Cases
 from api.errors import ApiError, request_lang
 from api.infra import Infra
-from api.temporal import TemporalHolder
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
+from core.temporal import TemporalHolder
 
 
 def get_infra(request: Request) -> Infra:

@@ -1,5 +1,5 @@
 """What every service needs from the process: settings, the database, file storage and
-the Temporal client holder, plus the outbox marks of the intake relay.
+the Temporal client holder, plus the outbox marks of the intake relay (core/outbox.py).
 
 Routes get it through `api.deps.InfraDep`; the CLI builds one with `Infra.open`. Services
 take it (or the single part they use) as a typed argument: there is no `app_state: Any`.
@@ -11,19 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.cases import Cases
-from api.temporal import TemporalHolder
 from core.db import Database
+from core.outbox import OutboxMarks, WorkflowStarter
 from core.settings import Settings
 from core.storage import Storage, make_storage
-
-
-@dataclass
-class OutboxMarks:
-    """Ids the intake is starting now (`starting`) and ids a request started whose outbox
-    row is not yet marked (`started`; the relay writes them in batches)."""
-
-    starting: set[str] = field(default_factory=set)
-    started: set[str] = field(default_factory=set)
+from core.temporal import TemporalHolder
 
 
 @dataclass
@@ -49,6 +41,11 @@ class Infra:
         return cls(settings=settings, db=Database.from_settings(settings),
                    storage=make_storage(settings),
                    temporal=TemporalHolder(settings, connect_timeout_s=connect_timeout_s))
+
+    @property
+    def starter(self) -> WorkflowStarter:
+        """Starts incident workflows (the outbox relay) with this infra."""
+        return WorkflowStarter(self.settings, self.db, self.temporal, self.marks)
 
     @property
     def cases(self) -> Cases:

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_handlers
-from api.infra import Infra, OutboxMarks
+from api.infra import Infra
 from api.metrics import REQUEST_LATENCY
 from api.routes import (
     actions,
@@ -35,12 +35,12 @@ from api.routes import (
     stats,
 )
 from api.routes import open311 as open311
-from api.services.relay import flush_started, relay_forever
-from api.temporal import TemporalHolder
 from core.db import Database
 from core.logging import configure_logging
+from core.outbox import OutboxMarks, relay_forever
 from core.settings import Settings, get_settings
 from core.storage import make_storage
+from core.temporal import TemporalHolder
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.temporal = TemporalHolder(settings)
     relay = None
     if app.state.run_relay:
-        relay = asyncio.create_task(relay_forever(lambda: Infra.from_state(app.state)),
+        relay = asyncio.create_task(relay_forever(lambda: Infra.from_state(app.state).starter),
                                     name="intake-relay")
     log.info("api started", database=settings.database_url.split("@")[-1],
              temporal=settings.temporal_address,
@@ -107,7 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with suppress(asyncio.CancelledError):
                 await relay
         with suppress(Exception):
-            await flush_started(Infra.from_state(app.state))
+            await Infra.from_state(app.state).starter.flush_started()
         await app.state.db.dispose()
 
 

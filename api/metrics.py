@@ -1,4 +1,5 @@
-"""Prometheus metrics of the API process (module level: one set per process)."""
+"""Prometheus metrics of the API process (module level: one set per process; the outbox
+relay's own counter is in core/outbox.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ from prometheus_client import Counter, Histogram
 REPORTS_RECEIVED = Counter(
     "canhbao_reports_received_total", "Citizen reports accepted (202), new ones only",
     ["source"])
-REPORTS_STARTED = Counter(
-    "canhbao_intake_workflows_started_total",
-    "Incident workflows started, by the request itself or by the outbox relay", ["by"])
 ACTIONS = Counter(
     "canhbao_actions_total", "Staff and citizen actions sent to incident workflows",
     ["action", "result"])

@@ -39,7 +39,8 @@ from temporalio.worker import Worker
 
 from core.db import Database
 from core.settings import Settings
-from core.temporal import connect, workflow_id
+from core.temporal import connect
+from schema.ids import workflow_id
 from schema.payloads import (
     AcknowledgeInput,
     Actor,

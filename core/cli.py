@@ -100,7 +100,7 @@ def create_user(
 @app.command("relay-once")
 def relay_once() -> None:
     """Start the workflows of accepted reports that have none yet (the outbox relay)."""
-    from api.services.relay import run_relay_once_standalone
+    from core.outbox import run_relay_once_standalone
 
     started = asyncio.run(run_relay_once_standalone(get_settings()))
     typer.echo(f"{started} workflow(s) started")

@@ -38,8 +38,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
-    from core.temporal import workflow_id
     from schema.escalation import TOP_LEVEL, reminder_delay
+    from schema.ids import workflow_id
     from schema.payloads import (
         CITIZEN_ACTOR,
         INCIDENT_WORKFLOW,

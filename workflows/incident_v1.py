@@ -37,7 +37,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
-    from core.temporal import workflow_id
+    from schema.ids import workflow_id
     from schema.payloads import (
         CITIZEN_ACTOR,
         SYSTEM_ACTOR,

@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
 from api.services.attachments import claim_attachments
-from api.services.relay import start_workflow_for
 from core.db import Database
 from core.settings import Settings
 from schema.reports import ReportAccepted, ReportCreate
@@ -93,6 +92,6 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
     log.info("report accepted", tracking_code=report.tracking_code, source=source,
              attachments=len(inp.attachments))
     if not infra.temporal.recently_failed():
-        await start_workflow_for(infra, incident_id, report.payload, by="request",
-                                 timeout_s=REQUEST_START_TIMEOUT_S)
+        await infra.starter.start(incident_id, report.payload, by="request",
+                                  timeout_s=REQUEST_START_TIMEOUT_S)
     return _accepted(settings, report)

@@ -15,12 +15,11 @@ from api.cases import CaseEnded, CaseNotFound, CaseRefused, CaseUnavailable
 from api.errors import ApiError, FieldError
 from api.infra import Infra
 from api.services.attachments import claim_attachments, release_attachments
-from api.services.relay import start_workflow_for
 from core.db import Database
 from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentInput
 from schema.reports import TrackingEvent, TrackingView, unique_ids
 from schema.states import State
-from schema.tables import Incident, IncidentEvent, Outbox, Report
+from schema.tables import Incident, IncidentEvent, Report
 
 log = structlog.get_logger(__name__)
 
@@ -121,12 +120,10 @@ def _conflict(name: str) -> TrackingConflict:
 async def _citizen_update(infra: Infra, report: Report, name: str, arg: Any) -> None:
     """Run a citizen update on the report's workflow, starting it first if the outbox
     still holds it."""
-    async with infra.db.session() as s:
-        pending = await s.get(Outbox, report.id)
-    if pending is not None and pending.started_at is None \
-            and report.id not in infra.marks.started:
-        if not await start_workflow_for(infra, report.id, report.payload, by="request"):
-            raise WorkflowPending()
+    starter = infra.starter
+    if await starter.pending(report.id) \
+            and not await starter.start(report.id, report.payload, by="request"):
+        raise WorkflowPending()
     try:
         await infra.cases.update(report.id, name, arg)
     except CaseRefused as exc:

@@ -7,7 +7,7 @@ import socket
 
 from sqlalchemy import delete
 
-from api.temporal import TemporalHolder
+from core.temporal import TemporalHolder
 from schema.tables import LoginAttempt
 from tests.api.conftest import PASSWORD, Stack
 

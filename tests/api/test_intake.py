@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.services.submission import TRACKING_ALPHABET
-from core.temporal import workflow_id
+from schema.ids import workflow_id
 from schema.payloads import IncidentState
 from schema.tables import Attachment, Incident, IncidentEvent, Outbox, Report
 from tests.api.conftest import MEDIA, Stack, eventually

@@ -12,10 +12,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.infra import Infra
-from api.services.relay import relay_once
-from api.temporal import TemporalHolder
 from core.db import Database
-from core.temporal import workflow_id
+from core.temporal import TemporalHolder
+from schema.ids import workflow_id
 from schema.payloads import IncidentState
 from schema.tables import Attachment, Incident, Outbox
 from tests.api.conftest import (  # noqa: F401 - the fixtures are used by name
@@ -77,7 +76,7 @@ async def test_reports_while_temporal_unreachable_then_relayed(
     again = await stack.client.post("/api/v1/reports", json={
         **stack.report_body(), "report_id": ids[2]})
     assert again.json() == answers[2]
-    assert await relay_once(Infra.from_state(stack.app.state)) == 0
+    assert await Infra.from_state(stack.app.state).starter.relay_once() == 0
 
     # Temporal is back: the background relay starts every workflow.
     stack.app.state.temporal.point_at(temporal_env.client.service_client.config.target_host)
@@ -130,7 +129,7 @@ async def test_temporal_stopped_and_started_again(make_stack, pg_url: str) -> No
 
 async def test_cli_relay_once_starts_what_the_api_could_not(make_stack) -> None:  # noqa: F811
     """`canhbao relay-once` (run_relay_once_standalone) in another process's shoes."""
-    from api.services.relay import run_relay_once_standalone
+    from core.outbox import run_relay_once_standalone
 
     stack = await make_stack(with_worker=False)
     stack.app.state.temporal = TemporalHolder(
