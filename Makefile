@@ -33,11 +33,13 @@ test: $(VENV)/.installed-test node_modules/.installed
 	@test -x /usr/bin/chromium || { echo "Chromium is needed for the browser tests: apt-get install -y chromium (or run .ci/run)"; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/mypy schema core workflows activities api web worker.py app.py
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy schema core workflows activities api web worker.py app.py
+	$(BIN)/lint-imports
 
 bench-lifecycle: $(VENV)/.installed-test
 	CANHBAO_DEMO=1 $(BIN)/python -m bench.lifecycle

@@ -15,10 +15,11 @@ from temporalio.client import Client
 from temporalio.worker import PatchActivationInput, Worker
 
 from activities.duplicates import DuplicateActivities
-from activities.geo import GeoActivities, WardIndex, get_ward_index
+from activities.geo import GeoActivities
 from activities.notify import NotifyActivities
 from activities.projection import ProjectionActivities
 from core.db import Database
+from core.geo import WardIndex, get_ward_index
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect

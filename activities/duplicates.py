@@ -12,20 +12,13 @@ from temporalio import activity
 
 from activities import names
 from core.db import Database
+from core.geo import EARTH_RADIUS_M, haversine_m
 from core.settings import Settings
 from schema.payloads import DuplicatesInput, DuplicateSuggestion
 from schema.states import Category, State
 from schema.tables import Incident
 
-EARTH_RADIUS_M = 6_371_008.8
 MAX_SUGGESTIONS = 10
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:

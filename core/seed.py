@@ -14,15 +14,14 @@ import structlog
 from shapely.geometry import shape
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from vietnam_provinces import ProvinceCode
 from vietnam_provinces import Ward as VnWard
 
+from core.geo import hcmc_wards, load_features
 from core.security import hash_password
 from schema.tables import Unit, User, Ward
 
 log = structlog.get_logger(__name__)
 
-HCMC_PROVINCE_CODE = 79
 _PREFIXES = ("phuong_", "xa_", "dac_khu_")
 
 
@@ -65,28 +64,13 @@ def short_codenames(wards: list[VnWard]) -> dict[int, str]:
     return short
 
 
-def hcmc_wards() -> list[VnWard]:
-    return list(VnWard.iter_by_province(ProvinceCode(HCMC_PROVINCE_CODE)))
-
-
-def load_boundaries(path: str | Path) -> dict[int, dict]:
-    """Ward code → GeoJSON geometry, from a FeatureCollection with `properties.code`."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    out: dict[int, dict] = {}
-    for feature in data.get("features", []):
-        code = feature.get("properties", {}).get("code")
-        if code is not None and feature.get("geometry"):
-            out[int(code)] = feature["geometry"]
-    return out
-
-
 def import_wards(engine: Engine, geojson_path: str | Path | None) -> int:
     """Upsert the 168 wards; attach boundaries where the file has them. Returns the count."""
     wards = hcmc_wards()
     shorts = short_codenames(wards)
     has_file = bool(geojson_path) and Path(str(geojson_path)).exists()
-    boundaries = load_boundaries(str(geojson_path)) if has_file else {}
+    boundaries = ({code: geometry for code, _, geometry in load_features(str(geojson_path))}
+                  if has_file else {})
     with Session(engine) as session:
         for w in wards:
             code = int(w.code)

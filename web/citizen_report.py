@@ -21,6 +21,7 @@ from api.errors import FieldError
 from api.infra import Infra
 from api.services.submission import submit_report
 from api.upload import FieldsTooLarge
+from core.geo import get_ward_index
 from core.settings import Settings
 from schema.reports import ReportCreate, normalise_phone
 from schema.states import Category
@@ -50,8 +51,6 @@ def _simplified(geometry: str) -> dict[str, Any]:
 
 
 def _locate(settings: Any, lat: float, lon: float) -> Any:
-    from activities.geo import get_ward_index  # the workflow helper's shared index
-
     return get_ward_index(settings.wards_geojson).locate(lat, lon, settings.outside_city_m)
 
 

@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
+from core.geo import get_ward_index
 from schema.places import LocateOut, UnitPublic, WardPublic
 from schema.tables import Unit, Ward
 
@@ -58,8 +59,6 @@ async def locate_ward(settings: SettingsDep,
     """The ward containing the point (exact), else the nearest one (exact=false);
     outside_city when it is farther than the setting from any ward."""
     try:
-        from activities.geo import get_ward_index
-
         index = await asyncio.to_thread(get_ward_index, settings.wards_geojson)
     except (ImportError, OSError, ValueError) as exc:
         raise ApiError(503, "unavailable", "Chưa có dữ liệu ranh giới phường",
