@@ -52,25 +52,28 @@ def _unit(found: Resolved) -> p.UnitRef:
     return found.unit
 
 
-class VerifyBody(ActionBody):
+class _EmptyBody(ActionBody):
+    """An action with nothing to say but who takes it."""
+
+    input_type: ClassVar[type[p.ActionInput]]
+
+    def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
+        return self.input_type(actor=actor)
+
+
+class VerifyBody(_EmptyBody):
     action = Action.VERIFY
-
-    def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
-        return p.VerifyInput(actor=actor)
+    input_type = p.VerifyInput
 
 
-class AcknowledgeBody(ActionBody):
+class AcknowledgeBody(_EmptyBody):
     action = Action.ACKNOWLEDGE
-
-    def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
-        return p.AcknowledgeInput(actor=actor)
+    input_type = p.AcknowledgeInput
 
 
-class ArriveBody(ActionBody):
+class ArriveBody(_EmptyBody):
     action = Action.ARRIVE
-
-    def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
-        return p.ArriveInput(actor=actor)
+    input_type = p.ArriveInput
 
 
 class RejectBody(ActionBody):

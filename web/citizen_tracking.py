@@ -3,6 +3,7 @@ the read model, and the plain forms to add information or cancel."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
@@ -155,14 +156,22 @@ async def _add_info_result(request: Request, infra: Infra, token: str,
     if not text and not stored:
         return await _tracking_with_error(request, infra, token, i18n.t(lang, "err.text"),
                                           text, 422)
+    return await _back_to_tracking(
+        token, add_info(infra, token, text or None, [a["attachment_id"] for a in stored]),
+        done="info", busy="busy#add")
+
+
+async def _back_to_tracking(token: str, change: Awaitable[object], done: str,
+                            busy: str = "busy") -> Response:
+    """Run the citizen's change, then back to the tracking page with what happened."""
     try:
-        await add_info(infra, token, text or None, [a["attachment_id"] for a in stored])
+        await change
     except TrackingConflict:
         return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
     except ApiError as exc:
-        log.info("add info refused", error=exc.error)
-        return RedirectResponse(f"/t/{token}?msg=busy#add", status_code=303)
-    return RedirectResponse(f"/t/{token}?msg=info", status_code=303)
+        log.info("tracking change refused", error=exc.error)
+        return RedirectResponse(f"/t/{token}?msg={busy}", status_code=303)
+    return RedirectResponse(f"/t/{token}?msg={done}", status_code=303)
 
 
 @router.post("/t/{token}/cancel")
@@ -174,12 +183,6 @@ async def tracking_cancel(token: str, request: Request, infra: InfraDep) -> Resp
         return form.finish(RedirectResponse(f"/t/{token}?msg=busy", status_code=303))
     if await report_by_token(infra.db, token) is None:
         return render(request, "citizen/not_found.html", status_code=404)
-    try:
-        await cancel_report(infra, token, reason)
-    except TrackingConflict:
-        return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
-    except ApiError as exc:
-        log.info("cancel refused", error=exc.error)
-        return RedirectResponse(f"/t/{token}?msg=busy", status_code=303)
-    return RedirectResponse(f"/t/{token}?msg=cancelled", status_code=303)
+    return await _back_to_tracking(token, cancel_report(infra, token, reason),
+                                   done="cancelled")
 

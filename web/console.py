@@ -24,7 +24,7 @@ from api.errors import ApiError
 from api.services.detail import incident_detail
 from api.services.incidents import list_page
 from core.db import Database
-from schema.incidents import IncidentFilters
+from schema.incidents import IncidentDetail, IncidentFilters
 from schema.states import Category, State
 from schema.tables import Report, Ward, utcnow
 from web.staffkit import (
@@ -35,12 +35,11 @@ from web.staffkit import (
     OPEN,
     OUTCOMES,
     STATES,
-    act_from_form,
+    ActionPage,
+    action_answer,
     active_units,
-    page_lang,
     page_user,
     staff_ctx,
-    trigger,
     ward_options,
 )
 from web.templating import render
@@ -182,16 +181,12 @@ async def console_detail(request: Request, incident_id: str, db: DbDep,
 @router.post("/console/incidents/{incident_id}/actions/{action}")
 async def console_action(request: Request, incident_id: str, action: str, db: DbDep,
                          cases: CasesDep) -> Response:
-    result = await act_from_form(request, db, cases, incident_id, action, CONSOLE_ROLES)
-    if isinstance(result, Response):
-        return result
-    user, detail = result
-    if not is_htmx(request):
-        return RedirectResponse(f"/console?selected={incident_id}", status_code=303)
-    ctx = staff_ctx(request, user, "console")
-    ctx.update(await _detail_context(db, cases, user, incident_id, detail))
-    response = render(request, "staff/console.html", ctx, block="detail")
-    response.headers["HX-Trigger"] = trigger(page_lang(request), f"staff.done.{action}",
-                                              **{"incident-changed": incident_id})
-    return response
+    async def detail(user: Principal, after: IncidentDetail) -> dict[str, Any]:
+        return await _detail_context(db, cases, user, incident_id, after)
+
+    return await action_answer(
+        request, db, cases, incident_id, action,
+        ActionPage("console", "staff/console.html", "detail",
+                   f"/console?selected={incident_id}", detail, CONSOLE_ROLES),
+        **{"incident-changed": incident_id})
 

@@ -7,25 +7,24 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from api.auth import Principal
-from api.deps import CasesDep, DbDep, HtmxDep, is_htmx
+from api.deps import CasesDep, DbDep, HtmxDep
 from api.errors import ApiError
 from api.services.detail import allowed_actions, incident_detail
 from api.services.incidents import list_page
 from core.db import Database
-from schema.incidents import IncidentFilters
+from schema.incidents import IncidentDetail, IncidentFilters
 from schema.states import OPEN_STATES
 from web.staffkit import (
     LIST_LIMIT,
     OFFICER_ROLES,
     OUTCOMES,
-    act_from_form,
-    page_lang,
+    ActionPage,
+    action_answer,
     page_user,
     staff_ctx,
-    trigger,
 )
 from web.templating import render
 
@@ -73,15 +72,9 @@ async def officer_detail(request: Request, incident_id: str, db: DbDep,
 @router.post("/officer/incidents/{incident_id}/actions/{action}")
 async def officer_action(request: Request, incident_id: str, action: str, db: DbDep,
                          cases: CasesDep) -> Response:
-    result = await act_from_form(request, db, cases, incident_id, action, OFFICER_ROLES)
-    if isinstance(result, Response):
-        return result
-    user, _detail = result
-    if not is_htmx(request):
-        return RedirectResponse("/officer", status_code=303)
-    ctx = staff_ctx(request, user, "officer")
-    ctx.update(await _officer_context(db, user))
-    response = render(request, "staff/officer.html", ctx, block="cards")
-    response.headers["HX-Trigger"] = trigger(page_lang(request), f"staff.done.{action}")
-    return response
+    async def cards(user: Principal, _detail: IncidentDetail) -> dict[str, Any]:
+        return await _officer_context(db, user)
+
+    return await action_answer(request, db, cases, incident_id, action, ActionPage(
+        "officer", "staff/officer.html", "cards", "/officer", cards, OFFICER_ROLES))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +26,7 @@ from api.errors import ApiError
 from api.services.actions import take_action
 from core.db import Database
 from schema.actions import STAFF_ACTIONS
+from schema.incidents import IncidentDetail
 from schema.states import OPEN_STATES, Action, Category, Outcome, Role, State
 from schema.tables import Unit, Ward
 from web import i18n
@@ -211,3 +214,36 @@ async def act_from_form(request: Request, db: Database, cases: Cases, incident_i
         return toast(request, text, status)
     return user, detail
 
+
+PageContext = Callable[[Principal, IncidentDetail], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ActionPage:
+    """Where a staff page's action answer goes: the page to go back to without HTMX, the
+    template block to re-render with HTMX, and the context that block needs."""
+
+    page: str
+    template: str
+    block: str
+    back: str
+    context: PageContext
+    roles: frozenset[Role]
+
+
+async def action_answer(request: Request, db: Database, cases: Cases, incident_id: str,
+                        action: str, where: ActionPage, **trigger_extra: Any) -> Response:
+    """Run the action from the posted form; answer with the page's block and a toast
+    (HTMX), a redirect back (plain form), or the refusal's toast."""
+    result = await act_from_form(request, db, cases, incident_id, action, where.roles)
+    if isinstance(result, Response):
+        return result
+    user, detail = result
+    if not is_htmx(request):
+        return RedirectResponse(where.back, status_code=303)
+    ctx = staff_ctx(request, user, where.page)
+    ctx.update(await where.context(user, detail))
+    response = render(request, where.template, ctx, block=where.block)
+    response.headers["HX-Trigger"] = trigger(page_lang(request), f"staff.done.{action}",
+                                             **trigger_extra)
+    return response

@@ -8,16 +8,17 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlmodel import col
 
 from api.auth import Principal
-from api.deps import CasesDep, DbDep, HtmxDep, is_htmx
+from api.deps import CasesDep, DbDep, HtmxDep
 from api.services.alerts import list_alerts
 from api.services.stats import incident_stats
 from core.db import Database
 from core.settings import HCMC_TZ
+from schema.incidents import IncidentDetail
 from schema.stats import GroupBy
 from schema.tables import Ward, utcnow
 from web import i18n
@@ -25,12 +26,12 @@ from web.charts import bars, hour_columns
 from web.staffkit import (
     OUTCOMES,
     SUPERVISOR_ROLES,
-    act_from_form,
+    ActionPage,
+    action_answer,
     active_units,
     page_lang,
     page_user,
     staff_ctx,
-    trigger,
 )
 from web.templating import render
 
@@ -102,16 +103,11 @@ async def supervisor_page(request: Request, db: DbDep, htmx: HtmxDep) -> Respons
 @router.post("/supervisor/incidents/{incident_id}/actions/{action}")
 async def supervisor_action(request: Request, incident_id: str, action: str, db: DbDep,
                             cases: CasesDep) -> Response:
-    result = await act_from_form(request, db, cases, incident_id, action, SUPERVISOR_ROLES)
-    if isinstance(result, Response):
-        return result
-    user, _detail = result
-    if not is_htmx(request):
-        return RedirectResponse("/supervisor", status_code=303)
-    ctx = staff_ctx(request, user, "supervisor")
-    ctx.update(await _alerts_context(db, user))
-    response = render(request, "staff/supervisor.html", ctx, block="alerts")
-    response.headers["HX-Trigger"] = trigger(page_lang(request), f"staff.done.{action}")
-    return response
+    async def alerts(user: Principal, _detail: IncidentDetail) -> dict[str, Any]:
+        return await _alerts_context(db, user)
+
+    return await action_answer(request, db, cases, incident_id, action, ActionPage(
+        "supervisor", "staff/supervisor.html", "alerts", "/supervisor", alerts,
+        SUPERVISOR_ROLES))
 
 
