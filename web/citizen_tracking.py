@@ -20,6 +20,7 @@ from api.services.tracking import (
     get_tracking,
     report_by_token,
 )
+from core.settings import Settings
 from schema.states import Action, Role, State, may_take
 from web import i18n
 from web.formstream import StreamedForm, read_form
@@ -42,7 +43,7 @@ def _state(view: Any) -> State:
     return State(str(getattr(view, "state", "received")))
 
 
-def _track_context(view: Any, token: str, request: Request,
+def _track_context(view: Any, token: str, request: Request, settings: Settings,
                    story: dict[str, Any] | None) -> dict[str, Any]:
     """The tracking page's context: the live state from `view`, the story from SQL
     (web.tracking_story.build_story). A merged report shows the primary's progress."""
@@ -52,7 +53,6 @@ def _track_context(view: Any, token: str, request: Request,
     primary_state = story.get("primary_state")
     shown = primary_state if state is State.MERGED and primary_state is not None else state
     base = str(request.base_url).rstrip("/")
-    settings = request.app.state.settings
     public = (settings.public_url or base).rstrip("/")
     return {
         "view": view,
@@ -119,7 +119,7 @@ async def _tracking_page_context(request: Request, infra: Infra,
         return None
     lang, _ = i18n.negotiate(request)
     story = await build_story(infra.db, token, lang)
-    return _track_context(view, token, request, story)
+    return _track_context(view, token, request, infra.settings, story)
 
 
 async def _tracking_with_error(request: Request, infra: Infra, token: str, problem: str,
