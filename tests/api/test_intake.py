@@ -79,9 +79,13 @@ async def test_report_is_accepted_and_reaches_a_workflow(stack: Stack) -> None:
     assert case.tracking_code == code
     async with stack.app.state.db.session() as s:
         att = await s.get(Attachment, photo["attachment_id"])
-        row = await s.get(Incident, out["incident_id"])
     assert att is not None and att.incident_id == out["incident_id"]
-    assert row is not None and row.reporter_phone == "0912345678"
+
+    async def projected() -> bool:  # the workflow writes the row; the query may come first
+        async with stack.app.state.db.session() as s:
+            row = await s.get(Incident, out["incident_id"])
+        return row is not None and row.reporter_phone == "0912345678"
+    await eventually(projected)
 
     async def marked() -> bool:  # the relay writes the marks of request-started workflows
         async with stack.app.state.db.session() as s:
