@@ -31,6 +31,7 @@ from schema.payloads import (
     ProjectInput,
     TimelineEvent,
 )
+from schema.search import search_document
 from schema.states import State
 from schema.tables import (
     Alert,
@@ -58,7 +59,7 @@ PERMANENT = (DataError, IntegrityError)
 UNREADABLE = "[Không lưu được nội dung: xem nhật ký lỗi ghi / content could not be stored]"
 _FIRST_SEEN = {State.VERIFIED: "verified_at", State.ROUTED: "routed_at"}
 # Written from the report only: a v2 event without it leaves them as they are.
-TEXT_COLUMNS = ("description", "address", "reporter_name", "reporter_phone")
+TEXT_COLUMNS = ("description", "address", "reporter_name", "reporter_phone", "search_text")
 
 
 def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
@@ -102,6 +103,7 @@ def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
     if texts is not None:
         values.update(
             description=texts.description, address=texts.address,
+            search_text=search_document(texts.description, texts.address),
             reporter_name=texts.reporter.name if texts.reporter else None,
             reporter_phone=texts.reporter.phone if texts.reporter else None)
     else:

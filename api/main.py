@@ -15,8 +15,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
+from fastapi import FastAPI, Response
 
 from api.errors import install_handlers
 from api.infra import Infra
@@ -38,7 +37,7 @@ from api.routes import open311 as open311
 from core.db import Database
 from core.logging import configure_logging
 from core.outbox import OutboxMarks, relay_forever
-from core.settings import Settings, get_settings
+from core.settings import ROOT, Settings, get_settings
 from core.storage import make_storage
 from core.temporal import TemporalHolder
 
@@ -140,24 +139,30 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
     return app
 
 
-def _mount_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from the swagger-ui-bundle package (no CDN)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse
+SWAGGER_UI = ROOT / "node_modules" / "swagger-ui-dist"  # npm, see package.json
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:  # pragma: no cover - the dependency is declared
-        swagger_ui_path = None
-    if swagger_ui_path:
-        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI 5 (renders OpenAPI 3.1, which FastAPI produces) at /docs, from the npm
+    package swagger-ui-dist installed at set-up (no CDN). Only its three files are served."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, PlainTextResponse
 
     @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        if not swagger_ui_path:
-            return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+    async def docs() -> Response:
+        if not (SWAGGER_UI / SWAGGER_FILES[0]).exists():
+            return PlainTextResponse("Swagger UI is not installed: run `npm ci`",
+                                     status_code=503)
         return get_swagger_ui_html(
             openapi_url="/openapi.json", title=f"{app.title} — docs",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        if name not in SWAGGER_FILES or not (SWAGGER_UI / name).exists():
+            return PlainTextResponse("not found", status_code=404)
+        return FileResponse(SWAGGER_UI / name,
+                            headers={"Cache-Control": "public, max-age=86400"})

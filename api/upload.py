@@ -19,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from api.errors import ApiError
+from schema.text import clean_line
 
 # Fields other than the file (there should be none) may take at most this much in all.
 MAX_OTHER_BYTES = 64 * 1024
@@ -67,6 +68,14 @@ def multipart_boundary(content_type: str | None) -> bytes | None:
     if ctype != b"multipart/form-data" or not boundary:
         return None
     return boundary
+
+
+def _filename(raw: bytes) -> str:
+    """A part's file name cleaned like any text; "" only for an empty file input (a name of
+    nothing but control characters becomes "file")."""
+    if not raw:
+        return ""
+    return clean_line(raw.decode("utf-8", "replace")) or "file"
 
 
 @dataclass
@@ -134,7 +143,7 @@ class MultipartReader:
         self._events.append(("part", Part(
             headers=headers,
             name=options.get(b"name", b"").decode("utf-8", "replace"),
-            filename=filename.decode("utf-8", "replace") if filename is not None else None,
+            filename=_filename(filename) if filename is not None else None,
             content_type=headers.get("content-type") or None,
         )))
 

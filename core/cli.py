@@ -16,6 +16,7 @@ from core.migrate import upgrade
 from core.settings import get_settings
 from schema.states import STAFF_ROLES, Role
 from schema.tables import Unit, User
+from schema.text import clean_line
 
 app = typer.Typer(help="CanhBao administration", no_args_is_help=True)
 
@@ -75,7 +76,10 @@ def create_user(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True,
                                           confirmation_prompt=True)] = "",
 ) -> None:
-    """Create a staff account."""
+    """Create a staff account. Names are cleaned like every input (schema.text)."""
+    username, full_name = clean_line(username), clean_line(full_name)
+    if not username:
+        raise typer.BadParameter("username is empty")
     if role not in ROLE_NAMES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLE_NAMES)}")
     if len(password) < 10:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schema import payloads as p
 from schema.states import Action, Category, Outcome, Priority
+from schema.text import Line, OptionalLine, Text
 
 # Actions a staff member takes; cancel and add_info are the citizen's.
 STAFF_ACTIONS: tuple[Action, ...] = tuple(
@@ -78,7 +79,7 @@ class ArriveBody(_EmptyBody):
 
 class RejectBody(ActionBody):
     action = Action.REJECT
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
 
     def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
         return p.RejectInput(actor=actor, reason=self.reason)
@@ -107,7 +108,7 @@ class RouteBody(ActionBody):
     """Exactly one of `unit_id` (id or code) and `ward_code` (that ward's police)."""
 
     action = Action.ROUTE
-    unit_id: str | None = Field(default=None, max_length=64)
+    unit_id: OptionalLine = Field(default=None, max_length=64)
     ward_code: int | None = Field(default=None, ge=0, le=10_000_000)
 
     @model_validator(mode="after")
@@ -122,7 +123,7 @@ class RouteBody(ActionBody):
 
 class ReassignBody(RouteBody):
     action = Action.REASSIGN
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
 
     def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
         return p.ReassignInput(actor=actor, unit=_unit(found), reason=self.reason)
@@ -130,7 +131,7 @@ class ReassignBody(RouteBody):
 
 class NoteBody(ActionBody):
     action = Action.NOTE
-    text: str = Field(min_length=1, max_length=5000)
+    text: Text = Field(min_length=1, max_length=5000)
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=10)
     public: bool = False
 
@@ -147,7 +148,7 @@ class NoteBody(ActionBody):
 class CloseBody(ActionBody):
     action = Action.CLOSE
     outcome: Outcome
-    summary: str = Field(min_length=1, max_length=5000)
+    summary: Text = Field(min_length=1, max_length=5000)
 
     def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
         return p.CloseInput(actor=actor, outcome=self.outcome, summary=self.summary)
@@ -155,8 +156,8 @@ class CloseBody(ActionBody):
 
 class PublishAlertBody(ActionBody):
     action = Action.PUBLISH_ALERT
-    headline: str = Field(min_length=1, max_length=160)
-    instruction: str = Field(min_length=1, max_length=2000)
+    headline: Line = Field(min_length=1, max_length=160)
+    instruction: Text = Field(min_length=1, max_length=2000)
     radius_m: int = Field(ge=50, le=50_000)
 
     def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:

@@ -12,8 +12,10 @@ from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import col
 
 from schema import payloads as p
+from schema import phones
 from schema.states import Action, Category, Outcome, State
 from schema.tables import Incident
+from schema.text import OptionalLine
 
 
 def is_overdue(is_open: bool, escalation_level: int, deadline: datetime | None,
@@ -37,7 +39,7 @@ class IncidentFilters(BaseModel):
     category: Category | None = None
     priority: int | None = Field(default=None, ge=1, le=4)
     overdue: bool | None = None
-    q: str | None = Field(default=None, max_length=200)
+    q: OptionalLine = Field(default=None, max_length=200)
 
 
 class WardRef(BaseModel):
@@ -89,7 +91,31 @@ class AttachmentRef(BaseModel):
     content_type: str
     size: int
     sha256: str
-    url: str
+    url: str = Field(description="The original as uploaded (evidence; sha256 is of it)")
+    preview_url: str | None = Field(
+        default=None, description="JPEG, longest side 1600 px, oriented, no metadata "
+                                  "(images only)")
+    thumbnail_url: str | None = Field(default=None, description="JPEG, 320 px (images only)")
+
+
+class ReporterOut(BaseModel):
+    """The reporter as staff see them: `phone` as stored (E.164 when it is a valid number,
+    else the text as typed), `phone_display` in the national form, `phone_valid` false for
+    a text that is not a valid number (shown to the operator as not verified)."""
+
+    name: str | None = None
+    phone: str | None = None
+    phone_display: str | None = None
+    phone_valid: bool | None = None
+
+    @classmethod
+    def of(cls, reporter: p.Reporter | None) -> ReporterOut | None:
+        if reporter is None:
+            return None
+        shown = phones.view(reporter.phone)
+        return cls(name=reporter.name, phone=reporter.phone,
+                   phone_display=shown.display if shown else None,
+                   phone_valid=shown.valid if shown else None)
 
 
 class IncidentDetail(IncidentBase):
@@ -98,7 +124,7 @@ class IncidentDetail(IncidentBase):
     ward: p.WardInfo | None
     unit: p.UnitRef | None
     proposed_unit: p.UnitRef | None
-    reporter: p.Reporter | None
+    reporter: ReporterOut | None
     attachments: list[AttachmentRef]
     timeline: list[p.TimelineEvent]
     overdue_since: datetime | None

@@ -9,27 +9,13 @@ import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 
 from schema import payloads as p
+from schema import phones
 from schema.states import Category, State
+from schema.text import OptionalLine, OptionalText, Text
 
 MAX_ATTACHMENTS = 10
-_PHONE_RE = re.compile(r"^0(?:[35789]\d{8}|2\d{9})$")
-
-
-def normalise_phone(raw: str) -> str:
-    """`+84 912 345 678` → `0912345678`; raises ValueError when not a Vietnamese number."""
-    digits = re.sub(r"[\s.\-()]", "", raw)
-    if digits.startswith("+84"):
-        digits = "0" + digits[3:]
-    elif digits.startswith("84") and len(digits) in (11, 12):
-        digits = "0" + digits[2:]
-    if not _PHONE_RE.match(digits):
-        raise ValueError(raw)
-    return digits
-
-
 def normalise_tracking_code(text: str) -> str:
     """What a person types or reads out (`ac-ef 3479`) as a stored code (`ACEF3479`)."""
     return re.sub(r"[\s\-.]", "", text).upper()
@@ -49,59 +35,35 @@ class LocationIn(BaseModel):
 
 class ReporterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=32,
-                              description="Vietnamese number, e.g. 0912345678 or +84912345678")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        v = (v or "").strip()
-        return v or None
+    name: OptionalLine = Field(default=None, max_length=200)
+    phone: OptionalLine = Field(
+        default=None, max_length=64,
+        description="Any common form of a Vietnamese number (0912 345 678, +84 912345678, "
+                    "0084…); stored as E.164. A number that cannot be read is kept as typed "
+                    "for the operator and never refuses the report.")
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        try:
-            return normalise_phone(v)
-        except ValueError:
-            raise PydanticCustomError(
-                "vn_phone", "Not a Vietnamese phone number (e.g. 0912345678)",
-                {"vi": "Số điện thoại không hợp lệ (ví dụ 0912345678)"}) from None
+        return phones.normalise(v) if v else None
 
 
 class ReportCreate(BaseModel):
-    """The POST /reports body."""
+    """The POST /reports body. Every text is cleaned by schema.text (NFC, no control
+    characters, trimmed) before its limit is checked."""
 
     model_config = ConfigDict(extra="forbid")
     report_id: uuid.UUID | None = Field(
         default=None, description="Chosen by the client so a resubmission is idempotent")
     category: Category
-    description: str = Field(min_length=1, max_length=5000)
+    description: Text = Field(min_length=1, max_length=5000)
     location: LocationIn
-    address: str | None = Field(default=None, max_length=500)
+    address: OptionalLine = Field(default=None, max_length=500)
     reporter: ReporterIn | None = None
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     silent: bool = Field(
         default=False, description="A silent SOS: the reporter may not be able to speak or be "
         "seen reporting; staff must not call back without care")
-
-    @field_validator("description")
-    @classmethod
-    def _description(cls, v: str) -> str:
-        v = v.strip()
-        if not v:
-            raise PydanticCustomError("string_too_short", "Describe what is happening",
-                                      {"vi": "Vui lòng mô tả sự việc"})
-        return v
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str | None) -> str | None:
-        v = (v or "").strip()
-        return v or None
 
     def to_input(self, incident_id: str, tracking_code: str, received_at: datetime,
                  source: str, sla_scale: float,
@@ -150,10 +112,10 @@ class AttachmentOut(BaseModel):
 
 class InfoIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str | None = Field(default=None, max_length=5000)
+    text: OptionalText = Field(default=None, max_length=5000)
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: OptionalText = Field(default=None, max_length=2000)

@@ -175,6 +175,9 @@ class Incident(SQLModel, table=True):
     category: str
     priority: int
     description: str = Field(sa_column=Column(Text, nullable=False))
+    # schema.search.search_document(description, address): folded for Vietnamese search.
+    search_text: str = Field(default="", sa_column=Column(Text, nullable=False,
+                                                          server_default=""))
     lat: float
     lon: float
     accuracy_m: float | None = None

@@ -13,6 +13,7 @@ from api.deps import DbDep, SettingsDep
 from api.errors import ApiError
 from core.settings import Settings
 from schema.states import Role
+from schema.text import clean_line
 from web import i18n
 from web.staffkit import (
     PRE_COOKIE,
@@ -58,7 +59,7 @@ async def login_submit(request: Request, settings: SettingsDep, db: DbDep) -> Re
     the session cookie and go to the role's home page."""
     lang = page_lang(request)
     form = await request.form()
-    username = str(form.get("username") or "").strip()[:200]
+    username = clean_line(str(form.get("username") or ""))[:200]
     password = str(form.get("password") or "")[:1000]
     next_path = safe_next(str(form.get("next") or ""))
     pre = request.cookies.get(PRE_COOKIE, "")

@@ -23,9 +23,10 @@ from api.services.submission import submit_report
 from api.upload import FieldsTooLarge
 from core.geo import get_ward_index
 from core.settings import Settings
-from schema.reports import ReportCreate, normalise_phone
+from schema.reports import ReportCreate
 from schema.states import Category
 from schema.tables import Ward
+from schema.text import clean_line, clean_text
 from web import i18n
 from web.formstream import StreamedForm, read_form
 from web.templating import render
@@ -173,8 +174,8 @@ async def _report_result(request: Request, infra: Infra, form: StreamedForm,
     values = _blank_values()
     for key in values:
         raw = form.get(key)
-        if isinstance(raw, str):
-            values[key] = raw.strip()
+        if isinstance(raw, str):  # cleaned like the API's (limits count after cleaning)
+            values[key] = clean_text(raw) if key == "description" else clean_line(raw)
     try:
         values["report_id"] = str(uuid.UUID(values["report_id"]))
     except ValueError:
@@ -199,11 +200,6 @@ async def _report_result(request: Request, infra: Infra, form: StreamedForm,
             errors["location"] = i18n.t(lang, "err.latlon")
     elif not values["address"]:
         errors["location"] = i18n.t(lang, "err.location")
-    if values["phone"]:
-        try:
-            normalise_phone(values["phone"])
-        except ValueError:
-            errors["phone"] = i18n.t(lang, "err.phone")
 
     attachments += form.stored
     if form.file_error:

@@ -22,6 +22,7 @@ from api.services.tracking import (
 )
 from core.settings import Settings
 from schema.states import Action, Role, State, may_take
+from schema.text import clean_text
 from web import i18n
 from web.formstream import StreamedForm, read_form
 from web.templating import render
@@ -147,7 +148,7 @@ async def tracking_add_info(token: str, request: Request, infra: InfraDep) -> Re
 
 async def _add_info_result(request: Request, infra: Infra, token: str,
                            form: StreamedForm) -> Response:
-    text = str(form.get("text") or "").strip()
+    text = clean_text(str(form.get("text") or ""))
     stored = form.stored
     lang, _ = i18n.negotiate(request)
     if form.file_error or form.broken or form.fields_too_large:

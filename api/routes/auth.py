@@ -14,6 +14,7 @@ from api.deps import CurrentUser, DbDep, SettingsDep
 from api.metrics import LOGIN_FAILURES
 from core.db import Database
 from schema.tables import User
+from schema.text import Line
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -50,7 +51,7 @@ async def _authenticate(request: Request, db: Database, username: str, password:
 
 @router.post("/token", response_model=TokenOut, responses={401: _ERR, 429: _ERR})
 async def token(request: Request, db: DbDep, settings: SettingsDep,
-                username: Annotated[str, Form(max_length=200)],
+                username: Annotated[Line, Form(max_length=200)],
                 password: Annotated[str, Form(max_length=1000)],
                 grant_type: Annotated[str | None, Form()] = None) -> TokenOut:
     """OAuth2 password flow: form `username`, `password` → bearer token."""
@@ -61,7 +62,7 @@ async def token(request: Request, db: DbDep, settings: SettingsDep,
 
 @router.post("/login", responses={200: {"model": Me}, 303: {}, 401: _ERR, 429: _ERR})
 async def login(request: Request, db: DbDep, settings: SettingsDep,
-                username: Annotated[str, Form(max_length=200)],
+                username: Annotated[Line, Form(max_length=200)],
                 password: Annotated[str, Form(max_length=1000)],
                 next: Annotated[str | None, Form(max_length=500)] = None) -> Response:
     """Browser sign-in: sets the session cookie. With a local `next` path, redirects

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
-from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlmodel import col
 
+from api import xmlout
 from api.deps import SessionDep, SettingsDep
 from api.errors import not_found
 from core.settings import HCMC_TZ, Settings
@@ -38,41 +38,55 @@ def cap_time(at: datetime) -> str:
     return at.astimezone(HCMC_TZ).replace(microsecond=0).isoformat()
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
-    el = ET.SubElement(parent, tag)
-    if text is not None:
-        el.text = text
-    return el
-
-
 def cap_document(alert: PublicAlert, base_url: str) -> bytes:
-    """One CAP 1.2 alert, elements in the order the schema requires."""
-    ET.register_namespace("", CAP_NS)
-    q = f"{{{CAP_NS}}}"
-    root = ET.Element(f"{q}alert")
-    _sub(root, f"{q}identifier", f"urn:uuid:{alert.id}")
-    _sub(root, f"{q}sender", SENDER)
-    _sub(root, f"{q}sent", cap_time(alert.sent_at))
-    _sub(root, f"{q}status", "Actual")
-    _sub(root, f"{q}msgType", "Alert")
-    _sub(root, f"{q}scope", "Public")
-    info = _sub(root, f"{q}info")
-    _sub(info, f"{q}language", "vi-VN")
-    _sub(info, f"{q}category", CAP_CATEGORY.get(alert.category, "Other"))
-    _sub(info, f"{q}event", label(Category(alert.category)))
-    _sub(info, f"{q}responseType", "Avoid")
-    _sub(info, f"{q}urgency", URGENCY.get(alert.priority, "Unknown"))
-    _sub(info, f"{q}severity", SEVERITY.get(alert.priority, "Unknown"))
-    _sub(info, f"{q}certainty", "Observed")
-    _sub(info, f"{q}senderName", SENDER_NAME)
-    _sub(info, f"{q}headline", alert.headline)
-    _sub(info, f"{q}instruction", alert.instruction)
-    _sub(info, f"{q}web", f"{base_url}/cap/alerts/{alert.id}.xml")
-    _sub(info, f"{q}contact", "113")
-    area = _sub(info, f"{q}area")
-    _sub(area, f"{q}areaDesc", f"Bán kính {alert.radius_m} m quanh vị trí sự việc")
-    _sub(area, f"{q}circle", f"{alert.lat:.6f},{alert.lon:.6f} {alert.radius_m / 1000:.3f}")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    """One CAP 1.2 alert, elements in the order the schema requires (api.xmlout writes it,
+    so stored text with characters XML forbids still gives a well-formed document)."""
+    root = xmlout.new_root(CAP_NS, "alert")
+    sub = xmlout.sub
+    sub(root, "identifier", f"urn:uuid:{alert.id}")
+    sub(root, "sender", SENDER)
+    sub(root, "sent", cap_time(alert.sent_at))
+    sub(root, "status", "Actual")
+    sub(root, "msgType", "Alert")
+    sub(root, "scope", "Public")
+    info = sub(root, "info")
+    sub(info, "language", "vi-VN")
+    sub(info, "category", CAP_CATEGORY.get(alert.category, "Other"))
+    sub(info, "event", label(Category(alert.category)))
+    sub(info, "responseType", "Avoid")
+    sub(info, "urgency", URGENCY.get(alert.priority, "Unknown"))
+    sub(info, "severity", SEVERITY.get(alert.priority, "Unknown"))
+    sub(info, "certainty", "Observed")
+    sub(info, "senderName", SENDER_NAME)
+    sub(info, "headline", alert.headline)
+    sub(info, "instruction", alert.instruction)
+    sub(info, "web", f"{base_url}/cap/alerts/{alert.id}.xml")
+    sub(info, "contact", "113")
+    area = sub(info, "area")
+    sub(area, "areaDesc", f"Bán kính {alert.radius_m} m quanh vị trí sự việc")
+    sub(area, "circle", f"{alert.lat:.6f},{alert.lon:.6f} {alert.radius_m / 1000:.3f}")
+    return xmlout.serialize(root)
+
+
+def atom_feed(rows: list[PublicAlert], base_url: str) -> bytes:
+    """The Atom feed of `rows` (newest first), each entry linking its CAP document."""
+    sub = xmlout.sub
+    feed = xmlout.new_root(ATOM_NS, "feed")
+    sub(feed, "id", f"{base_url}/cap/alerts.atom")
+    sub(feed, "title", "CanhBao — Cảnh báo an ninh trật tự TP.HCM")
+    sub(feed, "updated", cap_time(rows[0].sent_at) if rows else "2026-01-01T00:00:00+07:00")
+    author = sub(feed, "author")
+    sub(author, "name", SENDER_NAME)
+    sub(feed, "link", rel="self", href=f"{base_url}/cap/alerts.atom")
+    for row in rows:
+        entry = sub(feed, "entry")
+        sub(entry, "id", f"urn:uuid:{row.id}")
+        sub(entry, "title", row.headline)
+        sub(entry, "updated", cap_time(row.sent_at))
+        sub(entry, "summary", row.instruction)
+        sub(entry, "link", rel="alternate", type="application/cap+xml",
+            href=f"{base_url}/cap/alerts/{row.id}.xml")
+    return xmlout.serialize(feed)
 
 
 def _base(request: Request, settings: Settings) -> str:
@@ -85,29 +99,7 @@ async def alerts_feed(request: Request, s: SessionDep, settings: SettingsDep) ->
     """The 100 newest published alerts."""
     rows = (await s.execute(select(PublicAlert).order_by(
         col(PublicAlert.sent_at).desc()).limit(100))).scalars().all()
-    base = _base(request, settings)
-    ET.register_namespace("", ATOM_NS)
-    a = f"{{{ATOM_NS}}}"
-    feed = ET.Element(f"{a}feed")
-    _sub(feed, f"{a}id", f"{base}/cap/alerts.atom")
-    _sub(feed, f"{a}title", "CanhBao — Cảnh báo an ninh trật tự TP.HCM")
-    _sub(feed, f"{a}updated", cap_time(rows[0].sent_at) if rows else "2026-01-01T00:00:00+07:00")
-    author = _sub(feed, f"{a}author")
-    _sub(author, f"{a}name", SENDER_NAME)
-    link = _sub(feed, f"{a}link")
-    link.set("rel", "self")
-    link.set("href", f"{base}/cap/alerts.atom")
-    for row in rows:
-        entry = _sub(feed, f"{a}entry")
-        _sub(entry, f"{a}id", f"urn:uuid:{row.id}")
-        _sub(entry, f"{a}title", row.headline)
-        _sub(entry, f"{a}updated", cap_time(row.sent_at))
-        _sub(entry, f"{a}summary", row.instruction)
-        alt = _sub(entry, f"{a}link")
-        alt.set("rel", "alternate")
-        alt.set("type", "application/cap+xml")
-        alt.set("href", f"{base}/cap/alerts/{row.id}.xml")
-    body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    body = atom_feed(list(rows), _base(request, settings))
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 

@@ -16,6 +16,7 @@ from api.services import incidents as service
 from api.services.detail import incident_detail
 from schema.incidents import IncidentDetail, IncidentFilters, IncidentPage
 from schema.states import Category, State
+from schema.text import Line
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 _ERR = {"model": dict}
@@ -24,11 +25,11 @@ _ERR = {"model": dict}
 def incident_filters(
     state: Annotated[list[State] | None, Query(description="one or more states")] = None,
     ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
-    unit: Annotated[str | None, Query(max_length=64)] = None,
+    unit: Annotated[Line | None, Query(max_length=64)] = None,
     category: Category | None = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
     overdue: bool | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[Line | None, Query(max_length=200)] = None,
 ) -> IncidentFilters:
     return IncidentFilters(state=state or [], ward=ward, unit=unit, category=category,
                            priority=priority, overdue=overdue, q=q)

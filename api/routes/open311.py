@@ -3,19 +3,26 @@
 A POSTed request becomes a report like any other (api.services.submission, source
 "open311"). Privacy: incidents are police matters, so a request is public only to whoever
 holds its `service_request_id` (an unguessable UUID, returned to the submitter); listing
-without ids is for signed-in staff. Errors follow the spec: `[{code, description}]`.
-`media_url` is not fetched (no server-side requests to outside URLs); upload through
-/api/v1/attachments and pass `attachment_ids` (an extension) instead.
+without ids is for signed-in staff. Conformance: `service_code` and `status` filters take
+comma-separated lists; `service_name` is always the incident's current category;
+`jurisdiction_id` is accepted everywhere (one jurisdiction: it is not needed); times are
+ISO 8601 with the Ho Chi Minh City offset; every error, input validation included, is
+`[{code, description}]` (GeoReportRoute). `media_url` is not fetched (no server-side
+requests to outside URLs); upload through /api/v1/attachments and pass `attachment_ids`
+(an extension) instead.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import col
@@ -26,12 +33,40 @@ from api.auth import principal_from_request
 from api.deps import DbDep, InfraDep, SettingsDep
 from api.errors import ApiError, FieldError
 from api.services.submission import submit_report
+from core.settings import HCMC_TZ
 from schema.labels import label
 from schema.reports import ReportCreate
 from schema.states import Category, State
 from schema.tables import Incident, IncidentEvent, Report
+from schema.text import Line
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+def _error(status: int, description: str) -> JSONResponse:
+    return JSONResponse([{"code": status, "description": description}], status_code=status)
+
+
+class GeoReportRoute(APIRoute):
+    """Answers every error of an Open311 route in the GeoReport format: input validation
+    (400), our domain errors and HTTP errors, never the API's `{error, detail}`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                where = ".".join(str(p) for p in first.get("loc", ())[1:])
+                return _error(400, f"{where}: {first.get('msg', 'invalid input')}")
+            except ApiError as exc:
+                return _error(exc.status, exc.en or exc.vi)
+            except StarletteHTTPException as exc:
+                return _error(exc.status_code, str(exc.detail))
+        return route
+
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=GeoReportRoute)
 
 DESCRIPTIONS: dict[Category, str] = {
     Category.CRIME: "Trộm cắp, cướp giật, đánh nhau, gây rối trật tự công cộng",
@@ -43,8 +78,19 @@ SERVICES: dict[str, dict[str, str]] = {
     c.value: {"name": label(c), "description": DESCRIPTIONS[c]} for c in Category}
 
 
-def _error(status: int, description: str) -> JSONResponse:
-    return JSONResponse([{"code": status, "description": description}], status_code=status)
+def georeport_time(at: datetime) -> str:
+    """ISO 8601 with the local offset and no fractions: 2026-11-29T17:05:00+07:00."""
+    return at.astimezone(HCMC_TZ).replace(microsecond=0).isoformat()
+
+
+def _codes(raw: str | None, allowed: Any, name: str) -> list[str] | JSONResponse:
+    """A comma-separated filter as a list, or a 400 naming the first unknown value."""
+    values = [v.strip() for v in (raw or "").split(",") if v.strip()]
+    for v in values:
+        if v not in allowed:
+            return _error(400, f"unknown {name} {v!r}; expected one of "
+                               f"{', '.join(sorted(allowed))}")
+    return values
 
 
 @router.get("/discovery.json")
@@ -65,14 +111,14 @@ async def discovery(request: Request, settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.get("/services.json")
-async def services() -> list[dict[str, Any]]:
+async def services(jurisdiction_id: Line | None = None) -> list[dict[str, Any]]:
     return [{"service_code": code, "service_name": s["name"], "description": s["description"],
              "metadata": False, "type": "realtime", "keywords": code.replace("_", ", "),
              "group": "An ninh trật tự"} for code, s in SERVICES.items()]
 
 
 @router.get("/services/{service_code}.json", responses={404: {"model": list}})
-async def service_definition(service_code: str) -> Any:
+async def service_definition(service_code: str, jurisdiction_id: Line | None = None) -> Any:
     if service_code not in SERVICES:
         return _error(404, f"unknown service_code {service_code}")
     return {"service_code": service_code, "attributes": []}
@@ -86,9 +132,10 @@ def _status(state: str) -> str:
              responses={400: {"model": list}, 201: {"model": list}})
 async def create_request(request: Request, infra: InfraDep) -> Any:
     """Form fields per GeoReport v2: service_code, lat, long, address_string, description,
-    first_name, last_name, phone (email, device_id, account_id and media_url are accepted
-    and not used); extension: attachment_ids (comma separated). File parts are refused
-    (400) before any of their bytes are stored: upload through /api/v1/attachments."""
+    first_name, last_name, phone (jurisdiction_id, email, device_id, account_id and
+    media_url are accepted and not used); extension: attachment_ids (comma separated).
+    File parts are refused (400) before any of their bytes are stored: upload through
+    /api/v1/attachments."""
     try:
         form = await request.form(max_files=0, max_fields=100)
     except StarletteHTTPException as exc:
@@ -143,18 +190,19 @@ async def _request_out(db: Any, report: Report, row: Incident | None) -> dict[st
         notes = last
     state = row.state if row else State.RECEIVED.value
     updated: datetime = row.updated_at if row else report.created_at
+    category = row.category if row else payload["category"]  # the current one
     return {
         "service_request_id": report.id,
         "status": _status(state),
         "status_notes": notes,
-        "service_name": SERVICES[payload["category"]]["name"],
-        "service_code": row.category if row else payload["category"],
+        "service_name": SERVICES[category]["name"],
+        "service_code": category,
         "description": payload.get("description"),
         "agency_responsible": row.unit_name if row and row.unit_name else
         "Công an TP. Hồ Chí Minh",
         "service_notice": None,
-        "requested_datetime": report.created_at.isoformat(),
-        "updated_datetime": updated.isoformat(),
+        "requested_datetime": georeport_time(report.created_at),
+        "updated_datetime": georeport_time(updated),
         "expected_datetime": None,
         "address": payload.get("address"),
         "address_id": None,
@@ -181,7 +229,8 @@ def _uuids(text: str) -> list[str] | None:
 
 
 @router.get("/requests/{service_request_id}.json", responses={404: {"model": list}})
-async def get_request(db: DbDep, service_request_id: str) -> Any:
+async def get_request(db: DbDep, service_request_id: str,
+                      jurisdiction_id: Line | None = None) -> Any:
     ids = _uuids(service_request_id)
     if not ids or len(ids) != 1:
         return _error(404, "no such service request")
@@ -192,13 +241,20 @@ async def get_request(db: DbDep, service_request_id: str) -> Any:
 
 
 @router.get("/requests.json", responses={401: {"model": list}, 400: {"model": list}})
-async def list_requests(request: Request, db: DbDep, service_request_id: str | None = None,
-                        service_code: str | None = None, status: str | None = None,
+async def list_requests(request: Request, db: DbDep, service_request_id: Line | None = None,
+                        service_code: Line | None = None, status: Line | None = None,
                         start_date: datetime | None = None,
-                        end_date: datetime | None = None) -> Any:
+                        end_date: datetime | None = None,
+                        jurisdiction_id: Line | None = None) -> Any:
     """With `service_request_id` (comma separated): those requests, for anyone who holds
     the ids. Without: the newest 200 matching requests, for signed-in staff (officers see
-    their unit's)."""
+    their unit's); `service_code` and `status` (open, closed) take comma-separated lists."""
+    codes = _codes(service_code, SERVICES, "service_code")
+    statuses = _codes(status, {"open", "closed"}, "status")
+    if isinstance(codes, JSONResponse):
+        return codes
+    if isinstance(statuses, JSONResponse):
+        return statuses
     if service_request_id:
         ids = _uuids(service_request_id)
         if ids is None:
@@ -212,12 +268,11 @@ async def list_requests(request: Request, db: DbDep, service_request_id: str | N
         return _error(401, "listing requests needs a staff sign-in; pass service_request_id")
     stmt = scope.incidents(select(col(Incident.id)), user).order_by(
         col(Incident.created_at).desc()).limit(200)
-    if service_code:
-        stmt = stmt.where(col(Incident.category) == service_code)
-    if status == "open":
-        stmt = stmt.where(col(Incident.is_open))
-    elif status == "closed":
-        stmt = stmt.where(~col(Incident.is_open))
+    if codes:
+        stmt = stmt.where(col(Incident.category).in_(codes))
+    if statuses and set(statuses) != {"open", "closed"}:
+        stmt = stmt.where(col(Incident.is_open) if statuses[0] == "open"
+                          else ~col(Incident.is_open))
     if start_date:
         start_date = start_date if start_date.tzinfo else start_date.replace(tzinfo=UTC)
         stmt = stmt.where(col(Incident.created_at) >= start_date)
@@ -228,3 +283,9 @@ async def list_requests(request: Request, db: DbDep, service_request_id: str | N
         ids = list((await s.execute(stmt)).scalars().all())
     found = sorted(await _load(db, ids), key=lambda x: x[0].created_at, reverse=True)
     return [await _request_out(db, r, row) for r, row in found]
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+async def unknown(rest: str) -> JSONResponse:
+    """Anything else under /open311/v2 gets a GeoReport 404, not the API's error shape."""
+    return _error(404, f"no such resource {rest!r} (JSON only: use .json)")

@@ -19,6 +19,7 @@ from api.errors import ApiError, not_found
 from core.geo import get_ward_index
 from schema.places import LocateOut, UnitPublic, WardPublic
 from schema.tables import Unit, Ward
+from schema.text import Line
 
 router = APIRouter(prefix="/api/v1", tags=["reference"])
 _ERR = {"model": dict}
@@ -26,7 +27,7 @@ _ERR = {"model": dict}
 
 @router.get("/units", response_model=list[UnitPublic], responses={401: _ERR})
 async def list_units(s: SessionDep, user: CurrentUser,
-                     kind: Annotated[str | None, Query(max_length=40)] = None,
+                     kind: Annotated[Line | None, Query(max_length=40)] = None,
                      ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None
                      ) -> list[UnitPublic]:
     stmt = select(Unit).order_by(col(Unit.kind), col(Unit.name))

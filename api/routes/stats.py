@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from api.deps import CurrentUser, DbDep
 from api.services.stats import incident_stats
 from schema.stats import GroupBy, StatsOut
+from schema.text import Line
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 _ERR = {"model": dict}
@@ -20,7 +21,7 @@ async def stats(db: DbDep, user: CurrentUser,
                 from_: Annotated[datetime | None, Query(alias="from")] = None,
                 to: datetime | None = None, group_by: GroupBy | None = None,
                 ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
-                category: Annotated[str | None, Query(max_length=40)] = None) -> StatsOut:
+                category: Annotated[Line | None, Query(max_length=40)] = None) -> StatsOut:
     """Incidents created in [from, to) (default: the last 7 days). Response times are
     seconds from the report to acknowledge, on scene and close; SLA compliance is the share
     of incidents never overdue. `hour` groups by hour of day in Ho Chi Minh City time."""

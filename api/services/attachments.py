@@ -25,6 +25,7 @@ from core.settings import Settings
 from core.storage import Storage
 from schema.reports import AttachmentOut
 from schema.tables import Attachment, Incident, utcnow
+from schema.text import clean_line
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +125,7 @@ async def store_attachment(settings: Settings, db: Database, storage: Storage,
         ATTACHMENTS.labels("too_large").inc()
         raise
     row = Attachment(id=att_id, content_type=mime, size=size, sha256=digest.hexdigest(),
-                     storage_key=key, original_name=(filename or None) and filename[:255],
+                     storage_key=key, original_name=clean_line(filename or "")[:255] or None,
                      uploaded_by=uploaded_by, created_at=now)
     try:
         async with db.session() as s:

@@ -17,11 +17,12 @@ from api import scope
 from api.auth import Principal
 from api.cases import Cases, CaseUnavailable, LiveCase
 from api.errors import ApiError, not_found
+from api.media import has_renditions
 from core.db import Database
 from core.geo import haversine_m
 from schema import payloads as p
 from schema.actions import STAFF_ACTIONS
-from schema.incidents import AttachmentRef, IncidentDetail
+from schema.incidents import AttachmentRef, IncidentDetail, ReporterOut
 from schema.states import (
     DEFAULT_PRIORITY,
     UNIT_SCOPED,
@@ -158,7 +159,10 @@ async def _attachment_refs(s: AsyncSession, case: p.IncidentCase) -> list[Attach
         or_(col(Attachment.incident_id) == case.id, col(Attachment.id).in_(ids or {""})))
         .order_by(col(Attachment.created_at)))).scalars().all()
     return [AttachmentRef(attachment_id=a.id, content_type=a.content_type, size=a.size,
-                          sha256=a.sha256, url=f"/api/v1/attachments/{a.id}/content")
+                          sha256=a.sha256, url=f"/api/v1/attachments/{a.id}/content",
+                          **({"preview_url": f"/api/v1/attachments/{a.id}/preview",
+                              "thumbnail_url": f"/api/v1/attachments/{a.id}/thumbnail"}
+                             if has_renditions(a.content_type) else {}))
             for a in rows]
 
 
@@ -190,7 +194,7 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
         id=case.id, tracking_code=case.tracking_code, state=case.state, category=case.category,
         priority=int(case.priority), description=case.description, location=case.location,
         address=case.address, ward=case.ward, unit=case.unit, proposed_unit=case.proposed_unit,
-        reporter=case.reporter, source=case.source, attachments=attachments,
+        reporter=ReporterOut.of(case.reporter), source=case.source, attachments=attachments,
         timeline=case.timeline, created_at=case.created_at, updated_at=case.updated_at,
         deadline=case.deadline, escalation_level=case.escalation.level,
         overdue_since=case.escalation.overdue_since, outcome=case.outcome,

@@ -7,11 +7,12 @@ import base64
 import csv
 import io
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text, tuple_
+from sqlalchemy import Select, or_, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +22,7 @@ from api.auth import Principal
 from api.errors import field_error
 from core.db import Database
 from schema import payloads as p
+from schema import search
 from schema.incidents import (
     IncidentFilters,
     IncidentPage,
@@ -49,8 +51,8 @@ EXPORT_COLUMNS = (
 def filtered(stmt: Select, user: Principal, f: IncidentFilters, postgres: bool = True
              ) -> Select:
     """`stmt` (over Incident) in the caller's scope with the filters applied. `q` matches
-    a tracking code exactly or all its words in the description (PostgreSQL: full text
-    over an index; SQLite: LIKE)."""
+    a tracking code exactly or all its words, folded, in the description and address
+    (schema.search: case, Unicode form and tone marks ignored, on both databases)."""
     stmt = scope.incidents(stmt, user)
     if f.state:
         stmt = stmt.where(col(Incident.state).in_([s.value for s in f.state]))
@@ -65,38 +67,31 @@ def filtered(stmt: Select, user: Principal, f: IncidentFilters, postgres: bool =
     if f.overdue is not None:
         late = overdue_clause(utcnow())
         stmt = stmt.where(late if f.overdue else ~late)
-    if f.q and f.q.strip():
-        words = [w for w in f.q.split() if w][:8]
-        text_match: ColumnElement[bool]
-        if postgres:
-            text_match = func.to_tsvector("simple", col(Incident.description)).bool_op("@@")(
-                func.plainto_tsquery("simple", " ".join(words)))
-        else:
-            text_match = and_(*[col(Incident.description).ilike(f"%{_escape_like(w)}%",
-                                                                 escape="\\") for w in words])
-        stmt = stmt.where(or_(col(Incident.tracking_code) == normalise_tracking_code(f.q),
-                              text_match))
+    if f.q:
+        terms = search.search_terms(f.q)
+        code = col(Incident.tracking_code) == normalise_tracking_code(f.q)
+        stmt = stmt.where(or_(code, search.matches(terms)) if terms else code)
     return stmt
 
 
-def _escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+Cursor = tuple[datetime, str, int]  # created_at, id, search rank (0 without a search)
 
 
-def encode_cursor(created_at: datetime, incident_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), incident_id]).encode()
+def encode_cursor(created_at: datetime, incident_id: str, rank: int = 0) -> str:
+    raw = json.dumps([created_at.isoformat(), incident_id, rank]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (created_at, id) a cursor points after; 422 for a cursor not made here."""
+def decode_cursor(cursor: str) -> Cursor:
+    """The (created_at, id, rank) a cursor points after; 422 for a cursor not made here."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, incident_id = json.loads(raw)
+        at, incident_id, *rest = json.loads(raw)
         when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
+        rank = rest[0] if rest else 0
+        if when.tzinfo is None or rank not in (0, 1) or len(rest) > 1:
             raise ValueError
-        return when, str(incident_id)
+        return when, str(uuid.UUID(str(incident_id))), int(rank)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise field_error("cursor", "Con trỏ trang không hợp lệ", "Invalid cursor") from exc
 
@@ -118,22 +113,25 @@ def summary(row: Incident, now: datetime | None = None) -> IncidentSummary:
         merged_into=row.merged_into)
 
 
-def _after(stmt: Select, after: tuple[datetime, str] | None) -> Select:
+def _after(stmt: Select, f: IncidentFilters, after: Cursor | None) -> Select:
     if after is None:
         return stmt
-    return stmt.where(tuple_(col(Incident.created_at), col(Incident.id)) < tuple_(*after))
+    return stmt.where(search.after(search.search_terms(f.q), *after))
 
 
-def _newest_first(stmt: Select) -> Select:
-    return stmt.order_by(col(Incident.created_at).desc(), col(Incident.id).desc())
+def _in_order(stmt: Select, f: IncidentFilters) -> Select:
+    """Newest first; a search with marks or capitals puts exact-diacritic matches first."""
+    return stmt.order_by(*search.page_order(search.search_terms(f.q)))
 
 
 async def fetch_page(s: AsyncSession, user: Principal, f: IncidentFilters,
-                     after: tuple[datetime, str] | None, n: int, postgres: bool
+                     after: Cursor | None, n: int, postgres: bool
                      ) -> list[Incident]:
-    """One page, newest first. On PostgreSQL a word search tries the index walk under a
-    short statement timeout, then falls back to matching through the full-text index."""
-    stmt = _newest_first(_after(filtered(select(Incident), user, f, postgres), after)).limit(n)
+    """One page in list order (_in_order). On PostgreSQL a word search tries the index
+    walk under a short statement timeout, then falls back to matching through the
+    trigram index."""
+    stmt = _in_order(_after(filtered(select(Incident), user, f, postgres), f, after),
+                     f).limit(n)
     if not (postgres and f.q and f.q.strip()):
         return list((await s.execute(stmt)).scalars().all())
     try:
@@ -145,11 +143,9 @@ async def fetch_page(s: AsyncSession, user: Principal, f: IncidentFilters,
         if "cancel" not in str(exc).lower() and "timeout" not in str(exc).lower():
             raise
         await s.rollback()
-    matches = _after(filtered(select(col(Incident.id), col(Incident.created_at)), user, f,
-                              postgres), after)
+    matches = _after(filtered(select(col(Incident.id)), user, f, postgres), f, after)
     m = matches.cte("matches").prefix_with("MATERIALIZED")
-    ids = select(m.c.id).order_by(m.c.created_at.desc(), m.c.id.desc()).limit(n)
-    stmt = _newest_first(select(Incident).where(col(Incident.id).in_(ids)))
+    stmt = _in_order(select(Incident).where(col(Incident.id).in_(select(m.c.id))), f).limit(n)
     return list((await s.execute(stmt)).scalars().all())
 
 
@@ -162,9 +158,12 @@ async def list_page(db: Database, user: Principal, filters: IncidentFilters,
     more = len(rows) > limit
     rows = rows[:limit]
     now = utcnow()
+    terms = search.search_terms(filters.q)
+    rank = search.row_rank(terms, rows[-1].search_text) \
+        if rows and terms and search.ranked(terms) else 0
     return IncidentPage(
         items=[summary(r, now) for r in rows],
-        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id, rank) if more else None)
 
 
 def _csv_value(v: Any) -> Any:
@@ -180,7 +179,7 @@ async def export_rows(db: Database, user: Principal, filters: IncidentFilters,
     """CSV text (header first, with a BOM for spreadsheets) of the same rows as the list."""
     stmt = filtered(select(*[col(getattr(Incident, c)) for c in EXPORT_COLUMNS]), user,
                     filters, not db.is_sqlite)
-    stmt = _newest_first(stmt).limit(limit)
+    stmt = _in_order(stmt, filters).limit(limit)
     buf = io.StringIO()
     csv.writer(buf).writerow(EXPORT_COLUMNS)
     yield "\ufeff" + buf.getvalue()

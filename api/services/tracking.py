@@ -3,6 +3,7 @@ from the read model with the live state overlaid), adding information, cancellin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentIn
 from schema.reports import TrackingEvent, TrackingView, unique_ids
 from schema.states import State
 from schema.tables import Incident, IncidentEvent, Report
+from schema.text import clean_text
 
 log = structlog.get_logger(__name__)
 
@@ -64,10 +66,13 @@ def public_timeline(events: Sequence[Any], created_at: datetime) -> list[Trackin
     return timeline or [TrackingEvent(at=created_at, state=State.RECEIVED)]
 
 
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
 async def report_by_token(db: Database, token: str) -> Report | None:
     """The report of a tracking token, or None (also for an absurd token)."""
-    if not token or len(token) > 200:
-        return None
+    if not _TOKEN_RE.fullmatch(token or ""):
+        return None  # not a token we issue (and no NUL reaches the database)
     async with db.session() as s:
         return (await s.execute(
             select(Report).where(col(Report.tracking_token) == token))).scalar_one_or_none()
@@ -149,7 +154,7 @@ async def add_info(infra: Infra, token: str, text: str | None,
     """The citizen adds text and/or attachments. 409 (TrackingConflict) once closed,
     422 (FieldError) with neither or with an unusable attachment."""
     report = await _report_for(infra, token)
-    text = (text or "").strip() or None
+    text = clean_text(text or "") or None
     ids = unique_ids(attachments)
     if text is None and not ids:
         raise FieldError("text", "Vui lòng nhập thông tin hoặc đính kèm tệp",
@@ -172,5 +177,5 @@ async def cancel_report(infra: Infra, token: str, reason: str | None) -> Trackin
     report = await _report_for(infra, token)
     await _citizen_update(infra, report, "cancel",
                           CancelInput(actor=CITIZEN_ACTOR,
-                                      reason=(reason or "").strip() or None))
+                                      reason=clean_text(reason or "") or None))
     return await _view(infra, report)

@@ -5,6 +5,7 @@ task queue, and a few staff users (created once: argon2 is slow)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +31,16 @@ PASSWORD = "test-password-123"
 SECRET = "test-secret-key-for-api-tests-0123456789"
 
 # Minimal bytes that the `filetype` package recognises, one per accepted type.
+def _real_jpeg() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
 MEDIA: dict[str, tuple[bytes, str]] = {
+    "photo": (_real_jpeg(), "image/jpeg"),  # decodable: renditions can be made
     "jpeg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x01" * 200, "image/jpeg"),
     "png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x01" * 200, "image/png"),
     "webp": (b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x01" * 200, "image/webp"),

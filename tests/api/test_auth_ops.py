@@ -131,5 +131,6 @@ async def test_docs_are_served_without_a_cdn(stack: Stack) -> None:
     assert "cdn" not in r.text.lower()
     js = await stack.client.get("/docs-assets/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
+    assert (await stack.client.get("/docs-assets/package.json")).status_code == 404
     spec = (await stack.client.get("/openapi.json")).json()
     assert "/api/v1/reports" in spec["paths"] and "/open311/v2/requests.json" in spec["paths"]

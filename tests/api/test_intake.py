@@ -84,7 +84,7 @@ async def test_report_is_accepted_and_reaches_a_workflow(stack: Stack) -> None:
     async def projected() -> bool:  # the workflow writes the row; the query may come first
         async with stack.app.state.db.session() as s:
             row = await s.get(Incident, out["incident_id"])
-        return row is not None and row.reporter_phone == "0912345678"
+        return row is not None and row.reporter_phone == "+84912345678"  # E.164
     await eventually(projected)
 
     async def marked() -> bool:  # the relay writes the marks of request-started workflows
@@ -123,8 +123,6 @@ async def test_concurrent_resubmissions_create_one_report(stack: Stack) -> None:
     ({"location": {"lat": 91, "lon": 106.7}}, "location.lat"),
     ({"location": {"lat": 10.7, "lon": -181}}, "location.lon"),
     ({"location": {"lat": 10.7, "lon": 106.7, "accuracy_m": -1}}, "location.accuracy_m"),
-    ({"reporter": {"phone": "12345"}}, "reporter.phone"),
-    ({"reporter": {"phone": "+1 212 555 0100"}}, "reporter.phone"),
     ({"report_id": "not-a-uuid"}, "report_id"),
     ({"attachments": [str(uuid.uuid4())]}, "attachments.0"),
 ])
@@ -171,7 +169,7 @@ async def test_tracking_shows_state_without_staff_details(stack: Stack) -> None:
     assert set(view) == {"tracking_code", "state", "category", "created_at", "updated_at",
                          "timeline"}
     text = r.text
-    assert "0912345678" not in text and "Nguyễn" not in text
+    assert "912345678" not in text and "Nguyễn" not in text
     assert (await stack.client.get("/api/v1/track/nope")).status_code == 404
 
 

@@ -51,7 +51,7 @@ async def test_open311_discovery_services_and_requests(stack: Stack) -> None:
     assert [x["service_request_id"] for x in listed] == [rid]
     # It is an incident like any other, source open311.
     detail = (await stack.detail(rid)).json()
-    assert detail["source"] == "open311" and detail["reporter"]["phone"] == "0987654321"
+    assert detail["source"] == "open311" and detail["reporter"]["phone"] == "+84987654321"
     # Errors in the spec's shape; listing without ids is for staff.
     r = await c.post("/open311/v2/requests.json", data={"service_code": "crime"})
     assert r.status_code == 400 and r.json()[0]["code"] == 400

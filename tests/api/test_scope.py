@@ -34,6 +34,8 @@ INCIDENT_ROUTES: dict[str, tuple[str, bool]] = {
     "/api/v1/incidents/export.csv": ("/api/v1/incidents/export.csv", True),
     "/api/v1/incidents/{incident_id}": ("/api/v1/incidents/{iid}", True),
     "/api/v1/attachments/{attachment_id}/content": ("/api/v1/attachments/{att}/content", False),
+    "/api/v1/attachments/{attachment_id}/{kind}": ("/api/v1/attachments/{att}/thumbnail",
+                                                   False),
     "/api/v1/alerts": ("/api/v1/alerts", True),
     "/api/v1/events": ("/api/v1/events?after=0&max_seconds=0.5", True),
     "/api/v1/stats": ("/api/v1/stats?group_by=unit", False),
@@ -56,7 +58,8 @@ NO_INCIDENTS = {
     "/cap/alerts/{alert_id}.xml", "/docs", "/openapi.json", "/static/vendor/{name:path}",
     "/sw.js", "/manifest.webmanifest", "/geo/ward", "/", "/t/{token}", "/offline",
     "/t/{token}/files/{attachment_id}",
-    "/login", "/logout", "/console/wards.geojson",
+    "/login", "/logout", "/console/wards.geojson", "/docs-assets/{name}",
+    "/open311/v2/{rest:path}",
 }
 
 
@@ -109,7 +112,7 @@ def _officer_without_unit(stack: Stack) -> dict[str, str]:
 
 
 async def _world(stack: Stack) -> World:
-    photo = await stack.upload("jpeg")
+    photo = await stack.upload("photo")  # a real image: its thumbnail can be made
     iid = await stack.routed(WARD_A, attachments=[photo["attachment_id"]])
     accepted = await stack.submit(WARD_A)
     await stack.wait_projected(accepted["incident_id"])
@@ -156,7 +159,8 @@ async def test_officers_see_only_their_units_incidents_on_every_route(stack: Sta
 
 
 @pytest.mark.parametrize("path", ["/api/v1/incidents/{iid}", "/officer/incidents/{iid}",
-                                  "/api/v1/attachments/{att}/content"])
+                                  "/api/v1/attachments/{att}/content",
+                                  "/api/v1/attachments/{att}/preview"])
 async def test_out_of_scope_details_are_404(stack: Stack, path: str) -> None:
     world = await _world(stack)
     url = path.format(iid=world.routed["id"], att=world.attachment)

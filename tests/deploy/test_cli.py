@@ -38,8 +38,10 @@ async def test_cli_end_to_end(tmp_path: Path, wards_geojson: Path,
     assert done.returncode == 0, done.stderr
     assert "168 wards" in done.stdout
 
-    made = canhbao(env, "create-user", "tran.van.b", "--role", "officer",
-                   "--unit", "cand-ben_thanh", "--password", "mat-khau-du-dai")
+    # Texts typed or pasted at the command line are cleaned like any input (schema.text).
+    made = canhbao(env, "create-user", " tran.van.b\x0b", "--role", "officer",
+                   "--unit", "cand-ben_thanh", "--password", "mat-khau-du-dai",
+                   "--full-name", "Tra\u0302\u0300n\x01  Va\u0306n B ")
     assert made.returncode == 0, made.stderr
     refused = canhbao(env, "create-user", "x", "--role", "officer", "--password", "short")
     assert refused.returncode != 0 and "10 characters" in refused.stderr
@@ -52,6 +54,7 @@ async def test_cli_end_to_end(tmp_path: Path, wards_geojson: Path,
     with Session(engine) as session:
         assert len(session.exec(select(Ward)).all()) == 168
         officer = session.exec(select(User).where(User.username == "tran.van.b")).one()
+        assert officer.full_name == "Trần Văn B"
         unit = session.get(Unit, officer.unit_id)
         assert unit is not None and unit.code == "cand-ben_thanh"
         assert session.exec(select(User).where(User.username == "officer.ben_thanh")).first()

@@ -84,7 +84,7 @@ def test_report_with_photo_reaches_tracking_page(
     assert abs(row["lat"] - HERE["latitude"]) < 1e-4
     assert abs(row["lon"] - HERE["longitude"]) < 1e-4
     assert row["accuracy_m"] == pytest.approx(35, abs=1)
-    assert row["reporter_phone"] == "0912345678"
+    assert row["reporter_phone"] == "+84912345678"  # E.164
     live_server.wait_for("select count(*) from attachments where incident_id = :i",
                          lambda n: n == 1, i=row["id"])
 
