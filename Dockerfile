@@ -21,4 +21,5 @@ COPY --from=assets /app/node_modules node_modules
 RUN useradd --system --uid 10001 canhbao
 USER canhbao
 EXPOSE 8000
-CMD ["uvicorn", "app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# Proxy headers are believed only from CANHBAO_FORWARDED_ALLOW_IPS (core/serving.py).
+CMD ["canhbao", "serve", "--host", "0.0.0.0", "--port", "8000"]

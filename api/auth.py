@@ -1,13 +1,13 @@
-"""Staff accounts: password check with throttling, signed bearer tokens, browser sessions
-and CSRF tokens.
+"""Staff accounts: password check, signed bearer tokens, browser sessions and CSRF tokens.
 
 - Bearer tokens and the session cookie are itsdangerous-signed with settings.secret_key and
-  expire after settings.session_hours. Both carry the user id and a session id (`sid`).
+  expire after settings.session_hours. Both carry `{uid, sid, ver}`; api/sessions.py says
+  when a signed one no longer counts (signed out, or the user's token version moved on).
 - CSRF: a browser session (cookie) must send `X-CSRF-Token` (or a `csrf_token` form field)
   on unsafe methods; the token is the session id signed with another salt, so it cannot be
   made without the secret and is bound to the session. Bearer callers need none.
-- Throttling: `MAX_FAILURES` failed logins for one username (or `MAX_ADDRESS_FAILURES`
-  from one address) within `WINDOW` answer 429 until the window passes.
+- Throttling of failed sign-ins: api/throttle.py (growing delays per address and username,
+  never a lock-out for everyone).
 """
 
 from __future__ import annotations
@@ -15,27 +15,24 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlmodel import col
 
+from api import sessions, throttle
 from api.errors import ApiError
 from core.db import Database
 from core.security import DUMMY_HASH, verify_password
 from core.settings import Settings
 from schema.states import STAFF_ROLES, Role
-from schema.tables import LoginAttempt, Unit, User, utcnow
+from schema.tables import Unit, User
 
 SESSION_COOKIE = "canhbao_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
-MAX_FAILURES = 5
-MAX_ADDRESS_FAILURES = 30
-WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,8 @@ def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
 
 
 def make_token(settings: Settings, user: User, sid: str | None = None) -> str:
-    return _serializer(settings, "access").dumps(
-        {"uid": user.id, "sid": sid or secrets.token_urlsafe(16)})
+    """A bearer token for `user` (see api/sessions.py for what it carries)."""
+    return _serializer(settings, "access").dumps(sessions.claims(user, sid))
 
 
 def read_token(settings: Settings, token: str, salt: str = "access") -> dict | None:
@@ -116,27 +113,31 @@ def _session_data(request: Request) -> dict | None:
 
 def set_session_cookie(response: Response, settings: Settings, user: User) -> str:
     """Log `user` in on this browser; returns the session's CSRF token."""
-    sid = secrets.token_urlsafe(16)
-    value = _serializer(settings, "session").dumps({"uid": user.id, "sid": sid})
+    data = sessions.claims(user)
+    value = _serializer(settings, "session").dumps(data)
     response.set_cookie(SESSION_COOKIE, value, max_age=settings.session_hours * 3600,
-                        httponly=True, samesite="lax", secure=settings.secure_cookies,
+                        httponly=True, samesite="lax", secure=settings.cookies_secure,
                         path="/")
-    return csrf_token_for(settings, sid)
+    return csrf_token_for(settings, data["sid"])
 
 
-def clear_session_cookie(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/")
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=settings.cookies_secure)
 
 
-async def _load_principal(db: Database, uid: str, sid: str, via: str) -> Principal | None:
+async def _load_principal(db: Database, data: dict, via: str) -> Principal | None:
+    sid = str(data.get("sid", ""))
     async with db.session() as s:
         row = (await s.execute(
-            select(User, col(Unit.name)).outerjoin(Unit, col(Unit.id) == col(User.unit_id))
-            .where(col(User.id) == uid))).first()
+            select(User, col(Unit.name), sessions.revoked_clause(sid))
+            .outerjoin(Unit, col(Unit.id) == col(User.unit_id))
+            .where(col(User.id) == data["uid"]))).first()
     if row is None:
         return None
-    user, unit_name = row
-    if not user.active or user.role not in STAFF_ROLES:
+    user, unit_name, revoked = row
+    if not user.active or user.role not in STAFF_ROLES \
+            or not sessions.still_valid(user, data, revoked):
         return None
     return Principal(id=user.id, username=user.username, role=Role(user.role),
                      unit_id=user.unit_id, full_name=user.full_name, sid=sid, via=via,
@@ -159,11 +160,11 @@ async def principal_from_request(request: Request, read_form: bool = True) -> Pr
         data = read_token(settings, auth[7:].strip())
         if data is None:
             return None
-        principal = await _load_principal(db, data["uid"], data.get("sid", ""), "bearer")
+        principal = await _load_principal(db, data, "bearer")
     else:
         data = _session_data(request)
         if data is not None:
-            principal = await _load_principal(db, data["uid"], data.get("sid", ""), "session")
+            principal = await _load_principal(db, data, "session")
             if principal is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
                 token = request.headers.get(CSRF_HEADER)
                 if not token and not read_form:
@@ -182,17 +183,7 @@ async def principal_from_request(request: Request, read_form: bool = True) -> Pr
     return principal
 
 
-# --- password login with throttling ------------------------------------------------------
-class LoginThrottled(ApiError):
-    def __init__(self, minutes: int) -> None:
-        super().__init__(
-            429, "too_many_attempts",
-            f"Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {minutes} phút.",
-            f"Too many failed logins. Try again in {minutes} minutes.",
-            headers={"Retry-After": str(minutes * 60)},
-        )
-
-
+# --- password sign-in ---------------------------------------------------------------------
 class BadCredentials(ApiError):
     def __init__(self) -> None:
         super().__init__(401, "invalid_credentials", "Sai tên đăng nhập hoặc mật khẩu",
@@ -200,35 +191,24 @@ class BadCredentials(ApiError):
 
 
 async def authenticate(db: Database, username: str, password: str, address: str = "") -> User:
-    """The user for these credentials; raises LoginThrottled (429) or BadCredentials (401).
-    Every failure is recorded; a success clears the username's failures."""
+    """The user for these credentials; raises throttle.LoginThrottled (429) or
+    BadCredentials (401). Failures count per (address, username) and per address."""
     username = username.strip()
-    since = utcnow() - WINDOW
     async with db.session() as s:
-        by_user = (await s.execute(
-            select(func.count(), func.min(col(LoginAttempt.at)))
-            .where(col(LoginAttempt.username) == username, col(LoginAttempt.at) >= since))).one()
-        by_addr = 0
-        if address:
-            by_addr = (await s.execute(
-                select(func.count()).where(col(LoginAttempt.address) == address,
-                                           col(LoginAttempt.at) >= since))).scalar_one()
-        if by_user[0] >= MAX_FAILURES or by_addr >= MAX_ADDRESS_FAILURES:
-            oldest = by_user[1] or utcnow()
-            left = (oldest + WINDOW - utcnow()).total_seconds() if by_user[0] else 900
-            raise LoginThrottled(max(1, int(left // 60) + 1))
+        await throttle.check(s, address, username)
         user = (await s.execute(select(User).where(col(User.username) == username))
                 ).scalar_one_or_none()
         hashed = user.password_hash if user is not None else DUMMY_HASH
         ok = await asyncio.to_thread(verify_password, hashed, password)
         if user is None or not ok or not user.active or user.role not in STAFF_ROLES:
-            s.add(LoginAttempt(username=username, address=address))
+            throttle.record_failure(s, address, username)
             await s.commit()
             raise BadCredentials()
-        await s.execute(delete(LoginAttempt).where(col(LoginAttempt.username) == username))
+        await throttle.forget(s, address, username)
         await s.commit()
         return user
 
 
 def client_address(request: Request) -> str:
+    """The client's address: the peer, or what a trusted proxy said (core/serving.py)."""
     return request.client.host if request.client else ""

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Response
 
+from api import sessions
 from api.errors import install_handlers
 from api.infra import Infra
 from api.metrics import REQUEST_LATENCY
@@ -87,6 +88,7 @@ class RequestContext:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_logging(settings)
+    sessions.warn_if_forgeable(settings)
     app.state.db = Database.from_settings(settings)
     app.state.storage = make_storage(settings)
     if getattr(app.state, "temporal", None) is None:

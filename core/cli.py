@@ -1,4 +1,5 @@
-"""`canhbao`: the admin command line (users, wards, demo data, the outbox relay)."""
+"""`canhbao`: the admin command line (users, sign-out, wards, demo data, the outbox relay,
+serving the web/API)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from core import seed
 from core.db import make_sync_engine
 from core.logging import configure_logging
 from core.migrate import upgrade
+from core.security import end_all_sessions
 from core.settings import get_settings
 from schema.states import STAFF_ROLES, Role
 from schema.tables import Unit, User
@@ -99,6 +101,61 @@ def create_user(
         seed.ensure_user(session, username, password, role, unit_id, full_name)
         session.commit()
     typer.echo(f"user {username} created ({role})")
+
+
+def _bump_token_version(session: Session, username: str) -> User:
+    """Every token and session of `username` stops working (api/sessions.py)."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise typer.BadParameter(f"no user {username}")
+    session.execute(end_all_sessions(user.id))
+    return user
+
+
+@app.command("sign-out")
+def sign_out(username: str) -> None:
+    """Sign a user out everywhere: every bearer token and browser session ends now."""
+    engine = make_sync_engine(get_settings().database_url)
+    with Session(engine) as session:
+        _bump_token_version(session, username)
+        session.commit()
+    typer.echo(f"{username} is signed out everywhere")
+
+
+@app.command("set-password")
+def set_password(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Change a user's password; every earlier token and session of the user ends."""
+    if len(password) < 10:
+        raise typer.BadParameter("password must have at least 10 characters")
+    engine = make_sync_engine(get_settings().database_url)
+    with Session(engine) as session:
+        user = _bump_token_version(session, username)
+        user.password_hash = seed.hash_password(password)
+        session.add(user)
+        session.commit()
+    typer.echo(f"password of {username} changed; earlier sign-ins ended")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: CANHBAO_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: CANHBAO_PORT")] = None,
+) -> None:
+    """Run the web/API server (uvicorn; proxies trusted only per
+    CANHBAO_FORWARDED_ALLOW_IPS)."""
+    from core.serving import serve as run
+
+    settings = get_settings()
+    update_: dict[str, object] = {}
+    if host:
+        update_["host"] = host
+    if port:
+        update_["port"] = port
+    run(settings.model_copy(update=update_))
 
 
 @app.command("relay-once")

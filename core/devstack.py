@@ -114,11 +114,9 @@ class Stack:
 
     def start_app(self) -> None:
         self.spawn("worker", [sys.executable, "worker.py"])
-        proc = self.spawn("api", [
-            str(BIN / "uvicorn"), "app:create_app", "--factory",
-            "--host", self.settings.host, "--port", str(self.settings.port),
-            "--proxy-headers", "--no-access-log",
-        ])
+        # core/serving.py: the same uvicorn options as `canhbao serve` (proxies trusted
+        # only per CANHBAO_FORWARDED_ALLOW_IPS).
+        proc = self.spawn("api", [sys.executable, "-m", "core.serving"])
         _wait_port(self.settings.host, self.settings.port, "API server", proc)
 
     def stop(self) -> None:
@@ -169,6 +167,8 @@ def banner(settings: Settings) -> str:
         lines += [
             f"  Demo accounts (password {settings.demo_password!r}):",
             "    operator1, supervisor1, admin, officer.<ward> e.g. officer.ben_thanh",
+            "  DEMO MODE: sign-ins use the published demo key and can be forged;",
+            "  never expose this instance (set CANHBAO_SECRET_KEY, CANHBAO_DEMO=0).",
         ]
     lines += ["  Ctrl-C stops everything.", ""]
     return "\n".join(lines)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, alias="CANHBAO_SESSION_HOURS")
     map_tile_url: str = Field(default="", alias="CANHBAO_MAP_TILE_URL")
     secure_cookies: bool = Field(default=False, alias="CANHBAO_SECURE_COOKIES")
+    # Proxies (comma-separated addresses or networks) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; empty: none, the client address is the peer's.
+    forwarded_allow_ips: str = Field(default="", alias="CANHBAO_FORWARDED_ALLOW_IPS")
 
     # --- demo ---
     demo: bool = Field(default=False, alias="CANHBAO_DEMO")
@@ -109,6 +112,11 @@ class Settings(BaseSettings):
     @property
     def sync_database_url(self) -> str:
         return sync_url(self.database_url)
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Cookies carry `Secure` when asked to or when the public URL is https."""
+        return self.secure_cookies or (self.public_url or "").lower().startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

@@ -103,6 +103,20 @@ class User(UserBase, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     password_hash: str
     created_at: datetime = _tz(default_factory=utcnow)
+    # Part of every token and session cookie; raising it ends them all (password change,
+    # "sign out everywhere").
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class RevokedSession(SQLModel, table=True):
+    """A token or session cookie signed out before it expires (by its `sid`). Rows past
+    `expires_at` are useless (the signature has expired) and are purged."""
+
+    __tablename__ = "revoked_sessions"
+    sid: str = Field(primary_key=True)
+    user_id: str = Field(index=True)
+    revoked_at: datetime = _tz(default_factory=utcnow)
+    expires_at: datetime = _tz(index=True)
 
 
 class LoginAttempt(SQLModel, table=True):

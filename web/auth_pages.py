@@ -8,7 +8,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api import auth
+from api import auth, origin, sessions, throttle
 from api.deps import DbDep, SettingsDep
 from api.errors import ApiError
 from core.settings import Settings
@@ -19,7 +19,6 @@ from web.staffkit import (
     PRE_COOKIE,
     home_of,
     page_lang,
-    safe_next,
 )
 from web.templating import render
 
@@ -35,7 +34,7 @@ def _login_page(request: Request, settings: Settings, *, next_path: str | None,
         "error": error, "username": username,
     }, status_code=status_code)
     response.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="strict",
-                        secure=settings.secure_cookies, path="/login")
+                        secure=settings.cookies_secure, path="/login")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -50,7 +49,7 @@ async def login_page(request: Request, settings: SettingsDep) -> Response:
     if user is not None and user.via == "session":
         return RedirectResponse(home_of(user.role), status_code=303)
     return _login_page(request, settings,
-                       next_path=safe_next(request.query_params.get("next")))
+                       next_path=origin.safe_next(request.query_params.get("next")))
 
 
 @router.post("/login")
@@ -61,7 +60,7 @@ async def login_submit(request: Request, settings: SettingsDep, db: DbDep) -> Re
     form = await request.form()
     username = clean_line(str(form.get("username") or ""))[:200]
     password = str(form.get("password") or "")[:1000]
-    next_path = safe_next(str(form.get("next") or ""))
+    next_path = origin.safe_next(str(form.get("next") or ""))
     pre = request.cookies.get(PRE_COOKIE, "")
     if not pre or not auth.csrf_valid(settings, pre, str(form.get(auth.CSRF_FIELD) or "")):
         return _login_page(request, settings, next_path=next_path, username=username,
@@ -72,9 +71,11 @@ async def login_submit(request: Request, settings: SettingsDep, db: DbDep) -> Re
     try:
         user = await auth.authenticate(db, username, password,
                                        auth.client_address(request))
-    except auth.LoginThrottled as exc:
-        return _login_page(request, settings, next_path=next_path, username=username,
+    except throttle.LoginThrottled as exc:
+        page = _login_page(request, settings, next_path=next_path, username=username,
                            error=exc.en if lang == "en" else exc.vi, status_code=429)
+        page.headers["Retry-After"] = str(exc.seconds)
+        return page
     except auth.BadCredentials:
         return _login_page(request, settings, next_path=next_path, username=username,
                            error=i18n.t(lang, "staff.login.bad"), status_code=401)
@@ -90,8 +91,18 @@ async def login_submit(request: Request, settings: SettingsDep, db: DbDep) -> Re
 
 
 @router.api_route("/logout", methods=["GET", "POST"])
-async def logout(request: Request) -> Response:
+async def logout(request: Request, settings: SettingsDep, db: DbDep) -> Response:
+    """Sign out: the session is revoked server-side (a copied cookie stops working too),
+    unless another site's page asked (then only this browser's cookie goes)."""
+    user = None
+    if not origin.is_cross_site(request):
+        try:
+            user = await auth.principal_from_request(request)
+        except ApiError:  # a form without its CSRF token: the cookie still goes
+            user = None
+    if user is not None and user.via == "session":
+        await sessions.revoke(db, settings, user.id, user.sid)
     response = RedirectResponse("/login", status_code=303)
-    auth.clear_session_cookie(response)
+    auth.clear_session_cookie(response, settings)
     return response
 

@@ -63,12 +63,6 @@ def home_of(role: Role) -> str:
     return HOME.get(role, "/login")
 
 
-def safe_next(value: str | None) -> str | None:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
-
-
 async def page_user(request: Request, roles: frozenset[Role]) -> Principal | Response:
     """The signed-in staff member, or the response to send instead (login or own home)."""
     try:

@@ -93,7 +93,8 @@ def render(
         response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
     secure_headers(request, response)
     if from_query:
-        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax",
+                            secure=request.app.state.settings.cookies_secure)
     response.headers["Vary"] = "Cookie, Accept-Language, HX-Request"
     return response
 

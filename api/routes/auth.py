@@ -1,5 +1,6 @@
 """Staff sign-in: OAuth2 password-flow tokens for API clients, a session cookie for
-browsers (CSRF-protected), and who-am-I."""
+browsers (CSRF-protected, refused when another site's page asks), sign-out that revokes,
+and who-am-I."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from api import auth
+from api import auth, origin, sessions, throttle
 from api.deps import CurrentUser, DbDep, SettingsDep
 from api.metrics import LOGIN_FAILURES
 from core.db import Database
@@ -41,7 +42,7 @@ async def _authenticate(request: Request, db: Database, username: str, password:
     try:
         return await auth.authenticate(db, username, password,
                                        auth.client_address(request))
-    except auth.LoginThrottled:
+    except throttle.LoginThrottled:
         LOGIN_FAILURES.labels("throttled").inc()
         raise
     except auth.BadCredentials:
@@ -60,16 +61,20 @@ async def token(request: Request, db: DbDep, settings: SettingsDep,
                     expires_in=settings.session_hours * 3600)
 
 
-@router.post("/login", responses={200: {"model": Me}, 303: {}, 401: _ERR, 429: _ERR})
+@router.post("/login", responses={200: {"model": Me}, 303: {}, 401: _ERR, 403: _ERR,
+                                  429: _ERR})
 async def login(request: Request, db: DbDep, settings: SettingsDep,
                 username: Annotated[Line, Form(max_length=200)],
                 password: Annotated[str, Form(max_length=1000)],
                 next: Annotated[str | None, Form(max_length=500)] = None) -> Response:
-    """Browser sign-in: sets the session cookie. With a local `next` path, redirects
-    there (303); otherwise answers who signed in and the CSRF token for forms."""
+    """Browser sign-in: sets the session cookie. With a same-origin `next` path, redirects
+    there (303); otherwise answers who signed in and the CSRF token for forms. 403 when a
+    browser says another site's page sent it (Origin / Sec-Fetch-Site)."""
+    origin.refuse_cross_site(request)
     user = await _authenticate(request, db, username, password)
-    if next and next.startswith("/") and not next.startswith("//"):
-        response: Response = RedirectResponse(next, status_code=303)
+    target = origin.safe_next(next)
+    if target:
+        response: Response = RedirectResponse(target, status_code=303)
         auth.set_session_cookie(response, settings, user)
         return response
     response = JSONResponse({})
@@ -81,10 +86,15 @@ async def login(request: Request, db: DbDep, settings: SettingsDep,
     return response
 
 
-@router.post("/logout", status_code=204)
-async def logout() -> Response:
+@router.post("/logout", status_code=204, responses={403: _ERR})
+async def logout(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+    """Sign out: the bearer token or session this is called with stops working at once
+    (a session needs its CSRF token, like any change). 204 also without one."""
+    user = await auth.principal_from_request(request)
+    if user is not None:
+        await sessions.revoke(db, settings, user.id, user.sid)
     response = Response(status_code=204)
-    auth.clear_session_cookie(response)
+    auth.clear_session_cookie(response, settings)
     return response
 
 

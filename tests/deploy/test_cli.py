@@ -49,6 +49,25 @@ async def test_cli_end_to_end(tmp_path: Path, wards_geojson: Path,
                    "--password", "mat-khau-du-dai").returncode != 0  # an officer needs a unit
     assert canhbao(env, "seed-demo").returncode == 0
 
+    # Sign-out everywhere and a password change end every earlier token (token version).
+    engine = make_sync_engine(db_url)
+
+    def version_and_hash() -> tuple[int, str]:
+        with Session(engine) as session:
+            user = session.exec(select(User).where(User.username == "tran.van.b")).one()
+            return user.token_version, user.password_hash
+
+    before = version_and_hash()
+    done = canhbao(env, "sign-out", "tran.van.b")
+    assert done.returncode == 0 and "signed out everywhere" in done.stdout, done.stderr
+    assert version_and_hash() == (before[0] + 1, before[1])
+    done = canhbao(env, "set-password", "tran.van.b", "--password", "mat-khau-moi-rat-dai")
+    assert done.returncode == 0, done.stderr
+    after = version_and_hash()
+    assert after[0] == before[0] + 2 and after[1] != before[1]
+    assert canhbao(env, "sign-out", "khong.ai").returncode != 0
+    engine.dispose()
+
     engine = make_sync_engine(db_url)
     incident_id = str(uuid.uuid4())
     with Session(engine) as session:

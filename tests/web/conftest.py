@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import Database, make_sync_engine
+from core.serving import uvicorn_options
 from core.settings import Settings
 from core.temporal import connect
 
@@ -78,7 +79,9 @@ class _Stack(threading.Thread):
         # No background relay: reports start their workflow at once, and a relay here
         # could pick up other tests' pending reports.
         app = create_app(self.settings, run_relay=False)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        # The options every launcher uses (proxy headers only from listed proxies).
+        options = uvicorn_options(self.settings) | {"host": "127.0.0.1", "port": self.port}
+        config = uvicorn.Config(app, log_level="warning", **options)
         self.server = uvicorn.Server(config)
         try:
             async with worker:

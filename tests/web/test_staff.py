@@ -131,10 +131,10 @@ def test_login_errors_throttling_and_role_homes(
         who = f"ai-do-{uuid.uuid4().hex[:6]}"
         codes = [client.post("/login", data={"username": who, "password": "x",
                                              "csrf_token": csrf}).status_code
-                 for _ in range(6)]
-        assert codes[:5] == [401] * 5 and codes[5] == 429
+                 for _ in range(4)]
+        assert codes[:3] == [401] * 3 and codes[3] == 429
         r = client.post("/login", data={"username": who, "password": "x", "csrf_token": csrf})
-        assert "Đăng nhập sai quá nhiều lần" in r.text
+        assert "Đăng nhập sai nhiều lần" in r.text and int(r.headers["retry-after"]) >= 1
         # Pages need a session; an officer is sent to the own page.
         assert client.get("/console?selected=x&state=all").headers["location"] == (
             "/login?next=/console%3Fselected%3Dx%26state%3Dall")
