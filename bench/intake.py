@@ -35,7 +35,19 @@ from sqlalchemy import delete  # noqa: E402
 
 from core.settings import Settings  # noqa: E402
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(200 * 1024)  # a 200 KB "photo"
+
+def _photo() -> bytes:
+    """A 200 KB "photo": a real JPEG header (the API reads its size) and random bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 480), (90, 90, 90)).save(buf, "JPEG")
+    return buf.getvalue() + os.urandom(200 * 1024)
+
+
+JPEG = _photo()
 CENTRE = (10.7769, 106.7009)
 
 

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
 
     # --- uploads ---
     max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES")
+    # Pixels (width × height) an image may have; its header says, before anything is stored
+    # (api/imagecheck.py). 120 million lets a 108-megapixel phone photo through; Pillow
+    # refuses past about 179 million whatever this says.
+    max_image_pixels: int = Field(default=120_000_000, gt=0, le=178_000_000,
+                                  alias="CANHBAO_MAX_IMAGE_PIXELS")
     max_video_bytes: int = Field(default=200 * 1024 * 1024, alias="CANHBAO_MAX_VIDEO_BYTES")
 
     # --- intake relay ---

@@ -19,6 +19,7 @@ import structlog
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
+from api import imagecheck
 from api.errors import ApiError
 from api.infra import Infra
 from api.services.attachments import (
@@ -184,6 +185,10 @@ async def _read_parts(
                 continue
             except AttachmentTypeRejected as exc:
                 form.file_error, form.file_status = _message(exc, lang, part.filename), 415
+                await drain()
+                continue
+            except (imagecheck.ImageTooLarge, imagecheck.ImageUnreadable) as exc:
+                form.file_error, form.file_status = _message(exc, lang, part.filename), 422
                 await drain()
                 continue
             data = out.model_dump(mode="json")

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import scope
+from api import imagecheck, scope
 from api.auth import Principal
 from api.errors import ApiError, FieldError, not_found
 from api.metrics import ATTACHMENTS
@@ -85,8 +85,9 @@ async def store_attachment(settings: Settings, db: Database, storage: Storage,
                            filename: str | None = None, declared_type: str | None = None,
                            uploaded_by: str | None = None) -> AttachmentOut:
     """Stream an upload into storage. The type comes from the bytes (the declared type is
-    only logged); the size limit from the type. Raises AttachmentTypeRejected (415) or
-    AttachmentTooLarge (413); nothing is kept then."""
+    only logged); the size limit from the type; an image's pixel count from its header
+    (api/imagecheck.py). Raises AttachmentTypeRejected (415), AttachmentTooLarge (413),
+    imagecheck.ImageTooLarge or ImageUnreadable (422); nothing is kept then."""
     source = _chunks(upload).__aiter__()
     head = b""
     exhausted = False
@@ -99,6 +100,7 @@ async def store_attachment(settings: Settings, db: Database, storage: Storage,
     mime, limit, ext = _kind(settings, head, declared_type)
     digest = hashlib.sha256()
     size = 0
+    header = imagecheck.HeaderCheck(mime, settings.max_image_pixels)
 
     async def guarded() -> AsyncIterator[bytes]:
         nonlocal size
@@ -113,8 +115,10 @@ async def store_attachment(settings: Settings, db: Database, storage: Storage,
             size += len(chunk)
             if size > limit:
                 raise AttachmentTooLarge(limit)
+            header.feed(chunk)
             digest.update(chunk)
             yield chunk
+        header.finish()
 
     att_id = str(uuid.uuid4())
     now = utcnow()
@@ -123,6 +127,10 @@ async def store_attachment(settings: Settings, db: Database, storage: Storage,
         await storage.put(key, guarded(), mime)
     except AttachmentTooLarge:
         ATTACHMENTS.labels("too_large").inc()
+        raise
+    except (imagecheck.ImageTooLarge, imagecheck.ImageUnreadable) as exc:
+        ATTACHMENTS.labels(exc.error).inc()
+        log.info("image refused", error=exc.error, size=header.size)
         raise
     row = Attachment(id=att_id, content_type=mime, size=size, sha256=digest.hexdigest(),
                      storage_key=key, original_name=clean_line(filename or "")[:255] or None,

@@ -26,24 +26,19 @@ from core import seed
 from core.db import Database, make_sync_engine
 from core.settings import Settings
 from schema.tables import Unit, User, Ward
+from tests.images import real_image
 
 PASSWORD = "test-password-123"
 SECRET = "test-secret-key-for-api-tests-0123456789"
 
-# Minimal bytes that the `filetype` package recognises, one per accepted type.
-def _real_jpeg() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="JPEG")
-    return buf.getvalue()
-
-
+# Bytes that the `filetype` package recognises, one per accepted type. Images are real
+# (their header must give a size: api/imagecheck.py; "photo" is decodable for renditions);
+# HEIC and videos are only sniffed.
 MEDIA: dict[str, tuple[bytes, str]] = {
-    "photo": (_real_jpeg(), "image/jpeg"),  # decodable: renditions can be made
-    "jpeg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x01" * 200, "image/jpeg"),
-    "png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x01" * 200, "image/png"),
-    "webp": (b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x01" * 200, "image/webp"),
+    "photo": (real_image("JPEG", (64, 48)), "image/jpeg"),
+    "jpeg": (real_image("JPEG"), "image/jpeg"),
+    "png": (real_image("PNG"), "image/png"),
+    "webp": (real_image("WEBP"), "image/webp"),
     "heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x01" * 200,
              "image/heic"),
     "mp4": (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x01" * 200, "video/mp4"),

@@ -28,6 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.upload import ENVELOPE_BYTES
 from core.db import Database
 from core.settings import Settings
+from tests.images import png_claiming
 from tests.web.conftest import LiveServer, tiny_png
 
 IMAGE_LIMIT = 4096
@@ -147,6 +148,21 @@ async def test_too_large_photo_gives_the_form_back(small_app: SmallApp) -> None:
     # The whole body was read (fields after the file kept): the connection can stay.
     assert r.headers.get("connection") != "close"
     assert await small_app.scalar("select count(*) from attachments") == attachments_before
+    assert small_app.stored_files() == []
+    assert await small_app.scalar(
+        "select count(*) from reports where payload->>'description' = :d", d=description) == 0
+
+
+async def test_decompression_bomb_gives_the_form_back(small_app: SmallApp) -> None:
+    """A 30000×30000 PNG of a few hundred bytes: refused by its header (422), the message
+    by the photo field, every typed value kept, nothing stored."""
+    description = f"Ảnh rất lớn {uuid.uuid4().hex[:6]}"
+    values = _fields(description)
+    body = _multipart(_report_parts(values, [("bom.png", png_claiming(30000, 30000))]))
+    r = await small_app.client.post("/report", content=body, headers=HEADERS)
+    assert r.status_code == 422
+    assert "quá nhiều điểm ảnh" in _error_of(r.text, "media") and "bom.png" in r.text
+    _assert_values_kept(r.text, values)
     assert small_app.stored_files() == []
     assert await small_app.scalar(
         "select count(*) from reports where payload->>'description' = :d", d=description) == 0

@@ -1,0 +1,88 @@
+"""Decompression bombs (issue #9, 6): an image whose header claims more pixels than
+CANHBAO_MAX_IMAGE_PIXELS is refused with 422 and a clear message, from its header only,
+and nothing is stored; ordinary photos pass."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from schema.tables import Attachment
+from tests.api.conftest import Stack
+from tests.images import (
+    gif_claiming,
+    jpeg_claiming,
+    jpeg_without_frame,
+    png_claiming,
+    real_image,
+    webp_claiming,
+)
+
+BOMBS = {
+    "png": png_claiming(30000, 30000),
+    "jpeg": jpeg_claiming(30000, 30000),
+    "webp": webp_claiming(30000, 30000),
+    "png-just-past-the-limit": png_claiming(11000, 11000),  # 121 MP > 120 MP
+}
+
+
+async def _count(stack: Stack) -> int:
+    async with stack.app.state.db.session() as s:
+        return (await s.execute(select(func.count()).select_from(Attachment))).scalar_one()
+
+
+def _stored_files(stack: Stack) -> list[str]:
+    root = stack.settings.storage_dir
+    assert root is not None
+    return [p.name for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.mark.parametrize("kind", sorted(BOMBS))
+async def test_bombs_are_refused_by_their_header(stack: Stack, kind: str) -> None:
+    data = BOMBS[kind]
+    assert len(data) < 4096  # a few bytes that would decode to gigabytes
+    before = await _count(stack)
+    r = await stack.client.post("/api/v1/attachments", files={"file": (f"x.{kind}", data)})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"] == "image_too_large" and "120 triệu điểm ảnh" in body["detail"]
+    assert body["limit_pixels"] == 120_000_000
+    r = await stack.client.post("/api/v1/attachments", files={"file": (f"x.{kind}", data)},
+                                headers={"Accept-Language": "en"})
+    assert "too many pixels" in r.json()["detail"]
+    assert await _count(stack) == before and _stored_files(stack) == []
+
+
+async def test_the_limit_is_a_setting_and_the_message_names_the_size(make_stack) -> None:
+    stack = await make_stack(with_worker=False, CANHBAO_MAX_IMAGE_PIXELS=1_000_000)
+    r = await stack.client.post("/api/v1/attachments",
+                                files={"file": ("a.png", real_image("PNG", (2000, 600)))})
+    assert r.status_code == 422 and "(2000×600)" in r.json()["detail"]
+    r = await stack.client.post("/api/v1/attachments",
+                                files={"file": ("b.png", real_image("PNG", (1000, 1000)))})
+    assert r.status_code == 201, r.text
+
+
+async def test_ordinary_photos_pass(stack: Stack) -> None:
+    photos = [real_image("JPEG", (4032, 3024)), real_image("PNG", (1080, 1920)),
+              real_image("WEBP", (1600, 1200)), real_image("WEBP", (640, 480), lossless=True)]
+    for data in photos:
+        r = await stack.client.post("/api/v1/attachments", files={"file": ("p", data)})
+        assert r.status_code == 201, r.text
+
+
+async def test_a_header_that_never_gives_a_size_is_refused(stack: Stack) -> None:
+    before = await _count(stack)
+    for data in (jpeg_without_frame(3 * 1024 * 1024),  # past the 2 MB look-ahead
+                 jpeg_without_frame(10_000),  # ends without a frame
+                 webp_claiming(30, 30)[:12] + b"VP8 " + b"\0" * 100):  # no VP8 start code
+        r = await stack.client.post("/api/v1/attachments", files={"file": ("a", data)})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == "image_unreadable"
+    assert await _count(stack) == before and _stored_files(stack) == []
+
+
+async def test_gif_is_not_an_accepted_type(stack: Stack) -> None:
+    r = await stack.client.post("/api/v1/attachments",
+                                files={"file": ("a.gif", gif_claiming(30000, 30000))})
+    assert r.status_code == 415
