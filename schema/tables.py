@@ -143,6 +143,9 @@ class Report(SQLModel, table=True):
     payload: dict = Field(sa_column=Column(JSON, nullable=False))  # the IncidentInput
     source: str = "web"
     created_at: datetime = _tz(default_factory=utcnow)
+    # sha256 of the canonical request (api/idempotency.py): a resubmission with the same
+    # report id gets the first answer only when its print is the same.
+    fingerprint: str | None = Field(default=None, max_length=64)
 
 
 class Outbox(SQLModel, table=True):

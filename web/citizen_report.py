@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from api.deps import DbDep, InfraDep, SettingsDep
 from api.errors import FieldError
+from api.idempotency import ReportIdReused
 from api.infra import Infra
 from api.services.submission import submit_report
 from api.upload import FieldsTooLarge
@@ -239,6 +240,12 @@ async def _report_result(request: Request, infra: Infra, form: StreamedForm,
         if field == "media":  # unknown or used files: let the person pick them again
             attachments = []
         return _report_page(request, infra.settings, values, errors, attachments, status_code=422)
+    except ReportIdReused as exc:
+        # Another report already has this form's id: say so, and give the form a new id
+        # so that sending it again makes a report of its own.
+        errors["form"] = exc.en if lang == "en" else exc.vi
+        values["report_id"] = str(uuid.uuid4())
+        return _report_page(request, infra.settings, values, errors, attachments, status_code=409)
     log.info("web report accepted", tracking_code=accepted.tracking_code)
     return RedirectResponse(f"/t/{accepted.tracking_token}", status_code=303)
 

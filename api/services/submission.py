@@ -1,6 +1,7 @@
 """Submitting a report: the report row and its outbox row in one transaction *before*
 the citizen gets 202, then one quick try to start the workflow (api.services.relay starts
-it later when that fails). Idempotent on the client's report_id."""
+it later when that fails). Idempotent on the client's report_id, for the same body only
+(api/idempotency.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import uuid
 import structlog
 from sqlalchemy.exc import IntegrityError
 
+from api import idempotency
 from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
 from api.services.attachments import claim_attachments
 from core.db import Database
 from core.settings import Settings
-from schema.reports import ReportAccepted, ReportCreate
+from schema.reports import ReportAccepted, ReportCreate, unique_ids
 from schema.tables import Outbox, Report, utcnow
 
 log = structlog.get_logger(__name__)
@@ -54,12 +56,16 @@ async def _find_report(db: Database, report_id: str) -> Report | None:
 async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
                         ) -> ReportAccepted:
     """Store the report and its outbox row in one transaction, then try to start the
-    workflow. Idempotent on body.report_id: the same id returns the first answer. Raises
-    FieldError (422) for an unknown or used attachment."""
+    workflow. Idempotent on body.report_id: the same id with the same body returns the
+    first answer; with another body, idempotency.ReportIdReused (409, nothing revealed).
+    Raises FieldError (422) for an unknown or used attachment."""
     settings, db = infra.settings, infra.db
+    fingerprint = await idempotency.report_fingerprint(db, body.model_dump(mode="json"),
+                                                       unique_ids(body.attachments))
     if body.report_id is not None:
         existing = await _find_report(db, str(body.report_id))
         if existing is not None:
+            idempotency.check_same(existing, fingerprint)
             log.info("report resubmitted", incident_id=existing.id)
             return _accepted(settings, existing)
     incident_id = str(body.report_id or uuid.uuid4())
@@ -71,7 +77,7 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
         report = Report(id=incident_id, tracking_code=inp.tracking_code,
                         tracking_token=make_tracking_token(),
                         payload=inp.model_dump(mode="json"), source=source,
-                        created_at=received_at)
+                        created_at=received_at, fingerprint=fingerprint)
         try:
             async with db.session() as s:
                 await claim_attachments(s, inp.attachments, incident_id)
@@ -83,6 +89,7 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
         except IntegrityError:
             existing = await _find_report(db, incident_id)
             if existing is not None:  # the same report_id, submitted concurrently
+                idempotency.check_same(existing, fingerprint)
                 return _accepted(settings, existing)
             report = None  # a tracking code collision: draw again
     if report is None:

@@ -139,6 +139,10 @@ def test_offline_report_is_sent_once_when_back_online(
     again = httpx.post(f"{live_server.url}/api/v1/reports", json=stored[0]["body"])
     assert again.status_code == 202
     assert again.json()["incident_id"] == report_id
+    # The same id with another body reveals nothing.
+    other = httpx.post(f"{live_server.url}/api/v1/reports",
+                       json={**stored[0]["body"], "description": "Một tin báo khác"})
+    assert other.status_code == 409 and "tracking_token" not in other.text
     live_server.wait_for(INCIDENTS_BY_DESCRIPTION, lambda n: n == 1, d=description)
     assert live_server.scalar(REPORTS_BY_DESCRIPTION, d=description) == 1
     assert live_server.scalar(

@@ -168,6 +168,28 @@ async def test_decompression_bomb_gives_the_form_back(small_app: SmallApp) -> No
         "select count(*) from reports where payload->>'description' = :d", d=description) == 0
 
 
+async def test_resending_the_form_is_the_same_report_only_with_the_same_content(
+        small_app: SmallApp) -> None:
+    """A form posted twice (a lost answer) uploads its photo twice: still one report. The
+    same form id with other content is refused, reveals nothing, and gets a fresh id."""
+    values = _fields(f"Gửi hai lần {uuid.uuid4().hex[:6]}")
+    report_id = str(uuid.uuid4())
+    body = _multipart(_report_parts(values, [("anh.png", tiny_png())], report_id))
+    first = await small_app.client.post("/report", content=body, headers=HEADERS)
+    again = await small_app.client.post("/report", content=body, headers=HEADERS)
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == again.headers["location"]
+    changed = {**values, "description": "Nội dung khác"}
+    body = _multipart(_report_parts(changed, [("anh.png", tiny_png())], report_id))
+    r = await small_app.client.post("/report", content=body, headers=HEADERS)
+    assert r.status_code == 409
+    assert "đã được dùng cho một tin báo khác" in _error_of(r.text, "form")
+    assert first.headers["location"].split("/t/")[1] not in r.text
+    assert _input_value(r.text, "report_id") not in ("", report_id)
+    assert await small_app.scalar("select count(*) from reports where id = :i",
+                                  i=report_id) == 1
+
+
 async def test_wrong_type_and_too_long_fields_keep_the_form(small_app: SmallApp) -> None:
     description = f"Tai nạn giao thông {uuid.uuid4().hex[:6]}"
     values = _fields(description)
