@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = Field(default=300.0, alias="CANHBAO_DUPLICATE_RADIUS_M")
     duplicate_window_min: float = Field(default=30.0, alias="CANHBAO_DUPLICATE_WINDOW_MIN")
 
+    # --- citizen additions (POST /track/{token}/info), per tracking token ---
+    info_per_hour: int = Field(default=20, gt=0, alias="CANHBAO_INFO_PER_HOUR")
+    info_text_budget: int = Field(default=50_000, gt=0, alias="CANHBAO_INFO_TEXT_BUDGET")
+
     # --- uploads ---
     max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES")
     # Pixels (width × height) an image may have; its header says, before anything is stored

@@ -16,6 +16,9 @@ from schema.states import Category, State
 from schema.text import OptionalLine, OptionalText, Text
 
 MAX_ATTACHMENTS = 10
+MAX_TEXT = 5000  # characters of a description or of one citizen addition
+
+
 def normalise_tracking_code(text: str) -> str:
     """What a person types or reads out (`ac-ef 3479`) as a stored code (`ACEF3479`)."""
     return re.sub(r"[\s\-.]", "", text).upper()
@@ -56,7 +59,7 @@ class ReportCreate(BaseModel):
     report_id: uuid.UUID | None = Field(
         default=None, description="Chosen by the client so a resubmission is idempotent")
     category: Category
-    description: Text = Field(min_length=1, max_length=5000)
+    description: Text = Field(min_length=1, max_length=MAX_TEXT)
     location: LocationIn
     address: OptionalLine = Field(default=None, max_length=500)
     reporter: ReporterIn | None = None
@@ -112,7 +115,7 @@ class AttachmentOut(BaseModel):
 
 class InfoIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: OptionalText = Field(default=None, max_length=5000)
+    text: OptionalText = Field(default=None, max_length=MAX_TEXT)
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 

@@ -148,6 +148,19 @@ class Report(SQLModel, table=True):
     fingerprint: str | None = Field(default=None, max_length=64)
 
 
+class CitizenAddition(SQLModel, table=True):
+    """One accepted `POST /track/{token}/info` (api/limits.py counts them per report, in
+    SQL, so that every API process sees the same figures)."""
+
+    __tablename__ = "citizen_additions"
+    id: int | None = Field(
+        default=None, sa_column=Column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    )
+    report_id: str = Field(index=True)
+    at: datetime = _tz(default_factory=utcnow)
+    chars: int = 0  # characters of text it added
+
+
 class Outbox(SQLModel, table=True):
     """One row per report whose workflow must be started. The relay retries until
     `started_at` is set."""

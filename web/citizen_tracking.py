@@ -10,6 +10,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from api import limits
 from api.deps import HtmxDep, InfraDep
 from api.errors import ApiError
 from api.infra import Infra
@@ -157,9 +158,23 @@ async def _add_info_result(request: Request, infra: Infra, token: str,
     if not text and not stored:
         return await _tracking_with_error(request, infra, token, i18n.t(lang, "err.text"),
                                           text, 422)
-    return await _back_to_tracking(
-        token, add_info(infra, token, text or None, [a["attachment_id"] for a in stored]),
-        done="info", busy="busy#add")
+    try:
+        limits.check_text(text)
+    except ApiError as exc:
+        field = (exc.fields or [{}])[0]
+        problem = field.get("message_en" if lang == "en" else "message") or exc.vi
+        return await _tracking_with_error(request, infra, token, problem, text, 422)
+    try:
+        return await _back_to_tracking(
+            token, add_info(infra, token, text or None, [a["attachment_id"] for a in stored]),
+            done="info", busy="busy#add")
+    except limits.AdditionLimited as exc:
+        # Why, beside the form, with the typed text kept.
+        page = await _tracking_with_error(request, infra, token,
+                                          exc.en if lang == "en" else exc.vi, text, 429)
+        if exc.retry_after_s is not None:
+            page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
 
 
 async def _back_to_tracking(token: str, change: Awaitable[object], done: str,
@@ -169,6 +184,8 @@ async def _back_to_tracking(token: str, change: Awaitable[object], done: str,
         await change
     except TrackingConflict:
         return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
+    except limits.AdditionLimited:
+        raise  # the page says why beside the form (_add_info_result)
     except ApiError as exc:
         log.info("tracking change refused", error=exc.error)
         return RedirectResponse(f"/t/{token}?msg={busy}", status_code=303)

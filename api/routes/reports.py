@@ -82,9 +82,12 @@ async def track(infra: InfraDep, tracking_token: str) -> TrackingView:
 
 
 @router.post("/track/{tracking_token}/info", response_model=TrackingView,
-             responses={404: _ERR, 409: _ERR, 422: _ERR, 503: _ERR})
+             responses={404: _ERR, 409: _ERR, 422: _ERR, 429: _ERR, 503: _ERR})
 async def track_info(infra: InfraDep, tracking_token: str, body: InfoIn) -> TrackingView:
-    """Add text and/or attachments to one's report; 409 once it is closed."""
+    """Add text (at most 5,000 characters) and/or attachments to one's report; 409 once it
+    is closed. Per tracking token at most CANHBAO_INFO_PER_HOUR additions an hour and
+    CANHBAO_INFO_TEXT_BUDGET characters in all: past them 429 (with `Retry-After` for the
+    hourly limit)."""
     return await add_info(infra, tracking_token, body.text, body.attachments)
 
 

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import select
 from sqlmodel import col
 
+from api import limits
 from api.cases import CaseEnded, CaseNotFound, CaseRefused, CaseUnavailable
 from api.errors import ApiError, FieldError
 from api.infra import Infra
@@ -152,21 +153,30 @@ async def _report_for(infra: Infra, token: str) -> Report:
 async def add_info(infra: Infra, token: str, text: str | None,
                    attachments: list[Any]) -> TrackingView:
     """The citizen adds text and/or attachments. 409 (TrackingConflict) once closed,
-    422 (FieldError) with neither or with an unusable attachment."""
+    422 (FieldError) with neither or with an unusable attachment, 429
+    (limits.AdditionLimited) past the per-token limits."""
     report = await _report_for(infra, token)
     text = clean_text(text or "") or None
     ids = unique_ids(attachments)
     if text is None and not ids:
         raise FieldError("text", "Vui lòng nhập thông tin hoặc đính kèm tệp",
                          "Give some text or an attachment")
-    async with infra.db.session() as s:
-        await claim_attachments(s, ids, report.id)
-        await s.commit()
+    limits.check_text(text)
+    addition = await limits.reserve(infra.db, infra.settings, report.id, text)
+    try:
+        async with infra.db.session() as s:
+            await claim_attachments(s, ids, report.id)
+            await s.commit()
+    except Exception:
+        await limits.release(infra.db, addition)
+        raise
     try:
         await _citizen_update(infra, report, "add_info",
                               AddInfoInput(actor=CITIZEN_ACTOR, text=text, attachments=ids))
     except Exception:
-        # Give the files back so the citizen can use them elsewhere.
+        # Neither the addition nor its files count: give the files back so the citizen
+        # can use them elsewhere.
+        await limits.release(infra.db, addition)
         await release_attachments(infra.db, ids, report.id)
         raise
     return await _view(infra, report)
