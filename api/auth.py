@@ -47,6 +47,7 @@ class Principal:
     sid: str
     via: str  # bearer | session
     unit_name: str | None = None
+    token_version: int = 0  # the user's version when this request signed in
 
     @property
     def is_officer(self) -> bool:
@@ -141,7 +142,7 @@ async def _load_principal(db: Database, data: dict, via: str) -> Principal | Non
         return None
     return Principal(id=user.id, username=user.username, role=Role(user.role),
                      unit_id=user.unit_id, full_name=user.full_name, sid=sid, via=via,
-                     unit_name=unit_name)
+                     unit_name=unit_name, token_version=user.token_version or 0)
 
 
 async def principal_from_request(request: Request, read_form: bool = True) -> Principal | None:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, exists
+from sqlalchemy import delete, exists, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -64,6 +64,19 @@ async def end_all(session: AsyncSession, user_id: str) -> None:
     """Sign `user_id` out everywhere (the caller commits)."""
     await session.execute(end_all_sessions(user_id))
     log.info("signed out everywhere", user_id=user_id)
+
+
+async def still_signed_in(db: Database, user_id: str, sid: str, token_version: int) -> bool:
+    """Whether a sign-in checked earlier still holds (for long requests such as the event
+    stream, which must end when their session is signed out)."""
+    async with db.session() as s:
+        row = (await s.execute(
+            select(col(User.active), col(User.token_version), revoked_clause(sid))
+            .where(col(User.id) == user_id))).first()
+    if row is None:
+        return False
+    active, version, revoked = row
+    return bool(active) and not revoked and (version or 0) == token_version
 
 
 def warn_if_forgeable(settings: Settings) -> None:

@@ -2,7 +2,8 @@
 
 The stream polls the `staff_events` table (written by the workflow's activities), so it
 works with any number of API processes. Officers get only their unit's events. A client
-that reconnects with `Last-Event-ID` gets what it missed.
+that reconnects with `Last-Event-ID` gets what it missed. A stream whose sign-in is
+revoked (logout, sign out everywhere) ends within SESSION_RECHECK_S.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from sqlalchemy import func, select
 from sqlmodel import col
 from sse_starlette.sse import EventSourceResponse
 
-from api import scope
+from api import scope, sessions
 from api.deps import CurrentUser, DbDep
 from schema.tables import StaffEvent
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 _ERR = {"model": dict}
 MAX_ID = 2**62
+SESSION_RECHECK_S = 15.0  # how soon an open stream notices that its session was revoked
 
 
 @router.get("/events", response_class=EventSourceResponse,
@@ -53,6 +55,7 @@ async def staff_events(
     async def stream() -> AsyncIterator[dict]:
         last = start
         sent = 0
+        recheck_at = time.monotonic() + SESSION_RECHECK_S
         deadline = time.monotonic() + max_seconds if max_seconds else None
         while True:
             stmt = scope.staff_events(select(StaffEvent), user).where(
@@ -73,6 +76,11 @@ async def staff_events(
                 return
             if await request.is_disconnected():
                 return
+            if time.monotonic() >= recheck_at:  # signed out meanwhile: the stream ends
+                if not await sessions.still_signed_in(db, user.id, user.sid,
+                                                      user.token_version):
+                    return
+                recheck_at = time.monotonic() + SESSION_RECHECK_S
             await asyncio.sleep(poll_s)
 
     return EventSourceResponse(stream(), ping=15)

@@ -324,3 +324,22 @@ async def test_the_staff_pages_sign_out_revokes_too(stack: Stack, account: User)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.app),
                                  base_url="http://testserver", cookies=jar) as stolen:
         assert (await stolen.get("/api/v1/auth/me")).status_code == 401
+
+
+async def test_an_open_event_stream_ends_when_its_session_is_revoked(
+        stack: Stack, account: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.routes import events
+
+    monkeypatch.setattr(events, "SESSION_RECHECK_S", 0.2)
+    stack.app.state.sse_poll_s = 0.05
+    token = (await _token(stack.client, account.username)).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stream = asyncio.create_task(stack.client.get("/api/v1/events?max_seconds=30",
+                                                  headers=bearer))
+    await asyncio.sleep(0.5)
+    assert not stream.done()
+    assert (await stack.client.post("/api/v1/auth/logout", headers=bearer)).status_code == 204
+    r = await asyncio.wait_for(stream, 10)
+    assert r.status_code == 200 and loop.time() - started < 5
