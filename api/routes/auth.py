@@ -1,19 +1,23 @@
 """Staff sign-in: OAuth2 password-flow tokens for API clients, a session cookie for
 browsers (CSRF-protected, refused when another site's page asks), sign-out that revokes,
-and who-am-I."""
+password change (which ends every sign-in of the account), and who-am-I."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy import update
+from sqlmodel import col
 
 from api import auth, origin, sessions, throttle
 from api.deps import CurrentUser, DbDep, SettingsDep
 from api.metrics import LOGIN_FAILURES
 from core.db import Database
+from core.security import hash_password
 from schema.tables import User
 from schema.text import Line
 
@@ -93,6 +97,29 @@ async def logout(request: Request, db: DbDep, settings: SettingsDep) -> Response
     user = await auth.principal_from_request(request)
     if user is not None:
         await sessions.revoke(db, settings, user.id, user.sid)
+    response = Response(status_code=204)
+    auth.clear_session_cookie(response, settings)
+    return response
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1000)
+    new_password: str = Field(min_length=10, max_length=1000)
+
+
+@router.post("/password", status_code=204, responses={401: _ERR, 403: _ERR, 422: _ERR,
+                                                      429: _ERR})
+async def change_password(request: Request, db: DbDep, settings: SettingsDep,
+                          user: CurrentUser, body: PasswordChange) -> Response:
+    """Change one's own password (the current one is checked, and throttled like a
+    sign-in). Every token and session of the account ends, this one too: sign in again."""
+    await _authenticate(request, db, user.username, body.current_password)
+    hashed = await asyncio.to_thread(hash_password, body.new_password)
+    async with db.session() as s:
+        await s.execute(update(User).where(col(User.id) == user.id)
+                        .values(password_hash=hashed))
+        await sessions.end_all(s, user.id)
+        await s.commit()
     response = Response(status_code=204)
     auth.clear_session_cookie(response, settings)
     return response

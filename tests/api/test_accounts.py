@@ -343,3 +343,26 @@ async def test_an_open_event_stream_ends_when_its_session_is_revoked(
     assert (await stack.client.post("/api/v1/auth/logout", headers=bearer)).status_code == 204
     r = await asyncio.wait_for(stream, 10)
     assert r.status_code == 200 and loop.time() - started < 5
+
+
+async def test_changing_the_password_ends_every_sign_in(stack: Stack, account: User,
+                                                        clean_attempts: None) -> None:
+    old = (await _token(stack.client, account.username)).json()["access_token"]
+    other = (await _token(stack.client, account.username)).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {old}"}
+    r = await stack.client.post("/api/v1/auth/password", headers=bearer, json={
+        "current_password": "sai-mat-khau", "new_password": "mat-khau-moi-dai-du"})
+    assert r.status_code == 401
+    r = await stack.client.post("/api/v1/auth/password", headers=bearer, json={
+        "current_password": PASSWORD, "new_password": "ngan"})
+    assert r.status_code == 422
+    r = await stack.client.post("/api/v1/auth/password", headers=bearer, json={
+        "current_password": PASSWORD, "new_password": "mat-khau-moi-dai-du"})
+    assert r.status_code == 204, r.text
+    for token in (old, other):
+        me = await stack.client.get("/api/v1/auth/me",
+                                    headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 401
+    assert (await _token(stack.client, account.username)).status_code == 401
+    assert (await _token(stack.client, account.username, "mat-khau-moi-dai-du")
+            ).status_code == 200
