@@ -14,12 +14,14 @@ with 429 and `Retry-After` before the password is even checked, and is not count
 successful sign-in forgets that (address, username)'s failures.
 
 The address is what `api.auth.client_address` gives: the peer, or what a proxy listed in
-CANHBAO_FORWARDED_ALLOW_IPS says (see core/serving.py). Counting is in SQL, so every API
-process sees the same figures.
+CANHBAO_FORWARDED_ALLOW_IPS says (see core/serving.py). IPv6 addresses count by their /64
+network, which one subscriber typically holds whole (else each of its 2^64 addresses would
+start afresh). Counting is in SQL, so every API process sees the same figures.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +55,20 @@ PAIR = Policy(free=3, base_s=1.0, cap_s=15 * 60)
 ADDRESS = Policy(free=30, base_s=1.0, cap_s=15 * 60)
 
 
+def address_key(address: str) -> str:
+    """What failures from `address` are counted under: the address itself, or for IPv6
+    its /64 network (an IPv4-mapped IPv6 address counts as the IPv4 one)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class LoginThrottled(ApiError):
     """429: sign-in attempts come too fast for this account from this address."""
 
@@ -84,6 +100,7 @@ async def check(session: AsyncSession, address: str, username: str,
                 now: datetime | None = None) -> None:
     """Raise LoginThrottled when this attempt must wait (for the pair or the address)."""
     now = now or utcnow()
+    address = address_key(address)
     wait = await _wait_s(session, PAIR, now, col(LoginAttempt.username) == username,
                          col(LoginAttempt.address) == address)
     if address:
@@ -96,14 +113,16 @@ async def check(session: AsyncSession, address: str, username: str,
 def record_failure(session: AsyncSession, address: str, username: str,
                    now: datetime | None = None) -> None:
     """Count a failed sign-in (the caller commits)."""
-    session.add(LoginAttempt(username=username, address=address, at=now or utcnow()))
+    session.add(LoginAttempt(username=username, address=address_key(address),
+                             at=now or utcnow()))
 
 
 async def forget(session: AsyncSession, address: str, username: str) -> None:
     """After a successful sign-in: this address's failures for this username no longer
     count (the caller commits). Failures elsewhere stay."""
     await session.execute(delete(LoginAttempt).where(
-        col(LoginAttempt.username) == username, col(LoginAttempt.address) == address))
+        col(LoginAttempt.username) == username,
+        col(LoginAttempt.address) == address_key(address)))
     # Rows older than the window never count again.
     await session.execute(delete(LoginAttempt).where(
         col(LoginAttempt.at) < utcnow() - WINDOW))

@@ -366,3 +366,22 @@ async def test_changing_the_password_ends_every_sign_in(stack: Stack, account: U
     assert (await _token(stack.client, account.username)).status_code == 401
     assert (await _token(stack.client, account.username, "mat-khau-moi-dai-du")
             ).status_code == 200
+
+
+def test_ipv6_addresses_count_by_their_64_network() -> None:
+    key = throttle.address_key
+    assert key("2001:db8:1:2:aaaa::1") == key("2001:db8:1:2:ffff:1:2:3") == "2001:db8:1:2::/64"
+    assert key("2001:db8:1:3::1") != key("2001:db8:1:2::1")
+    assert key("::ffff:203.0.113.5") == key("203.0.113.5") == "203.0.113.5"
+    assert key("") == "" and key("testclient") == "testclient"
+
+
+async def test_hopping_within_one_ipv6_network_does_not_escape(
+        stack: Stack, account: User, clean_attempts: None) -> None:
+    for i in range(throttle.PAIR.free):
+        async with client_from(stack, f"2001:db8:7:7::{i + 1}") as c:
+            assert (await _token(c, account.username, "sai")).status_code == 401
+    async with client_from(stack, "2001:db8:7:7::ff") as c:
+        assert (await _token(c, account.username)).status_code == 429
+    async with client_from(stack, "2001:db8:7:8::1") as c:
+        assert (await _token(c, account.username)).status_code == 200
