@@ -8,7 +8,9 @@ uploads are checked as they stream in, on the first bytes only:
   own `DecompressionBombError` (past twice `Image.MAX_IMAGE_PIXELS`) counts as too large.
 - WebP: Pillow needs the whole file to open one, so the canvas size is read from the
   first 30 bytes as RFC 9649 lays it out (VP8, VP8L or VP8X chunk).
-- HEIC: Pillow has no reader (browsers other than Safari show none either): not checked.
+- HEIC: Pillow has no reader, and Safari (officers' iPhones) decodes whatever the file
+  says: the sizes come from the `ispe` properties in the `meta` box (ISO/IEC 23008-12),
+  which cameras write before the pixel data; the largest image in the file counts.
 
 An image whose size cannot be read within `PREFIX_LIMIT` bytes, or by its end, is refused
 as unreadable: otherwise padding the header past the limit would slip a bomb through.
@@ -25,7 +27,7 @@ from api.errors import ApiError
 
 PREFIX_LIMIT = 2 * 1024 * 1024  # bytes kept while looking for the size
 _PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
-CHECKED_TYPES = frozenset({*_PILLOW_FORMATS, "image/webp"})
+CHECKED_TYPES = frozenset({*_PILLOW_FORMATS, "image/webp", "image/heic"})
 
 
 class ImageTooLarge(ApiError):
@@ -68,6 +70,52 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
     if chunk == b"VP8X":  # extended: 24-bit canvas sizes, minus one
         return (int.from_bytes(head[24:27], "little") + 1,
                 int.from_bytes(head[27:30], "little") + 1)
+    return None
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The ISO BMFF boxes in data[start:end] as (type, payload start, box end). The last
+    one may end past `end` (the rest has not arrived yet); a header cut short ends the
+    list."""
+    out = []
+    at = start
+    while at + 8 <= end:
+        size = int.from_bytes(data[at:at + 4], "big")
+        kind = data[at + 4:at + 8]
+        header = 8
+        if size == 1:  # a 64-bit size follows
+            if at + 16 > end:
+                break
+            size, header = int.from_bytes(data[at + 8:at + 16], "big"), 16
+        elif size == 0:  # to the end of the file
+            size = end - at
+        if size < header:
+            break
+        out.append((kind, at + header, at + size))
+        at += size
+    return out
+
+
+def _heif_size(head: bytes) -> tuple[int, int] | None:
+    """The largest (width, height) of the `ispe` properties of a HEIF file's `meta` box;
+    None while the box has not arrived whole. ImageUnreadable when the pixel data comes
+    first or there is no size at all."""
+    for kind, start, end in _boxes(head, 0, len(head)):
+        if kind == b"mdat":
+            raise ImageUnreadable()
+        if kind != b"meta":
+            continue
+        if end > len(head):
+            return None
+        sizes = [
+            (int.from_bytes(head[p + 4:p + 8], "big"), int.from_bytes(head[p + 8:p + 12], "big"))
+            for k1, s1, e1 in _boxes(head, start + 4, end) if k1 == b"iprp"  # meta: FullBox
+            for k2, s2, e2 in _boxes(head, s1, e1) if k2 == b"ipco"
+            for k3, p, e3 in _boxes(head, s2, e2) if k3 == b"ispe" and e3 - p >= 12
+        ]
+        if not sizes:
+            raise ImageUnreadable()
+        return max(sizes, key=lambda wh: wh[0] * wh[1])
     return None
 
 
@@ -116,6 +164,8 @@ class HeaderCheck:
     def _read_size(self, head: bytes) -> tuple[int, int] | None:
         if self.mime == "image/webp":
             return _webp_size(head)
+        if self.mime == "image/heic":
+            return _heif_size(head)
         try:
             with warnings.catch_warnings():
                 # Our own limit decides; Pillow only warns between its limit and twice it.

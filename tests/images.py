@@ -58,3 +58,21 @@ def jpeg_without_frame(padding: int) -> bytes:
     while len(out) < padding:
         out += segment
     return bytes(out)
+
+
+def _box(kind: bytes, payload: bytes, full: bool = False) -> bytes:
+    body = (b"\0\0\0\0" if full else b"") + payload  # a FullBox starts with version+flags
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def heic_claiming(width: int, height: int, thumbnail: tuple[int, int] = (320, 240),
+                  meta_first: bool = True) -> bytes:
+    """A HEIC file's boxes as cameras write them: ftyp, meta (with the image sizes as
+    `ispe` properties, here a thumbnail and the primary image), then the pixel data."""
+    ftyp = _box(b"ftyp", b"heic" + b"\0\0\0\0" + b"mif1heic")
+    ispes = b"".join(_box(b"ispe", struct.pack(">II", w, h), full=True)
+                     for w, h in (thumbnail, (width, height)))
+    meta = _box(b"meta", _box(b"hdlr", b"\0" * 4 + b"pict" + b"\0" * 13, full=True)
+                + _box(b"iprp", _box(b"ipco", ispes) + _box(b"ipma", b"\0" * 8)), full=True)
+    mdat = _box(b"mdat", b"\x01" * 200)
+    return ftyp + (meta + mdat if meta_first else mdat + meta)

@@ -26,21 +26,20 @@ from core import seed
 from core.db import Database, make_sync_engine
 from core.settings import Settings
 from schema.tables import Unit, User, Ward
-from tests.images import real_image
+from tests.images import heic_claiming, real_image
 
 PASSWORD = "test-password-123"
 SECRET = "test-secret-key-for-api-tests-0123456789"
 
 # Bytes that the `filetype` package recognises, one per accepted type. Images are real
 # (their header must give a size: api/imagecheck.py; "photo" is decodable for renditions);
-# HEIC and videos are only sniffed.
+# videos are only sniffed.
 MEDIA: dict[str, tuple[bytes, str]] = {
     "photo": (real_image("JPEG", (64, 48)), "image/jpeg"),
     "jpeg": (real_image("JPEG"), "image/jpeg"),
     "png": (real_image("PNG"), "image/png"),
     "webp": (real_image("WEBP"), "image/webp"),
-    "heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x01" * 200,
-             "image/heic"),
+    "heic": (heic_claiming(4032, 3024), "image/heic"),
     "mp4": (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x01" * 200, "video/mp4"),
     "mov": (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  " + b"\x01" * 200,
             "video/quicktime"),

@@ -11,6 +11,7 @@ from schema.tables import Attachment
 from tests.api.conftest import Stack
 from tests.images import (
     gif_claiming,
+    heic_claiming,
     jpeg_claiming,
     jpeg_without_frame,
     png_claiming,
@@ -22,6 +23,7 @@ BOMBS = {
     "png": png_claiming(30000, 30000),
     "jpeg": jpeg_claiming(30000, 30000),
     "webp": webp_claiming(30000, 30000),
+    "heic": heic_claiming(30000, 30000),
     "png-just-past-the-limit": png_claiming(11000, 11000),  # 121 MP > 120 MP
 }
 
@@ -65,7 +67,8 @@ async def test_the_limit_is_a_setting_and_the_message_names_the_size(make_stack)
 
 async def test_ordinary_photos_pass(stack: Stack) -> None:
     photos = [real_image("JPEG", (4032, 3024)), real_image("PNG", (1080, 1920)),
-              real_image("WEBP", (1600, 1200)), real_image("WEBP", (640, 480), lossless=True)]
+              real_image("WEBP", (1600, 1200)), real_image("WEBP", (640, 480), lossless=True),
+              heic_claiming(4032, 3024)]
     for data in photos:
         r = await stack.client.post("/api/v1/attachments", files={"file": ("p", data)})
         assert r.status_code == 201, r.text
@@ -75,7 +78,8 @@ async def test_a_header_that_never_gives_a_size_is_refused(stack: Stack) -> None
     before = await _count(stack)
     for data in (jpeg_without_frame(3 * 1024 * 1024),  # past the 2 MB look-ahead
                  jpeg_without_frame(10_000),  # ends without a frame
-                 webp_claiming(30, 30)[:12] + b"VP8 " + b"\0" * 100):  # no VP8 start code
+                 webp_claiming(30, 30)[:12] + b"VP8 " + b"\0" * 100,  # no VP8 start code
+                 heic_claiming(4032, 3024, meta_first=False)):  # pixels before sizes
         r = await stack.client.post("/api/v1/attachments", files={"file": ("a", data)})
         assert r.status_code == 422, r.text
         assert r.json()["error"] == "image_unreadable"
@@ -86,3 +90,24 @@ async def test_gif_is_not_an_accepted_type(stack: Stack) -> None:
     r = await stack.client.post("/api/v1/attachments",
                                 files={"file": ("a.gif", gif_claiming(30000, 30000))})
     assert r.status_code == 415
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_the_header_is_found_however_the_bytes_arrive(piece: int) -> None:
+    from api.imagecheck import HeaderCheck, ImageTooLarge
+
+    cases = {"image/png": (png_claiming(30000, 30000), real_image("PNG", (640, 480))),
+             "image/jpeg": (jpeg_claiming(30000, 30000), real_image("JPEG", (640, 480))),
+             "image/webp": (webp_claiming(30000, 30000), real_image("WEBP", (640, 480))),
+             "image/heic": (heic_claiming(30000, 30000), heic_claiming(640, 480))}
+    for mime, (bomb, fine) in cases.items():
+        check = HeaderCheck(mime, 120_000_000)
+        with pytest.raises(ImageTooLarge):
+            for i in range(0, len(bomb), piece):
+                check.feed(bomb[i:i + piece])
+            check.finish()
+        check = HeaderCheck(mime, 120_000_000)
+        for i in range(0, len(fine), piece):
+            check.feed(fine[i:i + piece])
+        check.finish()
+        assert check.size == (640, 480), mime
