@@ -1,7 +1,7 @@
 """revocable sessions: a token version per user and a list of signed-out sessions
 
 Revision ID: 0002_d9_sessions
-Revises: 0003_a7_projection_failures
+Revises: 0004_e10_search_text
 Create Date: 2026-11-29 11:00:00
 """
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import schema.tables
 
 revision: str = '0002_d9_sessions'
-down_revision: str | None = '0003_a7_projection_failures'
+down_revision: str | None = '0004_e10_search_text'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
