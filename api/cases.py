@@ -3,8 +3,11 @@ timeout, and one mapping from Temporal failures to HTTP errors by the failure's 
 (starting a workflow is the outbox relay's: core/outbox.py).
 
 - A refused update (WorkflowUpdateFailedError whose cause is an ApplicationError) maps by
-  `ApplicationError.type`: "Forbidden" → 403, "Invalid" → 422, "IllegalTransition" (and
-  any other refusal) → 409 (`CaseRefused`).
+  `ApplicationError.type`: "Forbidden" → 403, "Invalid" → 422, "Stale" (If-Match named an
+  older version) → 412, "NoChange" and "IllegalTransition" (and any other refusal) → 409
+  (`CaseRefused`); Stale and NoChange name the last change, by whom and when.
+- An update the server could not take yet (the run ended in continue-as-new before
+  accepting it, or too many updates in flight) is sent again with the same update id.
 - An RPC NOT_FOUND means the workflow has ended or never existed: the gateway asks
   (describe) which, and raises `CaseEnded` (409) or `CaseNotFound` (404).
 - Temporal unreachable, an RPC timeout or another RPC status → `CaseUnavailable` (503).
@@ -17,7 +20,7 @@ passed back untyped unless the caller names `result_type`.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -35,10 +38,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import wording
 from api.errors import ApiError
 from api.metrics import ACTIONS
+from core.settings import HCMC_TZ
 from core.temporal import TemporalHolder, TemporalUnavailable
 from schema.ids import workflow_id
+from schema.labels import ACTION_LABELS
 from schema.payloads import IncidentState
-from schema.states import Role
+from schema.states import Action, Role
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +51,8 @@ CASE_QUERY = "case"
 RPC_TIMEOUT = timedelta(seconds=5)
 CALL_TIMEOUT_S = 8.0
 UPDATE_TIMEOUT_S = CALL_TIMEOUT_S * 2
+RETRIES = 8
+RETRY_STATUSES = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED)
 
 # What the `case` query answers: the workflow's compact state (no texts, no timeline).
 LiveCase = IncidentState
@@ -83,7 +90,8 @@ class CaseRefused(ApiError):
     """The workflow's validator or handler refused the update. `kind` is the
     ApplicationError type (None when the failure was not an application error)."""
 
-    STATUS = {"Forbidden": (403, "forbidden"), "Invalid": (422, "validation_error")}
+    STATUS = {"Forbidden": (403, "forbidden"), "Invalid": (422, "validation_error"),
+              "Stale": (412, "stale"), "NoChange": (409, "no_change")}
 
     def __init__(self, kind: str | None, vi: str, en: str,
                  details: dict[str, Any] | None = None) -> None:
@@ -101,14 +109,43 @@ def _application_cause(exc: BaseException) -> ApplicationError | None:
     return cause
 
 
+def _changed_words(kind: str, d: dict[str, Any]) -> tuple[str, str]:
+    """What changed, by whom and when, for a Stale (412) or NoChange (409) refusal:
+    "đã chuyển xử lý cho Công an Phường Bến Thành bởi operator2 lúc 15:02"."""
+    try:
+        action_vi, action_en = ACTION_LABELS[Action(d.get("changed_action", ""))]
+    except ValueError:
+        action_vi = action_en = str(d.get("changed_action") or "")
+    unit = d.get("unit_name")
+    at = d.get("changed_at")
+    when = datetime.fromisoformat(at).astimezone(HCMC_TZ).strftime("%H:%M") if at else ""
+    what_vi = f"đã {action_vi.lower()}" + (f" cho {unit}" if unit else "") \
+        + (f" bởi {d['changed_by']}" if d.get("changed_by") else "") \
+        + (f" lúc {when}" if when else "")
+    what_en = f"{action_en.lower()}" + (f" to {unit}" if unit else "") \
+        + (f" by {d['changed_by']}" if d.get("changed_by") else "") \
+        + (f" at {when}" if when else "")
+    if kind == "Stale":
+        return (f"Vụ việc vừa thay đổi ({what_vi}). Hãy xem lại rồi thao tác tiếp.",
+                f"The incident has just changed ({what_en}). Look again, then act.")
+    return (f"Không có gì thay đổi: vụ việc {what_vi}.",
+            f"Nothing to change: the incident was already {what_en}.")
+
+
 def refusal(exc: WorkflowUpdateFailedError, role: Role | None = None) -> CaseRefused:
     """The refusal in both languages: worded from the details' action and state (and the
-    caller's role) when they explain it, else the workflow's own "vi / en" message."""
+    caller's role) when they explain it, else the workflow's own "vi / en" message. Stale
+    and NoChange name the last change (changed_by, changed_at stay in the answer)."""
     cause = _application_cause(exc)
     if cause is None:
         return CaseRefused(None, str(exc), str(exc))
     details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) \
         else {}
+    if cause.type in ("Stale", "NoChange"):
+        refused = CaseRefused(cause.type, *_changed_words(cause.type, details), details)
+        refused.extra.update({k: details[k] for k in ("changed_by", "changed_at", "version")
+                              if details.get(k) is not None})
+        return refused
     worded = wording.refusal(cause.type, details.get("action"), details.get("state"), role)
     if worded is not None:
         return CaseRefused(cause.type, *worded, details=details)
@@ -152,9 +189,7 @@ class Cases:
             client = await self._client()
             handle = client.get_workflow_handle(workflow_id(incident_id))
             result = await asyncio.wait_for(
-                handle.execute_update(name, arg, id=update_id, result_type=result_type,
-                                      rpc_timeout=RPC_TIMEOUT),
-                UPDATE_TIMEOUT_S)
+                self._send(handle, name, arg, update_id, result_type), UPDATE_TIMEOUT_S)
         except WorkflowUpdateFailedError as exc:
             ACTIONS.labels(name, "refused").inc()
             raise refusal(exc, role) from exc
@@ -172,6 +207,25 @@ class Cases:
             raise await self._gone(client, incident_id) from exc
         ACTIONS.labels(name, "ok").inc()
         return result
+
+    @staticmethod
+    async def _send(handle: Any, name: str, arg: Any, update_id: str | None,
+                    result_type: type | None) -> Any:
+        """The update, sent again (same update id) while the server answers that it could
+        not take it yet: UNAVAILABLE when the run it reached ended in continue-as-new
+        before accepting it (the next run takes it), RESOURCE_EXHAUSTED when the workflow
+        already has the server's maximum of updates in flight. The caller's timeout bounds
+        the whole."""
+        for attempt in range(RETRIES):
+            try:
+                return await handle.execute_update(name, arg, id=update_id,
+                                                   result_type=result_type,
+                                                   rpc_timeout=RPC_TIMEOUT)
+            except RPCError as exc:
+                if exc.status not in RETRY_STATUSES or attempt == RETRIES - 1:
+                    raise
+                await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+        raise AssertionError("unreachable")
 
     async def _gone(self, client: Client, incident_id: str) -> ApiError:
         """Why an update found no running workflow: ended, or never existed."""

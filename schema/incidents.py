@@ -136,6 +136,11 @@ class IncidentDetail(IncidentBase):
     on_scene_at: datetime | None
     closed_at: datetime | None
     allowed_actions: list[Action]
+    version: int = Field(default=0, description=(
+        "The case version (also the ETag): send it back as If-Match with an action so that "
+        "a change made meanwhile by someone else is refused (412) instead of overwritten"))
+    escalation_reminders: int = Field(default=0, description=(
+        "Reminders sent since the top escalation level was reached"))
     live: bool = Field(description="True when read from the workflow, False from SQL")
 
 

@@ -8,10 +8,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import CasesDep, CurrentUser, DbDep
+from api.etag import etag
 from api.services import incidents as service
 from api.services.detail import incident_detail
 from schema.incidents import IncidentDetail, IncidentFilters, IncidentPage
@@ -64,7 +65,11 @@ async def export_csv(
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail,
             responses={401: _ERR, 404: _ERR, 503: _ERR})
 async def get_incident(incident_id: uuid.UUID, db: DbDep, cases: CasesDep,
-                       user: CurrentUser) -> IncidentDetail:
+                       user: CurrentUser, response: Response) -> IncidentDetail:
     """The incident from the read model with the live state of its workflow, and
-    `allowed_actions` for the caller (`live` false when Temporal cannot answer)."""
-    return await incident_detail(db, cases, user, str(incident_id))
+    `allowed_actions` for the caller (`live` false when Temporal cannot answer). The ETag
+    is the case version, for If-Match on actions."""
+    detail = await incident_detail(db, cases, user, str(incident_id))
+    response.headers["ETag"] = etag(detail.version)
+    return detail
+

@@ -24,9 +24,20 @@ from schema import payloads as p
 from schema.actions import BODIES, ActionBody, MergeBody, NoteBody, Resolved, RouteBody
 from schema.incidents import IncidentDetail
 from schema.states import ACTION_ROLES, Action, State
-from schema.tables import Incident, Unit
+from schema.tables import Incident, IncidentEvent, Unit
 
 log = structlog.get_logger(__name__)
+
+
+async def left_unit(s: AsyncSession, user: Principal, incident_id: str) -> bool:
+    """Whether the incident was once assigned to the officer's unit and has left it
+    (re-routed, reassigned, merged or cancelled): their phone may still show it."""
+    if not user.is_officer or not user.unit_id:
+        return False
+    events = (await s.execute(select(IncidentEvent).where(
+        col(IncidentEvent.incident_id) == incident_id,
+        col(IncidentEvent.action).in_(("route", "reassign"))))).scalars().all()
+    return any((e.data or {}).get("unit_id") == user.unit_id for e in events)
 
 
 def parse_body(action: Action, body: dict[str, Any] | None) -> ActionBody:
@@ -85,12 +96,20 @@ async def _resolve(s: AsyncSession, body: ActionBody, incident_id: str,
 
 async def take_action(db: Database, cases: Cases, user: Principal, incident_id: str,
                       action: Action, body: dict[str, Any] | None,
-                      idempotency_key: str | None = None) -> IncidentDetail:
+                      idempotency_key: str | None = None,
+                      expected_version: int | None = None) -> IncidentDetail:
     """Run `action` for `user`. The same idempotency key again returns the first result
-    and changes nothing. Raises 403/404/409/422/503 as ApiError (or
+    and changes nothing. `expected_version` (If-Match) makes the workflow refuse a case
+    that moved on (412). Raises 403/404/409/412/422/503 as ApiError (or
     RequestValidationError for the body)."""
     async with db.session() as s:
-        row, _ = await visible_row(s, user, incident_id)
+        try:
+            row, _ = await visible_row(s, user, incident_id)
+        except ApiError as exc:
+            if exc.status == 404 and await left_unit(s, user, incident_id):
+                raise ApiError(409, "moved", "Vụ việc đã được chuyển cho đơn vị khác",
+                               "The incident was handed to another unit") from exc
+            raise
     role = user.role
     if role not in ACTION_ROLES[action]:
         raise ApiError(403, "forbidden", *wording.role_never(action, role))
@@ -102,8 +121,10 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
         found = await _resolve(s, parsed, incident_id, idempotency_key)
     update_id = f"{action.value}:{idempotency_key}" if idempotency_key else None
     try:
-        await cases.update(incident_id, action.value, parsed.to_input(user.actor(), found),
-                           update_id=update_id, role=role)
+        inp = parsed.to_input(user.actor(), found)
+        if expected_version is not None:
+            inp = inp.model_copy(update={"expected_version": expected_version})
+        await cases.update(incident_id, action.value, inp, update_id=update_id, role=role)
     except CaseNotFound as exc:
         if row is None:
             raise

@@ -187,6 +187,7 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
             case = overlay(case, live)
     if case is None:
         raise CaseUnavailable("the report is not projected and the workflow cannot answer")
+    version = live.version if live is not None else (row.version if row is not None else 0)
     async with db.session() as s:
         attachments = await _attachment_refs(s, case)
     unit_id = case.unit.id if case.unit else None
@@ -202,4 +203,5 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
         merged_incidents=case.merged_incidents, primary_state=case.primary_state,
         acknowledged_at=case.acknowledged_at, on_scene_at=case.on_scene_at,
         closed_at=case.closed_at, allowed_actions=allowed_actions(user, case.state, unit_id),
+        version=version, escalation_reminders=case.escalation.reminders,
         live=live is not None)

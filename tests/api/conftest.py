@@ -5,7 +5,6 @@ task queue, and a few staff users (created once: argon2 is slow)."""
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
