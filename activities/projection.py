@@ -226,6 +226,19 @@ class ProjectionActivities:
                     dedupe_key=f"event:{case.id}:{event.seq}",
                 ).on_conflict_do_nothing(index_elements=["dedupe_key"])
             )
+            left = event.data.get("previous_unit_id")
+            if left and (case.unit is None or left != case.unit.id):
+                # The unit it left must hear of it too (its officers' phones drop the card).
+                await conn.execute(
+                    insert(self.db, STAFF_EVENTS).values(
+                        kind="incident.left", incident_id=case.id, unit_id=left,
+                        ward_code=case.ward.code if case.ward else None,
+                        payload={"tracking_code": case.tracking_code, "seq": event.seq,
+                                 "action": event.action, "state": case.state.value,
+                                 "unit_name": case.unit.name if case.unit else None},
+                        dedupe_key=f"left:{case.id}:{event.seq}",
+                    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                )
             attachments = _event_attachments(case, event, report)
             if attachments:
                 await conn.execute(

@@ -66,7 +66,9 @@ class IncidentBase(BaseModel):
     source: str
     created_at: datetime
     updated_at: datetime
-    deadline: datetime | None
+    deadline: datetime | None = Field(description=(
+        "When the next escalation comes: the SLA deadline while not overdue, then the next "
+        "level (schema.escalation), then the next reminder past the top level"))
     escalation_level: int
     merged_into: str | None
 
@@ -77,6 +79,7 @@ class IncidentSummary(IncidentBase):
     ward: WardRef | None
     unit: UnitOut | None
     overdue: bool
+    overdue_since: datetime | None = None
     outside_city: bool
     duplicate_count: int
 

@@ -451,6 +451,14 @@ CATALOGS["vi"].update({
     "staff.list.more": "chỉ hiện {n} vụ mới nhất, hãy lọc thêm",
     "staff.officer.empty": "Đơn vị chưa có vụ việc nào cần xử lý.",
     "staff.officer.map": "Mở bản đồ", "staff.officer.away": "Cách {d}",
+    "staff.officer.gone.moved":
+        "Vụ việc {code} đã chuyển cho đơn vị khác ({unit}) — đã gỡ khỏi danh sách",
+    "staff.officer.gone.merged":
+        "Vụ việc {code} đã được gộp vào vụ việc khác — đã gỡ khỏi danh sách",
+    "staff.officer.gone.cancelled": "Người báo đã huỷ tin báo {code} — đã gỡ khỏi danh sách",
+    "staff.officer.gone.rejected": "Tin báo {code} không được tiếp nhận — đã gỡ khỏi danh sách",
+    "staff.next_level": "lên cấp tiếp theo sau", "staff.next_reminder": "nhắc lại sau",
+    "staff.overdue_min": "Quá hạn {m} phút",
     "staff.officer.note_text": "Nội dung ghi chú", "staff.officer.photo": "Chụp / chọn ảnh",
     "staff.officer.send_note": "Gửi ghi chú", "staff.officer.close_send": "Xác nhận kết thúc",
     "staff.officer.uploading": "Đang tải ảnh…", "staff.officer.uploaded": "Đã tải ảnh",
@@ -539,6 +547,13 @@ CATALOGS["en"].update({
     "staff.list.more": "showing the newest {n}, filter to narrow",
     "staff.officer.empty": "Nothing for your unit right now.",
     "staff.officer.map": "Open map", "staff.officer.away": "{d} away",
+    "staff.officer.gone.moved":
+        "Incident {code} was handed to another unit ({unit}) — removed from your list",
+    "staff.officer.gone.merged": "Incident {code} was merged into another — removed from your list",
+    "staff.officer.gone.cancelled": "The reporter cancelled {code} — removed from your list",
+    "staff.officer.gone.rejected": "Report {code} was rejected — removed from your list",
+    "staff.next_level": "next level in", "staff.next_reminder": "next reminder in",
+    "staff.overdue_min": "Overdue {m} min",
     "staff.officer.note_text": "Note", "staff.officer.photo": "Take / pick a photo",
     "staff.officer.send_note": "Send note", "staff.officer.close_send": "Confirm close",
     "staff.officer.uploading": "Uploading photo…", "staff.officer.uploaded": "Photo uploaded",

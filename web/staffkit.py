@@ -49,7 +49,9 @@ CATEGORY_COLOURS = {"crime": "#c62828", "traffic_accident": "#ef6c00",
 LIST_LIMIT = 100
 JS_KEYS = ("staff.err.network", "staff.err.upload", "staff.new", "staff.updated",
            "staff.reload", "staff.officer.away", "staff.officer.uploading",
-           "staff.officer.uploaded", "report.remove", "staff.overdue", "staff.left")
+           "staff.officer.uploaded", "report.remove", "staff.overdue", "staff.left",
+           "staff.overdue_min", "staff.officer.gone.moved", "staff.officer.gone.merged",
+           "staff.officer.gone.cancelled", "staff.officer.gone.rejected")
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -198,14 +200,21 @@ async def act_from_form(request: Request, db: Database, cases: Cases, incident_i
         return toast(request, i18n.t(lang, "staff.err.invalid"), 404)
     form = await request.form()
     key = form.get("idempotency_key")
+    version = form.get("version")
     try:
         detail = await take_action(
             db, cases, user, iid, Action(action), form_body(action, form),
-            idempotency_key=key if isinstance(key, str) and key else None)
+            idempotency_key=key if isinstance(key, str) and key else None,
+            expected_version=int(version) if isinstance(version, str) and version.isdigit()
+            else None)
     except (ApiError, RequestValidationError) as exc:
         status, text = error_text(exc, lang)
         log.info("staff action refused", action=action, status=status, user=user.username)
-        return toast(request, text, status)
+        response = toast(request, text, status)
+        if status in (409, 412) and is_htmx(request):
+            # Someone else changed it: show what the page now looks like.
+            response.headers["HX-Trigger"] = json.dumps({"incident-stale": iid})
+        return response
     return user, detail
 
 

@@ -150,6 +150,18 @@
     }
   });
 
+  /* Someone else changed the incident first (412/409): the toast says what; the panel
+   * and the list show it as it now is. */
+  document.addEventListener("incident-stale", function () {
+    var detail = document.getElementById("detail");
+    if (detail) {
+      detail.setAttribute("data-force", "1");
+      window.htmx.trigger(detail, "refresh");
+    }
+    var list = document.getElementById("incident-list");
+    if (list) window.htmx.trigger(list, "refresh");
+  });
+
   /* After one's own action the list follows at once, without waiting for the feed. */
   document.addEventListener("incident-changed", function () {
     var list = document.getElementById("incident-list");

@@ -78,4 +78,21 @@
   document.addEventListener("change", function (e) {
     if (e.target.matches && e.target.matches("input[data-upload]")) upload(e.target);
   });
+
+  /* An incident that leaves the unit (re-routed, reassigned) or ends without it (merged,
+   * cancelled, rejected) drops off the phone at once, with a short note why. */
+  var GONE = { merged: "staff.officer.gone.merged", cancelled: "staff.officer.gone.cancelled",
+               rejected: "staff.officer.gone.rejected" };
+  document.addEventListener("staff-event", function (e) {
+    var d = e.detail.data || {};
+    var card = d.incident_id && document.querySelector('.card[data-id="' + d.incident_id + '"]');
+    if (!card) return;
+    var key = e.detail.kind === "incident.left" ? "staff.officer.gone.moved" : GONE[d.state];
+    if (!key) return;
+    S.toast(S.msg(key).replace("{code}", d.tracking_code || "")
+      .replace("{unit}", d.unit_name || ""), "info");
+    card.classList.add("gone");
+    card.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+    setTimeout(function () { if (card.parentNode) card.parentNode.removeChild(card); }, 4000);
+  });
 })();

@@ -113,7 +113,12 @@
       if (isNaN(left)) return;
       el.classList.toggle("late", left < 0);
       el.classList.toggle("soon", left >= 0 && left < 60);
-      el.textContent = left < 0 ? msg("staff.overdue") + " " + clock(-left) : msg("staff.left") + " " + clock(left);
+      if (el.hasAttribute("data-plain")) el.textContent = clock(left);
+      else el.textContent = left < 0 ? msg("staff.overdue") + " " + clock(-left) : msg("staff.left") + " " + clock(left);
+    });
+    document.querySelectorAll("[data-overdue-since]").forEach(function (el) {
+      var late = (now - Date.parse(el.getAttribute("data-overdue-since"))) / 60000;
+      if (!isNaN(late)) el.textContent = msg("staff.overdue_min").replace("{m}", Math.max(1, Math.floor(late)));
     });
     document.querySelectorAll("[data-since]").forEach(function (el) {
       var since = (now - Date.parse(el.getAttribute("data-since"))) / 1000;
@@ -139,7 +144,7 @@
     var es = new EventSource("/api/v1/events");
     es.onopen = function () { live.setAttribute("data-state", "on"); };
     es.onerror = function () { live.setAttribute("data-state", "off"); };
-    ["incident.new", "incident.changed", "alert.raised", "alert.resolved"].forEach(function (kind) {
+    ["incident.new", "incident.changed", "incident.left", "alert.raised", "alert.resolved"].forEach(function (kind) {
       es.addEventListener(kind, function (ev) {
         var data = {};
         try { data = JSON.parse(ev.data); } catch (err) { data = {}; }
