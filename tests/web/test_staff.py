@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/staff-*.png for people to look at.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -401,3 +402,64 @@ def test_supervisor_alerts_and_stats(
     expect(page.locator(f"#alert-{code}")).to_have_count(0)
     assert live_server.scalar("select state from incidents where id = :i", i=iid) == "closed"
     assert errors == [], errors
+
+
+def test_officer_card_drops_when_reassigned_and_a_stale_console_action_says_why(
+    desktop: Callable[..., BrowserContext], phone: Callable[..., BrowserContext],
+    live_server: LiveServer, staff: dict[str, Any], artifacts_dir: Path,
+) -> None:
+    """Issue #7: a supervisor reassigns an incident while its ward's officer has it on the
+    phone: the card leaves at once with a note why, and an action on a stale copy is 409
+    'đã chuyển cho đơn vị khác'. An operator acting on a console panel that someone else
+    changed meanwhile gets a 412 message naming who, and the panel shows the new state."""
+    accepted = _report(live_server.url, f"Đánh nhau trước quán {uuid.uuid4().hex[:6]}")
+    code, iid = accepted["tracking_code"], accepted["incident_id"]
+    sup = _token(live_server.url, "supervisor1")
+    with httpx.Client(base_url=live_server.url, timeout=20,
+                      headers={"Authorization": f"Bearer {sup}"}) as api:
+        deadline = time.monotonic() + 20
+        while api.get(f"/api/v1/incidents/{iid}").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        r = api.post(f"/api/v1/incidents/{iid}/actions/verify", json={})
+        assert r.status_code == 200, r.text
+        r = api.post(f"/api/v1/incidents/{iid}/actions/route",
+                     json={"ward_code": staff["ward"]["code"]})
+        assert r.status_code == 200, r.text
+        other_unit = live_server.scalar(
+            "select unit_id from users where username = :u", u=staff["other_officer"])
+
+        # The operator opens the incident in the console (version 2) and starts
+        # re-routing it: picking a unit marks the form in use, so no refresh lands on it.
+        op = _login(desktop(), "operator1", "/console")
+        op.goto(f"/console?selected={iid}")
+        expect(op.locator("#d-code")).to_have_text(code)
+        op.select_option("#route-unit", index=0)
+        op.locator("#route-unit").dispatch_event("input")
+
+        ph = phone()
+        officer = _login(ph, staff["officer"], "/officer")
+        card = officer.locator(f"#card-{code}")
+        expect(card).to_be_visible()
+
+        r = api.post(f"/api/v1/incidents/{iid}/actions/reassign",
+                     json={"unit_id": other_unit, "reason": "Đơn vị gần hơn"})
+        assert r.status_code == 200, r.text
+
+    # The officer's card leaves with a note why, without a reload.
+    expect(officer.locator("#toasts")).to_contain_text(code, timeout=20_000)
+    expect(officer.locator("#toasts")).to_contain_text("đơn vị khác")
+    expect(card).to_have_count(0, timeout=20_000)
+    officer.screenshot(path=artifacts_dir / "staff-officer-card-left.png", full_page=True)
+    token = _token(live_server.url, staff["officer"])
+    moved = httpx.post(f"{live_server.url}/api/v1/incidents/{iid}/actions/acknowledge",
+                       headers={"Authorization": f"Bearer {token}"}, json={})
+    assert moved.status_code == 409 and "đơn vị khác" in moved.json()["detail"]
+
+    # The operator's form still carries version 2: routing now is refused as stale, the
+    # message names the supervisor's change, and the panel then shows it.
+    op.click("#btn-route")
+    expect(op.locator("#toasts")).to_contain_text("supervisor1", timeout=15_000)
+    op.screenshot(path=artifacts_dir / "staff-console-stale.png", full_page=True)
+    expect(op.locator("#detail form.act-route input[name=version]")).to_have_value(
+        "3", timeout=15_000)
