@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schema.escalation import check_reminders
 from schema.states import check_sla_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     # JSON overrides of the SLA table in seconds, e.g. {"1": {"routed": 120}}; the rest keeps
     # the defaults in schema/states.py.
     sla_overrides: dict[int, dict[str, float]] = Field(default_factory=dict, alias="CANHBAO_SLA")
+    # Seconds between reminders once an overdue incident reached the top escalation level,
+    # e.g. [900, 1800, 3600] (the last repeats); empty: schema/escalation.py's defaults.
+    reminders: list[float] = Field(default_factory=list, alias="CANHBAO_REMINDERS")
     wards_geojson: str = Field(
         default_factory=_default_wards_geojson, alias="CANHBAO_WARDS_GEOJSON"
     )
@@ -103,6 +107,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.sla_overrides = check_sla_overrides(self.sla_overrides)
+        if self.reminders:
+            self.reminders = check_reminders(self.reminders)
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'canhbao.db'}"
         if self.storage_dir is None:

@@ -70,7 +70,8 @@ class ReportCreate(BaseModel):
 
     def to_input(self, incident_id: str, tracking_code: str, received_at: datetime,
                  source: str, sla_scale: float,
-                 sla: dict[int, dict[str, float]] | None) -> p.IncidentInput:
+                 sla: dict[int, dict[str, float]] | None,
+                 reminders: list[float] | None = None) -> p.IncidentInput:
         """The workflow's input for this report."""
         reporter = None
         if self.reporter and (self.reporter.name or self.reporter.phone):
@@ -81,7 +82,7 @@ class ReportCreate(BaseModel):
             location=p.Location(**self.location.model_dump()), received_at=received_at,
             address=self.address, reporter=reporter,
             attachments=unique_ids(self.attachments), source=source, silent=self.silent,
-            sla_scale=sla_scale, sla=sla)
+            sla_scale=sla_scale, sla=sla, reminders=reminders)
 
 
 class ReportAccepted(BaseModel):

@@ -73,7 +73,8 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
     report: Report | None = None
     for _ in range(5):
         inp = body.to_input(incident_id, make_tracking_code(), received_at, source,
-                            settings.sla_scale, settings.sla_overrides or None)
+                            settings.sla_scale, settings.sla_overrides or None,
+                            settings.reminders or None)
         report = Report(id=incident_id, tracking_code=inp.tracking_code,
                         tracking_token=make_tracking_token(),
                         payload=inp.model_dump(mode="json"), source=source,
