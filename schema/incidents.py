@@ -80,6 +80,7 @@ class IncidentSummary(IncidentBase):
     unit: UnitOut | None
     overdue: bool
     overdue_since: datetime | None = None
+    version: int = 0  # the case version as the read model has it (If-Match)
     outside_city: bool
     duplicate_count: int
 

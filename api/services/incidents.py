@@ -109,7 +109,7 @@ def summary(row: Incident, now: datetime | None = None) -> IncidentSummary:
         source=row.source, created_at=row.created_at, updated_at=row.updated_at,
         deadline=row.deadline, escalation_level=row.escalation_level,
         overdue=overdue_at(row.is_open, row.escalation_level, row.deadline, now or utcnow()),
-        overdue_since=row.overdue_since,
+        overdue_since=row.overdue_since, version=row.version,
         outside_city=row.outside_city, duplicate_count=row.duplicate_count,
         merged_into=row.merged_into)
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from api import media
 from tests.api.conftest import MEDIA, Stack
+from tests.images import real_image
 
 pillow_heif.register_heif_opener()
 
@@ -139,7 +140,9 @@ async def test_case_attachments_carry_renditions_and_keep_the_original(stack: St
 
 
 async def test_an_unreadable_image_answers_422_not_500(stack: Stack) -> None:
-    att = await _upload(stack, "x.jpg", *MEDIA["jpeg"])
+    # Its header is sound (the upload takes it), its pixels are cut off half way.
+    whole = real_image("JPEG", (256, 256), quality=95)
+    att = await _upload(stack, "x.jpg", whole[: len(whole) // 2], "image/jpeg")
     iid = await stack.routed(attachments=[att["attachment_id"]])
     d = (await stack.detail(iid)).json()
     r = await stack.client.get(d["attachments"][0]["thumbnail_url"],
