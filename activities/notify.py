@@ -21,11 +21,12 @@ from activities.sql import insert
 from core.db import Database
 from schema.escalation import audiences
 from schema.payloads import EscalationInput, PublicAlertRecord, ReminderInput, ResolveAlertsInput
-from schema.tables import Alert, Notification, PublicAlert, StaffEvent, utcnow
+from schema.tables import Alert, Incident, Notification, PublicAlert, StaffEvent, utcnow
 
 log = structlog.get_logger(__name__)
 
 ALERTS: Table = Alert.__table__  # type: ignore[attr-defined]
+INCIDENTS: Table = Incident.__table__  # type: ignore[attr-defined]
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 PUBLIC_ALERTS: Table = PublicAlert.__table__  # type: ignore[attr-defined]
 STAFF_EVENTS: Table = StaffEvent.__table__  # type: ignore[attr-defined]
@@ -115,6 +116,12 @@ class NotifyActivities:
                     ALERTS.c.level == inp.level, ALERTS.c.resolved_at.is_(None),
                     ALERTS.c.reminders < inp.reminder,
                 ).values(reminders=inp.reminder, last_reminded_at=inp.at))
+            if inp.next_deadline is not None:
+                # No timeline event comes with a reminder: the list's countdown moves here.
+                await conn.execute(update(INCIDENTS).where(
+                    INCIDENTS.c.id == inp.incident_id, INCIDENTS.c.state == inp.state.value,
+                    INCIDENTS.c.escalation_level == inp.level,
+                ).values(deadline=inp.next_deadline))
             for audience in audiences(inp.level):
                 await conn.execute(
                     insert(self.db, NOTIFICATIONS).values(

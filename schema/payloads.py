@@ -365,6 +365,7 @@ class ReminderInput(Payload):
     overdue_since: datetime
     reminder: int  # 1 for the first reminder
     at: datetime
+    next_deadline: datetime | None = None  # when the next reminder is due (the list shows it)
     ward_code: int | None = None
     unit_id: str | None = None
 

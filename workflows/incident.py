@@ -330,7 +330,8 @@ class IncidentWorkflow:
             workflow.logger.info("incident %s overdue in %s: level %d", s.id, s.state, level)
         else:
             self._enqueue(names.REMIND_ALERT, ReminderInput(
-                **common, reminder=s.escalation.reminders, at=now),
+                **common, reminder=s.escalation.reminders, at=now,
+                next_deadline=next_deadline),
                 f"reminder {s.escalation.reminders}")
         await self._drain(self._ops_queued)
 

@@ -19,7 +19,7 @@ from schema.payloads import (
     VerifyInput,
 )
 from schema.states import Category, Outcome, Priority, State, sla_deadline
-from schema.tables import Alert, Notification
+from schema.tables import Alert, Incident, Notification
 from tests.workflows.factories import (
     eventually,
     incident_input,
@@ -225,6 +225,9 @@ async def test_a_week_unacknowledged_reaches_the_top_once_then_only_reminds(
     found = await alerts(pg_db, case.id)
     assert [a.level for a in found] == [1, 2, 3]
     assert found[-1].reminders == case.escalation.reminders and found[-1].last_reminded_at
+    async with pg_db.session() as session:
+        row = (await session.exec(select(Incident).where(Incident.id == case.id))).one()
+    assert row.deadline == case.deadline  # the list's countdown follows the reminders
     told = await audiences(pg_db, case.id)
     assert told.count("director_on_duty") == 1 + case.escalation.reminders
     history = await handle.fetch_history()
