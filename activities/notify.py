@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import Table, select, update
@@ -19,6 +18,7 @@ from temporalio import activity
 from activities import names
 from activities.sql import insert
 from core.db import Database
+from core.settings import HCMC_TZ
 from schema.escalation import audiences
 from schema.payloads import EscalationInput, PublicAlertRecord, ReminderInput, ResolveAlertsInput
 from schema.tables import Alert, Incident, Notification, PublicAlert, StaffEvent, utcnow
@@ -30,7 +30,6 @@ INCIDENTS: Table = Incident.__table__  # type: ignore[attr-defined]
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 PUBLIC_ALERTS: Table = PublicAlert.__table__  # type: ignore[attr-defined]
 STAFF_EVENTS: Table = StaffEvent.__table__  # type: ignore[attr-defined]
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 STATE_VI = {
     "received": "chờ xác minh", "verified": "chờ phân loại", "classified": "chờ điều phối",
@@ -45,7 +44,7 @@ def _stable_id(*parts: str) -> str:
 
 
 def _local(at: datetime) -> str:
-    return at.astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y")
+    return at.astimezone(HCMC_TZ).strftime("%H:%M %d/%m/%Y")
 
 
 class NotifyActivities:
