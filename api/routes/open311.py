@@ -39,6 +39,7 @@ from schema.reports import ReportCreate
 from schema.states import Category, State
 from schema.tables import Incident, IncidentEvent, Report
 from schema.text import Line
+from schema.times import Moment
 
 
 def _error(status: int, description: str) -> JSONResponse:
@@ -243,8 +244,8 @@ async def get_request(db: DbDep, service_request_id: str,
 @router.get("/requests.json", responses={401: {"model": list}, 400: {"model": list}})
 async def list_requests(request: Request, db: DbDep, service_request_id: Line | None = None,
                         service_code: Line | None = None, status: Line | None = None,
-                        start_date: datetime | None = None,
-                        end_date: datetime | None = None,
+                        start_date: Moment | None = None,
+                        end_date: Moment | None = None,
                         jurisdiction_id: Line | None = None) -> Any:
     """With `service_request_id` (comma separated): those requests, for anyone who holds
     the ids. Without: the newest 200 matching requests, for signed-in staff (officers see

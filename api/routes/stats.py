@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,6 +10,7 @@ from api.deps import CurrentUser, DbDep
 from api.services.stats import incident_stats
 from schema.stats import GroupBy, StatsOut
 from schema.text import Line
+from schema.times import Moment
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 _ERR = {"model": dict}
@@ -18,8 +18,8 @@ _ERR = {"model": dict}
 
 @router.get("/stats", response_model=StatsOut, responses={401: _ERR, 422: _ERR})
 async def stats(db: DbDep, user: CurrentUser,
-                from_: Annotated[datetime | None, Query(alias="from")] = None,
-                to: datetime | None = None, group_by: GroupBy | None = None,
+                from_: Annotated[Moment | None, Query(alias="from")] = None,
+                to: Moment | None = None, group_by: GroupBy | None = None,
                 ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
                 category: Annotated[Line | None, Query(max_length=40)] = None) -> StatsOut:
     """Incidents created in [from, to) (default: the last 7 days). Response times are

@@ -313,13 +313,6 @@
   });
 
   // --- validation ---------------------------------------------------------------------
-  function validPhone(raw) {
-    // The same rule as the server: a Vietnamese number, +84 or 0 in front.
-    var d = raw.replace(/[\s.\-()]/g, "");
-    if (d.indexOf("+84") === 0) d = "0" + d.slice(3);
-    else if (d.indexOf("84") === 0 && (d.length === 11 || d.length === 12)) d = "0" + d.slice(2);
-    return /^0(?:[35789]\d{8}|2\d{9})$/.test(d);
-  }
   function validate() {
     var errors = {};
     var cat = form.querySelector('input[name="category"]:checked');
@@ -327,8 +320,8 @@
     var desc = $("description").value.trim();
     if (!desc) errors.description = m("err.description");
     if (loc.source === "none" && !$("address").value.trim()) errors.location = m("err.location");
-    var phone = $("phone").value.trim();
-    if (phone && !validPhone(phone)) errors.phone = m("err.phone");
+    // The phone is never checked here: whatever is typed goes with the report (the server
+    // keeps a number it cannot read, flagged for the operator); it must not block it.
     if (uploads.some(function (u) { return u.status === "failed"; })) errors.media = m("err.attachments");
     return errors;
   }
@@ -338,10 +331,6 @@
   });
   $("description").addEventListener("input", function () {
     if ($("description").value.trim()) showError("description", "");
-  });
-  $("phone").addEventListener("change", function () {
-    var v = $("phone").value.trim();
-    if (!v || validPhone(v)) showError("phone", "");
   });
   $("address").addEventListener("input", function () {
     if ($("address").value.trim()) showError("location", "");
