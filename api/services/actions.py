@@ -24,7 +24,7 @@ from schema import payloads as p
 from schema.actions import BODIES, ActionBody, MergeBody, NoteBody, Resolved, RouteBody
 from schema.incidents import IncidentDetail
 from schema.states import ACTION_ROLES, Action, State
-from schema.tables import Incident, IncidentEvent, Unit
+from schema.tables import Incident, IncidentEvent, Report, Unit
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +78,12 @@ async def _resolve(s: AsyncSession, body: ActionBody, incident_id: str,
                               "Cannot merge an incident into itself")
         target = await s.get(Incident, target_id)
         if target is None:
-            raise field_error("into_incident_id", "Không tìm thấy vụ việc đích",
-                              "No such target incident")
+            # Accepted a moment ago and not yet in the read model: its workflow decides.
+            report = await s.get(Report, target_id)
+            if report is None:
+                raise field_error("into_incident_id", "Không tìm thấy vụ việc đích",
+                                  "No such target incident")
+            return Resolved(target_tracking_code=report.tracking_code)
         if not target.is_open:
             raise ApiError(409, "illegal_transition", "Vụ việc đích đã kết thúc",
                            "The target incident is no longer open")

@@ -82,3 +82,14 @@ async def test_an_officer_whose_incident_moved_gets_409_not_404(stack: Stack) ->
     assert (await stack.detail(iid, "officer_a")).status_code == 404
     never = await stack.routed(WARD_B)
     assert (await stack.act(never, "acknowledge", "officer_a")).status_code == 404
+
+
+async def test_opposite_merges_right_after_the_reports_arrive(stack: Stack) -> None:
+    """Two reports merged into each other the moment they are accepted (before the read
+    model has them): still exactly one 200 and one 409."""
+    x, y = await stack.submit(WARD_A), await stack.submit(WARD_A)
+    xid, yid = x["incident_id"], y["incident_id"]
+    answers = await asyncio.gather(
+        stack.act(xid, "merge", "operator", {"into_incident_id": yid}),
+        stack.act(yid, "merge", "supervisor", {"into_incident_id": xid}))
+    assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
