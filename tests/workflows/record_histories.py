@@ -183,10 +183,42 @@ async def v2_continued(client: Client, tq: str) -> list[tuple[str, WorkflowHandl
     return [("v2_continued_first", first), ("v2_continued_next", last)]
 
 
+async def v2_versions(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """Actions with expected versions: a stale one and a no-op route are refused (never in
+    history), the current one goes through; then top-level reminders, and a close."""
+    handle = await start_incident(client, tq, incident_input(
+        category=Category.FIRE_EXPLOSION, sla_scale=0.002))
+    unit, other = unit_ref(), unit_ref("Dự phòng")
+    seen = (await handle.execute_update(W.verify, VerifyInput(actor=operator()))).version
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit,
+                                                    expected_version=seen))
+    for refused_arg in (RouteInput(actor=operator(), unit=other, expected_version=seen),
+                        RouteInput(actor=operator(), unit=unit)):
+        try:
+            await handle.execute_update(W.route, refused_arg)
+        except Exception:  # noqa: BLE001 - refused, as intended
+            pass
+        else:
+            raise AssertionError("should have been refused")
+
+    async def reminded():  # type: ignore[no-untyped-def]
+        return (await query_case(handle)).escalation.reminders >= 1
+
+    await eventually(reminded, timeout=30)
+    case = await query_case(handle)
+    await handle.execute_update(W.reassign, ReassignInput(
+        actor=supervisor(), unit=other, reason="Gần hơn", expected_version=case.version))
+    await handle.execute_update(W.close, CloseInput(actor=supervisor(),
+                                                    outcome=Outcome.RESOLVED, summary="Xong"))
+    await handle.result()
+    return [("v2_versions", handle)]
+
+
 # lifecycle, escalation, merge, cancel and lifecycle_local are v1 histories, recorded
 # before v2 existed: start_incident now starts v2, so never record them again.
 SCENARIOS = {"v2_lifecycle": v2_lifecycle, "v2_escalation": v2_escalation,
-             "v2_merge": v2_merge, "v2_continued": v2_continued}
+             "v2_merge": v2_merge, "v2_continued": v2_continued,
+             "v2_versions": v2_versions}
 
 
 async def main(wanted: list[str]) -> None:
