@@ -8,15 +8,15 @@ public alerts by id.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import Table, select, update
 from temporalio import activity
 
 from activities import names
-from activities.sql import insert
+from activities.sql import insert, stable_id
 from core.db import Database
 from core.settings import HCMC_TZ
 from schema.escalation import audiences
@@ -38,10 +38,6 @@ STATE_VI = {
 }
 
 
-def _stable_id(*parts: str) -> str:
-    """The same id on every retry of the same write."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "canhbao:" + ":".join(parts)))
-
 
 def _local(at: datetime) -> str:
     return at.astimezone(HCMC_TZ).strftime("%H:%M %d/%m/%Y")
@@ -55,7 +51,7 @@ class NotifyActivities:
     async def raise_alert(self, inp: EscalationInput) -> None:
         key = (f"{inp.incident_id}:{inp.state.value}:{inp.level}:"
                f"{inp.overdue_since.isoformat()}")
-        alert_id = _stable_id("alert", key if inp.seq is None else f"{inp.incident_id}:{inp.seq}")
+        alert_id = stable_id("alert", key if inp.seq is None else f"{inp.incident_id}:{inp.seq}")
         waiting = STATE_VI.get(inp.state.value, inp.state.value)
         subject = f"Quá hạn cấp {inp.level}: vụ việc {inp.tracking_code}"
         body = (
@@ -73,25 +69,10 @@ class NotifyActivities:
                     overdue_since=inp.overdue_since, created_at=utcnow(),
                 ).on_conflict_do_nothing()
             )
-            for audience in audiences(inp.level):
-                await conn.execute(
-                    insert(self.db, NOTIFICATIONS).values(
-                        id=_stable_id("notification", key, audience),
-                        dedupe_key=f"escalation:{key}:{audience}",
-                        audience=audience, incident_id=inp.incident_id, subject=subject,
-                        body=body, created_at=utcnow(),
-                    ).on_conflict_do_nothing()
-                )
-            await conn.execute(
-                insert(self.db, STAFF_EVENTS).values(
-                    kind="alert.raised", incident_id=inp.incident_id, unit_id=inp.unit_id,
-                    ward_code=inp.ward_code, at=utcnow(),
-                    payload={"state": inp.state.value, "tracking_code": inp.tracking_code,
-                             "level": inp.level, "priority": int(inp.priority),
-                             "overdue_since": inp.overdue_since.isoformat()},
-                    dedupe_key=f"alert:{key}",
-                ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-            )
+            await self._announce(
+                conn, inp, subject, body, ("notification", key), f"escalation:{key}",
+                "alert.raised", f"alert:{key}",
+                {"priority": int(inp.priority), "overdue_since": inp.overdue_since.isoformat()})
         log.info("escalation raised", incident_id=inp.incident_id, level=inp.level,
                  state=inp.state.value)
 
@@ -121,26 +102,35 @@ class NotifyActivities:
                     INCIDENTS.c.id == inp.incident_id, INCIDENTS.c.state == inp.state.value,
                     INCIDENTS.c.escalation_level == inp.level,
                 ).values(deadline=inp.next_deadline))
-            for audience in audiences(inp.level):
-                await conn.execute(
-                    insert(self.db, NOTIFICATIONS).values(
-                        id=_stable_id("reminder", key, str(inp.reminder), audience),
-                        dedupe_key=f"reminder:{key}:{inp.reminder}:{audience}",
-                        audience=audience, incident_id=inp.incident_id, subject=subject,
-                        body=body, created_at=utcnow(),
-                    ).on_conflict_do_nothing()
-                )
-            await conn.execute(
-                insert(self.db, STAFF_EVENTS).values(
-                    kind="alert.reminded", incident_id=inp.incident_id, unit_id=inp.unit_id,
-                    ward_code=inp.ward_code, at=utcnow(),
-                    payload={"state": inp.state.value, "tracking_code": inp.tracking_code,
-                             "level": inp.level, "reminder": inp.reminder},
-                    dedupe_key=f"reminder:{key}:{inp.reminder}",
-                ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-            )
+            once = f"reminder:{key}:{inp.reminder}"
+            await self._announce(
+                conn, inp, subject, body, ("reminder", key, str(inp.reminder)), once,
+                "alert.reminded", once, {"reminder": inp.reminder})
         log.info("escalation reminder", incident_id=inp.incident_id, level=inp.level,
                  reminder=inp.reminder)
+
+    async def _announce(self, conn: Any, inp: EscalationInput | ReminderInput, subject: str,
+                        body: str, notice_id: tuple[str, ...], notice_key: str, kind: str,
+                        event_key: str, extra: dict[str, Any]) -> None:
+        """Tell every audience of `inp.level` (one notification each, idempotent by
+        `notice_key`:audience) and the staff screens (one `kind` event, by `event_key`)."""
+        for audience in audiences(inp.level):
+            await conn.execute(
+                insert(self.db, NOTIFICATIONS).values(
+                    id=stable_id(*notice_id, audience), dedupe_key=f"{notice_key}:{audience}",
+                    audience=audience, incident_id=inp.incident_id, subject=subject,
+                    body=body, created_at=utcnow(),
+                ).on_conflict_do_nothing()
+            )
+        await conn.execute(
+            insert(self.db, STAFF_EVENTS).values(
+                kind=kind, incident_id=inp.incident_id, unit_id=inp.unit_id,
+                ward_code=inp.ward_code, at=utcnow(),
+                payload={"state": inp.state.value, "tracking_code": inp.tracking_code,
+                         "level": inp.level, **extra},
+                dedupe_key=event_key,
+            ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
 
     @activity.defn(name=names.RESOLVE_ALERTS)
     async def resolve_alerts(self, inp: ResolveAlertsInput) -> int:

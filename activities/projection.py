@@ -11,7 +11,6 @@ row moves forward only (it is rewritten when seq >= last_seq).
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import structlog
@@ -21,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from activities.sql import insert
+from activities.sql import insert, stable_id
 from core.db import Database
 from schema.payloads import (
     IncidentCase,
@@ -166,12 +165,12 @@ class ProjectionActivities:
         key = f"{case.id}:{event.seq}"
         async with self.db.engine.begin() as conn:
             await conn.execute(insert(self.db, FAILURES).values(
-                id=_stable_id("failure", key), incident_id=case.id, seq=event.seq,
+                id=stable_id("failure", key), incident_id=case.id, seq=event.seq,
                 action=event.action, error=error,
                 payload=json.loads(json.dumps(payload).replace("\\u0000", "")),
                 created_at=utcnow()).on_conflict_do_nothing())
             await conn.execute(insert(self.db, NOTIFICATIONS).values(
-                id=_stable_id("failure-notice", key), dedupe_key=f"projection-failure:{key}",
+                id=stable_id("failure-notice", key), dedupe_key=f"projection-failure:{key}",
                 audience="supervisors", incident_id=case.id,
                 subject=f"Lỗi ghi dữ liệu vụ việc {case.tracking_code}",
                 body=(f"Sự kiện {event.seq} ({event.action}) của vụ việc {case.tracking_code} "
@@ -247,9 +246,6 @@ class ProjectionActivities:
                     .values(incident_id=case.id)
                 )
 
-
-def _stable_id(*parts: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "canhbao:" + ":".join(parts)))
 
 
 def event_values(incident_id: str, event: TimelineEvent) -> dict[str, Any]:
