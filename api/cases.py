@@ -154,6 +154,26 @@ def refusal(exc: WorkflowUpdateFailedError, role: Role | None = None) -> CaseRef
     return CaseRefused(cause.type, vi or cause.message, en or vi or cause.message, details)
 
 
+async def send_update(handle: Any, update: Any, arg: Any, *, update_id: str | None = None,
+                      result_type: type | None = None,
+                      rpc_timeout: timedelta | None = None) -> Any:
+    """Run `update` on `handle`, sent again (same update id) while the server answers that
+    it could not take it yet: UNAVAILABLE when the run it reached ended in continue-as-new
+    before accepting it (the next run takes it), RESOURCE_EXHAUSTED when the workflow
+    already has the server's maximum of updates in flight (10 by default). At most RETRIES
+    sends, 50 ms apart doubling to 1 s; the caller's timeout bounds the whole."""
+    for attempt in range(RETRIES):
+        try:
+            return await handle.execute_update(update, arg, id=update_id,
+                                               result_type=result_type,
+                                               rpc_timeout=rpc_timeout)
+        except RPCError as exc:
+            if exc.status not in RETRY_STATUSES or attempt == RETRIES - 1:
+                raise
+            await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+    raise AssertionError("unreachable")
+
+
 class Cases:
     """Calls on incident workflows through one TemporalHolder."""
 
@@ -189,7 +209,9 @@ class Cases:
             client = await self._client()
             handle = client.get_workflow_handle(workflow_id(incident_id))
             result = await asyncio.wait_for(
-                self._send(handle, name, arg, update_id, result_type), UPDATE_TIMEOUT_S)
+                send_update(handle, name, arg, update_id=update_id, result_type=result_type,
+                            rpc_timeout=RPC_TIMEOUT),
+                UPDATE_TIMEOUT_S)
         except WorkflowUpdateFailedError as exc:
             ACTIONS.labels(name, "refused").inc()
             raise refusal(exc, role) from exc
@@ -207,25 +229,6 @@ class Cases:
             raise await self._gone(client, incident_id) from exc
         ACTIONS.labels(name, "ok").inc()
         return result
-
-    @staticmethod
-    async def _send(handle: Any, name: str, arg: Any, update_id: str | None,
-                    result_type: type | None) -> Any:
-        """The update, sent again (same update id) while the server answers that it could
-        not take it yet: UNAVAILABLE when the run it reached ended in continue-as-new
-        before accepting it (the next run takes it), RESOURCE_EXHAUSTED when the workflow
-        already has the server's maximum of updates in flight. The caller's timeout bounds
-        the whole."""
-        for attempt in range(RETRIES):
-            try:
-                return await handle.execute_update(name, arg, id=update_id,
-                                                   result_type=result_type,
-                                                   rpc_timeout=RPC_TIMEOUT)
-            except RPCError as exc:
-                if exc.status not in RETRY_STATUSES or attempt == RETRIES - 1:
-                    raise
-                await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
-        raise AssertionError("unreachable")
 
     async def _gone(self, client: Client, incident_id: str) -> ApiError:
         """Why an update found no running workflow: ended, or never existed."""

@@ -14,9 +14,9 @@ import pytest
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from api.cases import send_update
 from core.db import Database
 from core.settings import Settings
 from core.temporal import workflow_id
@@ -136,21 +136,10 @@ async def start_incident(client: Client, task_queue: str,
                                        task_queue=task_queue)
 
 
-async def update_retrying(handle: WorkflowHandle, update: Any, arg: Any,
-                          attempts: int = 10) -> Any:
-    """An update, sent again when the server aborted it because the run ended in
-    continue-as-new before accepting it (RPC UNAVAILABLE), or when the workflow already has
-    the server's maximum of updates in flight (RESOURCE_EXHAUSTED; 10 by default), as the
-    API's gateway does."""
-    for attempt in range(attempts):
-        try:
-            return await handle.execute_update(update, arg)
-        except RPCError as exc:
-            again = exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED)
-            if not again or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.1 * (attempt + 1))
-    raise AssertionError("unreachable")
+async def update_retrying(handle: WorkflowHandle, update: Any, arg: Any) -> Any:
+    """An update sent as the API's gateway sends it: again while the server could not take
+    it yet (continue-as-new hand-over, too many updates in flight)."""
+    return await send_update(handle, update, arg)
 
 
 async def refused(call: Awaitable[Any]) -> ApplicationError:
