@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schema import payloads as p
-from schema.states import Action, Category, Outcome, Priority
+from schema.states import CITIZEN_ACTIONS, Action, Category, Outcome, Priority
 from schema.text import Line, OptionalLine, Text
 
 # Actions a staff member takes; cancel and add_info are the citizen's.
-STAFF_ACTIONS: tuple[Action, ...] = tuple(
-    a for a in Action if a not in (Action.CANCEL, Action.ADD_INFO))
+STAFF_ACTIONS: tuple[Action, ...] = tuple(a for a in Action if a not in CITIZEN_ACTIONS)
 
 if TYPE_CHECKING:
     StaffAction = Action
@@ -145,6 +144,18 @@ class NoteBody(ActionBody):
                            public=self.public)
 
 
+class MessageBody(ActionBody):
+    """A question or instruction to the reporter ("Anh/chị có thấy biển số xe không?"):
+    shown on the tracking page under the unit's or the command centre's name, never a
+    staff member's; the reporter answers from there (`reply_to` its seq)."""
+
+    action = Action.MESSAGE
+    text: Text = Field(min_length=1, max_length=p.MAX_MESSAGE)
+
+    def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
+        return p.MessageInput(actor=actor, text=self.text)
+
+
 class CloseBody(ActionBody):
     action = Action.CLOSE
     outcome: Outcome
@@ -169,4 +180,4 @@ class PublishAlertBody(ActionBody):
 BODIES: dict[Action, type[ActionBody]] = {
     body.action: body for body in (
         VerifyBody, RejectBody, MergeBody, ClassifyBody, RouteBody, AcknowledgeBody,
-        ArriveBody, NoteBody, CloseBody, ReassignBody, PublishAlertBody)}
+        ArriveBody, NoteBody, MessageBody, CloseBody, ReassignBody, PublishAlertBody)}

@@ -31,6 +31,7 @@ ACTION_LABELS: dict[Action, tuple[str, str]] = {
     Action.ACKNOWLEDGE: ("Tiếp nhận", "Acknowledge"),
     Action.ARRIVE: ("Đã đến hiện trường", "Arrived on scene"),
     Action.NOTE: ("Ghi chú", "Note"),
+    Action.MESSAGE: ("Hỏi người báo tin", "Ask the reporter"),
     Action.CLOSE: ("Kết thúc", "Close"),
     Action.REASSIGN: ("Điều chuyển", "Reassign"),
     Action.PUBLISH_ALERT: ("Phát cảnh báo cộng đồng", "Publish public alert"),
@@ -57,6 +58,28 @@ ROLE_LABELS: dict[Role, tuple[str, str]] = {
     Role.ADMIN: ("Quản trị", "Admin"),
     Role.SYSTEM: ("Hệ thống", "System"),
 }
+
+# Who a staff message is from, as the reporter reads it: a role or a unit, never a person.
+# An officer's message shows the unit's name (recorded with the message); these words are
+# for when there is none.
+SENDER_LABELS: dict[Role, tuple[str, str]] = {
+    Role.OPERATOR: ("Trung tâm chỉ huy", "Command centre"),
+    Role.SUPERVISOR: ("Trung tâm chỉ huy", "Command centre"),
+    Role.ADMIN: ("Trung tâm chỉ huy", "Command centre"),
+    Role.OFFICER: ("Lực lượng công an xử lý", "The police unit on the case"),
+}
+
+
+def sender_label(role: str | None, unit_name: str | None) -> tuple[str, str]:
+    """(vi, en) naming the sender of a staff message for the reporter: the unit's name for
+    an officer, else the command centre. Never takes a username, so it cannot leak one."""
+    if unit_name:
+        return unit_name, unit_name
+    try:
+        return SENDER_LABELS[Role(role or "operator")]
+    except (ValueError, KeyError):
+        return SENDER_LABELS[Role.OPERATOR]
+
 
 # The message-key prefix of each catalogue in the pages' translations.
 PAGE_KEYS: dict[str, dict] = {

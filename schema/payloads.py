@@ -149,6 +149,16 @@ class NoteInput(ActionInput):
     public: bool = False
 
 
+# Characters of one staff message to the reporter (it is read on a phone).
+MAX_MESSAGE = 1000
+
+
+class MessageInput(ActionInput):
+    """A question or instruction to the reporter; changes no state and no version."""
+
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE)
+
+
 class CloseInput(ActionInput):
     outcome: Outcome
     summary: str = Field(min_length=1, max_length=5000)
@@ -173,6 +183,9 @@ class CancelInput(ActionInput):
 class AddInfoInput(ActionInput):
     text: str | None = Field(default=None, max_length=5000)
     attachments: list[str] = Field(default_factory=list)
+    # The seq of the staff message this answers (recorded as a "reply" event); it must be
+    # one of the incident's messages (`IncidentState.messages`).
+    reply_to: int | None = Field(default=None, ge=1)
 
 
 # --- signals -------------------------------------------------------------------------------
@@ -321,6 +334,12 @@ class IncidentState(Payload):
     held: dict[str, datetime] = Field(default_factory=dict)
     merging_into: str | None = None
     primary_at: datetime | None = None
+    # Seqs of the staff messages to the reporter (the newest MESSAGES_KEPT), which a
+    # citizen's answer may reply to.
+    messages: list[int] = Field(default_factory=list)
+
+
+MESSAGES_KEPT = 200
 
 
 class ChangeNote(Payload):

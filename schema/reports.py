@@ -93,9 +93,38 @@ class ReportAccepted(BaseModel):
 
 
 class TrackingEvent(BaseModel):
+    """One line of the public timeline. A staff message (`kind` "message") and the
+    reporter's answer ("reply") add `seq`, `text`, and `sender`/`sender_en` (a unit or the
+    command centre, never a person) or `reply_to` (the message's seq)."""
+
     at: datetime
     state: State
     public_note: str | None = None
+    kind: str | None = None
+    seq: int | None = None
+    text: str | None = None
+    sender: str | None = None
+    sender_en: str | None = None
+    reply_to: int | None = None
+
+
+class TrackingReply(BaseModel):
+    seq: int
+    at: datetime
+    text: str | None = None
+
+
+class TrackingMessage(BaseModel):
+    """A question or instruction from staff to the reporter, with the answers so far.
+    Answer it with `POST /track/{token}/info` `{text, reply_to: seq}`."""
+
+    seq: int
+    at: datetime
+    text: str
+    sender: str = Field(description="The unit or the command centre, in Vietnamese")
+    sender_en: str
+    answered: bool = False
+    replies: list[TrackingReply] = Field(default_factory=list)
 
 
 class TrackingView(BaseModel):
@@ -105,6 +134,8 @@ class TrackingView(BaseModel):
     created_at: datetime
     updated_at: datetime
     timeline: list[TrackingEvent]
+    messages: list[TrackingMessage] = Field(
+        default_factory=list, description="Staff messages to the reporter, oldest first")
 
 
 class AttachmentOut(BaseModel):
@@ -118,6 +149,9 @@ class InfoIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: OptionalText = Field(default=None, max_length=MAX_TEXT)
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    reply_to: int | None = Field(
+        default=None, ge=1, le=2**31 - 1,
+        description="The `seq` of the staff message this answers (from `messages`)")
 
 
 class CancelIn(BaseModel):

@@ -97,6 +97,7 @@ class Action(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     ARRIVE = "arrive"
     NOTE = "note"
+    MESSAGE = "message"  # a question or instruction to the reporter, shown on the tracking page
     CLOSE = "close"
     REASSIGN = "reassign"
     PUBLISH_ALERT = "publish_alert"
@@ -133,7 +134,8 @@ ALLOWED: dict[State, frozenset[State]] = {
     State.CANCELLED: frozenset(),
 }
 
-# Where each state-changing action leads. NOTE, PUBLISH_ALERT and ADD_INFO keep the state.
+# Where each state-changing action leads. NOTE, MESSAGE, PUBLISH_ALERT and ADD_INFO keep
+# the state.
 ACTION_TARGET: dict[Action, State] = {
     Action.VERIFY: State.VERIFIED,
     Action.REJECT: State.REJECTED,
@@ -165,6 +167,7 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.ACKNOWLEDGE: frozenset({Role.OFFICER}),
     Action.ARRIVE: frozenset({Role.OFFICER}),
     Action.NOTE: frozenset({Role.OPERATOR, Role.OFFICER, Role.SUPERVISOR}),
+    Action.MESSAGE: frozenset({Role.OPERATOR, Role.OFFICER, Role.SUPERVISOR}),
     Action.CLOSE: frozenset({Role.OFFICER, Role.SUPERVISOR}),
     Action.REASSIGN: frozenset({Role.SUPERVISOR}),
     Action.PUBLISH_ALERT: frozenset({Role.SUPERVISOR}),
@@ -174,8 +177,27 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
 
 # Actions that an officer may take only on the own unit's incidents.
 UNIT_SCOPED: frozenset[Action] = frozenset(
-    {Action.ACKNOWLEDGE, Action.ARRIVE, Action.CLOSE, Action.NOTE}
+    {Action.ACKNOWLEDGE, Action.ARRIVE, Action.CLOSE, Action.NOTE, Action.MESSAGE}
 )
+
+# Actions only a citizen takes (through the tracking link); every other one is staff's.
+CITIZEN_ACTIONS: frozenset[Action] = frozenset(
+    a for a, roles in ACTION_ROLES.items() if Role.CITIZEN in roles)
+
+# Timeline event kinds that are not actions of their own: the reporter's answer to a staff
+# message (taken through ADD_INFO with `reply_to`, recorded as "reply").
+REPLY_EVENT = "reply"
+
+# Timeline events the reporter reads on the tracking page (web/tracking_story.py words
+# them): state changes by staff, public notes (a note only when public), the closing, and
+# the two-way thread. Web Push for reporters sends these; STAFF_MESSAGE_EVENTS are the ones
+# that ask the reporter something and want an answer.
+STAFF_MESSAGE_EVENTS: frozenset[str] = frozenset({Action.MESSAGE.value})
+CITIZEN_VISIBLE_EVENTS: frozenset[str] = frozenset(
+    {a.value for a in (Action.VERIFY, Action.CLASSIFY, Action.ROUTE, Action.REASSIGN,
+                       Action.ACKNOWLEDGE, Action.ARRIVE, Action.NOTE, Action.CLOSE,
+                       Action.REJECT, Action.MERGE)}
+    | STAFF_MESSAGE_EVENTS)
 
 _ROUTE_FROM = frozenset({State.VERIFIED, State.CLASSIFIED, State.ROUTED})
 _REASSIGN_FROM = frozenset({State.ROUTED, State.ACKNOWLEDGED, State.ON_SCENE})
@@ -192,7 +214,7 @@ def steps(action: Action, state: State) -> list[State] | None:
     """
     if state.is_terminal:
         return None
-    if action in (Action.NOTE, Action.ADD_INFO):
+    if action in (Action.NOTE, Action.MESSAGE, Action.ADD_INFO):
         return []
     if action is Action.PUBLISH_ALERT:
         return [] if state in _ALERT_FROM else None

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 
 from api import limits
 from api.deps import HtmxDep, InfraDep
-from api.errors import ApiError
+from api.errors import ApiError, FieldError
 from api.infra import Infra
 from api.services.tracking import (
     TrackingConflict,
@@ -75,6 +75,8 @@ def _track_context(view: Any, token: str, request: Request, settings: Settings,
         "share_url": f"{public}/t/{token}",
         "attachment_count": story.get("own_count"),
         "msg": request.query_params.get("msg", ""),
+        # Staff messages not answered yet, highlighted at the top with an answer box.
+        "questions": story.get("questions", []) if not state.is_terminal else [],
     }
 
 
@@ -125,14 +127,25 @@ async def _tracking_page_context(request: Request, infra: Infra,
 
 
 async def _tracking_with_error(request: Request, infra: Infra, token: str, problem: str,
-                               text: str,
-                               status_code: int) -> Response:
-    """The tracking page again, with the add-info error and the typed text kept."""
+                               text: str, status_code: int,
+                               reply_to: int | None = None) -> Response:
+    """The tracking page again, with the add-info (or answer) error and the typed text
+    kept beside the form it came from."""
     ctx = await _tracking_page_context(request, infra, token)
     if ctx is None:
         return render(request, "citizen/not_found.html", status_code=404)
-    ctx.update(msg="err_info", info_error=problem, info_text=text)
+    if reply_to is not None:
+        ctx.update(msg="err_answer", answer_error=problem, answer_text=text,
+                   answer_to=reply_to)
+    else:
+        ctx.update(msg="err_info", info_error=problem, info_text=text)
     return render(request, "citizen/track.html", ctx, status_code=status_code)
+
+
+def _reply_to(form: StreamedForm) -> int | None:
+    """The answered message's seq from the form (None when absent or not a number)."""
+    raw = str(form.get("reply_to") or "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 2**31 else None
 
 
 @router.post("/t/{token}/info")
@@ -151,27 +164,35 @@ async def _add_info_result(request: Request, infra: Infra, token: str,
                            form: StreamedForm) -> Response:
     text = clean_text(str(form.get("text") or ""))
     stored = form.stored
+    reply_to = _reply_to(form)
     lang, _ = i18n.negotiate(request)
     if form.file_error or form.broken or form.fields_too_large:
         problem = form.file_error or i18n.t(lang, "err.file_type")
-        return await _tracking_with_error(request, infra, token, problem, text, form.status)
+        return await _tracking_with_error(request, infra, token, problem, text, form.status,
+                                          reply_to)
     if not text and not stored:
         return await _tracking_with_error(request, infra, token, i18n.t(lang, "err.text"),
-                                          text, 422)
+                                          text, 422, reply_to)
     try:
         limits.check_text(text)
     except ApiError as exc:
         field = (exc.fields or [{}])[0]
         problem = field.get("message_en" if lang == "en" else "message") or exc.vi
-        return await _tracking_with_error(request, infra, token, problem, text, 422)
+        return await _tracking_with_error(request, infra, token, problem, text, 422, reply_to)
     try:
         return await _back_to_tracking(
-            token, add_info(infra, token, text or None, [a["attachment_id"] for a in stored]),
-            done="info", busy="busy#add")
+            token, add_info(infra, token, text or None, [a["attachment_id"] for a in stored],
+                            reply_to),
+            done="answer" if reply_to is not None else "info",
+            busy="busy#answers" if reply_to is not None else "busy#add")
+    except FieldError as exc:  # answering a message that is not there
+        problem = exc.message_en if lang == "en" else exc.message_vi
+        return await _tracking_with_error(request, infra, token, problem, text, 422, reply_to)
     except limits.AdditionLimited as exc:
         # Why, beside the form, with the typed text kept.
         page = await _tracking_with_error(request, infra, token,
-                                          exc.en if lang == "en" else exc.vi, text, 429)
+                                          exc.en if lang == "en" else exc.vi, text, 429,
+                                          reply_to)
         if exc.retry_after_s is not None:
             page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
@@ -184,7 +205,7 @@ async def _back_to_tracking(token: str, change: Awaitable[object], done: str,
         await change
     except TrackingConflict:
         return RedirectResponse(f"/t/{token}?msg=conflict", status_code=303)
-    except limits.AdditionLimited:
+    except (limits.AdditionLimited, FieldError):
         raise  # the page says why beside the form (_add_info_result)
     except ApiError as exc:
         log.info("tracking change refused", error=exc.error)

@@ -40,6 +40,7 @@ from web.staffkit import (
     active_units,
     page_user,
     staff_ctx,
+    thread_marks,
     ward_options,
 )
 from web.templating import render
@@ -162,6 +163,7 @@ async def _detail_context(db: Database, cases: Cases, user: Principal, incident_
     wards = await ward_options(db) if actions & {"route", "reassign"} else []
     return {"detail": detail, "actions": actions, "units": units, "ward_options": wards,
             "outcomes": OUTCOMES, "categories": CATEGORIES, "form_key": str(uuid.uuid4()),
+            "thread": thread_marks(detail.timeline),
             "detail_silent": bool(await _silent_ids(db, [str(detail.id)]))}
 
 

@@ -568,6 +568,54 @@ CATALOGS["en"].update({
     "staff.sup.truncated": "Too many incidents: statistics cover only part of them.",
 })
 
+# Two-way contact: staff messages to the reporter and the answers.
+CATALOGS["vi"].update({
+    "story.message": "{sender} nhắn bạn:",
+    "story.reply": "Bạn đã trả lời:",
+    "story.reply_to": "Trả lời câu hỏi “{q}”",
+    "track.question": "{sender} hỏi bạn",
+    "track.answer_label": "Câu trả lời của bạn",
+    "track.answer_send": "Gửi trả lời",
+    "track.answer_sent": "Đã gửi câu trả lời. Cảm ơn bạn.",
+    "track.answer_failed": "Chưa gửi được câu trả lời. Hãy kiểm tra kết nối rồi gửi lại.",
+    "tl.message": "Hỏi người báo tin", "tl.reply": "Người báo trả lời",
+    "staff.msg.title": "Hỏi người báo tin",
+    "staff.msg.hint": "Người báo tin đọc trên trang theo dõi, dưới tên đơn vị hoặc "
+                      "Trung tâm chỉ huy — không hiện tên cá nhân.",
+    "staff.msg.text": "Câu hỏi hoặc hướng dẫn",
+    "staff.msg.quick": "Câu có sẵn",
+    "staff.msg.send": "Gửi cho người báo tin",
+    "staff.msg.answer_to": "trả lời “{q}”",
+    "staff.msg.waiting": "chưa trả lời",
+    "staff.msg.replied": "Người báo tin đã trả lời",
+    "staff.msg.unread": "Trả lời mới",
+    "staff.done.message": "Đã gửi cho người báo tin.",
+    "staff.field.reply_to": "câu hỏi",
+})
+CATALOGS["en"].update({
+    "story.message": "{sender} wrote to you:",
+    "story.reply": "You answered:",
+    "story.reply_to": "Answer to “{q}”",
+    "track.question": "{sender} asks you",
+    "track.answer_label": "Your answer",
+    "track.answer_send": "Send answer",
+    "track.answer_sent": "Your answer was sent. Thank you.",
+    "track.answer_failed": "The answer was not sent. Check the connection and send again.",
+    "tl.message": "Asked the reporter", "tl.reply": "Reporter answered",
+    "staff.msg.title": "Ask the reporter",
+    "staff.msg.hint": "The reporter reads it on the tracking page under the unit's or the "
+                      "command centre's name — never a person's name.",
+    "staff.msg.text": "Question or instruction",
+    "staff.msg.quick": "Ready phrases",
+    "staff.msg.send": "Send to the reporter",
+    "staff.msg.answer_to": "answer to “{q}”",
+    "staff.msg.waiting": "no answer yet",
+    "staff.msg.replied": "The reporter answered",
+    "staff.msg.unread": "New answer",
+    "staff.done.message": "Sent to the reporter.",
+    "staff.field.reply_to": "question",
+})
+
 
 for _lang in LANGS:  # states, actions, categories, outcomes, roles: the one catalogue
     CATALOGS[_lang].update(page_messages(_lang))

@@ -25,6 +25,7 @@ from web.staffkit import (
     action_answer,
     page_user,
     staff_ctx,
+    thread_marks,
 )
 from web.templating import render
 
@@ -63,6 +64,7 @@ async def officer_detail(request: Request, incident_id: str, db: DbDep,
     ctx = staff_ctx(request, user, "officer")
     try:
         ctx["d"] = await incident_detail(db, cases, user, str(uuid.UUID(incident_id)))
+        ctx["thread"] = thread_marks(ctx["d"].timeline)
     except (ApiError, ValueError):
         ctx["d"] = None
     return render(request, "staff/officer.html", ctx, block="more",

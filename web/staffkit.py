@@ -27,7 +27,17 @@ from api.services.actions import take_action
 from core.db import Database
 from schema.actions import STAFF_ACTIONS
 from schema.incidents import IncidentDetail
-from schema.states import OPEN_STATES, Action, Category, Outcome, Role, State
+from schema.payloads import MAX_MESSAGE
+from schema.states import (
+    OPEN_STATES,
+    REPLY_EVENT,
+    STAFF_MESSAGE_EVENTS,
+    Action,
+    Category,
+    Outcome,
+    Role,
+    State,
+)
 from schema.tables import Unit, Ward
 from web import i18n
 from web.templating import render
@@ -47,11 +57,16 @@ OUTCOMES = [o.value for o in Outcome]
 CATEGORY_COLOURS = {"crime": "#c62828", "traffic_accident": "#ef6c00",
                     "fire_explosion": "#6a1b9a", "other": "#1565c0"}
 LIST_LIMIT = 100
+# Ready phrases of the "Hỏi người báo tin" box (the words the reporter reads, in Vietnamese
+# whatever the staff page's language).
+QUICK_PHRASES = ("Anh/chị có thấy biển số xe không?", "Anh/chị có an toàn không?",
+                 "Hãy rời khỏi khu vực nguy hiểm.", "Anh/chị đang ở vị trí nào chính xác?")
 JS_KEYS = ("staff.err.network", "staff.err.upload", "staff.new", "staff.updated",
            "staff.reload", "staff.officer.away", "staff.officer.uploading",
            "staff.officer.uploaded", "report.remove", "staff.overdue", "staff.left",
            "staff.overdue_min", "staff.officer.gone.moved", "staff.officer.gone.merged",
-           "staff.officer.gone.cancelled", "staff.officer.gone.rejected")
+           "staff.officer.gone.cancelled", "staff.officer.gone.rejected",
+           "staff.msg.replied", "staff.msg.unread")
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -85,7 +100,17 @@ def staff_ctx(request: Request, user: Principal, page: str) -> dict[str, Any]:
     lang = page_lang(request)
     return {"user": user, "csrf": auth.csrf_token(request), "page": page,
             "colours": CATEGORY_COLOURS, "is_supervisor": user.role in SUPERVISOR_ROLES,
+            "quick_phrases": QUICK_PHRASES, "max_message": MAX_MESSAGE,
             "staff_js": {k: i18n.t(lang, k) for k in JS_KEYS}}
+
+
+def thread_marks(timeline: list[Any]) -> dict[str, Any]:
+    """For a staff timeline: the text of each message to the reporter by seq (`asked`)
+    and the seqs answered (`answered`), so a reply can say what it answers."""
+    asked = {ev.seq: str(ev.data.get("text") or "") for ev in timeline
+             if ev.action in STAFF_MESSAGE_EVENTS}
+    answered = {ev.data.get("reply_to") for ev in timeline if ev.action == REPLY_EVENT}
+    return {"asked": asked, "answered": answered}
 
 
 def trigger(lang: str, key: str, kind: str = "ok", **extra: Any) -> str:
@@ -171,6 +196,9 @@ def form_body(action: str, form: Any) -> dict[str, Any]:
                     "attachments": [a for a in form.getlist("attachment_ids")
                                     if isinstance(a, str) and a],
                     "public": text("public") in ("1", "on", "true")}
+        case "message":
+            # A quick phrase button (no JavaScript) sends its own words.
+            return {"text": text("text") or text("quick")}
         case "close":
             return {"outcome": text("outcome"), "summary": text("summary")}
         case "publish_alert":

@@ -4,7 +4,10 @@ One function, `build_story`, reads the report, its incident row, its `incident_e
 rows and the citizen's own attachments, and returns what the page shows: each step in plain
 words with its time, the police's public notes, the closing outcome and summary, what the
 citizen added (text and photos, shown back), the count of the citizen's own files, and for
-a merged report one line about the merge with the primary incident's progress.
+a merged report one line about the merge with the primary incident's progress, and the
+two-way thread: each staff message (its sender as api.services.tracking.staff_message
+words it: a unit or the command centre) and the reporter's answers; the messages not yet
+answered are offered at the top of the page with an answer box.
 
 It never shows a staff name (a unit name at most), internal notes, or anything another
 reporter sent: of a primary incident only its state and public events after the merge.
@@ -18,7 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from schema.states import State
+from api.services.tracking import conversation, staff_message
+from schema.states import REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
 from schema.tables import Attachment, Incident, IncidentEvent, Report
 from web import i18n
 
@@ -39,8 +43,13 @@ def _files(ids: Any, own: dict[str, Attachment], token: str) -> list[dict[str, A
     return out
 
 
+def _sender(message: Any, lang: str) -> str:
+    return str(message.sender_en if lang == "en" else message.sender)
+
+
 def _entry(ev: IncidentEvent, lang: str, own: dict[str, Attachment], token: str,
-           primary: bool = False) -> dict[str, Any] | None:
+           primary: bool = False, asked: dict[int, str] | None = None
+           ) -> dict[str, Any] | None:
     """One line of the story for `ev`, or None when the citizen has nothing to read in it."""
     t = lambda key, **kw: i18n.t(lang, key, **kw)  # noqa: E731 - local shorthand
     data = ev.data or {}
@@ -76,6 +85,18 @@ def _entry(ev: IncidentEvent, lang: str, own: dict[str, Attachment], token: str,
         if text is None and not files:
             return None
         entry.update(text=t("story.add_info"), quote=text, files=files, mine=True)
+    elif action in STAFF_MESSAGE_EVENTS:
+        message = staff_message(ev)
+        entry.update(text=t("story.message", sender=_sender(message, lang)),
+                     quote=message.text, seq=ev.seq)
+    elif action == REPLY_EVENT:
+        if ev.actor != CITIZEN:
+            return None
+        files = _files(data.get("attachments"), own, token)
+        question = (asked or {}).get(data.get("reply_to") or 0)
+        entry.update(text=t("story.reply"), quote=(data.get("text") or "").strip() or None,
+                     files=files, mine=True,
+                     answers=t("story.reply_to", q=question) if question else None)
     elif action == "merge":
         entry["text"] = t("story.merged")
     elif action == "merged_in":
@@ -89,9 +110,11 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
     """What the tracking page shows for `token`, from SQL; None for an unknown token.
 
     Returns {incident_id, story: [{at, text, quote, files, mine, kind, primary, outcome?,
-    summary?}] newest first, own_files: [{url, id, image, content_type}], own_count,
-    closing: {outcome, summary} | None, merged: bool, primary_state: State | None,
-    silent: bool}. Files are only the citizen's own (uploaded without a staff account)."""
+    summary?, seq?, answers?}] newest first, own_files: [{url, id, image, content_type}],
+    own_count, closing: {outcome, summary} | None, merged: bool, primary_state: State |
+    None, silent: bool, questions: [{seq, at, text, sender}] (staff messages not answered
+    yet, newest first)}. Files are only the citizen's own (uploaded without a staff
+    account)."""
     if not token or len(token) > 200:
         return None
     async with db.session() as s:
@@ -115,7 +138,9 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
                 select(IncidentEvent).where(col(IncidentEvent.incident_id) == row.merged_into)
                 .order_by(col(IncidentEvent.seq)))).scalars())
     own = {a.id: a for a in own_rows}
-    story = [e for ev in events if (e := _entry(ev, lang, own, token)) is not None]
+    thread = conversation(events)
+    asked = {m.seq: m.text for m in thread}
+    story = [e for ev in events if (e := _entry(ev, lang, own, token, asked=asked)) is not None]
     if not any(e["kind"] == "receive" for e in story):
         story.insert(0, {"at": report.created_at, "text": i18n.t(lang, "story.receive"),
                          "quote": None, "files": _files(report.payload.get("attachments"),
@@ -141,6 +166,8 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
         "merged": merged_at is not None,
         "primary_state": State(primary_row.state) if primary_row is not None else None,
         "silent": bool(report.payload.get("silent")),
+        "questions": [{"seq": m.seq, "at": m.at, "text": m.text, "sender": _sender(m, lang)}
+                      for m in reversed(thread) if not m.answered],
     }
 
 

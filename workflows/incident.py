@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.payloads import (
         CITIZEN_ACTOR,
         INCIDENT_WORKFLOW,
+        MESSAGES_KEPT,
         SYSTEM_ACTOR,
         AcknowledgeInput,
         ActionResult,
@@ -67,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         MergeInput,
         MergeReply,
         MergeRequest,
+        MessageInput,
         NoteInput,
         PrimaryChanged,
         ProjectEvent,
@@ -84,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.states import (
         ACTION_ROLES,
         DEFAULT_PRIORITY,
+        REPLY_EVENT,
         STATE_PUBLIC_NOTES,
         UNIT_SCOPED,
         Action,
@@ -479,6 +482,25 @@ class IncidentWorkflow:
         self._authorize(Action.NOTE, inp.actor, inp.expected_version)
 
     @workflow.update
+    async def message(self, inp: MessageInput) -> ActionResult:
+        """A question or instruction to the reporter. Keeps the state and the version (it
+        changes nothing another staff member acted on). The event records the sender's role
+        and, for an officer, the unit's name: what the tracking page shows instead of a
+        name. A handler old histories never call, so it needs no `workflow.patched`."""
+        self._authorize(Action.MESSAGE, inp.actor, inp.expected_version)
+        s = self._s
+        unit_name = s.unit.name if inp.actor.role is Role.OFFICER and s.unit else None
+        event = self._record(Action.MESSAGE.value, inp.actor, None, None,
+                             data={"text": inp.text, "sender_role": inp.actor.role.value,
+                                   "unit_name": unit_name})
+        s.messages = [*s.messages, event.seq][-MESSAGES_KEPT:]
+        return await self._done()
+
+    @message.validator
+    def _check_message(self, inp: MessageInput) -> None:
+        self._authorize(Action.MESSAGE, inp.actor, inp.expected_version)
+
+    @workflow.update
     async def close(self, inp: CloseInput) -> ActionResult:
         path = self._authorize(Action.CLOSE, inp.actor, inp.expected_version)
         self._s.outcome = inp.outcome
@@ -537,8 +559,13 @@ class IncidentWorkflow:
     @workflow.update
     async def add_info(self, inp: AddInfoInput) -> ActionResult:
         self._authorize_add_info(inp)
-        self._record(Action.ADD_INFO.value, inp.actor, None, None,
-                     data={"text": inp.text, "attachments": inp.attachments})
+        data: dict[str, Any] = {"text": inp.text, "attachments": inp.attachments}
+        if inp.reply_to is not None:
+            data["reply_to"] = inp.reply_to
+        # An answer to a staff message is a "reply" event; the commands are the same as an
+        # addition's (one projection), so histories without replies replay unchanged.
+        self._record(REPLY_EVENT if inp.reply_to is not None else Action.ADD_INFO.value,
+                     inp.actor, None, None, data=data)
         primary = self._s.merged_into
         if self._s.state is State.MERGED and primary:
             await self._signal(primary, "child_info", ChildInfo(
@@ -767,6 +794,10 @@ class IncidentWorkflow:
         if not (inp.text and inp.text.strip()) and not inp.attachments:
             raise refuse("Invalid", "Cần có nội dung hoặc tệp đính kèm",
                          "text or an attachment is required")
+        if inp.reply_to is not None and inp.reply_to not in s.messages:
+            raise refuse("Invalid", "Không có câu hỏi này để trả lời",
+                         "there is no such question to answer", field="reply_to",
+                         reply_to=inp.reply_to)
 
     # --- changing the case -------------------------------------------------------------
     def _walk(self, action: Action, actor: Actor, path: list[State],

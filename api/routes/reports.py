@@ -87,8 +87,9 @@ async def track_info(infra: InfraDep, tracking_token: str, body: InfoIn) -> Trac
     """Add text (at most 5,000 characters) and/or attachments to one's report; 409 once it
     is closed. Per tracking token at most CANHBAO_INFO_PER_HOUR additions an hour and
     CANHBAO_INFO_TEXT_BUDGET characters in all: past them 429 (with `Retry-After` for the
-    hourly limit)."""
-    return await add_info(infra, tracking_token, body.text, body.attachments)
+    hourly limit). With `reply_to` (the `seq` of one of the view's `messages`) it answers
+    that staff message; a `reply_to` that is none of them is 422."""
+    return await add_info(infra, tracking_token, body.text, body.attachments, body.reply_to)
 
 
 @router.post("/track/{tracking_token}/cancel", response_model=TrackingView,

@@ -1,5 +1,11 @@
 """The citizen's tracking link: what the report's page shows (state and public timeline,
-from the read model with the live state overlaid), adding information, cancelling."""
+from the read model with the live state overlaid), adding information, answering a staff
+message, cancelling.
+
+`staff_message` is the one place where a staff message becomes what the reporter reads:
+its text and a sender named by role or unit (schema.labels.sender_label), never by the
+staff member's name. The JSON view and the tracking page (web/tracking_story.py) both use
+it."""
 
 from __future__ import annotations
 
@@ -18,9 +24,16 @@ from api.errors import ApiError, FieldError
 from api.infra import Infra
 from api.services.attachments import claim_attachments, release_attachments
 from core.db import Database
+from schema.labels import sender_label
 from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentInput
-from schema.reports import TrackingEvent, TrackingView, unique_ids
-from schema.states import State
+from schema.reports import (
+    TrackingEvent,
+    TrackingMessage,
+    TrackingReply,
+    TrackingView,
+    unique_ids,
+)
+from schema.states import REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
 from schema.tables import Incident, IncidentEvent, Report
 from schema.text import clean_text
 
@@ -53,17 +66,53 @@ class WorkflowPending(ApiError):
                          "try again in a few minutes", headers={"Retry-After": "5"})
 
 
+def staff_message(ev: Any) -> TrackingMessage:
+    """What the reporter reads of a staff message event (an `incident_events` row): the
+    text and who sent it as a unit or the command centre. The actor's username is never
+    read here."""
+    data = ev.data or {}
+    vi, en = sender_label(data.get("sender_role") or ev.actor_role, data.get("unit_name"))
+    return TrackingMessage(seq=ev.seq, at=ev.at, text=str(data.get("text") or ""),
+                           sender=vi, sender_en=en)
+
+
+def conversation(events: Sequence[Any]) -> list[TrackingMessage]:
+    """The staff messages among `events`, oldest first, each with the reporter's replies."""
+    messages = {ev.seq: staff_message(ev) for ev in events
+                if ev.action in STAFF_MESSAGE_EVENTS}
+    for ev in events:
+        if ev.action == REPLY_EVENT:
+            data = ev.data or {}
+            asked = messages.get(data.get("reply_to"))
+            if asked is not None:
+                asked.replies.append(TrackingReply(seq=ev.seq, at=ev.at,
+                                                   text=data.get("text") or None))
+                asked.answered = True
+    return list(messages.values())
+
+
 def public_timeline(events: Sequence[Any], created_at: datetime) -> list[TrackingEvent]:
-    """What the citizen sees of the events: state changes and public notes, each with the
-    state reached by then (at least the receipt)."""
+    """What the citizen sees of the events: state changes, public notes, staff messages
+    and the reporter's replies, each with the state reached by then (at least the
+    receipt)."""
     timeline: list[TrackingEvent] = []
     state: State | None = None
     for ev in events:
         if ev.to_state:
             state = State(ev.to_state)
-        if ev.to_state or ev.public_note:
-            timeline.append(TrackingEvent(at=ev.at, state=state or State.RECEIVED,
-                                          public_note=ev.public_note))
+        now = state or State.RECEIVED
+        if ev.action in STAFF_MESSAGE_EVENTS:
+            m = staff_message(ev)
+            timeline.append(TrackingEvent(at=ev.at, state=now, kind="message", seq=m.seq,
+                                          text=m.text, sender=m.sender,
+                                          sender_en=m.sender_en))
+        elif ev.action == REPLY_EVENT:
+            data = ev.data or {}
+            timeline.append(TrackingEvent(at=ev.at, state=now, kind="reply", seq=ev.seq,
+                                          text=data.get("text") or None,
+                                          reply_to=data.get("reply_to")))
+        elif ev.to_state or ev.public_note:
+            timeline.append(TrackingEvent(at=ev.at, state=now, public_note=ev.public_note))
     return timeline or [TrackingEvent(at=created_at, state=State.RECEIVED)]
 
 
@@ -86,15 +135,17 @@ async def _view(infra: Infra, report: Report) -> TrackingView:
             select(IncidentEvent).where(col(IncidentEvent.incident_id) == report.id)
             .order_by(col(IncidentEvent.seq)))).scalars().all()
     timeline = public_timeline(events, report.created_at)
+    messages = conversation(events)
     if row is not None:
         view = TrackingView(tracking_code=row.tracking_code, state=State(row.state),
                             category=row.category, created_at=row.created_at,
-                            updated_at=row.updated_at, timeline=timeline)
+                            updated_at=row.updated_at, timeline=timeline, messages=messages)
     else:
         payload = IncidentInput.model_validate(report.payload)
         view = TrackingView(tracking_code=report.tracking_code, state=State.RECEIVED,
                             category=payload.category, created_at=report.created_at,
-                            updated_at=report.created_at, timeline=timeline)
+                            updated_at=report.created_at, timeline=timeline,
+                            messages=messages)
     live = await infra.cases.query(report.id)
     if live is not None and (row is None or live.seq > row.last_seq):
         # The workflow is ahead of the read model (or it has no row yet): its state wins.
@@ -134,6 +185,9 @@ async def _citizen_update(infra: Infra, report: Report, name: str, arg: Any) -> 
         await infra.cases.update(report.id, name, arg)
     except CaseRefused as exc:
         if exc.kind == "Invalid":
+            field = exc.details.get("field")
+            if field:
+                raise FieldError(str(field), exc.vi, exc.en) from exc
             raise ApiError(422, "invalid", "Dữ liệu không hợp lệ", exc.en) from exc
         raise _conflict(name) from exc
     except CaseEnded as exc:
@@ -151,9 +205,11 @@ async def _report_for(infra: Infra, token: str) -> Report:
 
 
 async def add_info(infra: Infra, token: str, text: str | None,
-                   attachments: list[Any]) -> TrackingView:
-    """The citizen adds text and/or attachments. 409 (TrackingConflict) once closed,
-    422 (FieldError) with neither or with an unusable attachment, 429
+                   attachments: list[Any], reply_to: int | None = None) -> TrackingView:
+    """The citizen adds text and/or attachments, or answers the staff message whose seq
+    is `reply_to` (recorded as a "reply" event; it counts against the same limits). 409
+    (TrackingConflict) once closed, 422 (FieldError) with neither, with an unusable
+    attachment or with a `reply_to` that is not one of the report's staff messages, 429
     (limits.AdditionLimited) past the per-token limits."""
     report = await _report_for(infra, token)
     text = clean_text(text or "") or None
@@ -172,7 +228,8 @@ async def add_info(infra: Infra, token: str, text: str | None,
         raise
     try:
         await _citizen_update(infra, report, "add_info",
-                              AddInfoInput(actor=CITIZEN_ACTOR, text=text, attachments=ids))
+                              AddInfoInput(actor=CITIZEN_ACTOR, text=text, attachments=ids,
+                                           reply_to=reply_to))
     except Exception:
         # Neither the addition nor its files count: give the files back so the citizen
         # can use them elsewhere.

@@ -24,7 +24,8 @@ async def test_whole_lifecycle_with_allowed_actions(stack: Stack) -> None:
     assert d["ward"]["code"] == stack.people.places[WARD_A].code
     assert d["reporter"] == {"name": "Nguyễn Văn A", "phone": "+84912345678",
                              "phone_display": "0912 345 678", "phone_valid": True}
-    assert set(d["allowed_actions"]) == {"verify", "reject", "merge", "classify", "note"}
+    assert set(d["allowed_actions"]) == {"verify", "reject", "merge", "classify", "note",
+                                      "message"}
     assert (await stack.detail(iid, "supervisor")).json()["allowed_actions"]
     assert (await stack.detail(iid, "admin")).json()["allowed_actions"] == []
 

@@ -34,6 +34,7 @@ from schema.payloads import (
     ClassifyInput,
     CloseInput,
     MergeInput,
+    MessageInput,
     NoteInput,
     PublishAlertInput,
     ReassignInput,
@@ -214,11 +215,42 @@ async def v2_versions(client: Client, tq: str) -> list[tuple[str, WorkflowHandle
     return [("v2_versions", handle)]
 
 
+async def v2_message(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """Two-way contact: the operator asks the reporter, who answers (reply_to); routed, the
+    unit's officer gives an instruction, answered too; an addition that is no reply; then
+    arrive and close. A reply to no question is refused (never in history)."""
+    handle = await start_incident(client, tq)
+    asked = await handle.execute_update(W.message, MessageInput(
+        actor=operator(), text="Anh/chị có thấy biển số xe không?"))
+    await handle.execute_update(W.add_info, AddInfoInput(
+        actor=citizen(), text="Có, 59X1-234.56", reply_to=asked.seq))
+    try:
+        await handle.execute_update(W.add_info, AddInfoInput(
+            actor=citizen(), text="?", reply_to=asked.seq + 100))
+    except Exception:  # noqa: BLE001 - refused, as intended
+        pass
+    else:
+        raise AssertionError("a reply to no question should have been refused")
+    unit = unit_ref()
+    await handle.execute_update(W.verify, VerifyInput(actor=operator()))
+    await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
+    told = await handle.execute_update(W.message, MessageInput(
+        actor=officer(unit), text="Hãy rời khỏi khu vực nguy hiểm."))
+    await handle.execute_update(W.add_info, AddInfoInput(
+        actor=citizen(), text="Tôi đã ra đầu hẻm", reply_to=told.seq))
+    await handle.execute_update(W.add_info, AddInfoInput(actor=citizen(), text="Thêm chi tiết"))
+    await handle.execute_update(W.arrive, ArriveInput(actor=officer(unit)))
+    await handle.execute_update(W.close, CloseInput(actor=officer(unit),
+                                                    outcome=Outcome.RESOLVED, summary="Xong"))
+    await handle.result()
+    return [("v2_message", handle)]
+
+
 # lifecycle, escalation, merge, cancel and lifecycle_local are v1 histories, recorded
 # before v2 existed: start_incident now starts v2, so never record them again.
 SCENARIOS = {"v2_lifecycle": v2_lifecycle, "v2_escalation": v2_escalation,
              "v2_merge": v2_merge, "v2_continued": v2_continued,
-             "v2_versions": v2_versions}
+             "v2_versions": v2_versions, "v2_message": v2_message}
 
 
 async def main(wanted: list[str]) -> None:

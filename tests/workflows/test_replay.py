@@ -23,7 +23,8 @@ def test_histories_are_recorded() -> None:
     assert {"lifecycle", "escalation", "merge_primary", "merge_child", "cancel",
             "lifecycle_local"} <= names  # v1
     assert {"v2_lifecycle", "v2_escalation", "v2_merge_primary", "v2_merge_child",
-            "v2_continued_first", "v2_continued_next", "v2_versions"} <= names
+            "v2_continued_first", "v2_continued_next", "v2_versions",
+            "v2_message"} <= names
 
 
 def test_v2_histories_cover_the_hand_over() -> None:

@@ -55,6 +55,7 @@ from schema.payloads import (
     CloseInput,
     IncidentState,
     MergeInput,
+    MessageInput,
     NoteInput,
     PublishAlertInput,
     ReassignInput,
@@ -111,14 +112,14 @@ FITTING: dict[Action, str] = {
     Action.CLASSIFY: "operator", Action.ROUTE: "operator", Action.REASSIGN: "supervisor",
     Action.PUBLISH_ALERT: "supervisor", Action.ACKNOWLEDGE: "own_officer",
     Action.ARRIVE: "own_officer", Action.CLOSE: "own_officer", Action.NOTE: "own_officer",
-    Action.CANCEL: "citizen", Action.ADD_INFO: "citizen",
+    Action.CANCEL: "citizen", Action.ADD_INFO: "citizen", Action.MESSAGE: "operator",
 }
 UPDATES: dict[Action, Any] = {
     Action.VERIFY: W.verify, Action.REJECT: W.reject, Action.MERGE: W.merge,
     Action.CLASSIFY: W.classify, Action.ROUTE: W.route, Action.ACKNOWLEDGE: W.acknowledge,
     Action.ARRIVE: W.arrive, Action.NOTE: W.note, Action.CLOSE: W.close,
     Action.REASSIGN: W.reassign, Action.PUBLISH_ALERT: W.publish_alert,
-    Action.CANCEL: W.cancel, Action.ADD_INFO: W.add_info,
+    Action.CANCEL: W.cancel, Action.ADD_INFO: W.add_info, Action.MESSAGE: W.message,
 }
 # Events that are not the direct record of one accepted update.
 SYSTEM_ACTIONS = frozenset({"receive", "locate", "escalate", "merged_in", "primary_changed"})
@@ -228,6 +229,7 @@ class Run:
                 instruction="Tránh khu vực", radius_m=500),
             Action.CANCEL: lambda: CancelInput(actor=actor, reason="Nhầm"),
             Action.ADD_INFO: lambda: AddInfoInput(actor=actor, text="Thêm thông tin"),
+            Action.MESSAGE: lambda: MessageInput(actor=actor, text="Anh/chị có an toàn không?"),
         }[action]()
         return action, actor, arg.model_copy(update={"expected_version": seen})
 

@@ -129,6 +129,75 @@
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSettle", tick);
 
+  /* --- asking the reporter ------------------------------------------------------------ */
+  /* A ready phrase goes into the box to be edited or sent (without JavaScript it is sent
+   * at once: the button submits it as `quick`). */
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("button.quick-phrase");
+    if (!b) return;
+    var box = b.form && b.form.querySelector("textarea[name=text]");
+    if (!box) return;
+    e.preventDefault();
+    box.value = b.value;
+    b.form.setAttribute("data-dirty", "1");
+    box.focus();
+  });
+
+  /* The reporter's answers arrive on the live feed: a toast, and a "new answer" marker on
+   * the incident's row (console list, officer card) until it is opened; in an open
+   * timeline the answer itself is marked until clicked. */
+  var unread = {}, highlight = {};
+  try { unread = JSON.parse(window.sessionStorage.getItem("cb-unread") || "{}"); } catch (e) { unread = {}; }
+  function saveUnread() {
+    try { window.sessionStorage.setItem("cb-unread", JSON.stringify(unread)); } catch (e) { /* private mode */ }
+  }
+  function markUnread() {
+    document.querySelectorAll("#incident-list li.inc[data-id], #cards .card[data-id]").forEach(function (el) {
+      var on = !!unread[el.getAttribute("data-id")];
+      el.classList.toggle("unread", on);
+      var badge = el.querySelector(".unread-badge");
+      if (on && !badge) {
+        badge = document.createElement("span");
+        badge.className = "unread-badge";
+        badge.textContent = msg("staff.msg.unread");
+        (el.querySelector(".row1, header") || el).appendChild(badge);
+      } else if (!on && badge) {
+        badge.parentNode.removeChild(badge);
+      }
+    });
+    document.querySelectorAll("[data-thread]").forEach(function (list) {
+      var seqs = highlight[list.getAttribute("data-thread")] || [];
+      list.querySelectorAll("li.ev-reply[data-seq]").forEach(function (li) {
+        li.classList.toggle("unread", seqs.indexOf(parseInt(li.getAttribute("data-seq"), 10)) >= 0);
+      });
+    });
+  }
+  function seen(id, thread) {
+    if (unread[id]) { delete unread[id]; saveUnread(); }
+    if (thread) delete highlight[id];
+    markUnread();
+  }
+  document.addEventListener("click", function (e) {
+    if (!e.target.closest) return;
+    var row = e.target.closest("li.inc[data-id] a, .card[data-id] .btn-info");
+    if (row) seen(row.closest("[data-id]").getAttribute("data-id"), false);
+    var thread = e.target.closest("[data-thread]");
+    if (thread) seen(thread.getAttribute("data-thread"), true);
+  });
+  document.addEventListener("htmx:afterSettle", markUnread);
+  document.addEventListener("staff-event", function (e) {
+    var d = e.detail.data || {};
+    if (d.action !== "reply" || !d.incident_id) return;
+    var open = document.getElementById("detail");
+    var shown = open && open.getAttribute("data-incident") === d.incident_id;
+    if (!shown) unread[d.incident_id] = true;
+    (highlight[d.incident_id] = highlight[d.incident_id] || []).push(d.seq);
+    saveUnread();
+    markUnread();
+    toast(msg("staff.msg.replied") + (d.tracking_code ? ": " + d.tracking_code : ""), "info");
+  });
+  markUnread();
+
   /* --- live feed --------------------------------------------------------------------- */
   var live = document.getElementById("live");
   var timer = null;

@@ -31,6 +31,46 @@
       e.detail.shouldSwap = false;
     }
   });
+  /* Answering a staff message: sent with fetch to the tracking API (the form posts without
+   * JavaScript). The status then refreshes, where the answer shows in the story. */
+  var upBox = $("uploads");
+  var tokenOf = upBox ? upBox.getAttribute("data-token") : "";
+  var langOf = upBox ? upBox.getAttribute("data-lang") || "vi" : "vi";
+  var pageMsgs = {};
+  try { pageMsgs = JSON.parse((upBox && upBox.getAttribute("data-msgs")) || "{}"); } catch (err) { pageMsgs = {}; }
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.classList || !form.classList.contains("answer-form") || !window.fetch || !tokenOf) return;
+    e.preventDefault();
+    var seq = parseInt(form.getAttribute("data-reply-to"), 10);
+    var box = form.querySelector("textarea");
+    var err = form.querySelector(".error");
+    var send = form.querySelector("button[type=submit]");
+    var text = (box.value || "").trim();
+    function fail(message) { err.textContent = message; err.hidden = false; send.disabled = false; }
+    if (!text) { fail(pageMsgs["err.text"] || "!"); box.focus(); return; }
+    send.disabled = true; err.hidden = true;
+    fetch("/api/v1/track/" + encodeURIComponent(tokenOf) + "/info", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "Accept-Language": langOf },
+      body: JSON.stringify({ text: text, reply_to: seq })
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, body: j }; });
+    }).then(function (res) {
+      if (!res.ok) {
+        var f = res.body && res.body.fields && res.body.fields[0];
+        fail((f && (langOf === "en" ? f.message_en : f.message)) || (res.body && res.body.detail) || pageMsgs["err.busy"] || "!");
+        return;
+      }
+      box.value = "";
+      var sent = $("answer-sent");
+      if (sent) sent.hidden = false;
+      if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
+      var status = $("status");
+      if (window.htmx && status && status.hasAttribute("hx-get")) window.htmx.trigger(status, "refresh");
+    }, function () { fail(pageMsgs["track.answer_failed"] || "!"); });
+  });
+
   var files = $("info-files");
   if (files) {
     files.addEventListener("change", function () {
