@@ -59,7 +59,7 @@
     }).then(function (res) {
       if (!res.ok) {
         var f = res.body && res.body.fields && res.body.fields[0];
-        fail((f && (langOf === "en" ? f.message_en : f.message)) || (res.body && res.body.detail) || pageMsgs["err.busy"] || "!");
+        fail((f && f.message) || (res.body && res.body.detail) || pageMsgs["err.busy"] || "!");
         return;
       }
       box.value = "";
