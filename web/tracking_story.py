@@ -22,14 +22,14 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from api.services.tracking import conversation, staff_message
-from schema.states import REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
+from schema.states import CITIZEN_VISIBLE_EVENTS, REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
 from schema.tables import Attachment, Incident, IncidentEvent, Report
 from web import i18n
 
 CITIZEN = "citizen"
-# Events of the primary incident a merged reporter may see (no other reporter's additions).
-PRIMARY_PUBLIC = {"verify", "classify", "route", "reassign", "acknowledge", "arrive", "note",
-                  "close", "reject"}
+# Events of the primary incident a merged reporter may see: what its own reporter sees,
+# minus the messages to that reporter (no other reporter's thread or additions).
+PRIMARY_PUBLIC = CITIZEN_VISIBLE_EVENTS - STAFF_MESSAGE_EVENTS - {"merge"}
 
 
 def _files(ids: Any, own: dict[str, Attachment], token: str) -> list[dict[str, Any]]:
