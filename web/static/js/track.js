@@ -64,7 +64,14 @@
       }
       box.value = "";
       var sent = $("answer-sent");
-      if (sent) sent.hidden = false;
+      if (!sent && upBox) {  // the same banner as after a form post
+        sent = document.createElement("p");
+        sent.id = "answer-sent";
+        sent.className = "banner ok";
+        sent.setAttribute("role", "status");
+        sent.textContent = pageMsgs["track.answer_sent"] || "";
+        upBox.parentNode.insertBefore(sent, upBox);
+      }
       if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
       var status = $("status");
       if (window.htmx && status && status.hasAttribute("hx-get")) window.htmx.trigger(status, "refresh");
