@@ -18,6 +18,7 @@ from api.auth import Principal
 from api.cases import Cases, CaseUnavailable, LiveCase
 from api.errors import ApiError, not_found
 from api.media import has_renditions
+from api.services.reporter_location import reporter_location
 from core.db import Database
 from core.geo import haversine_m
 from schema import payloads as p
@@ -204,4 +205,4 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
         acknowledged_at=case.acknowledged_at, on_scene_at=case.on_scene_at,
         closed_at=case.closed_at, allowed_actions=allowed_actions(user, case.state, unit_id),
         version=version, escalation_reminders=case.escalation.reminders,
-        live=live is not None)
+        live=live is not None, reporter_location=await reporter_location(db, case.id))
