@@ -74,7 +74,8 @@ def check_endpoint(settings: Settings, endpoint: str) -> str:
         url.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise bad from None
-    if not host or url.username or url.password or any(c.isspace() for c in endpoint):
+    if not host or url.username or url.password \
+            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in endpoint):
         raise bad
     origin = f"{url.scheme.lower()}://{url.netloc.lower()}"
     if origin in settings.push_test_origin_set:
