@@ -26,11 +26,13 @@ NOTE_CHARS = 140  # how much of a public note a notification shows
 class PushText:
     """What a notification says (Vietnamese, short, never a staff member's name). `body`
     may hold `{code}` (the tracking code) and `{note}` (the event's public note; an event
-    without one sends nothing). `urgent` sends with Urgency: high."""
+    without one sends `no_note`, or nothing when that is None). `urgent` sends with
+    Urgency: high."""
 
     title: str
     body: str
     urgent: bool = False
+    no_note: str | None = None  # the body when the event has no public note (None: no push)
 
 
 # event kind (TimelineEvent.action) -> the notification. One line per kind.
@@ -45,13 +47,17 @@ PUSH_WORTHY: dict[str, PushText] = {
                                        "Công an đã nhận nhiệm vụ và đang đến (tin báo {code})."),
     Action.ARRIVE.value: PushText("Công an đã có mặt",
                                   "Công an đã có mặt tại hiện trường (tin báo {code})."),
-    Action.NOTE.value: PushText("Công an cho biết", "{note}"),
+    # A public note is the police writing to the reporter: sent with Urgency: high.
+    Action.NOTE.value: PushText("Công an cho biết", "{note}", urgent=True),
     Action.CLOSE.value: PushText("Sự việc đã được xử lý",
                                  "Tin báo {code} đã kết thúc. Cảm ơn bạn đã báo tin."),
     Action.REJECT.value: PushText("Tin báo không được tiếp nhận",
                                   "Tin báo {code} không được tiếp nhận xử lý."),
     Action.MERGE.value: PushText("Tin báo đã được gộp",
                                  "Tin báo {code} được gộp với một tin báo khác cùng sự việc."),
+    # Staff -> reporter messages (API.md "message" action, being added beside this).
+    "message": PushText("Tin nhắn từ công an", "{note}", urgent=True,
+                        no_note="Công an vừa gửi tin nhắn về tin báo {code}; mở để xem."),
 }
 
 
@@ -63,11 +69,14 @@ def push_message(action: str, tracking_code: str,
     if text is None:
         return None
     note = " ".join((public_note or "").split())
-    if "{note}" in text.body and not note:
-        return None
+    body = text.body
+    if "{note}" in body and not note:
+        if text.no_note is None:
+            return None
+        body = text.no_note
     if len(note) > NOTE_CHARS:
         note = note[:NOTE_CHARS - 1].rstrip() + "…"
-    return text.title, text.body.format(code=tracking_code, note=note), text.urgent
+    return text.title, body.format(code=tracking_code, note=note), text.urgent
 
 
 def _bad(kind: str, en: str, vi: str) -> PydanticCustomError:

@@ -84,5 +84,5 @@ async def get_reporter_location(incident_id: uuid.UUID, db: DbDep,
     share none; 404 for an incident the caller may not see (api/scope.py)."""
     async with db.session() as s:
         await visible_row(s, user, str(incident_id))
-    return await reporter_location(db, str(incident_id))
+        return await reporter_location(s, str(incident_id))
 

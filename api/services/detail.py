@@ -191,6 +191,7 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
     version = live.version if live is not None else (row.version if row is not None else 0)
     async with db.session() as s:
         attachments = await _attachment_refs(s, case)
+        shared = await reporter_location(s, case.id)
     unit_id = case.unit.id if case.unit else None
     return IncidentDetail(
         id=case.id, tracking_code=case.tracking_code, state=case.state, category=case.category,
@@ -205,4 +206,4 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
         acknowledged_at=case.acknowledged_at, on_scene_at=case.on_scene_at,
         closed_at=case.closed_at, allowed_actions=allowed_actions(user, case.state, unit_id),
         version=version, escalation_reminders=case.escalation.reminders,
-        live=live is not None, reporter_location=await reporter_location(db, case.id))
+        live=live is not None, reporter_location=shared)

@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import delete, func, select
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import ApiError, FieldError
 from api.infra import Infra
 from api.services.tracking import TrackingConflict, TrackingNotFound, report_by_token
-from core.db import Database
 from schema.locations import (
     CLOCK_SKEW_S,
     MAX_AGE_S,
@@ -102,14 +102,13 @@ async def share_location(infra: Infra, token: str, body: LocationIn) -> Location
     return LocationAccepted(received_at=now, next_in_s=interval)
 
 
-async def reporter_location(db: Database, incident_id: str) -> ReporterLocationOut | None:
+async def reporter_location(s: AsyncSession, incident_id: str) -> ReporterLocationOut | None:
     """The reporter's latest shared position with its trail, or None. The caller has
     checked that the reader may see the incident (api/scope.py)."""
-    async with db.session() as s:
-        rows = (await s.execute(select(ReporterLocation).where(
-            col(ReporterLocation.incident_id) == incident_id).order_by(
-            col(ReporterLocation.received_at).desc(), col(ReporterLocation.id).desc()))
-        ).scalars().all()
+    rows = (await s.execute(select(ReporterLocation).where(
+        col(ReporterLocation.incident_id) == incident_id).order_by(
+        col(ReporterLocation.received_at).desc(), col(ReporterLocation.id).desc()))
+    ).scalars().all()
     if not rows:
         return None
     latest = rows[0]

@@ -95,7 +95,7 @@ async def test_status_changes_reach_the_push_service(push_stack: Stack,
     assert first.payload["body"] == f"Trung tâm đã xác minh tin báo {code} của bạn."
     assert first.payload["url"] == f"/t/{token}"
     assert first.payload["silent"] is False
-    assert got[2].payload["body"] == "Đã cử tổ tuần tra đến"
+    assert got[2].payload["body"] == "Đã cử tổ tuần tra đến" and got[2].urgency == "high"
     assert first.claims["sub"] == DEMO_SUBJECT and first.claims["aud"] == standin.origin
     assert first.ttl == stack.settings.push_ttl_s and first.urgency == "normal"
     assert "Cán bộ" not in str([g.payload for g in got])  # no staff names

@@ -107,7 +107,13 @@ self.addEventListener("push", function (event) {
     data: { url: data.url || "/" }, silent: silent, lang: "vi",
   };
   if (!silent) options.vibrate = [200, 100, 200];
-  event.waitUntil(self.registration.showNotification(data.title || "CanhBao", options));
+  event.waitUntil(Promise.all([
+    self.registration.showNotification(data.title || "CanhBao", options),
+    // An open tracking page shows the news at once instead of at its next refresh.
+    self.clients.matchAll({ type: "window" }).then(function (list) {
+      list.forEach(function (c) { c.postMessage({ type: "push", url: data.url || "" }); });
+    }),
+  ]));
 });
 
 self.addEventListener("notificationclick", function (event) {

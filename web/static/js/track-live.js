@@ -101,6 +101,15 @@
     }
   }
 
+  /* A push arrived while this page is open: show the news now. */
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", function (e) {
+      if (e.data && e.data.type === "push" && window.htmx && document.querySelector("#status[hx-get]")) {
+        window.htmx.trigger("#status", "refresh");
+      }
+    });
+  }
+
   /* --- live location --------------------------------------------------------------------- */
   var locBox = $("loc-box");
   if (!locBox) return;
