@@ -63,6 +63,9 @@ async def test_key_is_the_demo_vapid_key(push_stack: Stack) -> None:
     key = r.json()["public_key"]
     assert "=" not in key and len(key) == 87  # 65 bytes, base64url without padding
     assert (push_stack.settings.var_dir / "vapid_private.pem").exists()
+    token = (await push_stack.submit())["tracking_token"]
+    page = (await push_stack.client.get(f"/t/{token}")).text
+    assert 'id="push-box"' in page and "Nhận thông báo khi có tin mới" in page
 
 
 async def test_status_changes_reach_the_push_service(push_stack: Stack,
@@ -236,7 +239,10 @@ async def test_closed_report_takes_no_subscription(push_stack: Stack,
 
 async def test_push_off_without_a_key_outside_demo(
         make_stack: Callable[..., Awaitable[Stack]], standin: PushServiceStandIn) -> None:
-    stack = await make_stack(with_worker=False, CANHBAO_DEMO=False)
+    stack = await make_stack(CANHBAO_DEMO=False)
+    # The tracking page offers no notifications then (live location still).
+    page = (await stack.client.get(f"/t/{(await stack.submit())['tracking_token']}")).text
+    assert 'id="loc-box"' in page and 'id="push-box"' not in page
     r = await stack.client.get("/api/v1/push/key", headers={"Accept-Language": "en"})
     assert r.status_code == 404 and r.json()["error"] == "push_disabled"
     assert "not enabled" in r.json()["detail"]
