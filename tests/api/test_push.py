@@ -250,3 +250,30 @@ async def test_push_off_without_a_key_outside_demo(
     r = await stack.client.post("/api/v1/push/subscriptions",
                                 json={"tracking_token": "whatever", **sub})
     assert r.status_code == 404 and r.json()["error"] == "push_disabled"
+
+
+async def test_the_worker_loop_sends(push_stack: Stack, standin: PushServiceStandIn) -> None:
+    """What worker.py runs: build_push_sender + push_forever, until cancelled."""
+    import asyncio
+
+    from activities.push import build_push_sender, push_forever
+
+    stack = push_stack
+    accepted = await stack.submit()
+    iid = accepted["incident_id"]
+    sub = await subscribe(stack, standin, accepted["tracking_token"])
+    await stack.wait_projected(iid)
+    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+    built = build_push_sender(stack.settings.model_copy(update={"push_interval_s": 0.1}),
+                              stack.app.state.db)
+    assert built is not None
+    loop = asyncio.create_task(push_forever(built))
+    try:
+        async def sent() -> bool:
+            return len(standin.for_subscription(sub.id)) == 1
+
+        await eventually(sent, timeout=20)
+    finally:
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
