@@ -7,6 +7,7 @@ SIGTERM. Run as many as needed on the same task queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from activities.duplicates import DuplicateActivities
 from activities.geo import GeoActivities
 from activities.notify import NotifyActivities
 from activities.projection import ProjectionActivities
+from activities.push import build_push_sender, push_forever
 from core.db import Database
 from core.geo import WardIndex, get_ward_index
 from core.logging import configure_logging
@@ -84,13 +86,20 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     worker = build_worker(client, settings, db, graceful_shutdown=timedelta(seconds=10))
+    # Reporters' Web Push notifications, queued by the projection (activities/push.py).
+    sender = build_push_sender(settings, db)
+    pushing = asyncio.create_task(push_forever(sender), name="web-push") if sender else None
     try:
         async with worker:
             log.info("worker running", task_queue=settings.task_queue,
-                     temporal=settings.temporal_address)
+                     temporal=settings.temporal_address, web_push=sender is not None)
             await stop.wait()
             log.info("worker stopping")
     finally:
+        if pushing is not None:
+            pushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pushing
         await db.dispose()
 
 

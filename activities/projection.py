@@ -30,8 +30,9 @@ from schema.payloads import (
     ProjectInput,
     TimelineEvent,
 )
+from schema.push import push_message
 from schema.search import search_document
-from schema.states import State
+from schema.states import Action, State
 from schema.tables import (
     Alert,
     Attachment,
@@ -39,6 +40,8 @@ from schema.tables import (
     IncidentEvent,
     Notification,
     ProjectionFailure,
+    PushOutbox,
+    PushSubscription,
     StaffEvent,
     utcnow,
 )
@@ -52,6 +55,8 @@ ATTACHMENTS: Table = Attachment.__table__  # type: ignore[attr-defined]
 ALERTS: Table = Alert.__table__  # type: ignore[attr-defined]
 FAILURES: Table = ProjectionFailure.__table__  # type: ignore[attr-defined]
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+PUSH_SUBSCRIPTIONS: Table = PushSubscription.__table__  # type: ignore[attr-defined]
+PUSH_OUTBOX: Table = PushOutbox.__table__  # type: ignore[attr-defined]
 # What the database refuses for the data itself (a retry cannot help), unlike a lost
 # connection or a timeout, which are retried forever.
 PERMANENT = (DataError, IntegrityError)
@@ -238,6 +243,7 @@ class ProjectionActivities:
                         dedupe_key=f"left:{case.id}:{event.seq}",
                     ).on_conflict_do_nothing(index_elements=["dedupe_key"])
                 )
+            await self._queue_push(conn, case, event)
             attachments = _event_attachments(case, event, report)
             if attachments:
                 await conn.execute(
@@ -246,6 +252,31 @@ class ProjectionActivities:
                     .values(incident_id=case.id)
                 )
 
+    async def _queue_push(self, conn: Any, case: IncidentCase | IncidentState,
+                          event: TimelineEvent) -> None:
+        """Queue the reporter's notification of `event` (schema.push.PUSH_WORTHY) for each
+        of the report's push subscriptions, in the event's own transaction: one row per
+        (subscription, seq), so a re-delivered event queues nothing twice.
+        activities/push.py sends them; nothing here waits for a push service."""
+        # A staff message's words are its data's text (they are for the reporter already).
+        words = (event.data or {}).get("text") if event.action == Action.MESSAGE.value \
+            else event.public_note
+        message = push_message(event.action, case.tracking_code,
+                               words if isinstance(words, str) else None)
+        if message is None:
+            return
+        subscriptions = (await conn.execute(select(PUSH_SUBSCRIPTIONS.c.id).where(
+            PUSH_SUBSCRIPTIONS.c.incident_id == case.id))).scalars().all()
+        if not subscriptions:
+            return
+        title, body, urgent = message
+        now = utcnow()
+        await conn.execute(insert(self.db, PUSH_OUTBOX).values([
+            {"subscription_id": sub, "incident_id": case.id, "seq": event.seq,
+             "title": title, "body": body, "urgent": urgent, "created_at": now,
+             "next_attempt_at": now, "attempts": 0}
+            for sub in subscriptions]).on_conflict_do_nothing(
+                index_elements=["subscription_id", "seq"]))
 
 
 def event_values(incident_id: str, event: TimelineEvent) -> dict[str, Any]:

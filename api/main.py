@@ -31,6 +31,7 @@ from api.routes import (
     incidents,
     ops,
     places,
+    push,
     reports,
     stats,
 )
@@ -134,7 +135,7 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
     app.state.sse_poll_s = 1.0
     install_handlers(app)
     app.add_middleware(RequestContext)
-    for module in (ops, auth, reports, incidents, actions, attachments, alerts, places, stats,
+    for module in (ops, auth, reports, push, incidents, actions, attachments, alerts, places, stats,
                    events, open311, cap):
         app.include_router(module.router)
     _mount_docs(app)

@@ -89,6 +89,28 @@ class Settings(BaseSettings):
     info_per_hour: int = Field(default=20, gt=0, alias="CANHBAO_INFO_PER_HOUR")
     info_text_budget: int = Field(default=50_000, gt=0, alias="CANHBAO_INFO_TEXT_BUDGET")
 
+    # --- Web Push to reporters (core/vapid.py) and live location from the tracking page ---
+    # The VAPID private key: PEM text, or the raw 32-byte key in base64url; or a file
+    # holding either. Unset outside demo mode: push is off (GET /api/v1/push/key says so);
+    # in demo mode one is generated once and kept in var/vapid_private.pem.
+    vapid_private_key: str = Field(default="", alias="CANHBAO_VAPID_PRIVATE_KEY")
+    vapid_private_key_file: Path | None = Field(default=None,
+                                                alias="CANHBAO_VAPID_PRIVATE_KEY_FILE")
+    # Who push services may contact about our pushes: mailto: or https: (RFC 8292 `sub`).
+    vapid_subject: str = Field(default="", alias="CANHBAO_VAPID_SUBJECT")
+    # Origins (comma-separated) taken as push endpoints without https and on a local
+    # address: a push-service stand-in for tests only. Empty in production.
+    push_test_origins: str = Field(default="", alias="CANHBAO_PUSH_TEST_ORIGINS")
+    push_max_subscriptions: int = Field(default=5, gt=0, le=50,
+                                        alias="CANHBAO_PUSH_MAX_SUBSCRIPTIONS")
+    push_ttl_s: int = Field(default=6 * 3600, ge=0, le=28 * 86400, alias="CANHBAO_PUSH_TTL_S")
+    push_interval_s: float = Field(default=2.0, gt=0, alias="CANHBAO_PUSH_INTERVAL_S")
+    # Live location: at most one position per token in this many seconds (429 sooner),
+    # and how many of the latest positions the read model keeps per incident.
+    location_min_interval_s: float = Field(default=10.0, ge=0,
+                                           alias="CANHBAO_LOCATION_MIN_INTERVAL_S")
+    location_trail: int = Field(default=20, ge=1, le=500, alias="CANHBAO_LOCATION_TRAIL")
+
     # --- uploads ---
     max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES")
     # Pixels (width × height) an image may have; its header says, before anything is stored
@@ -113,6 +135,10 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'canhbao.db'}"
         if self.storage_dir is None:
             self.storage_dir = self.var_dir / "files"
+        subject = self.vapid_subject.strip()
+        if subject and not (subject.startswith("mailto:") and "@" in subject
+                            or subject.startswith("https://")):
+            raise ValueError("CANHBAO_VAPID_SUBJECT must be a mailto: address or an https: URL")
         if not self.demo and self.secret_key == DEMO_SECRET:
             raise ValueError(
                 "CANHBAO_SECRET_KEY must be set to a long random value outside demo mode "
@@ -132,6 +158,12 @@ class Settings(BaseSettings):
     def cookies_secure(self) -> bool:
         """Cookies carry `Secure` when asked to or when the public URL is https."""
         return self.secure_cookies or (self.public_url or "").lower().startswith("https://")
+
+    @property
+    def push_test_origin_set(self) -> frozenset[str]:
+        """CANHBAO_PUSH_TEST_ORIGINS as a set of `scheme://host[:port]` (lower case)."""
+        return frozenset(o.strip().rstrip("/").lower()
+                         for o in self.push_test_origins.split(",") if o.strip())
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from schema import payloads as p
 from schema import phones
+from schema.locations import ReporterLocationOut
 from schema.states import Action, Category, Outcome, State
 from schema.tables import Incident
 from schema.text import OptionalLine
@@ -146,6 +147,8 @@ class IncidentDetail(IncidentBase):
     escalation_reminders: int = Field(default=0, description=(
         "Reminders sent since the top escalation level was reached"))
     live: bool = Field(description="True when read from the workflow, False from SQL")
+    reporter_location: ReporterLocationOut | None = Field(default=None, description=(
+        "The reporter's live location, when they share it from the tracking page"))
 
 
 class AlertOut(BaseModel):

@@ -22,6 +22,7 @@ from api.services.tracking import (
     report_by_token,
 )
 from core.settings import Settings
+from core.vapid import cached_vapid
 from schema.states import Action, Role, State, may_take
 from schema.text import clean_text
 from web import i18n
@@ -73,6 +74,8 @@ def _track_context(view: Any, token: str, request: Request, settings: Settings,
         # A merged report follows its primary until that one ends.
         "refresh": not shown.is_terminal,
         "share_url": f"{public}/t/{token}",
+        # The notifications offer only where the server sends Web Push (core/vapid.py).
+        "push_enabled": cached_vapid(settings)[0] is not None,
         "attachment_count": story.get("own_count"),
         "msg": request.query_params.get("msg", ""),
         # Staff messages not answered yet, highlighted at the top with an answer box.

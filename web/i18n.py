@@ -617,6 +617,70 @@ CATALOGS["en"].update({
 })
 
 
+# Web Push opt-in and live location on the tracking page; the reporter's marker for staff.
+CATALOGS["vi"].update({
+    "track.push_title": "Thông báo khi có tin mới",
+    "track.push_hint": "Điện thoại sẽ báo khi công an cập nhật tin báo này, kể cả khi trang "
+                       "đã đóng.",
+    "track.push_btn": "Nhận thông báo khi có tin mới",
+    "track.push_off_btn": "Tắt thông báo",
+    "track.push_on": "Đã bật thông báo cho tin báo này.",
+    "track.push_off": "Đã tắt thông báo.",
+    "track.push_denied": "Trình duyệt đang chặn thông báo của trang này; hãy cho phép trong "
+                         "cài đặt trình duyệt.",
+    "track.push_unsupported": "Trình duyệt này không hỗ trợ thông báo đẩy. Trang vẫn tự cập "
+                              "nhật khi đang mở.",
+    "track.push_unavailable": "Máy chủ chưa bật thông báo đẩy. Trang vẫn tự cập nhật khi "
+                              "đang mở.",
+    "track.push_failed": "Không bật được thông báo, vui lòng thử lại.",
+    "track.push_silent_more": "Tuỳ chọn thông báo (không phát âm thanh)",
+    "track.loc_title": "Chia sẻ vị trí trực tiếp",
+    "track.loc_hint": "Công an thấy vị trí của bạn trên bản đồ, cập nhật mỗi 30 giây, cho "
+                      "đến khi bạn dừng hoặc vụ việc kết thúc.",
+    "track.loc_btn": "Chia sẻ vị trí trực tiếp",
+    "track.loc_stop_btn": "Dừng chia sẻ vị trí",
+    "track.loc_on": "Đang chia sẻ vị trí (gửi lúc {time}, sai số {acc} m).",
+    "track.loc_waiting": "Đang lấy vị trí…",
+    "track.loc_stopped": "Đã dừng chia sẻ vị trí.",
+    "track.loc_closed": "Vụ việc đã kết thúc nên đã dừng chia sẻ vị trí.",
+    "track.loc_denied": "Không lấy được vị trí: hãy cho phép trang dùng vị trí trong cài đặt.",
+    "track.loc_unsupported": "Trình duyệt này không lấy được vị trí.",
+    "track.loc_failed": "Chưa gửi được vị trí, sẽ thử lại.",
+    "staff.d.reporter_location": "Vị trí người báo tin (cập nhật {time})",
+    "staff.d.reporter_location_acc": "sai số {acc} m",
+})
+CATALOGS["en"].update({
+    "track.push_title": "Notify me of news",
+    "track.push_hint": "Your phone tells you when the police update this report, even with "
+                       "the page closed.",
+    "track.push_btn": "Notify me when there is news",
+    "track.push_off_btn": "Turn notifications off",
+    "track.push_on": "Notifications are on for this report.",
+    "track.push_off": "Notifications are off.",
+    "track.push_denied": "The browser blocks notifications from this page; allow them in the "
+                         "browser's settings.",
+    "track.push_unsupported": "This browser has no push notifications. The page still "
+                              "updates itself while open.",
+    "track.push_unavailable": "Push notifications are not enabled on the server. The page "
+                              "still updates itself while open.",
+    "track.push_failed": "Notifications could not be turned on; try again.",
+    "track.push_silent_more": "Notification options (no sound)",
+    "track.loc_title": "Share live location",
+    "track.loc_hint": "The police see where you are on their map, updated every 30 seconds, "
+                      "until you stop or the incident is closed.",
+    "track.loc_btn": "Share live location",
+    "track.loc_stop_btn": "Stop sharing location",
+    "track.loc_on": "Sharing your location (sent at {time}, within {acc} m).",
+    "track.loc_waiting": "Getting your location…",
+    "track.loc_stopped": "Location sharing stopped.",
+    "track.loc_closed": "The incident is closed, so location sharing stopped.",
+    "track.loc_denied": "No location: allow this page to use your location in the settings.",
+    "track.loc_unsupported": "This browser cannot give a location.",
+    "track.loc_failed": "The location was not sent yet; trying again.",
+    "staff.d.reporter_location": "Reporter's location (updated {time})",
+    "staff.d.reporter_location_acc": "within {acc} m",
+})
+
 for _lang in LANGS:  # states, actions, categories, outcomes, roles: the one catalogue
     CATALOGS[_lang].update(page_messages(_lang))
 

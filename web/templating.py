@@ -43,6 +43,15 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _local_clock(value: datetime | None) -> str:
+    """`14:05:09` in the city's time (for "updated at" lines)."""
+    if value is None:
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(HCMC_TZ)
+    return value.strftime("%H:%M:%S")
+
+
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
@@ -50,6 +59,7 @@ def _iso(value: datetime | None) -> str:
 templates.env.filters["local_time"] = _local_time
 templates.env.filters["duration"] = fmt_duration
 templates.env.filters["iso"] = _iso
+templates.env.filters["local_clock"] = _local_clock
 
 
 def content_security_policy(request: Request) -> str:

@@ -14,8 +14,10 @@ from fastapi.responses import StreamingResponse
 from api.deps import CasesDep, CurrentUser, DbDep
 from api.etag import etag
 from api.services import incidents as service
-from api.services.detail import incident_detail
+from api.services.detail import incident_detail, visible_row
+from api.services.reporter_location import reporter_location
 from schema.incidents import IncidentDetail, IncidentFilters, IncidentPage
+from schema.locations import ReporterLocationOut
 from schema.states import Category, State
 from schema.text import Line
 
@@ -72,4 +74,15 @@ async def get_incident(incident_id: uuid.UUID, db: DbDep, cases: CasesDep,
     detail = await incident_detail(db, cases, user, str(incident_id))
     response.headers["ETag"] = etag(detail.version)
     return detail
+
+
+@router.get("/incidents/{incident_id}/reporter-location",
+            response_model=ReporterLocationOut | None, responses={401: _ERR, 404: _ERR})
+async def get_reporter_location(incident_id: uuid.UUID, db: DbDep,
+                                user: CurrentUser) -> ReporterLocationOut | None:
+    """The reporter's live location (latest and trail, newest first), `null` when they
+    share none; 404 for an incident the caller may not see (api/scope.py)."""
+    async with db.session() as s:
+        await visible_row(s, user, str(incident_id))
+        return await reporter_location(s, str(incident_id))
 

@@ -8,6 +8,7 @@ from starlette.requests import ClientDisconnect
 from api.auth import principal_from_request
 from api.deps import InfraDep
 from api.services.attachments import AttachmentTooLarge, store_attachment
+from api.services.reporter_location import share_location
 from api.services.submission import submit_report
 from api.services.tracking import TrackingNotFound, add_info, cancel_report, get_tracking
 from api.upload import (
@@ -18,6 +19,7 @@ from api.upload import (
     missing_file_error,
     multipart_boundary,
 )
+from schema.locations import LocationAccepted, LocationIn
 from schema.reports import (
     AttachmentOut,
     CancelIn,
@@ -98,3 +100,15 @@ async def track_cancel(infra: InfraDep, tracking_token: str,
                        body: CancelIn | None = None) -> TrackingView:
     """Withdraw one's report while nobody has acknowledged it; 409 after."""
     return await cancel_report(infra, tracking_token, body.reason if body else None)
+
+
+@router.post("/track/{tracking_token}/location", response_model=LocationAccepted,
+             responses={404: _ERR, 409: _ERR, 422: _ERR, 429: _ERR})
+async def track_location(infra: InfraDep, tracking_token: str,
+                         body: LocationIn) -> LocationAccepted:
+    """Share the reporter's live position (`lat`, `lon` WGS84, `accuracy_m` >= 0, `at` when
+    measured) while the report is open; staff see it on the incident's map. The page sends
+    one every 30 s while sharing is on. 409 once the report is closed (stop sharing), 429
+    with `Retry-After` sooner than CANHBAO_LOCATION_MIN_INTERVAL_S after the last one,
+    422 for a time in the future (beyond 2 min) or older than 10 min."""
+    return await share_location(infra, tracking_token, body)

@@ -33,6 +33,8 @@ INCIDENT_ROUTES: dict[str, tuple[str, bool]] = {
     "/api/v1/incidents": ("/api/v1/incidents?limit=200", True),
     "/api/v1/incidents/export.csv": ("/api/v1/incidents/export.csv", True),
     "/api/v1/incidents/{incident_id}": ("/api/v1/incidents/{iid}", True),
+    "/api/v1/incidents/{incident_id}/reporter-location": (
+        "/api/v1/incidents/{iid}/reporter-location", False),
     "/api/v1/attachments/{attachment_id}/content": ("/api/v1/attachments/{att}/content", False),
     "/api/v1/attachments/{attachment_id}/{kind}": ("/api/v1/attachments/{att}/thumbnail",
                                                    False),
@@ -58,7 +60,7 @@ NO_INCIDENTS = {
     "/cap/alerts/{alert_id}.xml", "/docs", "/openapi.json", "/static/vendor/{name:path}",
     "/sw.js", "/manifest.webmanifest", "/geo/ward", "/", "/t/{token}", "/offline",
     "/t/{token}/files/{attachment_id}",
-    "/login", "/logout", "/console/wards.geojson", "/docs-assets/{name}",
+    "/login", "/logout", "/console/wards.geojson", "/docs-assets/{name}", "/api/v1/push/key",
     "/open311/v2/{rest:path}",
 }
 
@@ -159,6 +161,7 @@ async def test_officers_see_only_their_units_incidents_on_every_route(stack: Sta
 
 
 @pytest.mark.parametrize("path", ["/api/v1/incidents/{iid}", "/officer/incidents/{iid}",
+                                  "/api/v1/incidents/{iid}/reporter-location",
                                   "/api/v1/attachments/{att}/content",
                                   "/api/v1/attachments/{att}/preview"])
 async def test_out_of_scope_details_are_404(stack: Stack, path: str) -> None:

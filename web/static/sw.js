@@ -1,13 +1,14 @@
-/* CanhBao service worker: keeps the app shell for use without a connection and sends
- * reports waiting in the outbox (Background Sync where the browser has it). */
+/* CanhBao service worker: keeps the app shell for use without a connection, sends
+ * reports waiting in the outbox (Background Sync where the browser has it), and shows the
+ * reporter's Web Push notifications (payload JSON {title, body, url, silent, tag}). */
 "use strict";
 importScripts("/static/js/outbox.js");
 
-var CACHE = "canhbao-shell-v2";
+var CACHE = "canhbao-shell-v3";
 var SHELL = [
   "/", "/offline", "/manifest.webmanifest",
   "/static/css/app.css", "/static/js/common.js", "/static/js/outbox.js", "/static/js/report.js",
-  "/static/js/track.js", "/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
+  "/static/js/track.js", "/static/js/track-live.js", "/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
   "/static/vendor/htmx.min.js", "/static/icons/icon.svg", "/static/icons/categories.svg",
   "/static/icons/icon-192.png",
 ];
@@ -92,4 +93,41 @@ self.addEventListener("message", function (event) {
       return self.CBOutbox.flushUploads({});
     }).then(notifyClients));
   }
+});
+
+/* Web Push (activities/push.py sends): one notification per report (tag), silent for a
+ * silent SOS (no sound, no vibration); a tap opens or focuses the report's tracking page. */
+self.addEventListener("push", function (event) {
+  var data = {};
+  try { data = event.data ? event.data.json() : {}; } catch (e) { data = { body: event.data ? event.data.text() : "" }; }
+  var silent = !!data.silent;
+  var options = {
+    body: data.body || "", tag: data.tag || "canhbao", renotify: !silent,
+    icon: "/static/icons/icon-192.png", badge: "/static/icons/icon-192.png",
+    data: { url: data.url || "/" }, silent: silent, lang: "vi",
+  };
+  if (!silent) options.vibrate = [200, 100, 200];
+  event.waitUntil(Promise.all([
+    self.registration.showNotification(data.title || "CanhBao", options),
+    // An open tracking page shows the news at once instead of at its next refresh.
+    self.clients.matchAll({ type: "window" }).then(function (list) {
+      list.forEach(function (c) { c.postMessage({ type: "push", url: data.url || "" }); });
+    }),
+  ]));
+});
+
+self.addEventListener("notificationclick", function (event) {
+  event.notification.close();
+  var target = new URL((event.notification.data && event.notification.data.url) || "/", self.location.origin);
+  if (target.origin !== self.location.origin) target = new URL("/", self.location.origin);
+  event.waitUntil(self.clients.matchAll({ type: "window", includeUncontrolled: true }).then(function (list) {
+    for (var i = 0; i < list.length; i++) {
+      var c = list[i];
+      if (new URL(c.url).pathname === target.pathname && "focus" in c) {
+        if ("navigate" in c) return c.navigate(target.href).then(function (w) { return (w || c).focus(); });
+        return c.focus();
+      }
+    }
+    return self.clients.openWindow(target.href);
+  }));
 });

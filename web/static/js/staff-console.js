@@ -89,6 +89,11 @@
     L.circleMarker([lat, lon], { radius: 8, color: "#fff", weight: 2,
       fillColor: el.getAttribute("data-colour") || "#b71c1c", fillOpacity: 1 }).addTo(mini);
     var m = mini;
+    reporterMarker = null;
+    var rlat = parseFloat(el.getAttribute("data-rl-lat")), rlon = parseFloat(el.getAttribute("data-rl-lon"));
+    if (!isNaN(rlat) && !isNaN(rlon)) {
+      showReporter({ lat: rlat, lon: rlon, accuracy_m: parseFloat(el.getAttribute("data-rl-accuracy")) || 0 }, false);
+    }
     fetch("/geo/ward?lat=" + lat + "&lon=" + lon, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (f) {
@@ -97,6 +102,40 @@
         var b = outline.getBounds();
         if (b.isValid()) m.fitBounds(b.extend([lat, lon]), { padding: [10, 10], animate: false });
       }).catch(function () {});
+  }
+
+  /* The reporter's live location on the mini map: a distinct marker (blue ring) with its
+   * accuracy circle, moved in place when a `reporter.location` event comes (no refresh). */
+  var reporterMarker = null;
+  function showReporter(p, live) {
+    var el = document.getElementById("mini-map");
+    if (!mini || !el || isNaN(p.lat) || isNaN(p.lon)) return;
+    var ll = [p.lat, p.lon], acc = Math.max(0, p.accuracy_m || 0);
+    if (!reporterMarker) {
+      reporterMarker = {
+        circle: L.circle(ll, { radius: acc, weight: 1, color: "#00838f", fillColor: "#00838f", fillOpacity: 0.12 }).addTo(mini),
+        dot: L.circleMarker(ll, { radius: 7, color: "#00838f", weight: 3, fillColor: "#fff", fillOpacity: 1 }).addTo(mini)
+      };
+    } else {
+      reporterMarker.circle.setLatLng(ll).setRadius(acc);
+      reporterMarker.dot.setLatLng(ll);
+    }
+    var label = document.getElementById("reporter-loc-text");
+    reporterMarker.dot.bindTooltip(label ? label.textContent : "");
+    el.setAttribute("data-rl-lat", String(p.lat));
+    el.setAttribute("data-rl-lon", String(p.lon));
+    if (live) mini.panTo(ll, { animate: false });
+  }
+  function reporterMoved(d) {
+    var line = document.getElementById("reporter-loc"), text = document.getElementById("reporter-loc-text");
+    if (!line || !text) return;
+    var at = new Date(d.received_at || Date.now());
+    var time = at.toLocaleTimeString("en-GB", { timeZone: "Asia/Ho_Chi_Minh", hour12: false });
+    text.textContent = S.msg("staff.d.reporter_location").replace("{time}", time) + " · " +
+      S.msg("staff.d.reporter_location_acc").replace("{acc}", String(Math.round(d.accuracy_m || 0)));
+    line.hidden = false;
+    line.setAttribute("data-updated", at.toISOString());
+    showReporter({ lat: d.lat, lon: d.lon, accuracy_m: d.accuracy_m }, true);
   }
 
   if (L && mapEl) {
@@ -175,7 +214,8 @@
     }
     var detail = document.getElementById("detail");
     if (detail && d.incident_id && detail.getAttribute("data-incident") === d.incident_id) {
-      window.htmx.trigger(detail, "refresh");
+      if (e.detail.kind === "reporter.location") reporterMoved(d);
+      else window.htmx.trigger(detail, "refresh");
     }
   });
 })();

@@ -221,6 +221,12 @@
         if (!timer) timer = setTimeout(refreshAll, 250);
       });
     });
+    // A reporter's live location moves one marker; the lists stay as they are.
+    es.addEventListener("reporter.location", function (ev) {
+      var data = {};
+      try { data = JSON.parse(ev.data); } catch (err) { data = {}; }
+      document.dispatchEvent(new CustomEvent("staff-event", { detail: { kind: "reporter.location", data: data } }));
+    });
   }
   connect();
 

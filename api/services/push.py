@@ -1,0 +1,157 @@
+"""The reporter's Web Push subscriptions: the public key to subscribe with, and adding or
+removing a browser's subscription to one report's news, authorised by the tracking token.
+
+Sending is not here: the projection queues a push per event and the worker sends it
+(activities/push.py). Rules: the endpoint is an https URL on a named host (no address
+literal, no local name: the worker will POST to it) unless its origin is listed in
+CANHBAO_PUSH_TEST_ORIGINS; at most CANHBAO_PUSH_MAX_SUBSCRIPTIONS per report; the same
+endpoint again updates its keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+import structlog
+from sqlalchemy import delete, func, select
+from sqlmodel import col
+
+from api.errors import ApiError, FieldError
+from api.infra import Infra
+from api.services.tracking import TrackingConflict, TrackingNotFound, report_by_token
+from core.settings import Settings
+from core.vapid import VapidKeys, cached_vapid
+from schema.push import PushKeyOut, PushSubscriptionIn, PushSubscriptionOut, PushUnsubscribeIn
+from schema.tables import Incident, PushOutbox, PushSubscription, Report
+
+log = structlog.get_logger(__name__)
+
+_LOCAL_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home.arpa")
+
+
+class PushDisabled(ApiError):
+    """404 `push_disabled`: this server sends no Web Push (no VAPID key configured)."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "push_disabled",
+                         "Máy chủ này chưa bật thông báo đẩy; hãy mở lại trang theo dõi để "
+                         "xem tin mới",
+                         "Web Push is not enabled on this server; open the tracking page "
+                         "again to see news")
+
+
+class TooManySubscriptions(ApiError):
+    """409: the report already has the most subscriptions it may have."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(409, "too_many_subscriptions",
+                         f"Tin báo này đã có {limit} thiết bị nhận thông báo; hãy tắt bớt "
+                         "trên một thiết bị khác",
+                         f"This report already notifies {limit} devices; turn one off first")
+
+
+def push_keys(settings: Settings) -> VapidKeys:
+    """The server's VAPID keys, or PushDisabled."""
+    keys, _why = cached_vapid(settings)
+    if keys is None:
+        raise PushDisabled()
+    return keys
+
+
+def public_key(settings: Settings) -> PushKeyOut:
+    """`GET /api/v1/push/key`: the applicationServerKey (base64url), or PushDisabled."""
+    return PushKeyOut(public_key=push_keys(settings).public_key_b64)
+
+
+def check_endpoint(settings: Settings, endpoint: str) -> str:
+    """The endpoint if the worker may send to it, else a 422 FieldError (see module)."""
+    bad = FieldError("endpoint", "Địa chỉ nhận thông báo không hợp lệ",
+                     "The push endpoint is not a valid URL")
+    try:
+        url = urlsplit(endpoint.strip())
+        host = (url.hostname or "").lower()
+        url.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise bad from None
+    if not host or url.username or url.password \
+            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in endpoint):
+        raise bad
+    origin = f"{url.scheme.lower()}://{url.netloc.lower()}"
+    if origin in settings.push_test_origin_set:
+        return endpoint.strip()
+    if url.scheme.lower() != "https":
+        raise FieldError("endpoint", "Địa chỉ nhận thông báo phải dùng https",
+                         "The push endpoint must be an https URL")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        literal = True
+    except ValueError:
+        literal = False
+    if literal or "." not in host or host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
+        raise FieldError("endpoint",
+                         "Địa chỉ nhận thông báo phải thuộc một dịch vụ thông báo của trình "
+                         "duyệt", "The push endpoint must belong to a browser's push service")
+    return endpoint.strip()
+
+
+async def _open_report(infra: Infra, token: str) -> Report:
+    report = await report_by_token(infra.db, token)
+    if report is None:
+        raise TrackingNotFound()
+    structlog.contextvars.bind_contextvars(incident_id=report.id)
+    return report
+
+
+async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscriptionOut, bool]:
+    """Add (or refresh) a subscription to a report's news. Returns it and whether it is
+    new. 404 for an unknown token or with push off, 409 once the report is closed or at
+    the per-report limit, 422 for an endpoint the worker may not send to."""
+    push_keys(infra.settings)
+    endpoint = check_endpoint(infra.settings, body.endpoint)
+    report = await _open_report(infra, body.tracking_token)
+    limit = infra.settings.push_max_subscriptions
+    async with infra.db.session() as s:
+        # Serialise subscriptions of one report (the count below must hold).
+        await s.execute(select(col(Report.id)).where(col(Report.id) == report.id)
+                        .with_for_update())
+        row = await s.get(Incident, report.id)
+        if row is not None and not row.is_open:
+            raise TrackingConflict("Tin báo đã kết thúc, không cần nhận thông báo nữa",
+                                   "The report is closed; there is no news left to send")
+        sub = (await s.execute(select(PushSubscription).where(
+            col(PushSubscription.incident_id) == report.id,
+            col(PushSubscription.endpoint) == endpoint))).scalar_one_or_none()
+        count = (await s.execute(select(func.count()).select_from(PushSubscription).where(
+            col(PushSubscription.incident_id) == report.id))).scalar_one()
+        created = sub is None
+        if sub is None:
+            if count >= limit:
+                raise TooManySubscriptions(limit)
+            sub = PushSubscription(incident_id=report.id, endpoint=endpoint,
+                                   p256dh=body.keys.p256dh, auth=body.keys.auth,
+                                   silent=bool((report.payload or {}).get("silent")))
+            count += 1
+        else:
+            sub.p256dh, sub.auth = body.keys.p256dh, body.keys.auth
+        s.add(sub)
+        await s.commit()
+        await s.refresh(sub)
+    log.info("push subscription saved", created=created, subscriptions=count)
+    return PushSubscriptionOut(id=sub.id, endpoint=sub.endpoint, silent=sub.silent,
+                               subscriptions=count), created
+
+
+async def unsubscribe(infra: Infra, body: PushUnsubscribeIn) -> None:
+    """Remove a browser's subscription to a report (and what is queued for it); nothing
+    to remove is fine. 404 for an unknown token."""
+    report = await _open_report(infra, body.tracking_token)
+    async with infra.db.session() as s:
+        ids = list((await s.execute(select(col(PushSubscription.id)).where(
+            col(PushSubscription.incident_id) == report.id,
+            col(PushSubscription.endpoint) == body.endpoint.strip()))).scalars().all())
+        if ids:
+            await s.execute(delete(PushOutbox).where(col(PushOutbox.subscription_id).in_(ids)))
+            await s.execute(delete(PushSubscription).where(col(PushSubscription.id).in_(ids)))
+            await s.commit()
+    log.info("push subscription removed", removed=len(ids))

@@ -1,0 +1,185 @@
+"""Web Push to the reporter: which events are worth a notification and what it says, and
+the request bodies of the push subscription API (`/api/v1/push/...`).
+
+`PUSH_WORTHY` is the one list of event kinds (the timeline's `action`) that send a push:
+a new kind the citizen should hear about is one more line there. The projection
+(activities/projection.py) queues a push for each such event; activities/push.py sends it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from schema.states import Action
+
+MAX_ENDPOINT = 2048
+NOTE_CHARS = 140  # how much of a public note a notification shows
+
+
+@dataclass(frozen=True)
+class PushText:
+    """What a notification says (Vietnamese, short, never a staff member's name). `body`
+    may hold `{code}` (the tracking code) and `{note}` (the event's public note; an event
+    without one sends `no_note`, or nothing when that is None). `urgent` sends with
+    Urgency: high."""
+
+    title: str
+    body: str
+    urgent: bool = False
+    no_note: str | None = None  # the body when the event has no public note (None: no push)
+
+
+# event kind (TimelineEvent.action) -> the notification. One line per kind.
+PUSH_WORTHY: dict[str, PushText] = {
+    Action.VERIFY.value: PushText("Tin báo đã được xác minh",
+                                  "Trung tâm đã xác minh tin báo {code} của bạn."),
+    Action.ROUTE.value: PushText("Đã giao cho công an xử lý",
+                                 "Tin báo {code} đã được giao cho đơn vị công an phụ trách."),
+    Action.REASSIGN.value: PushText("Đã chuyển đơn vị xử lý",
+                                    "Tin báo {code} đã được chuyển cho đơn vị khác xử lý."),
+    Action.ACKNOWLEDGE.value: PushText("Công an đang đến",
+                                       "Công an đã nhận nhiệm vụ và đang đến (tin báo {code})."),
+    Action.ARRIVE.value: PushText("Công an đã có mặt",
+                                  "Công an đã có mặt tại hiện trường (tin báo {code})."),
+    # A public note is the police writing to the reporter: sent with Urgency: high.
+    Action.NOTE.value: PushText("Công an cho biết", "{note}", urgent=True),
+    Action.CLOSE.value: PushText("Sự việc đã được xử lý",
+                                 "Tin báo {code} đã kết thúc. Cảm ơn bạn đã báo tin."),
+    Action.REJECT.value: PushText("Tin báo không được tiếp nhận",
+                                  "Tin báo {code} không được tiếp nhận xử lý."),
+    Action.MERGE.value: PushText("Tin báo đã được gộp",
+                                 "Tin báo {code} được gộp với một tin báo khác cùng sự việc."),
+    # Staff -> reporter messages (the "message" action).
+    Action.MESSAGE.value: PushText("Tin nhắn từ công an", "{note}", urgent=True,
+                        no_note="Công an vừa gửi tin nhắn về tin báo {code}; mở để xem."),
+}
+
+
+def push_message(action: str, tracking_code: str,
+                 public_note: str | None) -> tuple[str, str, bool] | None:
+    """(title, body, urgent) of the notification for an event, or None when the event
+    sends none (not in PUSH_WORTHY, or it needs a note and has none)."""
+    text = PUSH_WORTHY.get(action)
+    if text is None:
+        return None
+    note = " ".join((public_note or "").split())
+    body = text.body
+    if "{note}" in body and not note:
+        if text.no_note is None:
+            return None
+        body = text.no_note
+    if len(note) > NOTE_CHARS:
+        note = note[:NOTE_CHARS - 1].rstrip() + "…"
+    return text.title, body.format(code=tracking_code, note=note), text.urgent
+
+
+def _bad(kind: str, en: str, vi: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, en, {"vi": vi})
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (the Push API's encoding)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    """The bytes of a base64url text (padding optional); ValueError if it is not one."""
+    text = text.strip()
+    if not text or any(c not in _B64URL for c in text):
+        raise ValueError("not base64url")
+    bare = text.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
+    except binascii.Error as exc:
+        raise ValueError("not base64url") from exc
+
+
+def _key_bytes(value: str, size: int, what: str) -> str:
+    try:
+        raw = b64url_decode(value)
+    except ValueError as exc:
+        raise _bad("push_key", f"{what} must be base64url",
+                   f"{what} phải được mã hoá base64url") from exc
+    if len(raw) != size:
+        raise _bad("push_key", f"{what} must be {size} bytes, not {len(raw)}",
+                   f"{what} phải dài {size} byte (nhận được {len(raw)})")
+    if size == 65:
+        _on_curve(raw, what)
+    return b64url(raw)
+
+
+def _on_curve(raw: bytes, what: str) -> None:
+    """A P-256 public key as an uncompressed point that lies on the curve."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError as exc:
+        raise _bad("push_key", f"{what} is not a P-256 public key",
+                   f"{what} không phải khoá công khai P-256") from exc
+
+
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+
+
+class PushKeys(BaseModel):
+    """`PushSubscription.toJSON().keys`: the browser's ECDH public key (65 bytes) and
+    its authentication secret (16 bytes), both base64url."""
+
+    model_config = ConfigDict(extra="ignore")
+    p256dh: str = Field(max_length=200)
+    auth: str = Field(max_length=100)
+
+    @field_validator("p256dh")
+    @classmethod
+    def _p256dh(cls, v: str) -> str:
+        return _key_bytes(v, 65, "keys.p256dh")
+
+    @field_validator("auth")
+    @classmethod
+    def _auth(cls, v: str) -> str:
+        return _key_bytes(v, 16, "keys.auth")
+
+
+class PushSubscriptionIn(BaseModel):
+    """`POST /api/v1/push/subscriptions`: the tracking token and the browser's
+    `PushSubscription.toJSON()` (endpoint, expirationTime, keys)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    tracking_token: str = Field(min_length=1, max_length=200)
+    endpoint: str = Field(min_length=1, max_length=MAX_ENDPOINT)
+    expiration_time: float | None = Field(default=None, alias="expirationTime")
+    keys: PushKeys
+
+
+class PushUnsubscribeIn(BaseModel):
+    """`DELETE /api/v1/push/subscriptions`: which subscription of which report."""
+
+    model_config = ConfigDict(extra="ignore")
+    tracking_token: str = Field(min_length=1, max_length=200)
+    endpoint: str = Field(min_length=1, max_length=MAX_ENDPOINT)
+
+
+class PushKeyOut(BaseModel):
+    """The application server key for `pushManager.subscribe`."""
+
+    public_key: str
+    subject_set: bool = True
+
+
+class PushSubscriptionOut(BaseModel):
+    id: str
+    endpoint: str
+    silent: bool
+    subscriptions: int  # how many this report has now
+
+
+def payload_json(title: str, body: str, url: str, silent: bool, tag: str) -> dict[str, Any]:
+    """The JSON the service worker receives (web/static/sw.js reads these keys)."""
+    return {"title": title, "body": body, "url": url, "silent": silent, "tag": tag}

@@ -1,0 +1,279 @@
+"""Web Push to reporters, end to end against a local push-service stand-in
+(tests/pushservice.py): subscribe with the tracking token, drive the incident, and the
+stand-in must receive pushes whose VAPID JWT verifies and whose aes128gcm body decrypts to
+the Vietnamese notification. A 410 deletes the subscription; bad bodies are 422s."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from activities.push import PushSender
+from core.vapid import DEMO_SUBJECT, cached_vapid
+from schema.push import PUSH_WORTHY, b64url
+from schema.tables import PushOutbox, PushSubscription
+from tests.api.conftest import WARD_A, Stack, eventually
+from tests.pushservice import PushServiceStandIn
+
+
+@pytest.fixture
+def standin() -> Iterator[PushServiceStandIn]:
+    service = PushServiceStandIn().start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+async def push_stack(make_stack: Callable[..., Awaitable[Stack]],
+                     standin: PushServiceStandIn) -> Stack:
+    return await make_stack(CANHBAO_PUSH_TEST_ORIGINS=standin.origin)
+
+
+def sender(stack: Stack) -> PushSender:
+    keys, why = cached_vapid(stack.settings)
+    assert keys is not None, why
+    return PushSender(stack.settings, stack.app.state.db, keys)
+
+
+async def subscribe(stack: Stack, standin: PushServiceStandIn, token: str,
+                    expect: int = 201) -> Any:
+    key = (await stack.client.get("/api/v1/push/key")).json()["public_key"]
+    sub = standin.subscribe(key)
+    r = await stack.client.post("/api/v1/push/subscriptions",
+                                json={"tracking_token": token, **sub.to_json()})
+    assert r.status_code == expect, r.text
+    return sub
+
+
+async def count(stack: Stack, table: Any, **where: str) -> int:
+    async with stack.app.state.db.session() as s:
+        stmt = select(func.count()).select_from(table)
+        for name, value in where.items():
+            stmt = stmt.where(col(getattr(table, name)) == value)
+        return int((await s.execute(stmt)).scalar_one())
+
+
+async def test_key_is_the_demo_vapid_key(push_stack: Stack) -> None:
+    r = await push_stack.client.get("/api/v1/push/key")
+    assert r.status_code == 200
+    key = r.json()["public_key"]
+    assert "=" not in key and len(key) == 87  # 65 bytes, base64url without padding
+    assert (push_stack.settings.var_dir / "vapid_private.pem").exists()
+    token = (await push_stack.submit())["tracking_token"]
+    page = (await push_stack.client.get(f"/t/{token}")).text
+    assert 'id="push-box"' in page and "Nhận thông báo khi có tin mới" in page
+
+
+async def test_status_changes_reach_the_push_service(push_stack: Stack,
+                                                     standin: PushServiceStandIn) -> None:
+    stack = push_stack
+    accepted = await stack.submit()
+    iid, token = accepted["incident_id"], accepted["tracking_token"]
+    sub = await subscribe(stack, standin, token)
+    await stack.wait_projected(iid)
+    for action, body in (("verify", {}),
+                         ("classify", {"category": "crime", "priority": 2}),
+                         ("route", {"ward_code": stack.people.places[WARD_A].code})):
+        r = await stack.act(iid, action, "operator", body)
+        assert r.status_code == 200, r.text
+    r = await stack.act(iid, "note", "officer_a", {"text": "Đã cử tổ tuần tra đến", "public": True})
+    assert r.status_code == 200, r.text
+    push = sender(stack)
+
+    async def three() -> bool:
+        await push.drain_once()
+        return len(standin.for_subscription(sub.id)) >= 3
+
+    await eventually(three, timeout=20)
+    assert standin.refused == []
+    got = standin.for_subscription(sub.id)
+    assert [g.payload["title"] for g in got] == [
+        PUSH_WORTHY["verify"].title, PUSH_WORTHY["route"].title, PUSH_WORTHY["note"].title]
+    first = got[0]
+    code = accepted["tracking_code"]
+    assert first.payload["body"] == f"Trung tâm đã xác minh tin báo {code} của bạn."
+    assert first.payload["url"] == f"/t/{token}"
+    assert first.payload["silent"] is False
+    assert got[2].payload["body"] == "Đã cử tổ tuần tra đến" and got[2].urgency == "high"
+    assert first.claims["sub"] == DEMO_SUBJECT and first.claims["aud"] == standin.origin
+    assert first.ttl == stack.settings.push_ttl_s and first.urgency == "normal"
+    assert "Cán bộ" not in str([g.payload for g in got])  # no staff names
+    # Sent once: the queue is empty and another pass sends nothing.
+    assert await count(stack, PushOutbox, incident_id=iid) == 0
+    assert await push.drain_once() == 0
+    assert len(standin.for_subscription(sub.id)) == 3
+
+
+async def test_gone_subscription_is_deleted(push_stack: Stack,
+                                            standin: PushServiceStandIn) -> None:
+    stack = push_stack
+    accepted = await stack.submit()
+    iid, token = accepted["incident_id"], accepted["tracking_token"]
+    gone = await subscribe(stack, standin, token)
+    kept = await subscribe(stack, standin, token)
+    standin.answer[gone.id] = 410
+    await stack.wait_projected(iid)
+    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+    push = sender(stack)
+
+    async def settled() -> bool:
+        await push.drain_once()
+        return await count(stack, PushOutbox, incident_id=iid) == 0
+
+    await eventually(settled, timeout=20)
+    async with stack.app.state.db.session() as s:
+        left = (await s.execute(select(col(PushSubscription.endpoint)).where(
+            col(PushSubscription.incident_id) == iid))).scalars().all()
+    assert left == [kept.endpoint]
+    assert len(standin.for_subscription(kept.id)) == 1
+
+
+async def test_silent_sos_pushes_are_silent(push_stack: Stack,
+                                            standin: PushServiceStandIn) -> None:
+    stack = push_stack
+    accepted = await stack.submit(silent=True)
+    iid = accepted["incident_id"]
+    sub = await subscribe(stack, standin, accepted["tracking_token"])
+    await stack.wait_projected(iid)
+    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+    push = sender(stack)
+
+    async def one() -> bool:
+        await push.drain_once()
+        return len(standin.for_subscription(sub.id)) == 1
+
+    await eventually(one, timeout=20)
+    assert standin.for_subscription(sub.id)[0].payload["silent"] is True
+
+
+async def test_failing_service_is_retried_later(push_stack: Stack,
+                                                standin: PushServiceStandIn) -> None:
+    stack = push_stack
+    accepted = await stack.submit()
+    iid = accepted["incident_id"]
+    sub = await subscribe(stack, standin, accepted["tracking_token"])
+    standin.answer[sub.id] = 503
+    await stack.wait_projected(iid)
+    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+    push = sender(stack)
+
+    async def attempted() -> bool:
+        await push.drain_once()
+        async with stack.app.state.db.session() as s:
+            row = (await s.execute(select(PushOutbox).where(
+                col(PushOutbox.incident_id) == iid))).scalar_one_or_none()
+        return row is not None and row.attempts == 1 and row.last_error is not None
+
+    await eventually(attempted, timeout=20)
+    async with stack.app.state.db.session() as s:
+        row = (await s.execute(select(PushOutbox).where(
+            col(PushOutbox.incident_id) == iid))).scalar_one()
+    assert row.next_attempt_at is not None and "503" in (row.last_error or "")
+    # The incident is not held up by the push service.
+    assert (await stack.detail(iid)).json()["state"] == "verified"
+
+
+async def test_subscription_rules(push_stack: Stack, standin: PushServiceStandIn) -> None:
+    stack = push_stack
+    accepted = await stack.submit()
+    token = accepted["tracking_token"]
+    key = (await stack.client.get("/api/v1/push/key")).json()["public_key"]
+    good = standin.subscribe(key).to_json()
+
+    async def post(body: dict[str, Any], lang: str = "vi") -> Any:
+        return await stack.client.post("/api/v1/push/subscriptions", json=body,
+                                       headers={"Accept-Language": lang})
+
+    bad_point = b64url(b"\x04" + b"\x01" * 64)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({**good, "endpoint": "http://push.example.com/x"}, "https"),
+        ({**good, "endpoint": "https://10.0.0.5/x"}, "push service"),
+        ({**good, "endpoint": "https://localhost/x"}, "push service"),
+        ({**good, "endpoint": "not a url"}, "endpoint"),
+        ({**good, "keys": {**good["keys"], "p256dh": good["keys"]["p256dh"][:40]}}, "65 bytes"),
+        ({**good, "keys": {**good["keys"], "p256dh": bad_point}}, "P-256"),
+        ({**good, "keys": {**good["keys"], "auth": b64url(b"x" * 15)}}, "16 bytes"),
+        ({**good, "keys": {**good["keys"], "auth": "***"}}, "base64url"),
+        ({"endpoint": good["endpoint"]}, "keys"),
+    ]
+    for body, words in cases:
+        r = await post({"tracking_token": token, **body}, "en")
+        assert r.status_code == 422, (body, r.text)
+        assert words in r.text, (words, r.text)
+        vi = await post({"tracking_token": token, **body})
+        assert vi.json()["detail"] == "Dữ liệu không hợp lệ"
+    r = await post({"tracking_token": "no-such-token", **good})
+    assert r.status_code == 404
+    # Five per report; the same endpoint again only refreshes its keys.
+    first = await post({"tracking_token": token, **good})
+    assert first.status_code == 201 and first.json()["subscriptions"] == 1
+    again = await post({"tracking_token": token, **good})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    for _ in range(4):
+        assert (await post({"tracking_token": token,
+                            **standin.subscribe(key).to_json()})).status_code == 201
+    over = await post({"tracking_token": token, **standin.subscribe(key).to_json()})
+    assert over.status_code == 409 and over.json()["error"] == "too_many_subscriptions"
+    # Unsubscribing frees a place; unsubscribing twice is fine.
+    for _ in range(2):
+        r = await stack.client.request("DELETE", "/api/v1/push/subscriptions",
+                                       json={"tracking_token": token,
+                                             "endpoint": good["endpoint"]})
+        assert r.status_code == 204
+    assert await count(stack, PushSubscription, incident_id=accepted["incident_id"]) == 4
+
+
+async def test_closed_report_takes_no_subscription(push_stack: Stack,
+                                                   standin: PushServiceStandIn) -> None:
+    stack = push_stack
+    accepted = await stack.submit()
+    await stack.wait_projected(accepted["incident_id"])
+    r = await stack.client.post(f"/api/v1/track/{accepted['tracking_token']}/cancel", json={})
+    assert r.status_code == 200, r.text
+    await subscribe(stack, standin, accepted["tracking_token"], expect=409)
+
+
+async def test_push_off_without_a_key_outside_demo(
+        make_stack: Callable[..., Awaitable[Stack]], standin: PushServiceStandIn) -> None:
+    stack = await make_stack(CANHBAO_DEMO=False)
+    # The tracking page offers no notifications then (live location still).
+    page = (await stack.client.get(f"/t/{(await stack.submit())['tracking_token']}")).text
+    assert 'id="loc-box"' in page and 'id="push-box"' not in page
+    r = await stack.client.get("/api/v1/push/key", headers={"Accept-Language": "en"})
+    assert r.status_code == 404 and r.json()["error"] == "push_disabled"
+    assert "not enabled" in r.json()["detail"]
+    sub = standin.subscribe(b64url(b"\x04" + b"\x00" * 64)).to_json()
+    r = await stack.client.post("/api/v1/push/subscriptions",
+                                json={"tracking_token": "whatever", **sub})
+    assert r.status_code == 404 and r.json()["error"] == "push_disabled"
+
+
+async def test_the_worker_loop_sends(push_stack: Stack, standin: PushServiceStandIn) -> None:
+    """What worker.py runs: build_push_sender + push_forever, until cancelled."""
+    import asyncio
+
+    from activities.push import build_push_sender, push_forever
+
+    stack = push_stack
+    accepted = await stack.submit()
+    iid = accepted["incident_id"]
+    sub = await subscribe(stack, standin, accepted["tracking_token"])
+    await stack.wait_projected(iid)
+    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+    built = build_push_sender(stack.settings.model_copy(update={"push_interval_s": 0.1}),
+                              stack.app.state.db)
+    assert built is not None
+    loop = asyncio.create_task(push_forever(built))
+    try:
+        async def sent() -> bool:
+            return len(standin.for_subscription(sub.id)) == 1
+
+        await eventually(sent, timeout=20)
+    finally:
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
