@@ -101,6 +101,48 @@ class WorkflowStarter:
         self.temporal.note_success()
         return True
 
+    async def start_direct(self, inp: IncidentInput, timeout_s: float = START_TIMEOUT_S
+                           ) -> IncidentInput:
+        """Start the workflow of a report the database could not take (no outbox row:
+        Temporal keeps it) with the id the relay would use. Returns the input the
+        workflow runs with: `inp`, or the first input when it was already started (a
+        resubmission; the caller compares them). Raises TemporalUnavailable when the
+        server cannot be reached or did not confirm in time (then it may or may not have
+        started: the same report_id again finds it)."""
+        client = await self.temporal.get()
+        wid = workflow_id(inp.incident_id)
+        try:
+            await asyncio.wait_for(client.start_workflow(
+                INCIDENT_WORKFLOW, inp, id=wid, task_queue=self.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                rpc_timeout=timedelta(seconds=timeout_s)), timeout_s + 1)
+        except WorkflowAlreadyStartedError:
+            return await self._first_input(wid, timeout_s)
+        except (RPCError, TimeoutError) as exc:
+            reason = f"{exc.__class__.__name__}: {exc}"
+            self.temporal.note_failure(reason)
+            raise TemporalUnavailable(reason) from exc
+        REPORTS_STARTED.labels("direct").inc()
+        self.temporal.note_success()
+        return inp
+
+    async def _first_input(self, wid: str, timeout_s: float) -> IncidentInput:
+        """The input the current run of workflow `wid` started with (the first event of
+        its history: after a continue-as-new, the compact input without the report)."""
+        client = await self.temporal.get()
+        try:
+            async def first() -> IncidentInput:
+                async for ev in client.get_workflow_handle(wid).fetch_history_events(
+                        rpc_timeout=timedelta(seconds=timeout_s)):
+                    attrs = ev.workflow_execution_started_event_attributes
+                    values = await client.data_converter.decode(
+                        attrs.input.payloads, [IncidentInput])
+                    return IncidentInput.model_validate(values[0])
+                raise TemporalUnavailable(f"{wid} has no history")
+            return await asyncio.wait_for(first(), timeout_s + 1)
+        except (RPCError, TimeoutError) as exc:
+            raise TemporalUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+
     async def _mark(self, ids: list[str]) -> None:
         async with self.db.session() as s:
             await s.execute(update(Outbox).where(col(Outbox.report_id).in_(ids),
