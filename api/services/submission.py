@@ -32,7 +32,7 @@ from api import idempotency
 from api.errors import StoresUnavailable
 from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
-from api.services.attachments import claim_attachments
+from api.services.attachments import claim_attachments, release_attachments
 from core.db import Database, unreachable
 from core.settings import Settings
 from core.temporal import TemporalUnavailable
@@ -153,9 +153,53 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
     log.info("report accepted", tracking_code=report.tracking_code, source=source,
              attachments=len(inp.attachments))
     if not infra.temporal.recently_failed():
-        await infra.starter.start(incident_id, report.payload, by="request",
-                                  timeout_s=REQUEST_START_TIMEOUT_S)
+        started = await infra.starter.start_checked(incident_id, report.payload, by="request",
+                                                    timeout_s=REQUEST_START_TIMEOUT_S)
+        if started == "existing" and body.report_id is not None:
+            adopted = await _adopt(infra, report)
+            if adopted is not None:
+                return adopted
     return _accepted(settings, incident_id, report.tracking_code, report.tracking_token)
+
+
+async def _adopt(infra: Infra, report: Report) -> ReportAccepted | None:
+    """The report's workflow was running already: when it was started without the database
+    (a resubmission after the database returned, before the projection wrote the row),
+    its input is the first answer. The row just stored takes that code and token, and
+    the answer is the first one; another body under this report_id is a 409 (the row goes,
+    the projection writes the first one). None when the workflow's input says nothing."""
+    try:
+        running = await infra.starter.first_input(report.id, REQUEST_START_TIMEOUT_S)
+    except TemporalUnavailable:
+        return None
+    if running.intake is None:
+        return None
+    async with infra.db.session() as s:
+        row = await s.get(Report, report.id)
+        if row is None:
+            return None
+        if running.intake.fingerprint != report.fingerprint:
+            outbox = await s.get(Outbox, report.id)
+            if outbox is not None:
+                await s.delete(outbox)
+                await s.flush()
+            await s.delete(row)
+            await s.commit()
+            await release_attachments(infra.db, list(report.payload.get("attachments", [])),
+                                      report.id)
+            raise idempotency.ReportIdReused()
+        row.tracking_code = running.tracking_code
+        row.tracking_token = running.intake.tracking_token
+        row.payload = running.model_copy(update={"intake": None}).model_dump(mode="json")
+        row.created_at = running.received_at
+        try:
+            await s.commit()
+        except IntegrityError:  # its code was taken meanwhile: the stored answer stands
+            return None
+    log.info("report resubmitted: the answer given without the database",
+             incident_id=report.id)
+    return _accepted(infra.settings, report.id, running.tracking_code,
+                     running.intake.tracking_token)
 
 
 def _input(infra: Infra, body: ReportCreate, source: str, incident_id: str,

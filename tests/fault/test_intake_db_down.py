@@ -218,3 +218,31 @@ async def test_uploads_and_reports_with_photos_wait_for_the_database(
     async def accepted() -> bool:
         return (await stack.client.post("/api/v1/reports", json=body)).status_code == 202
     await eventually(accepted, 30, interval=0.5)
+
+
+async def test_resubmitted_after_the_database_returned_before_the_projection(
+        make_stack: Callable[..., Awaitable[Stack]], proxy: TcpProxy,  # noqa: F811
+        pg_url: str, temporal_env: WorkflowEnvironment,
+        worker_db: Database) -> None:  # noqa: F811
+    """The phone lost the 202 given while the database was down and sends the report again
+    once it is back, before any worker has projected it: the same answer, one report."""
+    from worker import build_worker
+
+    stack = await make_stack(with_worker=False, DATABASE_URL=_through(pg_url, proxy),
+                             CANHBAO_DB_CONNECT_TIMEOUT_S=2, CANHBAO_DB_RETRY_S=1)
+    await proxy.cut()
+    body = stack.report_body()
+    first = await stack.client.post("/api/v1/reports", json=body)
+    assert first.status_code == 202, first.text
+    await proxy.restore()
+    stack.app.state.db.note_reachable()
+    again = await stack.client.post("/api/v1/reports", json=body)
+    assert again.status_code == 202 and again.json() == first.json()
+    other = await stack.client.post("/api/v1/reports", json={**body, "description": "Khác"})
+    assert other.status_code == 409
+    async with build_worker(temporal_env.client, stack.settings, worker_db):
+        await stack.wait_projected(body["report_id"], 60)
+    tracked = await stack.client.get(f"/api/v1/track/{first.json()['tracking_token']}")
+    assert tracked.status_code == 200
+    assert tracked.json()["tracking_code"] == first.json()["tracking_code"]
+    assert await _count(worker_db, Report, [body["report_id"]]) == 1
