@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities import names
 from activities.sql import insert, stable_id
 from core.db import Database
+from schema.ids import UNCHECKED_TRACKING_LENGTH, make_tracking_code
 from schema.payloads import (
     IncidentCase,
     IncidentInput,
@@ -39,9 +40,11 @@ from schema.tables import (
     Incident,
     IncidentEvent,
     Notification,
+    Outbox,
     ProjectionFailure,
     PushOutbox,
     PushSubscription,
+    Report,
     StaffEvent,
     utcnow,
 )
@@ -57,6 +60,8 @@ FAILURES: Table = ProjectionFailure.__table__  # type: ignore[attr-defined]
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 PUSH_SUBSCRIPTIONS: Table = PushSubscription.__table__  # type: ignore[attr-defined]
 PUSH_OUTBOX: Table = PushOutbox.__table__  # type: ignore[attr-defined]
+REPORTS: Table = Report.__table__  # type: ignore[attr-defined]
+OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
 # What the database refuses for the data itself (a retry cannot help), unlike a lost
 # connection or a timeout, which are retried forever.
 PERMANENT = (DataError, IntegrityError)
@@ -188,6 +193,10 @@ class ProjectionActivities:
                       report: IncidentInput | None) -> None:
         values = event_values(case.id, event)
         async with self.db.engine.begin() as conn:
+            if report is not None and report.intake is not None:
+                code = await self._ensure_report(conn, report)
+                if code != case.tracking_code:
+                    case = case.model_copy(update={"tracking_code": code})
             earlier = (await conn.execute(
                 select(EVENTS).where(EVENTS.c.incident_id == case.id,
                                      EVENTS.c.seq == event.seq))).mappings().first()
@@ -204,7 +213,10 @@ class ProjectionActivities:
                     ALERTS.c.incident_id == case.id, ALERTS.c.seq == event.seq))
             row = incident_values(case, event, report)
             stmt = insert(self.db, INCIDENTS).values(**row)
-            keep: tuple[str, ...] = ("id", "created_at", *_FIRST_SEEN.values())
+            # A tracking code never changes; the row keeps the one it was first written
+            # with (a code re-drawn by _ensure_report, unknown to the workflow).
+            keep: tuple[str, ...] = ("id", "tracking_code", "created_at",
+                                     *_FIRST_SEEN.values())
             if isinstance(case, IncidentState) and report is None:
                 keep += TEXT_COLUMNS
             set_: dict[str, Any] = {k: stmt.excluded[k] for k in row if k not in keep}
@@ -277,6 +289,37 @@ class ProjectionActivities:
              "next_attempt_at": now, "attempts": 0}
             for sub in subscriptions]).on_conflict_do_nothing(
                 index_elements=["subscription_id", "seq"]))
+
+    async def _ensure_report(self, conn: Any, report: IncidentInput) -> str:
+        """Create the `reports` row (and a started outbox row, so the relay never starts
+        it again) of a report accepted while the database was unreachable, unless it is
+        there already; return the tracking code it has. Idempotent: a retried or replayed
+        receive event finds the row. Its tracking code was drawn without the database:
+        when another report holds it, a new one is drawn (the tracking page then shows
+        the new code; the workflow keeps the old one in its compact state)."""
+        assert report.intake is not None
+        code = report.tracking_code
+        payload = report.model_copy(update={"intake": None}).model_dump(mode="json")
+        for _ in range(8):
+            await conn.execute(insert(self.db, REPORTS).values(
+                id=report.incident_id, tracking_code=code,
+                tracking_token=report.intake.tracking_token,
+                payload={**payload, "tracking_code": code}, source=report.source,
+                created_at=report.received_at, fingerprint=report.intake.fingerprint,
+            ).on_conflict_do_nothing())
+            stored = (await conn.execute(select(REPORTS.c.tracking_code).where(
+                REPORTS.c.id == report.incident_id))).scalar_one_or_none()
+            if stored is not None:
+                await conn.execute(insert(self.db, OUTBOX).values(
+                    report_id=report.incident_id, created_at=report.received_at,
+                    started_at=utcnow(), attempts=0).on_conflict_do_nothing())
+                if stored != report.tracking_code:
+                    log.warning("tracking code re-drawn", incident_id=report.incident_id,
+                                drawn=report.tracking_code, kept=stored)
+                return str(stored)
+            code = make_tracking_code(UNCHECKED_TRACKING_LENGTH)
+        raise ApplicationError("could not store the report row", type="Invalid",
+                               non_retryable=True)
 
 
 def event_values(incident_id: str, event: TimelineEvent) -> dict[str, Any]:

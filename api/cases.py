@@ -10,7 +10,9 @@ timeout, and one mapping from Temporal failures to HTTP errors by the failure's 
   accepting it, or too many updates in flight) is sent again with the same update id.
 - An RPC NOT_FOUND means the workflow has ended or never existed: the gateway asks
   (describe) which, and raises `CaseEnded` (409) or `CaseNotFound` (404).
-- Temporal unreachable, an RPC timeout or another RPC status → `CaseUnavailable` (503).
+- Temporal unreachable (nothing sent) → `CaseUnavailable` (503). An update sent that got no
+  answer in time (RPC deadline, no worker polling, another RPC status) →
+  `OutcomeUnknown` (503, Retry-After, "try again with the same Idempotency-Key").
 
 Callers never look at error messages. After an update they rebuild the answer from the
 read model (the workflow writes it before the update returns); the update's own result is
@@ -69,6 +71,25 @@ class CaseUnavailable(ApiError):
                          headers={"Retry-After": "5"})
         self.reason = reason
         self.reached = reached
+
+
+class OutcomeUnknown(CaseUnavailable):
+    """503 with Retry-After: the update was sent but no answer came in time (RPC deadline,
+    update wait timeout, no worker took the workflow task): it may or may not be applied.
+    Sent again with the same Idempotency-Key, it is applied at most once and answers
+    with its real outcome (Temporal's update-id dedupe; api/services/actions.py keeps
+    the answer past the workflow's end)."""
+
+    RETRY_AFTER_S = 3
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.error = "outcome_unknown"
+        self.vi = ("Chưa rõ kết quả của thao tác, hãy thử lại với cùng Idempotency-Key "
+                   "(thao tác chỉ được thực hiện một lần)")
+        self.en = ("The outcome is not known yet, try again with the same Idempotency-Key "
+                   "(the action is applied at most once)")
+        self.headers = {"Retry-After": str(self.RETRY_AFTER_S)}
 
 
 class CaseNotFound(ApiError):
@@ -203,8 +224,8 @@ class Cases:
                      update_id: str | None = None, role: Role | None = None,
                      result_type: type | None = None) -> Any:
         """Run update `name` and wait for its result (untyped unless `result_type`).
-        Raises CaseRefused (403/409/422), CaseEnded (409), CaseNotFound (404) or
-        CaseUnavailable (503)."""
+        Raises CaseRefused (403/409/412/422), CaseEnded (409), CaseNotFound (404),
+        CaseUnavailable (503, not sent) or OutcomeUnknown (503, sent, outcome unknown)."""
         try:
             client = await self._client()
             handle = client.get_workflow_handle(workflow_id(incident_id))
@@ -215,16 +236,18 @@ class Cases:
         except WorkflowUpdateFailedError as exc:
             ACTIONS.labels(name, "refused").inc()
             raise refusal(exc, role) from exc
-        except (CaseUnavailable, WorkflowUpdateRPCTimeoutOrCancelledError,
-                TimeoutError) as exc:
+        except CaseUnavailable:  # no connection: the update was never sent
             ACTIONS.labels(name, "unavailable").inc()
-            if isinstance(exc, CaseUnavailable):
-                raise
-            raise CaseUnavailable(str(exc)) from exc
+            raise
+        except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
+            ACTIONS.labels(name, "unknown").inc()
+            log.warning("update outcome unknown", incident_id=incident_id, update=name,
+                        update_id=update_id, error=f"{exc.__class__.__name__}: {exc}")
+            raise OutcomeUnknown(str(exc)) from exc
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                ACTIONS.labels(name, "unavailable").inc()
-                raise CaseUnavailable(str(exc)) from exc
+                ACTIONS.labels(name, "unknown").inc()
+                raise OutcomeUnknown(str(exc)) from exc
             ACTIONS.labels(name, "refused").inc()
             raise await self._gone(client, incident_id) from exc
         ACTIONS.labels(name, "ok").inc()

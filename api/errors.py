@@ -13,9 +13,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.lang import negotiate
+from core.db import unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +70,36 @@ class FieldError(ApiError):
 def field_error(field: str, vi: str, en: str) -> FieldError:
     """The one-field 422 (see FieldError)."""
     return FieldError(field, vi, en)
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """The Retry-After header for a wait of `seconds` (whole seconds, at least 1)."""
+    return {"Retry-After": str(max(1, round(seconds)))}
+
+
+class DatabaseUnavailable(ApiError):
+    """503 with Retry-After: the database cannot be reached now (core.db.unreachable);
+    nothing was changed by this request unless the answer says otherwise."""
+
+    def __init__(self, retry_s: float = 5.0) -> None:
+        super().__init__(503, "database_unavailable",
+                         "Hệ thống tạm thời không truy cập được dữ liệu, vui lòng thử lại sau "
+                         "ít giây",
+                         "The database is unreachable for now, try again in a few seconds",
+                         headers=retry_after(retry_s))
+
+
+class StoresUnavailable(ApiError):
+    """503 with Retry-After: neither the database nor the workflow service can take a
+    report now; nothing was stored, the client keeps the report and sends it again."""
+
+    def __init__(self, retry_s: float = 5.0) -> None:
+        super().__init__(503, "unavailable",
+                         "Hệ thống tạm thời chưa nhận được tin báo. Tin báo vẫn được giữ "
+                         "trên máy của bạn và sẽ được gửi lại tự động",
+                         "The report cannot be received right now. It stays on your device "
+                         "and is sent again by itself",
+                         headers=retry_after(retry_s))
 
 
 # Standard answers for HTTP statuses raised without a domain error.
@@ -174,6 +206,21 @@ def install_handlers(app: FastAPI) -> None:
         ) and lang == "en" else (en if lang == "en" else vi)
         return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # Any endpoint hit while the database is unreachable answers 503, never 500.
+        if not unreachable(exc):
+            return await _unexpected(request, exc)
+        db = getattr(request.app.state, "db", None)
+        if db is not None:
+            db.note_unreachable()
+        log.warning("database unreachable", path=request.url.path,
+                    error=f"{exc.__class__.__name__}: {str(exc)[:300]}")
+        settings = getattr(request.app.state, "settings", None)
+        error = DatabaseUnavailable(settings.db_retry_s if settings else 5.0)
+        return JSONResponse(error.body(request_lang(request)), status_code=503,
+                            headers=error.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -1,5 +1,7 @@
-"""Resubmitting a report tells the truth: the same `report_id` with the same body gets the
-first answer; with another body it gets 409 and nothing else (as payment APIs do).
+"""Repeating a request tells the truth: the same `report_id` (a report) or the same
+`Idempotency-Key` (a staff action) with the same request gets the first answer; with
+another request it gets 409 and nothing else (as payment APIs do). One fingerprint rule
+for both: the sha256 of the request's canonical JSON.
 
 A report id is no secret (staff and Open311 clients see incident ids), so the first answer
 (which holds the citizen's tracking token) is given only to a request that proves it is
@@ -24,6 +26,19 @@ from core.db import Database
 from schema.tables import Attachment, Report
 
 
+class KeyReused(ApiError):
+    """409: this Idempotency-Key was used for another request (another body, action,
+    If-Match or user). Says nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            409, "idempotency_key_reused",
+            "Idempotency-Key này đã được dùng cho một yêu cầu khác. "
+            "Hãy gửi lại với khóa mới.",
+            "This Idempotency-Key was already used for a different request. "
+            "Send it again with a new key.")
+
+
 class ReportIdReused(ApiError):
     """409: this `report_id` belongs to a report with another body. Says nothing else."""
 
@@ -36,13 +51,33 @@ class ReportIdReused(ApiError):
             "Send it again with a new id.")
 
 
+def _digest(canonical: dict[str, Any]) -> str:
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def fingerprint(fields: dict[str, Any], attachment_hashes: list[str]) -> str:
     """sha256 (hex) of the canonical request: `fields` (JSON-ready, report_id left out)
     and the attachments' content hashes, order-free."""
     canonical = {k: v for k, v in fields.items() if k not in ("report_id", "attachments")}
     canonical["attachments"] = sorted(attachment_hashes)
-    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _digest(canonical)
+
+
+def action_fingerprint(username: str, action: str, body: dict[str, Any],
+                       expected_version: int | None) -> str:
+    """sha256 (hex) of a staff action request: who, which action, the validated body
+    (JSON-ready) and the If-Match version. The incident and the key are the receipt's
+    address, not part of the print."""
+    return _digest({"user": username, "action": action, "body": body,
+                    "if_match": expected_version})
+
+
+def check_action(stored_fingerprint: str, fp: str) -> None:
+    """Raise KeyReused unless the stored receipt was made by a request with print `fp`."""
+    if stored_fingerprint != fp:
+        raise KeyReused()
 
 
 async def report_fingerprint(db: Database, fields: dict[str, Any],

@@ -1,13 +1,17 @@
-"""Database engines: async for the API and activities, sync for alembic and the CLI."""
+"""Database engines: async for the API and activities, sync for alembic and the CLI, and
+what counts as "the database cannot be reached" (`unreachable`), which intake and the
+API's error handlers act on."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,7 +35,39 @@ def _make_parent_dir(sqlite_url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+# SQLSTATEs of a server that answered but cannot serve now: connection exceptions (class
+# 08), shutting down or starting up (57P01-57P03). Every other SQLSTATE is an answer.
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not be reached or dropped the connection
+    (refused, reset, DNS, connect timeout, server shut down, pool checkout timeout), as
+    opposed to an error the server answered with (constraint, syntax, deadlock, statement
+    timeout...), which a retry of the same request does not cure by itself.
+
+    Looks through SQLAlchemy's wrapper at the driver's error: psycopg gives client-side
+    connection failures no SQLSTATE."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no connection from the pool in time
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return False
+        orig = exc.orig
+        if orig is None or not hasattr(orig, "sqlstate"):  # not psycopg (SQLite)
+            return False
+        state = getattr(orig, "sqlstate", None)
+        return state is None or str(state).startswith(_UNREACHABLE_SQLSTATES)
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    cause = exc.__cause__
+    return cause is not None and cause is not exc and unreachable(cause)
+
+
+def make_async_engine(url: str, pool_size: int = 10, connect_timeout_s: int = 10
+                      ) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         _make_parent_dir(url)
@@ -39,7 +75,9 @@ def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        pool_timeout=connect_timeout_s * 2,
+        connect_args={"connect_timeout": connect_timeout_s},
     )
 
 
@@ -54,18 +92,35 @@ def make_sync_engine(url: str) -> Engine:
 
 
 class Database:
-    """One async engine and its session factory."""
+    """One async engine and its session factory, and when it was last found unreachable
+    (`note_unreachable`; `recently_unreachable` for `retry_s` seconds after)."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, connect_timeout_s: int = 10,
+                 retry_s: float = 5.0) -> None:
         self.url = async_url(url)
-        self.engine = make_async_engine(url, pool_size)
+        self.engine = make_async_engine(url, pool_size, connect_timeout_s)
         self.sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+        self.retry_s = retry_s
+        self._unreachable_at = float("-inf")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(settings.database_url, settings.db_pool_size)
+        return cls(settings.database_url, settings.db_pool_size,
+                   settings.db_connect_timeout_s, settings.db_retry_s)
+
+    def note_unreachable(self) -> None:
+        """Remember that a call just failed because the database cannot be reached."""
+        self._unreachable_at = time.monotonic()
+
+    def note_reachable(self) -> None:
+        self._unreachable_at = float("-inf")
+
+    def recently_unreachable(self) -> bool:
+        """Whether the database was found unreachable less than `retry_s` seconds ago
+        (intake then does not wait for a connection that will not come)."""
+        return time.monotonic() - self._unreachable_at < self.retry_s
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 import structlog
 from prometheus_client import Counter
@@ -21,7 +22,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from core.db import Database
+from core.db import Database, unreachable
 from core.settings import Settings
 from core.temporal import TemporalHolder, TemporalUnavailable
 from schema.ids import workflow_id
@@ -29,6 +30,8 @@ from schema.payloads import INCIDENT_WORKFLOW, IncidentInput
 from schema.tables import Outbox, Report, utcnow
 
 log = structlog.get_logger(__name__)
+
+Started = Literal["started", "existing"]
 
 START_TIMEOUT_S = 8.0
 REPORTS_STARTED = Counter(
@@ -59,29 +62,37 @@ class WorkflowStarter:
         """Start the incident's workflow (an existing one counts as started) and mark the
         outbox row. False when Temporal could not be reached or refused (the relay tries
         again later)."""
+        return await self.start_checked(incident_id, payload, by, timeout_s) is not None
+
+    async def start_checked(self, incident_id: str, payload: dict, by: str = "relay",
+                            timeout_s: float = START_TIMEOUT_S) -> Started | None:
+        """As `start`, telling whether this call started it ("started") or found it
+        running ("existing"); None when it could not."""
         if by == "relay" and incident_id in self.marks.starting:
-            return False  # the request that accepted it is starting it right now
+            return None  # the request that accepted it is starting it right now
         self.marks.starting.add(incident_id)
         try:
-            if not await self._start(incident_id, payload, by, timeout_s):
-                return False
+            outcome = await self._start(incident_id, payload, by, timeout_s)
+            if outcome is None:
+                return None
             if by == "request":
                 # Marked in batches by the relay: one commit less per report. If the process
                 # dies first, the relay starts it again, finds it running, marks it then.
                 self.marks.started.add(incident_id)
-                return True
+                return outcome
         finally:
             self.marks.starting.discard(incident_id)
         await self._mark([incident_id])
-        return True
+        return outcome
 
     async def _start(self, incident_id: str, payload: dict, by: str,
-                     timeout_s: float) -> bool:
+                     timeout_s: float) -> Started | None:
         try:
             client = await self.temporal.get()
         except TemporalUnavailable as exc:
             log.warning("workflow start deferred", incident_id=incident_id, error=str(exc))
-            return False
+            return None
+        outcome: Started = "started"
         try:
             await asyncio.wait_for(client.start_workflow(
                 INCIDENT_WORKFLOW, IncidentInput.model_validate(payload),
@@ -90,16 +101,61 @@ class WorkflowStarter:
                 rpc_timeout=timedelta(seconds=timeout_s)), timeout_s + 1)
             REPORTS_STARTED.labels(by).inc()
         except WorkflowAlreadyStartedError:
-            pass
+            outcome = "existing"
         except Exception as exc:  # noqa: BLE001 - the relay retries
             reason = f"{exc.__class__.__name__}: {exc}"
             if isinstance(exc, RPCError | TimeoutError):
                 self.temporal.note_failure(reason)
             await self._record_failure(incident_id, reason)
             log.warning("workflow start failed", incident_id=incident_id, error=reason)
-            return False
+            return None
         self.temporal.note_success()
-        return True
+        return outcome
+
+    async def start_direct(self, inp: IncidentInput, timeout_s: float = START_TIMEOUT_S
+                           ) -> IncidentInput:
+        """Start the workflow of a report the database could not take (no outbox row:
+        Temporal keeps it) with the id the relay would use. Returns the input the
+        workflow runs with: `inp`, or the first input when it was already started (a
+        resubmission; the caller compares them). Raises TemporalUnavailable when the
+        server cannot be reached or did not confirm in time (then it may or may not have
+        started: the same report_id again finds it)."""
+        client = await self.temporal.get()
+        wid = workflow_id(inp.incident_id)
+        try:
+            await asyncio.wait_for(client.start_workflow(
+                INCIDENT_WORKFLOW, inp, id=wid, task_queue=self.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                rpc_timeout=timedelta(seconds=timeout_s)), timeout_s + 1)
+        except WorkflowAlreadyStartedError:
+            return await self.first_input(inp.incident_id, timeout_s)
+        except (RPCError, TimeoutError) as exc:
+            reason = f"{exc.__class__.__name__}: {exc}"
+            self.temporal.note_failure(reason)
+            raise TemporalUnavailable(reason) from exc
+        REPORTS_STARTED.labels("direct").inc()
+        self.temporal.note_success()
+        return inp
+
+    async def first_input(self, incident_id: str, timeout_s: float = START_TIMEOUT_S
+                          ) -> IncidentInput:
+        """The input the current run of the incident's workflow started with (the first
+        event of its history: after a continue-as-new, the compact input without the
+        report). Raises TemporalUnavailable when it cannot be read now."""
+        wid = workflow_id(incident_id)
+        client = await self.temporal.get()
+        try:
+            async def first() -> IncidentInput:
+                async for ev in client.get_workflow_handle(wid).fetch_history_events(
+                        rpc_timeout=timedelta(seconds=timeout_s)):
+                    attrs = ev.workflow_execution_started_event_attributes
+                    values = await client.data_converter.decode(
+                        attrs.input.payloads, [IncidentInput])
+                    return IncidentInput.model_validate(values[0])
+                raise TemporalUnavailable(f"{wid} has no history")
+            return await asyncio.wait_for(first(), timeout_s + 1)
+        except (RPCError, TimeoutError) as exc:
+            raise TemporalUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
     async def _mark(self, ids: list[str]) -> None:
         async with self.db.session() as s:
@@ -172,8 +228,12 @@ async def relay_forever(current: Callable[[], WorkflowStarter]) -> None:
             await starter.relay_once()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - keep relaying
-            log.exception("relay pass failed")
+        except Exception as exc:  # noqa: BLE001 - keep relaying
+            if unreachable(exc):
+                log.warning("relay pass skipped: database unreachable",
+                            error=f"{exc.__class__.__name__}: {str(exc)[:200]}")
+            else:
+                log.exception("relay pass failed")
         await asyncio.sleep(starter.settings.relay_interval_s)
 
 

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     # --- database ---
     database_url: str = Field(default="", alias="DATABASE_URL")
     db_pool_size: int = Field(default=10, alias="CANHBAO_DB_POOL_SIZE")
+    # Seconds to wait for a new PostgreSQL connection before the database counts as
+    # unreachable (libpq's connect_timeout: whole seconds, at least 2).
+    db_connect_timeout_s: int = Field(default=5, ge=2, le=60,
+                                      alias="CANHBAO_DB_CONNECT_TIMEOUT_S")
+    # Seconds a database found unreachable is not tried again by intake (reports go
+    # straight to a workflow meanwhile) and the Retry-After of the 503 answers.
+    db_retry_s: float = Field(default=5.0, gt=0, le=300, alias="CANHBAO_DB_RETRY_S")
 
     # --- Temporal ---
     temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")

@@ -83,6 +83,22 @@ class Escalation(Payload):
 INCIDENT_WORKFLOW = "IncidentWorkflowV2"
 
 
+class IntakeRecord(Payload):
+    """What the projection needs to create the `reports` row of a report accepted while the
+    database was unreachable (api/services/submission.py): the citizen's tracking token
+    and the request's fingerprint (api/idempotency.py). The rest of the row is the input
+    itself. Set only on that path, and dropped at continue-as-new.
+
+    The token (a bearer secret for the tracking page) is then in the workflow history. The
+    history already holds the report itself, the reporter's name and phone, and whoever
+    may read it may also signal or end the workflow, so it adds no reader; it is kept
+    because a citizen who resubmits the same report_id while the database is still down
+    must get the same answer, which the API reads back from the history."""
+
+    tracking_token: str
+    fingerprint: str
+
+
 class IncidentInput(Payload):
     incident_id: str
     tracking_code: str
@@ -103,6 +119,8 @@ class IncidentInput(Payload):
     # Set only by continue-as-new: the compact state the next run starts from (the
     # report's texts are then dropped from the input; they live in the read model).
     resume: IncidentState | None = None
+    # Set only when the report was accepted without the database (see IntakeRecord).
+    intake: IntakeRecord | None = None
 
 
 # --- updates (one model per human action) -------------------------------------------------

@@ -161,6 +161,25 @@ class CitizenAddition(SQLModel, table=True):
     chars: int = 0  # characters of text it added
 
 
+class ActionReceipt(SQLModel, table=True):
+    """The first answer to a staff action sent with an Idempotency-Key
+    (api/services/actions.py), kept once its outcome is known (done, or refused by the
+    workflow), so that the same key again gets it back, also after the incident ended
+    (Temporal's update-id dedupe ends with the workflow run). `fingerprint` is the
+    request's (api/idempotency.py): the same key with another request is a 409."""
+
+    __tablename__ = "action_receipts"
+    incident_id: str = Field(primary_key=True)
+    action: str = Field(primary_key=True)
+    idem_key: str = Field(primary_key=True, max_length=200)
+    fingerprint: str = Field(max_length=64)
+    status: int
+    # 200: the incident as the answer showed it; else {error, vi, en, extra, fields}.
+    body: dict = Field(sa_column=Column(JSON, nullable=False))
+    etag: str | None = None
+    created_at: datetime = _tz(default_factory=utcnow)
+
+
 class Outbox(SQLModel, table=True):
     """One row per report whose workflow must be started. The relay retries until
     `started_at` is set."""

@@ -17,7 +17,7 @@ from shapely.geometry import mapping, shape
 from sqlmodel import select
 
 from api.deps import DbDep, InfraDep, SettingsDep
-from api.errors import FieldError
+from api.errors import FieldError, StoresUnavailable
 from api.idempotency import ReportIdReused
 from api.infra import Infra
 from api.services.submission import submit_report
@@ -246,6 +246,13 @@ async def _report_result(request: Request, infra: Infra, form: StreamedForm,
         errors["form"] = exc.en if lang == "en" else exc.vi
         values["report_id"] = str(uuid.uuid4())
         return _report_page(request, infra.settings, values, errors, attachments, status_code=409)
+    except StoresUnavailable as exc:
+        # Neither store can take it now: the form comes back as typed, to send again.
+        errors["form"] = exc.en if lang == "en" else exc.vi
+        page = _report_page(request, infra.settings, values, errors, attachments,
+                            status_code=503)
+        page.headers.update(exc.headers or {})
+        return page
     log.info("web report accepted", tracking_code=accepted.tracking_code)
     return RedirectResponse(f"/t/{accepted.tracking_token}", status_code=303)
 

@@ -57,6 +57,8 @@ CATALOGS: dict[str, dict[str, str]] = {
         "report.sending": "Đang gửi…",
         "report.pending": "Đang chờ gửi. Không có mạng: báo tin đã lưu trên máy và sẽ tự gửi "
         "khi có mạng trở lại. Đừng đóng trình duyệt nếu có thể.",
+        "report.pending_server": "Đang chờ gửi. Hệ thống tạm thời chưa nhận được: báo tin đã "
+        "lưu trên máy và sẽ tự gửi lại sau ít giây.",
         "report.pending_short": "Đang chờ gửi",
         "report.sent": "Đã gửi báo tin. Mã theo dõi: {code}",
         "report.open_tracking": "Xem tình trạng báo tin",
@@ -179,6 +181,8 @@ CATALOGS: dict[str, dict[str, str]] = {
         "report.sending": "Sending…",
         "report.pending": "Waiting to send. No connection: the report is saved on this phone and "
         "will be sent automatically when the connection returns.",
+        "report.pending_server": "Waiting to send. The service cannot take it right now: the "
+        "report is saved on this phone and is sent again in a few seconds.",
         "report.pending_short": "Waiting to send",
         "report.sent": "Report sent. Tracking code: {code}",
         "report.open_tracking": "See the report's progress",

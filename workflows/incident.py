@@ -150,6 +150,16 @@ class _Op:
     summary: str
 
 
+def _request_key() -> str | None:
+    """The update id of the update being handled when the API named it from an
+    Idempotency-Key (`<action>:<key>`, api/services/actions.py), else None. Recorded in
+    the event's data as `request`, so the API can tell that a keyed action was applied
+    after the workflow has ended (Temporal's update-id dedupe ends with the run). Only
+    event data, no new command: histories recorded before replay unchanged."""
+    info = workflow.current_update_info()
+    return info.id if info is not None and ":" in info.id else None
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class IncidentWorkflow:
     @workflow.init
@@ -252,7 +262,7 @@ class IncidentWorkflow:
                              self._s.id, self._s.run, workflow.info().get_current_history_length())
         workflow.continue_as_new(self._inp.model_copy(update={
             "resume": self._s, "description": "", "address": None, "reporter": None,
-            "attachments": [],
+            "attachments": [], "intake": None,
         }))
 
     async def _intake(self) -> None:
@@ -847,8 +857,12 @@ class IncidentWorkflow:
         s = self._s
         s.seq += 1
         s.updated_at = at
+        data = dict(data or {})
+        request = _request_key()
+        if request is not None:
+            data.setdefault("request", request)
         event = TimelineEvent(seq=s.seq, at=at, actor=actor, action=action,
-                              from_state=from_state, to_state=to_state, data=data or {},
+                              from_state=from_state, to_state=to_state, data=data,
                               public_note=public_note)
         snapshot = s.model_copy(deep=True, update={"told": {}, "held": {}})
         self._enqueue(names.PROJECT, ProjectEvent(state=snapshot, event=event, report=report),

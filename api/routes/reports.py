@@ -7,6 +7,7 @@ from starlette.requests import ClientDisconnect
 
 from api.auth import principal_from_request
 from api.deps import InfraDep
+from api.errors import DatabaseUnavailable
 from api.services.attachments import AttachmentTooLarge, store_attachment
 from api.services.reporter_location import share_location
 from api.services.submission import submit_report
@@ -35,7 +36,7 @@ _ERR = {"model": dict}
 
 
 @router.post("/attachments", status_code=201, response_model=AttachmentOut,
-             responses={400: _ERR, 413: _ERR, 415: _ERR, 422: _ERR},
+             responses={400: _ERR, 413: _ERR, 415: _ERR, 422: _ERR, 503: _ERR},
              openapi_extra=FILE_BODY_OPENAPI)
 async def upload_attachment(request: Request, infra: InfraDep) -> AttachmentOut:
     """Upload one photo or video (multipart field `file`). The type is decided by the
@@ -43,8 +44,12 @@ async def upload_attachment(request: Request, infra: InfraDep) -> AttachmentOut:
 
     The body is parsed while it arrives and written straight to storage: reading stops
     with 413 as soon as the limit for the sniffed type is passed (at once when
-    Content-Length is larger than the video limit), and nothing is kept then."""
+    Content-Length is larger than the video limit), and nothing is kept then. While the
+    database is unreachable: 503 with Retry-After (the file is not kept)."""
     settings = infra.settings
+    if infra.db.recently_unreachable():
+        # An upload is kept only with its row: refuse before reading the body.
+        raise DatabaseUnavailable(settings.db_retry_s)
     limit = max(settings.max_image_bytes, settings.max_video_bytes)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
@@ -68,10 +73,13 @@ async def upload_attachment(request: Request, infra: InfraDep) -> AttachmentOut:
 
 
 @router.post("/reports", status_code=202, response_model=ReportAccepted,
-             responses={422: _ERR})
+             responses={409: _ERR, 422: _ERR, 503: _ERR})
 async def create_report(infra: InfraDep, body: ReportCreate) -> ReportAccepted:
-    """Report an incident. Stored durably before the answer; the same `report_id` again
-    gives the same answer and creates nothing."""
+    """Report an incident. Stored durably before the answer (in the database, or while it
+    is unreachable in the incident's workflow); the same `report_id` again gives the same
+    answer and creates nothing (another body with it: 409). 503 with Retry-After when
+    neither can take it (or the database is down and the report names attachments):
+    send it again later with the same `report_id`."""
     return await submit_report(infra, body, source="api")
 
 

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import wording
+from api import idempotency, wording
 from api.auth import Principal
-from api.cases import CaseNotFound, Cases
+from api.cases import CaseEnded, CaseNotFound, CaseRefused, Cases
 from api.errors import ApiError, field_error
+from api.services import receipts
 from api.services.attachments import claim_attachments
 from api.services.detail import incident_detail, visible_row
 from core.db import Database
@@ -102,10 +103,15 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
                       action: Action, body: dict[str, Any] | None,
                       idempotency_key: str | None = None,
                       expected_version: int | None = None) -> IncidentDetail:
-    """Run `action` for `user`. The same idempotency key again returns the first result
-    and changes nothing. `expected_version` (If-Match) makes the workflow refuse a case
-    that moved on (412). Raises 403/404/409/412/422/503 as ApiError (or
-    RequestValidationError for the body)."""
+    """Run `action` for `user`. `expected_version` (If-Match) makes the workflow refuse a
+    case that moved on (412). Raises 403/404/409/412/422/503 as ApiError (or
+    RequestValidationError for the body).
+
+    With an `idempotency_key`, the same key again (same user, action, body and If-Match)
+    returns the first answer, whatever it was (the incident, or the workflow's refusal),
+    also after the incident ended, and changes nothing (api/services/receipts.py); the
+    same key with another request is a 409 (idempotency.KeyReused). An update whose outcome
+    is unknown answers 503 (cases.OutcomeUnknown): the same key again gets the outcome."""
     async with db.session() as s:
         try:
             row, _ = await visible_row(s, user, incident_id)
@@ -118,21 +124,51 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
     if role not in ACTION_ROLES[action]:
         raise ApiError(403, "forbidden", *wording.role_never(action, role))
     parsed = parse_body(action, body)
+    key = receipts.Key(incident_id, action.value, idempotency_key, idempotency.action_fingerprint(
+        user.username, action.value, parsed.model_dump(mode="json"), expected_version)
+    ) if idempotency_key else None
+    if key is not None:
+        first = await receipts.first_answer(db, key)
+        if first is not None:
+            log.info("action repeated", action=action.value, actor=user.username)
+            return first
     if row is not None and not row.is_open:
+        if key is not None and await receipts.applied(db, key):
+            return await _applied_answer(db, cases, user, key)
         raise ApiError(409, "illegal_transition",
                        *wording.not_in_state(action, State(row.state)))
     async with db.session() as s:
         found = await _resolve(s, parsed, incident_id, idempotency_key)
-    update_id = f"{action.value}:{idempotency_key}" if idempotency_key else None
     try:
         inp = parsed.to_input(user.actor(), found)
         if expected_version is not None:
             inp = inp.model_copy(update={"expected_version": expected_version})
-        await cases.update(incident_id, action.value, inp, update_id=update_id, role=role)
+        await cases.update(incident_id, action.value, inp,
+                           update_id=key.update_id if key else None, role=role)
+    except (CaseRefused, CaseEnded) as exc:
+        if key is not None and isinstance(exc, CaseEnded) and await receipts.applied(db, key):
+            return await _applied_answer(db, cases, user, key)
+        if key is not None:
+            await receipts.keep_refusal(db, key, exc)
+        raise
     except CaseNotFound as exc:
         if row is None:
             raise
         raise ApiError(409, "illegal_transition", "Vụ việc đã kết thúc",
                        "The incident has ended") from exc
     log.info("action taken", action=action.value, actor=user.username)
-    return await incident_detail(db, cases, user, incident_id)
+    detail = await incident_detail(db, cases, user, incident_id)
+    if key is not None:
+        await receipts.keep_answer(db, key, detail)
+    return detail
+
+
+async def _applied_answer(db: Database, cases: Cases, user: Principal,
+                          key: receipts.Key) -> IncidentDetail:
+    """The action was applied (its event carries the key) but its first answer was never
+    kept (it timed out, or the process died): the incident as it is now, kept as the
+    answer from here on."""
+    log.info("action found applied", action=key.action, actor=user.username)
+    detail = await incident_detail(db, cases, user, key.incident_id)
+    await receipts.keep_answer(db, key, detail)
+    return detail

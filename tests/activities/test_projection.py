@@ -175,3 +175,45 @@ async def test_text_the_database_refuses_is_dead_lettered_and_the_incident_stays
     async with pg_db.session() as session:
         assert len((await session.exec(select(ProjectionFailure).where(
             ProjectionFailure.incident_id == inp.incident_id))).all()) == 1
+
+
+async def test_report_accepted_without_the_database_gets_its_row(any_db: Database) -> None:
+    """Intake while the database was down: the receipt creates the reports row (and a
+    started outbox row) from the workflow input, once, however often it is delivered; a
+    tracking code another report holds already is drawn again, for both rows."""
+    from schema.ids import UNCHECKED_TRACKING_LENGTH
+    from schema.payloads import IntakeRecord, ProjectEvent
+    from schema.tables import Outbox, Report
+
+    acts = ProjectionActivities(any_db)
+    taken = incident_input(tracking_code="ACEFGHJKMN")
+    async with any_db.session() as session:
+        session.add(Report(id=taken.incident_id, tracking_code=taken.tracking_code,
+                           tracking_token=f"tok-{taken.incident_id}",
+                           payload=taken.model_dump(mode="json")))
+        await session.commit()
+    for inp in (incident_input(tracking_code="ACEFGHJKMP"),
+                incident_input(tracking_code=taken.tracking_code)):
+        inp.intake = IntakeRecord(tracking_token=f"token-{inp.incident_id}", fingerprint="f" * 64)
+        for _ in range(2):
+            await acts.project(ProjectEvent(state=v2_state(inp), event=event(1), report=inp))
+        async with any_db.session() as session:
+            report = await session.get(Report, inp.incident_id)
+            outbox = await session.get(Outbox, inp.incident_id)
+        row = await incident_row(any_db, inp.incident_id)
+        assert report is not None and outbox is not None and outbox.started_at is not None
+        assert report.tracking_token == f"token-{inp.incident_id}"
+        assert report.fingerprint == "f" * 64 and report.payload["intake"] is None
+        assert row.tracking_code == report.tracking_code
+        if inp.tracking_code == taken.tracking_code:
+            assert report.tracking_code != taken.tracking_code
+            assert len(report.tracking_code) == UNCHECKED_TRACKING_LENGTH
+        else:
+            assert report.tracking_code == inp.tracking_code
+        # A later event (the workflow still holds the old code) keeps the row's code.
+        later = v2_state(inp, state=State.VERIFIED, seq=2, version=1)
+        await acts.project(ProjectEvent(state=later, event=event(
+            2, action="verify", from_state=State.RECEIVED, to_state=State.VERIFIED,
+            actor=operator())))
+        row = await incident_row(any_db, inp.incident_id)
+        assert (row.state, row.tracking_code) == ("verified", report.tracking_code)

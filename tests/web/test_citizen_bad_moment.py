@@ -360,6 +360,45 @@ def test_busy_server_429_waits_retry_after_and_keeps_the_queue(
     assert len(refused) == 1
 
 
+def test_both_stores_down_503_keeps_the_report_queued_until_retry_after(
+    phone: Callable[..., BrowserContext], live_server: LiveServer, artifacts_dir: Path,
+) -> None:
+    """POST /reports is answered 503 Retry-After: 2 (the database and Temporal both down):
+    the report waits on the phone ("Đang chờ gửi"), is not sent again before Retry-After,
+    and reaches the server once afterwards."""
+    ctx = phone()
+    page = ctx.new_page()
+    refused: list[float] = []
+    sent: list[float] = []
+
+    def down_once(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+        elif not refused:
+            refused.append(time.monotonic())
+            route.fulfill(status=503, headers={"Retry-After": "2"},
+                          content_type="application/json",
+                          body=json.dumps({"error": "unavailable", "detail": "down"}))
+        else:
+            sent.append(time.monotonic())
+            route.continue_()
+
+    ctx.route(re.compile(r"/api/v1/reports$"), down_once)
+    page.goto("/")
+    expect(page.locator("#loc-status")).to_contain_text("sai số")
+    description = f"Cháy bãi rác {uuid.uuid4().hex[:6]}"
+    page.locator("label.cat-other").click()
+    page.fill("#description", description)
+    page.click("#send")
+    expect(page.locator("#pending-text")).to_contain_text("tạm thời chưa nhận")
+    page.screenshot(path=artifacts_dir / "web-report-503.png", full_page=True)
+    expect(page.locator("#outbox-status .sent")).to_be_visible(timeout=30_000)
+    assert live_server.scalar(INCIDENTS_BY_DESCRIPTION, d=description) in (0, 1)
+    assert len(refused) == 1 and sent and sent[0] - refused[0] >= 2
+    assert live_server.scalar("select count(*) from reports where payload->>'description' = :d",
+                              d=description) == 1
+
+
 # --- silent SOS -------------------------------------------------------------------------------
 
 # Records every way a page could make a sound or vibrate.

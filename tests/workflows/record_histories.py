@@ -246,11 +246,33 @@ async def v2_message(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]
     return [("v2_message", handle)]
 
 
+async def v2_keyed(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """A report accepted while the database was down (its input carries the intake
+    record), then actions sent as the API sends them with an Idempotency-Key (update ids
+    `<action>:<key>`, recorded in the events' data), one of them sent twice; close."""
+    from schema.payloads import IntakeRecord
+
+    inp = incident_input(tracking_code="ACEFGHJKMN")
+    inp.intake = IntakeRecord(tracking_token="recorded-token", fingerprint="0" * 64)
+    handle = await start_incident(client, tq, inp)
+    unit = unit_ref()
+    await handle.execute_update(W.classify, ClassifyInput(
+        actor=operator(), category=Category.CRIME, priority=Priority.HIGH), id="classify:k1")
+    route = RouteInput(actor=operator(), unit=unit)
+    for _ in range(2):  # the second is answered from the first (update-id dedupe)
+        await handle.execute_update(W.route, route, id="route:k2")
+    await handle.execute_update(W.arrive, ArriveInput(actor=officer(unit)), id="arrive:k3")
+    await handle.execute_update(W.close, CloseInput(
+        actor=officer(unit), outcome=Outcome.RESOLVED, summary="Xong"), id="close:k4")
+    await handle.result()
+    return [("v2_keyed", handle)]
+
+
 # lifecycle, escalation, merge, cancel and lifecycle_local are v1 histories, recorded
 # before v2 existed: start_incident now starts v2, so never record them again.
 SCENARIOS = {"v2_lifecycle": v2_lifecycle, "v2_escalation": v2_escalation,
              "v2_merge": v2_merge, "v2_continued": v2_continued,
-             "v2_versions": v2_versions, "v2_message": v2_message}
+             "v2_versions": v2_versions, "v2_message": v2_message, "v2_keyed": v2_keyed}
 
 
 async def main(wanted: list[str]) -> None:

@@ -4,7 +4,8 @@
  *   outbox  — reports not yet accepted, under their client-generated report_id. send() posts
  *             the report alone (no files: it must not wait for them); the server is idempotent
  *             on report_id, so a report sent twice (page and service worker at once, or a lost
- *             answer) arrives once.
+ *             answer) arrives once. A 503 or 429 keeps it queued until the answer's
+ *             Retry-After has passed (retry_at); flush() skips it until then.
  *   sent    — accepted reports {report_id, tracking_code, status_url}, for the tracking links.
  *   uploads — photos/videos that follow an accepted report: {key, token, name, type, size,
  *             blob, attachment_id, attached, failed, retry_at, lease_until}. flushUploads()
@@ -145,7 +146,14 @@
         return api.markSent(entry, res.body).then(function () { return { ok: true, accepted: res.body }; });
       }
       var err = errorOf(res.status, res.body);
-      if (!err.permanent) throw err;
+      if (!err.permanent) {
+        // 503 (neither store can take it now) or 429: the report stays queued and is not
+        // sent again before the server's Retry-After.
+        err.retryAfterMs = res.retryAfterMs;
+        if (!res.retryAfterMs) throw err;
+        entry.retry_at = Date.now() + res.retryAfterMs;
+        return api.put(entry).then(function () { throw err; }, function () { throw err; });
+      }
       entry.refused = { status: res.status, body: res.body };
       return api.put(entry).then(function () { return { ok: false, status: res.status, body: res.body }; });
     });
@@ -158,7 +166,8 @@
     flushing = api.all().then(function (entries) {
       var results = [];
       var chain = Promise.resolve();
-      entries.filter(function (e) { return !e.refused; }).forEach(function (e) {
+      var now = Date.now();
+      entries.filter(function (e) { return !e.refused && !(e.retry_at > now); }).forEach(function (e) {
         chain = chain.then(function () {
           return api.send(e).then(function (res) { results.push(res); },
             function (err) { results.push({ ok: false, retry: true, error: String(err) }); });

@@ -414,7 +414,9 @@
       if (pending.length) {
         banner.className = "banner pending";
         var p = document.createElement("p");
-        p.textContent = m("report.pending");
+        // The server answered "later" (503/429 with Retry-After), or there was no answer.
+        var later = pending.some(function (e) { return e.retry_at; });
+        p.textContent = m(later ? "report.pending_server" : "report.pending");
         p.id = "pending-text";
         banner.appendChild(p);
       } else if (justSent.length) {

@@ -62,8 +62,9 @@
   });
   function busy(el) {
     if (el.querySelector("form[data-dirty]")) return true;
-    // An action form someone has just opened (close, note, reassign) counts as in use.
-    if (el.querySelector("details[open] form")) return true;
+    // An action form someone has just opened (close, note, reassign) counts as in use, and
+    // so do details someone opened to read (an officer's photos and notes).
+    if (el.querySelector("details[open] form, details.info-box[open]")) return true;
     var a = document.activeElement;
     return !!(a && el.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) && a.type !== "submit");
   }

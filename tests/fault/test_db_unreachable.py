@@ -1,0 +1,38 @@
+"""What counts as "the database cannot be reached" (core.db.unreachable): only failures
+to reach it, never an error the server answered with."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import errors as pg_errors
+from sqlalchemy import exc as sa_exc
+
+from core.db import unreachable
+
+
+def _wrapped(orig: BaseException, cls: type = sa_exc.OperationalError) -> BaseException:
+    return cls("SELECT 1", {}, orig)
+
+
+@pytest.mark.parametrize("error", [
+    _wrapped(psycopg.OperationalError("connection refused")),
+    _wrapped(psycopg.errors.ConnectionTimeout("timeout expired")),
+    _wrapped(psycopg.InterfaceError("the connection is closed"), sa_exc.InterfaceError),
+    _wrapped(pg_errors.AdminShutdown("terminating connection")),
+    sa_exc.TimeoutError("QueuePool limit reached"),
+    ConnectionResetError("reset"),
+])
+def test_unreachable(error: BaseException) -> None:
+    assert unreachable(error)
+
+
+@pytest.mark.parametrize("error", [
+    _wrapped(pg_errors.DeadlockDetected("deadlock")),
+    _wrapped(pg_errors.QueryCanceled("statement timeout")),
+    _wrapped(pg_errors.UniqueViolation("dup"), sa_exc.IntegrityError),
+    _wrapped(pg_errors.UndefinedTable("no table"), sa_exc.ProgrammingError),
+    ValueError("not a database error"),
+])
+def test_answered_errors_are_not_unreachable(error: BaseException) -> None:
+    assert not unreachable(error)
