@@ -31,6 +31,7 @@ from api.routes import (
     incidents,
     ops,
     places,
+    report_groups,
     reports,
     stats,
 )
@@ -135,7 +136,7 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
     install_handlers(app)
     app.add_middleware(RequestContext)
     for module in (ops, auth, reports, incidents, actions, attachments, alerts, places, stats,
-                   events, open311, cap):
+                   events, open311, cap, report_groups):
         app.include_router(module.router)
     _mount_docs(app)
     return app

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import replace
 
 import structlog
 from sqlalchemy.exc import IntegrityError
 
-from api import idempotency
+from api import abuse, idempotency
+from api.abuse import ReportOrigin
 from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
 from api.services.attachments import claim_attachments
@@ -53,11 +55,13 @@ async def _find_report(db: Database, report_id: str) -> Report | None:
         return await s.get(Report, report_id)
 
 
-async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
-                        ) -> ReportAccepted:
-    """Store the report and its outbox row in one transaction, then try to start the
-    workflow. Idempotent on body.report_id: the same id with the same body returns the
-    first answer; with another body, idempotency.ReportIdReused (409, nothing revealed).
+async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
+                        origin: ReportOrigin | None = None) -> ReportAccepted:
+    """Store the report and its outbox row in one transaction, count it under its sources
+    (`origin`'s address and device, the reporter's phone: api/abuse.py marks it as suspected
+    spam past a limit, never refuses it), then try to start the workflow. Idempotent on
+    body.report_id: the same id with the same body returns the first answer (counted once);
+    with another body, idempotency.ReportIdReused (409, nothing revealed).
     Raises FieldError (422) for an unknown or used attachment."""
     settings, db = infra.settings, infra.db
     fingerprint = await idempotency.report_fingerprint(db, body.model_dump(mode="json"),
@@ -99,6 +103,9 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
     structlog.contextvars.bind_contextvars(incident_id=incident_id)
     log.info("report accepted", tracking_code=report.tracking_code, source=source,
              attachments=len(inp.attachments))
+    origin = replace(origin or ReportOrigin(), device=body.device_id)
+    await abuse.mark(db, settings.abuse_policy, incident_id, origin,
+                     inp.reporter.phone if inp.reporter else None, received_at)
     if not infra.temporal.recently_failed():
         await infra.starter.start(incident_id, report.payload, by="request",
                                   timeout_s=REQUEST_START_TIMEOUT_S)

@@ -144,7 +144,7 @@
     var es = new EventSource("/api/v1/events");
     es.onopen = function () { live.setAttribute("data-state", "on"); };
     es.onerror = function () { live.setAttribute("data-state", "off"); };
-    ["incident.new", "incident.changed", "incident.left", "alert.raised", "alert.resolved"].forEach(function (kind) {
+    ["incident.new", "incident.changed", "incident.left", "alert.raised", "alert.resolved", "reports.group"].forEach(function (kind) {
       es.addEventListener(kind, function (ev) {
         var data = {};
         try { data = JSON.parse(ev.data); } catch (err) { data = {}; }
