@@ -31,8 +31,9 @@ All figures can be changed through the environment (core/settings.py):
 `CANHBAO_REPORT_LIMIT_DEVICE`, `CANHBAO_REPORT_LIMIT_PHONE`, `CANHBAO_REPORT_LIMIT_ADDRESS`
 (`"count/seconds,count/seconds"`: more than `count` reports within `seconds` marks the
 next ones), `CANHBAO_FLOOD_DEVICE`, `CANHBAO_FLOOD_PHONE`, `CANHBAO_FLOOD_ADDRESS`
-(`"count/seconds"`: `count` reports within `seconds` open a group; later ones join it
-while each comes less than `seconds` after the group's latest). An empty limit list turns that source's marking off.
+(`"count/seconds"`: `count` reports within `seconds` open a group; later ones join
+it while each comes less than `seconds` after the group's latest). An empty value turns
+that source's marking (or grouping) off.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class GroupMember(BaseModel):
     lat: float
     lon: float
     category: str
+    ward_code: int | None = None
     state: str | None = None
     version: int | None = None
     deadline: datetime | None = None

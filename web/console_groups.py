@@ -15,7 +15,7 @@ from api import scope
 from api.auth import Principal
 from api.services.report_groups import open_groups
 from core.db import Database
-from schema.abuse import GroupRejectResult, ReportGroupOut, SpamReason
+from schema.abuse import GroupMember, GroupRejectResult, ReportGroupOut, SpamReason
 from schema.tables import ReportFlag
 from web import i18n
 from web.templating import templates
@@ -31,10 +31,20 @@ def collapses(filters: dict[str, str]) -> bool:
 
 async def queue_groups(db: Database, user: Principal, filters: dict[str, str]
                        ) -> list[ReportGroupOut]:
-    """The open groups the console shows as rows (none for officers or narrower views)."""
+    """The open groups the console shows as rows (none for officers or narrower views):
+    those with a pending report that fits the ward, category and overdue filters."""
     if not collapses(filters) or not scope.sees_report_groups(user):
         return []
-    return await open_groups(db, user)
+    ward, category = filters.get("ward", ""), filters.get("category", "")
+    overdue = filters.get("overdue") == "1"
+
+    def fits(m: GroupMember) -> bool:
+        return (m.state in (None, "received")
+                and (not ward or str(m.ward_code) == ward)
+                and (not category or m.category == category)
+                and (not overdue or m.overdue))
+
+    return [g for g in await open_groups(db, user) if any(fits(m) for m in g.members)]
 
 
 async def spam_marks(db: Database, ids: list[str]) -> dict[str, list[SpamReason]]:

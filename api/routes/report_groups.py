@@ -15,18 +15,17 @@ router = APIRouter(prefix="/api/v1", tags=["staff"])
 _ERR = {"model": dict}
 
 
-@router.get("/report-groups", response_model=list[ReportGroupOut],
-            responses={401: _ERR, 403: _ERR})
+@router.get("/report-groups", response_model=list[ReportGroupOut], responses={401: _ERR})
 async def list_groups(db: DbDep, user: CurrentUser,
                       limit: Annotated[int, Query(ge=1, le=200)] = 50
                       ) -> list[ReportGroupOut]:
     """Open flood groups (reports that came in a burst from one device, phone or address)
-    that still hold a report nobody took up, newest first. Not for officers (403)."""
+    that still hold a report nobody took up, newest first. An officer sees none."""
     return await report_groups.open_groups(db, user, limit)
 
 
 @router.get("/report-groups/{group_id}", response_model=ReportGroupOut,
-            responses={401: _ERR, 403: _ERR, 404: _ERR})
+            responses={401: _ERR, 404: _ERR})
 async def get_group(db: DbDep, user: CurrentUser, group_id: str) -> ReportGroupOut:
     """One flood group with its reports, resolved or not."""
     return await report_groups.get_group(db, user, group_id)

@@ -53,14 +53,7 @@ PENDING = State.RECEIVED.value  # what a group rejection rejects: nobody took it
 REJECT_CONCURRENCY = 8
 
 
-def _may_see(user: Principal) -> None:
-    if not scope.sees_report_groups(user):
-        raise ApiError(403, "forbidden", "Bạn không có quyền xem nhóm tin báo này",
-                       "You may not see report groups")
-
-
 def _may_triage(user: Principal) -> None:
-    _may_see(user)
     if not scope.triages_report_groups(user):
         raise ApiError(403, "forbidden", *wording.role_never(Action.REJECT, user.role))
 
@@ -95,6 +88,7 @@ async def _groups_out(s: AsyncSession, groups: list[FloodGroup]) -> list[ReportG
             lat=row.lat if row else loc.get("lat", 0.0),
             lon=row.lon if row else loc.get("lon", 0.0),
             category=row.category if row else report.payload.get("category", "other"),
+            ward_code=row.ward_code if row else None,
             state=row.state if row else None, version=row.version if row else None,
             deadline=row.deadline if row else None,
             escalation_level=row.escalation_level if row else 0,
@@ -115,8 +109,10 @@ async def _groups_out(s: AsyncSession, groups: list[FloodGroup]) -> list[ReportG
 
 
 async def open_groups(db: Database, user: Principal, limit: int = 50) -> list[ReportGroupOut]:
-    """Unresolved groups that still hold a report nobody took up, newest first."""
-    _may_see(user)
+    """Unresolved groups that still hold a report nobody took up, newest first (none
+    for an officer: api/scope.py)."""
+    if not scope.sees_report_groups(user):
+        return []
     async with db.session() as s:
         groups = list((await s.execute(
             select(FloodGroup).where(col(FloodGroup.resolved).is_(None))
@@ -126,11 +122,11 @@ async def open_groups(db: Database, user: Principal, limit: int = 50) -> list[Re
 
 
 async def get_group(db: Database, user: Principal, group_id: str) -> ReportGroupOut:
-    """One group, resolved or not; 404 when there is no such group."""
-    _may_see(user)
+    """One group, resolved or not; 404 when there is no such group or `user` may not
+    see groups (an officer)."""
     async with db.session() as s:
         group = await s.get(FloodGroup, group_id)
-        if group is None:
+        if group is None or not scope.sees_report_groups(user):
             raise group_not_found()
         return (await _groups_out(s, [group]))[0]
 

@@ -64,6 +64,9 @@
     if (el.querySelector("form[data-dirty]")) return true;
     // An action form someone has just opened (close, note, reassign) counts as in use.
     if (el.querySelector("details[open] form")) return true;
+    // A request sent from inside it (a group rejection) is still running: its answer
+    // replaces the element, and a refresh now would drop that answer.
+    if (el.querySelector(".htmx-request")) return true;
     var a = document.activeElement;
     return !!(a && el.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) && a.type !== "submit");
   }
