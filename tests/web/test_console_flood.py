@@ -83,6 +83,11 @@ def test_flood_is_one_row_rejected_in_one_action(live_server: LiveServer,
     group.locator("summary").click()
     expect(group.locator(".grp-members li")).to_have_count(FLOOD)
     expect(group.locator(".grp-map circle")).to_have_count(FLOOD)
+    # A report past the address limit says so, with the figures, and keeps its deadline.
+    group.locator(".grp-members li").last.locator("a").click()
+    expect(page.locator("#d-spam")).to_contain_text(
+        f"{FLOOD} reports within 10 min from the same network address (limit 10)")
+    expect(page.locator("#d-countdown")).not_to_be_empty()
 
     # The legend at 1280 px: every category on one line ("Crime" used to wrap).
     heights = page.locator(".legend li").evaluate_all(
