@@ -20,7 +20,7 @@ from api.services.attachments import claim_attachments
 from core.db import Database
 from core.settings import Settings
 from schema.reports import ReportAccepted, ReportCreate, unique_ids
-from schema.tables import Outbox, Report, utcnow
+from schema.tables import Outbox, Report, ReportSource, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,9 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
     incident_id = str(body.report_id or uuid.uuid4())
     received_at = utcnow()
     report: Report | None = None
+    origin = replace(origin or ReportOrigin(), device=body.device_id)
+    phone = body.reporter.phone if body.reporter else None
+    sources: list[ReportSource] = []
     for _ in range(5):
         inp = body.to_input(incident_id, make_tracking_code(), received_at, source,
                             settings.sla_scale, settings.sla_overrides or None,
@@ -87,6 +90,8 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
             async with db.session() as s:
                 await claim_attachments(s, inp.attachments, incident_id)
                 s.add(report)
+                sources = abuse.source_rows(incident_id, origin, phone, received_at)
+                s.add_all(sources)
                 await s.flush()
                 s.add(Outbox(report_id=incident_id, created_at=received_at))
                 await s.commit()
@@ -103,9 +108,7 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
     structlog.contextvars.bind_contextvars(incident_id=incident_id)
     log.info("report accepted", tracking_code=report.tracking_code, source=source,
              attachments=len(inp.attachments))
-    origin = replace(origin or ReportOrigin(), device=body.device_id)
-    await abuse.mark(db, settings.abuse_policy, incident_id, origin,
-                     inp.reporter.phone if inp.reporter else None, received_at)
+    await abuse.mark(db, settings.abuse_policy, incident_id, sources, received_at)
     if not infra.temporal.recently_failed():
         await infra.starter.start(incident_id, report.payload, by="request",
                                   timeout_s=REQUEST_START_TIMEOUT_S)

@@ -305,3 +305,34 @@ async def test_forged_forwarded_for_does_not_evade(stack: Stack) -> None:
             .scalars().all())
         group = await s.get(FloodGroup, marks[ids[0]].flood_group)
     assert keys == {me} and group is not None and group.key == me
+
+
+async def test_concurrent_burst_is_counted_once_each(stack: Stack) -> None:
+    """Reports of one burst sent at once (each on its own database connection, as from
+    several API processes) neither slip under the limit together nor open two groups."""
+    address = fresh_address()
+    n = ADDRESS_LIMIT.count + 3
+    async with client_from(stack, address) as client:
+        answers = await asyncio.gather(*(client.post("/api/v1/reports", json=anonymous(stack))
+                                         for _ in range(n)))
+    assert all(r.status_code == 202 for r in answers)
+    marks = await flags(stack, [r.json()["incident_id"] for r in answers])
+    counts = sorted(x["count"] for f in marks.values() for x in f.reasons)
+    # Each counts the reports stored before it: those past the limit are marked (one may
+    # count one less when it looked while an earlier one was still being stored).
+    assert n - ADDRESS_LIMIT.count - 1 <= len(counts) <= n - ADDRESS_LIMIT.count, counts
+    assert all(ADDRESS_LIMIT.count < c <= n for c in counts), counts
+    assert len(marks) == n and len({f.flood_group for f in marks.values()}) == 1
+
+
+async def test_marks_on_sqlite(make_stack: Callable[..., Awaitable[Stack]],
+                               sqlite_url: str) -> None:
+    stack = await make_stack(with_worker=False, DATABASE_URL=sqlite_url, **FLOOD_DEFAULTS)
+    device = f"dev-{uuid.uuid4()}"
+    ids = []
+    for _ in range(DEVICE_LIMIT.count + 1):
+        r = await stack.client.post("/api/v1/reports", json=anonymous(stack, device_id=device))
+        assert r.status_code == 202
+        ids.append(r.json()["incident_id"])
+    marks = await flags(stack, ids)
+    assert marks[ids[-1]].suspected_spam and len(marks) == len(ids)
