@@ -32,6 +32,7 @@ from api.routes import (
     ops,
     places,
     push,
+    report_groups,
     reports,
     stats,
 )
@@ -135,8 +136,8 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
     app.state.sse_poll_s = 1.0
     install_handlers(app)
     app.add_middleware(RequestContext)
-    for module in (ops, auth, reports, push, incidents, actions, attachments, alerts, places, stats,
-                   events, open311, cap):
+    for module in (ops, auth, reports, push, incidents, actions, attachments, alerts, places,
+                   stats, events, open311, cap, report_groups):
         app.include_router(module.router)
     _mount_docs(app)
     return app

@@ -1,4 +1,4 @@
-"""The one scoping policy: who may see which incidents.
+"""The one scoping policy: who may see which incidents (and flood groups of reports).
 
 Staff other than officers see every incident. An officer sees only the incidents of the
 own unit, and an officer account without a unit sees nothing (never "the incidents
@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, false, true
 from sqlmodel import col
 
 from api.auth import Principal
+from schema.states import ACTION_ROLES, Action
 from schema.tables import Alert, Attachment, Incident, StaffEvent
 
 _S = TypeVar("_S")
@@ -65,3 +66,15 @@ def sees_attachment(user: Principal, attachment: Attachment,
     if attachment.uploaded_by == user.username:
         return True
     return has_incident and sees_unit(user, incident_unit_id)
+
+
+def sees_report_groups(user: Principal) -> bool:
+    """Flood groups of reports (schema/abuse.py) hold reports nobody has routed yet:
+    command-centre staff see them, officers never do."""
+    return not user.is_officer
+
+
+def triages_report_groups(user: Principal) -> bool:
+    """Who may reject a whole flood group or declare it not spam: whoever may reject one
+    report (schema.states.ACTION_ROLES), since a group rejection is one reject per report."""
+    return sees_report_groups(user) and user.role in ACTION_ROLES[Action.REJECT]

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schema.abuse import DEFAULT_FLOOD, DEFAULT_LIMITS, AbusePolicy, SourceKind
 from schema.escalation import check_reminders
 from schema.states import check_sla_overrides
 
@@ -117,6 +118,18 @@ class Settings(BaseSettings):
     location_min_interval_s: float = Field(default=10.0, ge=0,
                                            alias="CANHBAO_LOCATION_MIN_INTERVAL_S")
     location_trail: int = Field(default=20, ge=1, le=500, alias="CANHBAO_LOCATION_TRAIL")
+    # --- reports from one source (schema/abuse.py: marked as suspected spam, never refused) ---
+    report_limit_device: str = Field(default=DEFAULT_LIMITS[SourceKind.DEVICE],
+                                     alias="CANHBAO_REPORT_LIMIT_DEVICE")
+    report_limit_phone: str = Field(default=DEFAULT_LIMITS[SourceKind.PHONE],
+                                    alias="CANHBAO_REPORT_LIMIT_PHONE")
+    report_limit_address: str = Field(default=DEFAULT_LIMITS[SourceKind.ADDRESS],
+                                      alias="CANHBAO_REPORT_LIMIT_ADDRESS")
+    flood_device: str = Field(default=DEFAULT_FLOOD[SourceKind.DEVICE],
+                              alias="CANHBAO_FLOOD_DEVICE")
+    flood_phone: str = Field(default=DEFAULT_FLOOD[SourceKind.PHONE], alias="CANHBAO_FLOOD_PHONE")
+    flood_address: str = Field(default=DEFAULT_FLOOD[SourceKind.ADDRESS],
+                               alias="CANHBAO_FLOOD_ADDRESS")
 
     # --- uploads ---
     max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES")
@@ -138,6 +151,7 @@ class Settings(BaseSettings):
         self.sla_overrides = check_sla_overrides(self.sla_overrides)
         if self.reminders:
             self.reminders = check_reminders(self.reminders)
+        _ = self.abuse_policy  # a limit that does not read stops the start (ValueError)
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'canhbao.db'}"
         if self.storage_dir is None:
@@ -152,6 +166,16 @@ class Settings(BaseSettings):
                 "(CANHBAO_DEMO=1 accepts the built-in demo key)"
             )
         return self
+
+    @property
+    def abuse_policy(self) -> AbusePolicy:
+        """The per-source report limits and flood figures (schema/abuse.py)."""
+        k = SourceKind
+        return AbusePolicy.parse(
+            {k.DEVICE: self.report_limit_device, k.PHONE: self.report_limit_phone,
+             k.ADDRESS: self.report_limit_address},
+            {k.DEVICE: self.flood_device, k.PHONE: self.flood_phone,
+             k.ADDRESS: self.flood_address})
 
     @property
     def async_database_url(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from schema.abuse import SourceKind
 from schema.states import Action, Category, Outcome, Role, State
 
 STATE_LABELS: dict[State, tuple[str, str]] = {
@@ -81,15 +82,23 @@ def sender_label(role: str | None, unit_name: str | None) -> tuple[str, str]:
         return SENDER_LABELS[Role.OPERATOR]
 
 
+# Where too many reports came from (schema/abuse.py), as the console says it.
+SOURCE_LABELS: dict[SourceKind, tuple[str, str]] = {
+    SourceKind.DEVICE: ("cùng một thiết bị", "the same device"),
+    SourceKind.PHONE: ("cùng một số điện thoại", "the same phone number"),
+    SourceKind.ADDRESS: ("cùng một địa chỉ mạng", "the same network address"),
+}
+
 # The message-key prefix of each catalogue in the pages' translations.
 PAGE_KEYS: dict[str, dict] = {
     "st": STATE_LABELS, "action": ACTION_LABELS, "cat": CATEGORY_LABELS,
-    "outcome": OUTCOME_LABELS, "role": ROLE_LABELS,
+    "outcome": OUTCOME_LABELS, "role": ROLE_LABELS, "source": SOURCE_LABELS,
 }
 
 
 def label(value: StrEnum, lang: str = "vi") -> str:
-    """The word for a state, action, category, outcome or role in `lang` (vi or en)."""
+    """The word for a state, action, category, outcome, role or report source in `lang`
+    (vi or en)."""
     for table in PAGE_KEYS.values():
         if value in table and type(value) is type(next(iter(table))):
             vi, en = table[value]

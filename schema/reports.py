@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schema import payloads as p
 from schema import phones
+from schema.abuse import MAX_DEVICE_ID
 from schema.states import Category, State
 from schema.text import OptionalLine, OptionalText, Text
 
@@ -64,6 +65,11 @@ class ReportCreate(BaseModel):
     address: OptionalLine = Field(default=None, max_length=500)
     reporter: ReporterIn | None = None
     attachments: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    device_id: OptionalLine = Field(
+        default=None, max_length=MAX_DEVICE_ID,
+        description="A stable random id the client keeps (the citizen page: localStorage), "
+                    "optional; reports that come too often from one device are marked for "
+                    "the operator as suspected spam, never refused (schema/abuse.py)")
     silent: bool = Field(
         default=False, description="A silent SOS: the reporter may not be able to speak or be "
         "seen reporting; staff must not call back without care")

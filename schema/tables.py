@@ -178,6 +178,53 @@ class ActionReceipt(SQLModel, table=True):
     body: dict = Field(sa_column=Column(JSON, nullable=False))
     etag: str | None = None
     created_at: datetime = _tz(default_factory=utcnow)
+class ReportSource(SQLModel, table=True):
+    """Where an accepted report came from, one row per source kind it has (device, phone,
+    address: schema/abuse.py). api/abuse.py counts them per (kind, key) over a window, in
+    SQL, so every API process sees the same figures. Rows older than the longest window
+    are purged."""
+
+    __tablename__ = "report_sources"
+    __table_args__ = (Index("ix_report_sources_key_at", "kind", "key", "at"),)
+    id: int | None = Field(
+        default=None, sa_column=Column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    )
+    report_id: str = Field(index=True)
+    kind: str  # device, phone, address
+    key: str  # the device id, the E.164 phone, the address (IPv6: its /64)
+    at: datetime = _tz(default_factory=utcnow, index=True)
+
+
+class FloodGroup(SQLModel, table=True):
+    """Reports that came in a burst from one source (schema/abuse.py). `resolved` is set
+    when the group is rejected or declared not spam; a resolved group is no longer shown as
+    a group (its reports are shown one by one if any is still open)."""
+
+    __tablename__ = "flood_groups"
+    id: str = Field(default_factory=new_id, primary_key=True)
+    kind: str
+    key: str = Field(index=True)
+    first_at: datetime = _tz()
+    last_at: datetime = _tz()
+    size: int = 0
+    resolved: str | None = None  # rejected | not_spam
+    resolved_by: str | None = None
+    resolved_at: datetime | None = _tz(default=None, nullable=True)
+
+
+class ReportFlag(SQLModel, table=True):
+    """A report marked for the operator: past a per-source limit (`reasons`, a list of
+    schema.abuse.SpamReason) and/or in a flood group. Written by the API at intake (it is
+    not incident state: the workflow treats the report like any other)."""
+
+    __tablename__ = "report_flags"
+    report_id: str = Field(primary_key=True)
+    suspected_spam: bool = False
+    reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    flood_group: str | None = Field(default=None, index=True)
+    flagged_at: datetime = _tz(default_factory=utcnow)
+    cleared_by: str | None = None  # who said "not spam"
+    cleared_at: datetime | None = _tz(default=None, nullable=True)
 
 
 class Outbox(SQLModel, table=True):

@@ -24,12 +24,21 @@ from core import seed
 from core.db import Database, make_sync_engine
 from core.migrate import upgrade
 from core.settings import ROOT, Settings
+from schema.abuse import DEFAULT_FLOOD
 
 PG_URL = os.environ.get(
     "CANHBAO_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 WARDS_GEOJSON = ROOT.parent / "shared" / "data" / "hcmc-wards-2025.geojson"
 BIN = Path(sys.executable).parent
+# The whole suite sends hundreds of reports from 127.0.0.1 (and one phone number) within
+# minutes: with flood grouping on, they would all fall into one group and the console
+# would show other tests' reports as one row. Tests of the grouping
+# (tests/api/test_abuse.py, tests/web/test_console_flood.py) turn the defaults back on
+# with FLOOD_DEFAULTS and send from addresses of their own. The per-source limits stay on
+# everywhere (they only mark).
+NO_FLOOD = {"CANHBAO_FLOOD_DEVICE": "", "CANHBAO_FLOOD_PHONE": "", "CANHBAO_FLOOD_ADDRESS": ""}
+FLOOD_DEFAULTS = {f"CANHBAO_FLOOD_{k.name}": v for k, v in DEFAULT_FLOOD.items()}
 
 
 def _binary(name: str) -> str:
@@ -111,6 +120,7 @@ def make_settings(tmp_path: Path, pg_url: str) -> Callable[..., Settings]:
             "DATABASE_URL": pg_url,
             "CANHBAO_VAR_DIR": tmp_path / "var",
             "CANHBAO_WARDS_GEOJSON": str(WARDS_GEOJSON),
+            **NO_FLOOD,
         }
         values.update(overrides)
         return Settings(**values)

@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from shapely.geometry import mapping, shape
 from sqlmodel import select
 
+from api.abuse import ReportOrigin
+from api.auth import client_address
 from api.deps import DbDep, InfraDep, SettingsDep
 from api.errors import FieldError, StoresUnavailable
 from api.idempotency import ReportIdReused
@@ -229,7 +231,8 @@ async def _report_result(request: Request, infra: Infra, form: StreamedForm,
     }
     try:
         body = ReportCreate.model_validate(payload)
-        accepted = await submit_report(infra, body, source="web")
+        accepted = await submit_report(infra, body, source="web",
+                                       origin=ReportOrigin(address=client_address(request)))
     except ValidationError as exc:
         for err in exc.errors():
             errors.setdefault(_field_of(tuple(err.get("loc", ()))), _pydantic_message(err, lang))

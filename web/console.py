@@ -13,20 +13,25 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from shapely.geometry import mapping, shape
 from sqlalchemy import select
 from sqlmodel import col
 
-from api.auth import Principal
+from api.auth import Principal, principal_from_request
 from api.cases import Cases
 from api.deps import CasesDep, DbDep, SettingsDep, is_htmx
 from api.errors import ApiError
 from api.services.detail import incident_detail
 from api.services.incidents import list_page
+from api.services.report_groups import clear_group, reject_group
 from core.db import Database
+from schema.abuse import GroupRejectIn
 from schema.incidents import IncidentDetail, IncidentFilters
 from schema.states import Category, State
 from schema.tables import Report, Ward, utcnow
+from web import console_groups as groups
+from web import i18n
 from web.staffkit import (
     CATEGORIES,
     CATEGORY_COLOURS,
@@ -38,9 +43,12 @@ from web.staffkit import (
     ActionPage,
     action_answer,
     active_units,
+    error_text,
+    page_lang,
     page_user,
     staff_ctx,
     thread_marks,
+    toast,
     ward_options,
 )
 from web.templating import render
@@ -101,15 +109,32 @@ async def _list_context(request: Request, db: Database, user: Principal) -> dict
     category = Category(f["category"]) if f["category"] in CATEGORIES else None
     overdue = True if f["overdue"] == "1" else None
     filters = IncidentFilters(state=states, ward=ward, category=category,
-                              overdue=overdue, q=f["q"][:200] or None)
+                              overdue=overdue, q=f["q"][:200] or None,
+                              outside_groups=groups.collapses(f))
     page = await list_page(db, user, filters, LIST_LIMIT)
+    lang = page_lang(request)
+    queue_groups = [groups.group_view(lang, g)
+                    for g in await groups.queue_groups(db, user, f)]
+    marks = await groups.spam_marks(db, [str(i.id) for i in page.items])
     markers = [{"id": i.id, "lat": i.location.lat, "lon": i.location.lon,
                 "cat": i.category.value, "code": i.tracking_code, "state": i.state.value,
                 "colour": CATEGORY_COLOURS[i.category.value], "overdue": i.overdue}
                for i in page.items if not i.state.is_terminal]
     return {"items": page.items, "markers": markers, "filters": f, "now": utcnow(),
             "more": page.next_cursor is not None, "limit": LIST_LIMIT,
+            "groups": queue_groups, "form_key": str(uuid.uuid4()),
+            "rows": _rows(page.items, queue_groups),
+            "spam": {iid: [groups.reason_text(lang, r) for r in rs] for iid, rs in marks.items()},
             "silent_ids": await _silent_ids(db, [str(i.id) for i in page.items])}
+
+
+def _rows(items: list[Any], queue_groups: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The queue's rows newest first: ("inc", incident) and ("group", group view), a group
+    placed by its latest report."""
+    rows = [(i.created_at, "inc", i) for i in items]
+    rows += [(g["g"].last_at, "group", g) for g in queue_groups]
+    rows.sort(key=lambda r: r[0], reverse=True)
+    return [(kind, obj) for _, kind, obj in rows]
 
 
 async def _silent_ids(db: Database, ids: list[str]) -> set[str]:
@@ -159,12 +184,14 @@ async def _detail_context(db: Database, cases: Cases, user: Principal, incident_
         except (ApiError, ValueError):
             return {"detail": None, "detail_missing": True}
     actions = {a.value for a in detail.allowed_actions}
+    marks = await groups.spam_marks(db, [str(detail.id)])
     units = await active_units(db) if actions & {"route", "reassign"} else []
     wards = await ward_options(db) if actions & {"route", "reassign"} else []
     return {"detail": detail, "actions": actions, "units": units, "ward_options": wards,
             "outcomes": OUTCOMES, "categories": CATEGORIES, "form_key": str(uuid.uuid4()),
             "thread": thread_marks(detail.timeline),
-            "detail_silent": bool(await _silent_ids(db, [str(detail.id)]))}
+            "detail_silent": bool(await _silent_ids(db, [str(detail.id)])),
+            "detail_spam": marks.get(str(detail.id))}
 
 
 @router.get("/console/incidents/{incident_id}")
@@ -192,3 +219,67 @@ async def console_action(request: Request, incident_id: str, action: str, db: Db
                    f"/console?selected={incident_id}", detail, CONSOLE_ROLES),
         **{"incident-changed": incident_id})
 
+
+
+async def _group_answer(request: Request, db: Database, user: Principal, text: str,
+                        kind: str) -> Response:
+    """The queue after a group action, with a toast saying what happened."""
+    if not is_htmx(request):
+        return RedirectResponse("/console", status_code=303)
+    ctx = staff_ctx(request, user, "console")
+    ctx.update(await _list_context(request, db, user))
+    ctx["selected"] = request.query_params.get("selected", "")
+    response = render(request, "staff/console.html", ctx, block="list")
+    response.headers["HX-Trigger"] = json.dumps(
+        {"staff-toast": {"text": text, "kind": kind}}, ensure_ascii=True)
+    return response
+
+
+async def _group_user(request: Request) -> Principal | Response:
+    lang = page_lang(request)
+    try:
+        user = await principal_from_request(request)
+    except ApiError as exc:  # CSRF refused
+        return toast(request, exc.en if lang == "en" else exc.vi, exc.status)
+    if user is None:
+        return Response(status_code=204, headers={"HX-Redirect": "/login"})
+    return user
+
+
+@router.post("/console/report-groups/{group_id}/reject")
+async def console_group_reject(request: Request, group_id: str, db: DbDep,
+                               cases: CasesDep) -> Response:
+    """"Từ chối cả nhóm": every report of the group the operator saw, in one action."""
+    user = await _group_user(request)
+    if isinstance(user, Response):
+        return user
+    lang = page_lang(request)
+    form = await request.form()
+    raw_versions = form.get("versions")
+    try:
+        versions = json.loads(raw_versions) if isinstance(raw_versions, str) else None
+        body = GroupRejectIn(reason=str(form.get("reason") or ""), versions=versions)
+        result = await reject_group(db, cases, user, group_id, body, lang)
+    except ApiError as exc:
+        status, text = error_text(exc, lang)
+        return toast(request, text, status)
+    except (ValidationError, ValueError):  # no reason, or versions that do not read
+        return toast(request, i18n.t(lang, "staff.group.need_reason"), 422)
+    text, kind = groups.reject_summary(lang, result)
+    return await _group_answer(request, db, user, text, kind)
+
+
+@router.post("/console/report-groups/{group_id}/not-spam")
+async def console_group_clear(request: Request, group_id: str, db: DbDep) -> Response:
+    """"Không phải spam": the group's reports go back to the queue one by one, unmarked."""
+    user = await _group_user(request)
+    if isinstance(user, Response):
+        return user
+    lang = page_lang(request)
+    try:
+        group = await clear_group(db, user, group_id)
+    except ApiError as exc:
+        status, text = error_text(exc, lang)
+        return toast(request, text, status)
+    return await _group_answer(request, db, user,
+                               i18n.t(lang, "staff.group.cleared", n=group.size), "ok")

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlmodel import col
 
-from api import auth
+from api import auth, scope
 from api.auth import Principal
 from api.cases import Cases
 from api.deps import is_htmx
@@ -102,6 +102,7 @@ def staff_ctx(request: Request, user: Principal, page: str) -> dict[str, Any]:
     return {"user": user, "csrf": auth.csrf_token(request), "page": page,
             "colours": CATEGORY_COLOURS, "is_supervisor": user.role in SUPERVISOR_ROLES,
             "quick_phrases": QUICK_PHRASES, "max_message": MAX_MESSAGE,
+            "is_triage": scope.triages_report_groups(user),
             "staff_js": {k: i18n.t(lang, k) for k in JS_KEYS}}
 
 

@@ -29,7 +29,8 @@ from sqlmodel import col
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import scope
-from api.auth import principal_from_request
+from api.abuse import ReportOrigin
+from api.auth import client_address, principal_from_request
 from api.deps import DbDep, InfraDep, SettingsDep
 from api.errors import ApiError, FieldError
 from api.services.submission import submit_report
@@ -160,7 +161,8 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
         body = ReportCreate(
             category=code, description=field("description") or "",
             location={"lat": field("lat"), "lon": field("long")},
-            address=field("address_string"), reporter=reporter, attachments=attachment_ids)
+            address=field("address_string"), reporter=reporter, attachments=attachment_ids,
+            device_id=field("device_id"))
     except (ValidationError, ValueError) as exc:
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
@@ -168,7 +170,8 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
             return _error(400, f"{where}: {first['msg']}")
         return _error(400, "attachment_ids must be UUIDs")
     try:
-        accepted = await submit_report(infra, body, source="open311")
+        accepted = await submit_report(infra, body, source="open311",
+                                       origin=ReportOrigin(address=client_address(request)))
     except FieldError as exc:
         return _error(400, f"{exc.field}: {exc.message_en}")
     return JSONResponse([{

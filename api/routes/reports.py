@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.requests import ClientDisconnect
 
-from api.auth import principal_from_request
+from api.abuse import ReportOrigin
+from api.auth import client_address, principal_from_request
 from api.deps import InfraDep
 from api.errors import DatabaseUnavailable
 from api.services.attachments import AttachmentTooLarge, store_attachment
@@ -74,13 +75,17 @@ async def upload_attachment(request: Request, infra: InfraDep) -> AttachmentOut:
 
 @router.post("/reports", status_code=202, response_model=ReportAccepted,
              responses={409: _ERR, 422: _ERR, 503: _ERR})
-async def create_report(infra: InfraDep, body: ReportCreate) -> ReportAccepted:
+async def create_report(request: Request, infra: InfraDep, body: ReportCreate
+                        ) -> ReportAccepted:
     """Report an incident. Stored durably before the answer (in the database, or while it
     is unreachable in the incident's workflow); the same `report_id` again gives the same
     answer and creates nothing (another body with it: 409). 503 with Retry-After when
     neither can take it (or the database is down and the report names attachments):
-    send it again later with the same `report_id`."""
-    return await submit_report(infra, body, source="api")
+    send it again later with the same `report_id`. Reports that come too often from one
+    device (`device_id`), phone or address are still accepted, marked for the operator
+    as suspected spam (limits: schema/abuse.py)."""
+    return await submit_report(infra, body, source="api",
+                               origin=ReportOrigin(address=client_address(request)))
 
 
 @router.get("/track/{tracking_token}", response_model=TrackingView, responses={404: _ERR})

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, text
+from sqlalchemy import Select, and_, or_, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,7 +34,7 @@ from schema.incidents import (
 from schema.incidents import is_overdue as overdue_at
 from schema.reports import normalise_tracking_code
 from schema.states import Category, State
-from schema.tables import Incident, utcnow
+from schema.tables import FloodGroup, Incident, ReportFlag, utcnow
 
 # A word search first walks the newest-first index (fast when the words are common); when
 # that takes longer than this, the words are rare and the full-text index is used first.
@@ -67,6 +67,12 @@ def filtered(stmt: Select, user: Principal, f: IncidentFilters, postgres: bool =
     if f.overdue is not None:
         late = overdue_clause(utcnow())
         stmt = stmt.where(late if f.overdue else ~late)
+    if f.outside_groups:
+        grouped = (select(col(ReportFlag.report_id))
+                   .join(FloodGroup, col(FloodGroup.id) == col(ReportFlag.flood_group))
+                   .where(col(FloodGroup.resolved).is_(None)))
+        stmt = stmt.where(~and_(col(Incident.state) == State.RECEIVED.value,
+                                col(Incident.id).in_(grouped)))
     if f.q:
         terms = search.search_terms(f.q)
         code = col(Incident.tracking_code) == normalise_tracking_code(f.q)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from api import idempotency
+from api import abuse, idempotency
+from api.abuse import ReportOrigin
 from api.errors import StoresUnavailable
 from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
@@ -44,7 +45,7 @@ from schema.ids import (
 )
 from schema.payloads import IncidentInput, IntakeRecord
 from schema.reports import ReportAccepted, ReportCreate, unique_ids
-from schema.tables import Outbox, Report, utcnow
+from schema.tables import Outbox, Report, ReportSource, utcnow
 
 __all__ = ["TRACKING_ALPHABET", "TRACKING_LENGTH", "make_tracking_code",
            "make_tracking_token", "status_url", "submit_report"]
@@ -86,9 +87,12 @@ class _Drawn:
     token: str = field(default_factory=lambda: make_tracking_token())
 
 
-async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
-                        ) -> ReportAccepted:
+async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
+                        origin: ReportOrigin | None = None) -> ReportAccepted:
     """Accept a report (202 shape) on whichever store is up (see the module's words).
+    With the database up it is counted under its sources (`origin`'s address, the body's
+    device_id, the reporter's phone): api/abuse.py marks it as suspected spam past a limit
+    (schema/abuse.py), never refuses it; without the database it is not counted.
     The same body.report_id with the same body returns the first answer; with another
     body, idempotency.ReportIdReused (409, nothing revealed). Raises FieldError (422) for
     an unknown or used attachment, StoresUnavailable (503, Retry-After) when neither store
@@ -100,7 +104,7 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
     else:
         drawn = _Drawn(make_tracking_code())
         try:
-            return await _submit_stored(infra, body, source, incident_id, drawn)
+            return await _submit_stored(infra, body, source, incident_id, drawn, origin)
         except SQLAlchemyError as exc:
             if not unreachable(exc):
                 raise
@@ -111,7 +115,7 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web"
 
 
 async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident_id: str,
-                         drawn: _Drawn) -> ReportAccepted:
+                         drawn: _Drawn, origin: ReportOrigin | None) -> ReportAccepted:
     settings, db = infra.settings, infra.db
     fingerprint = await idempotency.report_fingerprint(db, body.model_dump(mode="json"),
                                                        unique_ids(body.attachments))
@@ -123,6 +127,9 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
             return _accepted(settings, existing.id, existing.tracking_code,
                              existing.tracking_token)
     report: Report | None = None
+    origin = replace(origin or ReportOrigin(), device=body.device_id)
+    phone = body.reporter.phone if body.reporter else None
+    sources: list[ReportSource] = []
     for attempt in range(5):
         if attempt:
             drawn.code, drawn.token = make_tracking_code(), make_tracking_token()
@@ -134,6 +141,8 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
             async with db.session() as s:
                 await claim_attachments(s, inp.attachments, incident_id)
                 s.add(report)
+                sources = abuse.source_rows(incident_id, origin, phone, drawn.received_at)
+                s.add_all(sources)
                 await s.flush()
                 s.add(Outbox(report_id=incident_id, created_at=drawn.received_at))
                 await s.commit()
@@ -152,6 +161,10 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
     structlog.contextvars.bind_contextvars(incident_id=incident_id)
     log.info("report accepted", tracking_code=report.tracking_code, source=source,
              attachments=len(inp.attachments))
+    try:
+        await abuse.mark(db, settings.abuse_policy, incident_id, sources, drawn.received_at)
+    except SQLAlchemyError as exc:  # the report is stored: a mark never blocks it
+        log.warning("could not mark the report's sources", error=str(exc)[:200])
     if not infra.temporal.recently_failed():
         started = await infra.starter.start_checked(incident_id, report.payload, by="request",
                                                     timeout_s=REQUEST_START_TIMEOUT_S)

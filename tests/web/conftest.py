@@ -29,6 +29,7 @@ from core.db import Database, make_sync_engine
 from core.serving import uvicorn_options
 from core.settings import Settings
 from core.temporal import connect
+from tests.conftest import NO_FLOOD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -118,9 +119,16 @@ class LiveServer:
 
 
 @pytest.fixture(scope="module")
+def live_overrides() -> dict[str, Any]:
+    """Settings of a module's live server beside the defaults below (a module overrides
+    this fixture to change them)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def live_server(
     pg_url: str, temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory,
-    wards_geojson: Path,
+    wards_geojson: Path, live_overrides: dict[str, Any],
 ) -> Iterator[LiveServer]:
     address = temporal_env.client.service_client.config.target_host
     settings = Settings(**{
@@ -130,6 +138,8 @@ def live_server(
         "CANHBAO_WARDS_GEOJSON": str(wards_geojson),
         "TEMPORAL_ADDRESS": address,
         "CANHBAO_TASK_QUEUE": f"web-{uuid.uuid4()}",
+        **NO_FLOOD,
+        **live_overrides,
     })
     port = _free_port()
     stack = _Stack(settings, port)

@@ -32,6 +32,17 @@
   }
   form.elements.report_id.value = uuid();
 
+  /* A random id this browser keeps, sent with each report: the server counts reports per
+   * device and only marks a flood for the operator (schema/abuse.py), never refuses one.
+   * Without storage (private mode) the report simply goes without it. */
+  function deviceId() {
+    try {
+      var id = window.localStorage.getItem("canhbao.device");
+      if (!id) { id = uuid(); window.localStorage.setItem("canhbao.device", id); }
+      return id;
+    } catch (e) { return null; }
+  }
+
   // --- errors next to each field ------------------------------------------------------
   function showError(field, text) {
     var el = form.querySelector('[data-error-for="' + field + '"]');
@@ -391,6 +402,8 @@
       if (phone) body.reporter.phone = phone;
     }
     if (silent) body.silent = true;
+    var device = deviceId();
+    if (device) body.device_id = device;
     return { report_id: body.report_id, body: body, files: [], lang: lang, created_at: new Date().toISOString() };
   }
 

@@ -166,10 +166,24 @@
     if (a) select(a.closest("li").getAttribute("data-id"));
   });
 
-  /* Take the mini map down before its element leaves the page (Leaflet needs it). */
+  /* Take the mini map down before its element leaves the page (Leaflet needs it), and
+   * remember which flood groups are open so a live refresh keeps them open. */
+  var openGroups = {};
   document.addEventListener("htmx:beforeSwap", function (e) {
     var t = e.detail.target;
     if (mini && t && t.id === "detail" && e.detail.shouldSwap) { mini.remove(); mini = null; }
+    if (t && t.id === "incident-list") {
+      openGroups = {};
+      t.querySelectorAll("li.grp details[open]").forEach(function (d) {
+        openGroups[d.closest("li").getAttribute("data-group")] = true;
+      });
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("#incident-list li.grp").forEach(function (li) {
+      var d = li.querySelector("details");
+      if (d && openGroups[li.getAttribute("data-group")]) d.open = true;
+    });
   });
 
   document.addEventListener("htmx:afterSettle", function (e) {

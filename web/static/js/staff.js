@@ -65,6 +65,9 @@
     // An action form someone has just opened (close, note, reassign) counts as in use, and
     // so do details someone opened to read (an officer's photos and notes).
     if (el.querySelector("details[open] form, details.info-box[open]")) return true;
+    // A request sent from inside it (a group rejection) is still running: its answer
+    // replaces the element, and a refresh now would drop that answer.
+    if (el.querySelector(".htmx-request")) return true;
     var a = document.activeElement;
     return !!(a && el.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) && a.type !== "submit");
   }
@@ -214,7 +217,7 @@
     var es = new EventSource("/api/v1/events");
     es.onopen = function () { live.setAttribute("data-state", "on"); };
     es.onerror = function () { live.setAttribute("data-state", "off"); };
-    ["incident.new", "incident.changed", "incident.left", "alert.raised", "alert.resolved"].forEach(function (kind) {
+    ["incident.new", "incident.changed", "incident.left", "alert.raised", "alert.resolved", "reports.group"].forEach(function (kind) {
       es.addEventListener(kind, function (ev) {
         var data = {};
         try { data = JSON.parse(ev.data); } catch (err) { data = {}; }
