@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from schema import payloads as p
 from schema.states import Action, Category, Outcome, Priority
@@ -114,7 +115,9 @@ class RouteBody(ActionBody):
     @model_validator(mode="after")
     def _one(self) -> RouteBody:
         if (self.unit_id is None) == (self.ward_code is None):
-            raise ValueError("give exactly one of unit_id or ward_code")
+            raise PydanticCustomError(
+                "one_unit", "give exactly one of unit_id or ward_code",
+                {"vi": "Hãy chọn đúng một trong hai: đơn vị (unit_id) hoặc phường (ward_code)"})
         return self
 
     def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:
