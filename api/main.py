@@ -21,6 +21,7 @@ from api import sessions
 from api.errors import install_handlers
 from api.infra import Infra
 from api.metrics import REQUEST_LATENCY
+from api.openapi_links import linked_openapi
 from api.routes import (
     actions,
     alerts,
@@ -137,6 +138,7 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
     for module in (ops, auth, reports, incidents, actions, attachments, alerts, places, stats,
                    events, open311, cap):
         app.include_router(module.router)
+    app.openapi = linked_openapi(app.openapi)  # type: ignore[method-assign]
     _mount_docs(app)
     return app
 
