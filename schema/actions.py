@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from schema import payloads as p
+from schema.places import WARD_CODE_MAX
 from schema.states import Action, Category, Outcome, Priority
 from schema.text import Line, OptionalLine, Text
 
@@ -110,7 +111,7 @@ class RouteBody(ActionBody):
 
     action = Action.ROUTE
     unit_id: OptionalLine = Field(default=None, max_length=64)
-    ward_code: int | None = Field(default=None, ge=0, le=10_000_000)
+    ward_code: int | None = Field(default=None, ge=0, le=WARD_CODE_MAX)
 
     @model_validator(mode="after")
     def _one(self) -> RouteBody:

@@ -25,8 +25,10 @@ from api.services.detail import incident_detail
 from api.services.incidents import list_page
 from core.db import Database
 from schema.incidents import IncidentDetail, IncidentFilters
+from schema.places import WARD_CODE_MAX
 from schema.states import Category, State
 from schema.tables import Report, Ward, utcnow
+from schema.text import ascii_int
 from web.staffkit import (
     CATEGORIES,
     CATEGORY_COLOURS,
@@ -96,7 +98,7 @@ async def _list_context(request: Request, db: Database, user: Principal) -> dict
     f = _filters(request)
     states = [State(f["state"])] if f["state"] in STATES else (
         [State(s) for s in OPEN] if f["state"] == "" else [])
-    ward = int(f["ward"]) if f["ward"].isdigit() else None
+    ward = ascii_int(f["ward"], 0, WARD_CODE_MAX)
     category = Category(f["category"]) if f["category"] in CATEGORIES else None
     overdue = True if f["overdue"] == "1" else None
     filters = IncidentFilters(state=states, ward=ward, category=category,

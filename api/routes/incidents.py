@@ -16,6 +16,7 @@ from api.etag import etag
 from api.services import incidents as service
 from api.services.detail import incident_detail
 from schema.incidents import IncidentDetail, IncidentFilters, IncidentPage
+from schema.places import WARD_CODE_MAX
 from schema.states import Category, State
 from schema.text import Line
 
@@ -25,7 +26,7 @@ _ERR = {"model": dict}
 
 def incident_filters(
     state: Annotated[list[State] | None, Query(description="one or more states")] = None,
-    ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+    ward: Annotated[int | None, Query(ge=0, le=WARD_CODE_MAX)] = None,
     unit: Annotated[Line | None, Query(max_length=64)] = None,
     category: Category | None = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
