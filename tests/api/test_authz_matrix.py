@@ -99,6 +99,7 @@ def expected(who: Who, action: Action, state: State, incident_unit: str | None,
     """What the policy says the HTTP layer answers (200: allowed)."""
     if action not in STAFF_ACTIONS:  # the citizen's, by tracking token
         if who.role is Role.CITIZEN:
+            # A merged report's primary is the matrix's merge target, which stays received.
             allowed = may_take(action, Role.CITIZEN, state) or (
                 action is Action.ADD_INFO and may_add_info_to_merged(state, State.RECEIVED))
             return 200 if allowed else 409

@@ -41,7 +41,7 @@ from tests.api.served import serving
 from tests.images import real_image
 
 FULL = os.environ.get("CANHBAO_HOSTILE_FULL", "") not in ("", "0")
-PER_PARAMETER = int(os.environ.get("CANHBAO_HOSTILE_PER_PARAMETER", "3"))  # bounded run
+PER_PARAMETER = int(os.environ.get("CANHBAO_HOSTILE_PER_PARAMETER", "2"))  # bounded run
 CONCURRENCY = 4  # requests in flight at once
 
 # Text values (paths, queries, headers, form fields, JSON strings).

@@ -72,3 +72,21 @@ async def test_tracking_file_with_hostile_token_or_id(stack: Stack, token: str |
     assert r.status_code == 404, r.text
     page = await stack.client.get(f"/t/{quote(token or 'a%00b', safe='')}")
     assert page.status_code < 500
+
+
+async def test_cancel_form_with_a_reason_past_the_limit(stack: Stack) -> None:
+    """The tracking page's cancel form sent a 100,000-character reason straight into the
+    workflow input (ValidationError: 500); the service checks it as CancelIn does now."""
+    accepted = await stack.submit()
+    await stack.wait_projected(accepted["incident_id"])
+    token = accepted["tracking_token"]
+    r = await stack.client.post(f"/t/{token}/cancel", data={"reason": "A" * 100_000})
+    assert r.status_code == 303, r.text
+    r = await stack.client.post(f"/t/{token}/cancel", data={"reason": "x" * 2001})
+    assert r.status_code == 303, r.text
+    view = (await stack.client.get(f"/api/v1/track/{token}")).json()
+    assert view["state"] != "cancelled"  # refused, not cut short
+    r = await stack.client.post(f"/t/{token}/cancel", data={"reason": "Báo nhầm"})
+    assert r.status_code == 303
+    view = (await stack.client.get(f"/api/v1/track/{token}")).json()
+    assert view["state"] == "cancelled"
