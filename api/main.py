@@ -8,6 +8,7 @@ nothing here imports web/.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from api import sessions
 from api.errors import install_handlers
 from api.infra import Infra
 from api.metrics import REQUEST_LATENCY
+from api.openapi_links import linked_openapi
 from api.routes import (
     actions,
     alerts,
@@ -47,6 +49,18 @@ from core.temporal import TemporalHolder
 log = structlog.get_logger(__name__)
 
 
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def _request_id(given: bytes) -> str:
+    """The caller's X-Request-ID when it is a plain token (letters, digits, . _ : -; at
+    most 64), else a new one: it goes into every log line and back as a response header,
+    where invalid UTF-8 or a control character would break both."""
+    if _REQUEST_ID.fullmatch(given):
+        return given.decode("ascii")
+    return uuid.uuid4().hex[:16]
+
+
 class RequestContext:
     """Pure ASGI middleware (streams stay streams): a request id in the log context, the
     latency histogram by route template, one access log line."""
@@ -60,8 +74,7 @@ class RequestContext:
             return
         started = time.perf_counter()
         status = 500
-        request_id = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode()[:64] \
-            or uuid.uuid4().hex[:16]
+        request_id = _request_id(dict(scope.get("headers") or []).get(b"x-request-id", b""))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
@@ -139,6 +152,7 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
     for module in (ops, auth, reports, push, incidents, actions, attachments, alerts, places,
                    stats, events, open311, cap, report_groups):
         app.include_router(module.router)
+    app.openapi = linked_openapi(app.openapi)  # type: ignore[method-assign]
     _mount_docs(app)
     return app
 

@@ -12,8 +12,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from schema import payloads as p
+from schema.places import WARD_CODE_MAX
 from schema.states import CITIZEN_ACTIONS, Action, Category, Outcome, Priority
 from schema.text import Line, OptionalLine, Text
 
@@ -108,12 +110,14 @@ class RouteBody(ActionBody):
 
     action = Action.ROUTE
     unit_id: OptionalLine = Field(default=None, max_length=64)
-    ward_code: int | None = Field(default=None, ge=0, le=10_000_000)
+    ward_code: int | None = Field(default=None, ge=0, le=WARD_CODE_MAX)
 
     @model_validator(mode="after")
     def _one(self) -> RouteBody:
         if (self.unit_id is None) == (self.ward_code is None):
-            raise ValueError("give exactly one of unit_id or ward_code")
+            raise PydanticCustomError(
+                "one_unit", "give exactly one of unit_id or ward_code",
+                {"vi": "Hãy chọn đúng một trong hai: đơn vị (unit_id) hoặc phường (ward_code)"})
         return self
 
     def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:

@@ -14,6 +14,7 @@ from sqlmodel import col
 from schema import payloads as p
 from schema import phones
 from schema.locations import ReporterLocationOut
+from schema.places import WARD_CODE_MAX
 from schema.states import Action, Category, Outcome, State
 from schema.tables import Incident
 from schema.text import OptionalLine
@@ -35,7 +36,7 @@ class IncidentFilters(BaseModel):
     """What a staff list is narrowed to (on top of the caller's scope)."""
 
     state: list[State] = Field(default_factory=list)
-    ward: int | None = None
+    ward: int | None = Field(default=None, ge=0, le=WARD_CODE_MAX)
     unit: str | None = None
     category: Category | None = None
     priority: int | None = Field(default=None, ge=1, le=4)

@@ -8,6 +8,10 @@ from pydantic import BaseModel
 
 from schema.tables import UnitBase
 
+# The largest ward code any input may name (codes are the official 5-digit ones): a
+# bound that keeps every ward filter within what the database's integer holds.
+WARD_CODE_MAX = 10_000_000
+
 
 class UnitPublic(UnitBase):
     """A unit as the API shows it: the stored fields and the id."""

@@ -157,7 +157,17 @@ IMPLIED_STEP: dict[tuple[Action, State], State] = {
 }
 
 # Who may take each action. Unit scoping (an officer only on the own unit's incidents) is
-# checked separately, against the incident's assigned unit.
+# checked separately, against the incident's assigned unit; who *sees* which incident is
+# api/scope.py. Decisions, as a police command centre (TTTTCH) works:
+# - a supervisor (chỉ huy trực ban) may do everything an operator does — verify, classify,
+#   route, reject, merge — as well as reassign, close and publish a public alert: the
+#   commander on duty takes over a desk when the operators are overwhelmed;
+# - an admin (quản trị hệ thống) manages accounts and may read every incident, but takes no
+#   action on any: an operational decision is made, and answered for, by someone on duty in
+#   the chain of command (so Role.ADMIN appears in no set below);
+# - the citizen only cancels and adds information, through the report's tracking token.
+# tests/api/test_authz_matrix.py checks every action × caller × state over HTTP against
+# this table, role_may and steps.
 ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.VERIFY: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
     Action.REJECT: frozenset({Role.OPERATOR, Role.SUPERVISOR}),

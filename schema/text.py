@@ -99,3 +99,18 @@ def fold(value: str | None) -> str:
     decomposed = unicodedata.normalize("NFD", value)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _SPACES.sub(" ", unicodedata.normalize("NFC", stripped)).strip()
+
+
+# --- numbers typed by hand ----------------------------------------------------------------
+_ASCII_INT = re.compile(r"-?[0-9]{1,19}")
+
+
+def ascii_int(text: str | None, low: int, high: int) -> int | None:
+    """The integer a hand-read form field, query parameter or header holds — ASCII digits
+    only (`str.isdigit` also says yes to "²" and "١", which `int` then refuses) — when it
+    lies in [low, high]; None otherwise (also for None, "", "1e3", " 7", "99…9" past high).
+    Pages and headers read with this never hand the database a number it cannot hold."""
+    if not text or not _ASCII_INT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None

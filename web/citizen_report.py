@@ -19,7 +19,7 @@ from sqlmodel import select
 from api.abuse import ReportOrigin
 from api.auth import client_address
 from api.deps import DbDep, InfraDep, SettingsDep
-from api.errors import FieldError, StoresUnavailable
+from api.errors import FieldError, StoresUnavailable, pydantic_messages
 from api.idempotency import ReportIdReused
 from api.infra import Infra
 from api.services.submission import submit_report
@@ -155,10 +155,8 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 
 def _pydantic_message(err: Any, lang: str) -> str:
-    ctx = err.get("ctx") or {}
-    if lang == "vi" and isinstance(ctx.get("vi"), str):
-        return ctx["vi"]
-    return i18n.t(lang, "err.generic") if lang == "vi" else str(err.get("msg", ""))
+    vi, en = pydantic_messages(err)
+    return en if lang == "en" else vi
 
 
 @router.post("/report")

@@ -28,10 +28,12 @@ from api.services.report_groups import clear_group, reject_group
 from core.db import Database
 from schema.abuse import GroupRejectIn
 from schema.incidents import IncidentDetail, IncidentFilters
+from schema.places import WARD_CODE_MAX
 from schema.states import Category, State
 from schema.tables import Report, Ward, utcnow
 from web import console_groups as groups
 from web import i18n
+from schema.text import ascii_int
 from web.staffkit import (
     CATEGORIES,
     CATEGORY_COLOURS,
@@ -105,7 +107,7 @@ async def _list_context(request: Request, db: Database, user: Principal) -> dict
     f = _filters(request)
     states = [State(f["state"])] if f["state"] in STATES else (
         [State(s) for s in OPEN] if f["state"] == "" else [])
-    ward = int(f["ward"]) if f["ward"].isdigit() else None
+    ward = ascii_int(f["ward"], 0, WARD_CODE_MAX)
     category = Category(f["category"]) if f["category"] in CATEGORIES else None
     overdue = True if f["overdue"] == "1" else None
     filters = IncidentFilters(state=states, ward=ward, category=category,

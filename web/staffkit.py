@@ -39,6 +39,7 @@ from schema.states import (
     State,
 )
 from schema.tables import Unit, Ward
+from schema.text import ascii_int
 from web import i18n
 from web.templating import render
 
@@ -177,7 +178,8 @@ def form_body(action: str, form: Any) -> dict[str, Any]:
 
     def integer(name: str) -> int | str:
         raw = text(name)
-        return int(raw) if raw.lstrip("-").isdigit() else raw
+        number = ascii_int(raw, -2**62, 2**62)
+        return raw if number is None else number
 
     match action:
         case "reject":
@@ -235,7 +237,7 @@ async def act_from_form(request: Request, db: Database, cases: Cases, incident_i
         detail = await take_action(
             db, cases, user, iid, Action(action), form_body(action, form),
             idempotency_key=key if isinstance(key, str) and key else None,
-            expected_version=int(version) if isinstance(version, str) and version.isdigit()
+            expected_version=ascii_int(version, 0, 2**62) if isinstance(version, str)
             else None)
     except (ApiError, RequestValidationError) as exc:
         status, text = error_text(exc, lang)

@@ -15,15 +15,16 @@ reporter sent: of a primary incident only its state and public events after the 
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import col
 
-from api.services.tracking import conversation, staff_message
+from api.services.tracking import conversation, report_by_token, staff_message
 from schema.states import CITIZEN_VISIBLE_EVENTS, REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
-from schema.tables import Attachment, Incident, IncidentEvent, Report
+from schema.tables import Attachment, Incident, IncidentEvent
 from web import i18n
 
 CITIZEN = "citizen"
@@ -115,11 +116,8 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
     None, silent: bool, questions: [{seq, at, text, sender}] (staff messages not answered
     yet, newest first)}. Files are only the citizen's own (uploaded without a staff
     account)."""
-    if not token or len(token) > 200:
-        return None
+    report = await report_by_token(db, token)
     async with db.session() as s:
-        report = (await s.execute(select(Report).where(col(Report.tracking_token) == token))
-                  ).scalar_one_or_none()
         if report is None:
             return None
         row = await s.get(Incident, report.id)
@@ -172,15 +170,18 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
 
 
 async def own_attachment(db: Any, token: str, attachment_id: str) -> Attachment | None:
-    """The citizen's own file `attachment_id` of the report behind `token`, else None."""
-    if not token or len(token) > 200 or len(attachment_id) > 64:
+    """The citizen's own file `attachment_id` of the report behind `token`, else None
+    (also for a token we never issue or an id that is no UUID: nothing else, NUL bytes
+    included, reaches the database)."""
+    try:
+        attachment_id = str(uuid.UUID(attachment_id))
+    except ValueError:
+        return None
+    report = await report_by_token(db, token)
+    if report is None:
         return None
     async with db.session() as s:
-        report_id = (await s.execute(select(col(Report.id)).where(
-            col(Report.tracking_token) == token))).scalar_one_or_none()
-        if report_id is None:
-            return None
         att = await s.get(Attachment, attachment_id)
-    if att is None or att.incident_id != report_id or att.uploaded_by is not None:
+    if att is None or att.incident_id != report.id or att.uploaded_by is not None:
         return None
     return att

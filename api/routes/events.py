@@ -22,6 +22,7 @@ from sse_starlette.sse import EventSourceResponse
 from api import scope, sessions
 from api.deps import CurrentUser, DbDep
 from schema.tables import StaffEvent
+from schema.text import ascii_int
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 _ERR = {"model": dict}
@@ -44,9 +45,8 @@ async def staff_events(
     end the stream early (for simple clients and tests)."""
     poll_s = getattr(request.app.state, "sse_poll_s", 1.0)
     start = after
-    if start is None and last_event_id and last_event_id.isdigit() \
-            and int(last_event_id) <= MAX_ID:
-        start = int(last_event_id)
+    if start is None:
+        start = ascii_int(last_event_id, 0, MAX_ID)
     if start is None:
         async with db.session() as s:
             start = (await s.execute(select(func.coalesce(func.max(col(StaffEvent.id)), 0)))

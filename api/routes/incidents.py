@@ -18,6 +18,7 @@ from api.services.detail import incident_detail, visible_row
 from api.services.reporter_location import reporter_location
 from schema.incidents import IncidentDetail, IncidentFilters, IncidentPage
 from schema.locations import ReporterLocationOut
+from schema.places import WARD_CODE_MAX
 from schema.states import Category, State
 from schema.text import Line
 
@@ -27,7 +28,7 @@ _ERR = {"model": dict}
 
 def incident_filters(
     state: Annotated[list[State] | None, Query(description="one or more states")] = None,
-    ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+    ward: Annotated[int | None, Query(ge=0, le=WARD_CODE_MAX)] = None,
     unit: Annotated[Line | None, Query(max_length=64)] = None,
     category: Category | None = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,

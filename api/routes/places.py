@@ -17,7 +17,7 @@ from sqlmodel import col
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from core.geo import get_ward_index
-from schema.places import LocateOut, UnitPublic, WardPublic
+from schema.places import WARD_CODE_MAX, LocateOut, UnitPublic, WardPublic
 from schema.tables import Unit, Ward
 from schema.text import Line
 
@@ -28,7 +28,7 @@ _ERR = {"model": dict}
 @router.get("/units", response_model=list[UnitPublic], responses={401: _ERR})
 async def list_units(s: SessionDep, user: CurrentUser,
                      kind: Annotated[Line | None, Query(max_length=40)] = None,
-                     ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None
+                     ward: Annotated[int | None, Query(ge=0, le=WARD_CODE_MAX)] = None
                      ) -> list[UnitPublic]:
     stmt = select(Unit).order_by(col(Unit.kind), col(Unit.name))
     if kind:
@@ -72,7 +72,7 @@ async def locate_ward(settings: SettingsDep,
 
 
 @router.get("/wards/{code}", response_model=WardPublic, responses={404: _ERR})
-async def get_ward(s: SessionDep, code: Annotated[int, Path(ge=0, le=10_000_000)],
+async def get_ward(s: SessionDep, code: Annotated[int, Path(ge=0, le=WARD_CODE_MAX)],
                    geometry: bool = True) -> WardPublic:
     w = await s.get(Ward, code)
     if w is None:

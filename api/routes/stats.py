@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import CurrentUser, DbDep
 from api.services.stats import incident_stats
+from schema.places import WARD_CODE_MAX
 from schema.stats import GroupBy, StatsOut
 from schema.text import Line
 from schema.times import Moment
@@ -20,7 +21,7 @@ _ERR = {"model": dict}
 async def stats(db: DbDep, user: CurrentUser,
                 from_: Annotated[Moment | None, Query(alias="from")] = None,
                 to: Moment | None = None, group_by: GroupBy | None = None,
-                ward: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+                ward: Annotated[int | None, Query(ge=0, le=WARD_CODE_MAX)] = None,
                 category: Annotated[Line | None, Query(max_length=40)] = None) -> StatsOut:
     """Incidents created in [from, to) (default: the last 7 days). Response times are
     seconds from the report to acknowledge, on scene and close; SLA compliance is the share

@@ -15,18 +15,20 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import col
 
 from api import limits
 from api.cases import CaseEnded, CaseNotFound, CaseRefused, CaseUnavailable
-from api.errors import ApiError, FieldError
+from api.errors import ApiError, FieldError, pydantic_messages
 from api.infra import Infra
 from api.services.attachments import claim_attachments, release_attachments
 from core.db import Database
 from schema.labels import sender_label
 from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentInput
 from schema.reports import (
+    CancelIn,
     TrackingEvent,
     TrackingMessage,
     TrackingReply,
@@ -240,9 +242,14 @@ async def add_info(infra: Infra, token: str, text: str | None,
 
 
 async def cancel_report(infra: Infra, token: str, reason: str | None) -> TrackingView:
-    """The citizen withdraws the report; 409 once acknowledged or ended."""
+    """The citizen withdraws the report; 409 once acknowledged or ended, 422 (FieldError
+    "reason") for a reason past CancelIn's limit (the web form sends it unchecked)."""
+    try:
+        reason = CancelIn(reason=reason).reason
+    except ValidationError as exc:
+        vi, en = pydantic_messages(exc.errors()[0])
+        raise FieldError("reason", vi, en) from exc
     report = await _report_for(infra, token)
     await _citizen_update(infra, report, "cancel",
-                          CancelInput(actor=CITIZEN_ACTOR,
-                                      reason=clean_text(reason or "") or None))
+                          CancelInput(actor=CITIZEN_ACTOR, reason=reason))
     return await _view(infra, report)

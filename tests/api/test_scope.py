@@ -24,7 +24,7 @@ from api.auth import make_token
 from app import create_app
 from core.db import make_sync_engine
 from core.settings import Settings
-from schema.tables import Alert, User, utcnow
+from schema.tables import Alert, Unit, User, utcnow
 from tests.api.conftest import WARD_A, Stack
 
 # Routes that return incidents: the path to call ({iid}, {att} filled in) and whether
@@ -173,3 +173,58 @@ async def test_out_of_scope_details_are_404(stack: Stack, path: str) -> None:
     url = path.format(iid=world.routed["id"], att=world.attachment)
     for headers in (stack.auth("officer_b"), _officer_without_unit(stack)):
         assert (await stack.client.get(url, headers=headers)).status_code == 404
+
+
+def _officer_of(stack: Stack, unit_code: str) -> dict[str, str]:
+    engine = make_sync_engine(stack.settings.database_url)
+    template = stack.people.users["officer_a"]
+    username = f"t.officer.{unit_code}"
+    with Session(engine) as s:
+        unit = s.exec(select(Unit).where(Unit.code == unit_code)).one()
+        user = s.exec(select(User).where(User.username == username)).first()
+        if user is None:
+            user = User(username=username, password_hash=template.password_hash,
+                        role="officer", unit_id=unit.id, full_name=f"Cán bộ {unit_code}")
+            s.add(user)
+            s.commit()
+        s.refresh(user)
+        s.expunge(user)
+    engine.dispose()
+    return {"Authorization": f"Bearer {make_token(stack.settings, user)}"}
+
+
+async def test_ward_police_do_not_see_what_a_city_unit_handles_in_their_ward(
+        stack: Stack) -> None:
+    """Routed to a city unit (Cảnh sát 113), an incident in ward A is that unit's: the ward
+    police of ward A see it on no route, the 113 officer does; anonymous callers and the
+    citizen's tracking token as a bearer token list nothing."""
+    accepted = await stack.submit(WARD_A)
+    iid = accepted["incident_id"]
+    await stack.wait_projected(iid)
+    for action, body in (("classify", {"category": "crime", "priority": 2}),
+                         ("route", {"unit_id": "cs113"})):
+        r = await stack.act(iid, action, "operator", body)
+        assert r.status_code == 200, r.text
+    incident = {"id": iid, "code": accepted["tracking_code"]}
+    handler = _officer_of(stack, "cs113")
+    unit_id = (await stack.detail(iid)).json()["unit"]["id"]
+    async with stack.app.state.db.session() as s:
+        s.add(Alert(id=str(uuid.uuid4()), incident_id=iid, tracking_code=incident["code"],
+                    level=1, state="routed", priority=2, category="crime", unit_id=unit_id,
+                    overdue_since=utcnow()))
+        await s.commit()
+    for route, (template, lists) in INCIDENT_ROUTES.items():
+        if "{att}" in template:
+            continue
+        url = template.format(iid=iid)
+        own = await stack.client.get(url, headers=handler)
+        assert own.status_code in (200, 303), (route, own.status_code)
+        if lists and own.status_code == 200:
+            assert _shows(own.text, incident), f"{route}: the 113 officer misses it"
+        ward = await stack.client.get(url, headers=stack.auth("officer_a"))
+        assert ward.status_code in (200, 303, 404), (route, ward.status_code)
+        assert not _shows(ward.text, incident), f"{route} shows it to the ward police"
+        for headers in ({}, {"Authorization": f"Bearer {accepted['tracking_token']}"}):
+            stranger = await stack.client.get(url, headers=headers)
+            assert stranger.status_code in (303, 401), (route, stranger.status_code)
+            assert not _shows(stranger.text, incident), f"{route} shows it to a stranger"
