@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
@@ -247,7 +248,7 @@ async def sql_timeline(db: Database, incident_id: str
     """The incident's event rows (by seq) and its incidents row."""
     async with db.session() as session:
         rows = (await session.execute(select(IncidentEvent).where(
-            IncidentEvent.incident_id == incident_id).order_by(IncidentEvent.seq))  # type: ignore[arg-type]
+            col(IncidentEvent.incident_id) == incident_id).order_by(col(IncidentEvent.seq)))
         ).scalars().all()
         incident = await session.get(Incident, incident_id)
     return list(rows), incident

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from PIL import Image
 from sqlalchemy import func, select, text
+from sqlmodel import col
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -51,6 +52,7 @@ KNOWN_5XX: dict[str, str] = {
 FAULTS = ("none", "temporal-frozen", "temporal-killed", "worker-killed", "db-unreachable",
           "api-killed-mid-upload", "two-apis-two-workers")
 LIFECYCLE = ("verify", "route", "acknowledge", "arrive", "close")
+TARGET_INJECTIONS = 12  # faults injected in a phase of 36 lifecycles or more
 REQUEST_DEADLINE_S = 120.0  # a client keeps retrying one request this long
 VISIBLE_DEADLINE_S = 120.0  # and waits this long for its report to reach the console
 
@@ -87,6 +89,7 @@ class PhaseResult:
     gave_up: int = 0
     completed: int = 0
     injections: int = 0
+    progress: int = 0  # 2xx answers so far (faults wait for some between injections)
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
 
@@ -146,6 +149,8 @@ class Api:
                     if answer.status_code == 503:
                         self.result.http_503 += 1
                 elif answer.status_code not in retry_4xx:
+                    if answer.status_code < 300:
+                        self.result.progress += 1
                     return answer, attempts
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 2.0)
@@ -345,13 +350,14 @@ async def _api_killed_mid_upload(stack: FaultStack, rng: random.Random, uploads:
 
 
 INJECTORS: dict[str, tuple[Injector | None, tuple[float, float]]] = {
-    # fault: (inject once, (least, most) seconds between injections)
+    # fault: (inject once, (least, most) seconds after the stack's first 2xx answer since
+    # the previous injection)
     "none": (None, (0, 0)),
-    "temporal-frozen": (_temporal_frozen, (2, 8)),
-    "temporal-killed": (_temporal_killed, (4, 12)),
-    "worker-killed": (_worker_killed, (0.5, 4)),
-    "db-unreachable": (_db_unreachable, (2, 8)),
-    "api-killed-mid-upload": (_api_killed_mid_upload, (1, 5)),
+    "temporal-frozen": (_temporal_frozen, (1, 6)),
+    "temporal-killed": (_temporal_killed, (1, 8)),
+    "worker-killed": (_worker_killed, (0, 4)),
+    "db-unreachable": (_db_unreachable, (1, 6)),
+    "api-killed-mid-upload": (_api_killed_mid_upload, (0, 3)),
     "two-apis-two-workers": (None, (0, 0)),
 }
 
@@ -361,7 +367,20 @@ async def _inject(fault: str, stack: FaultStack, rng: random.Random, uploads: Up
     inject, (least, most) = INJECTORS[fault]
     if inject is None:
         return
+    # About TARGET_INJECTIONS per phase (fewer for a small one): each one `spacing` 2xx
+    # answers after the previous (a lifecycle gets 6 of them: report and five actions).
+    target = max(3, min(TARGET_INJECTIONS, result.lifecycles // 3))
+    spacing = max(1, result.lifecycles * 6 // target)
     while not stop.is_set():
+        # Wait for the stack to get work done since the last injection (a process takes
+        # seconds to start on a loaded machine: faster kills would only be a crash loop),
+        # then a random while, so the fault lands at a random point of the work.
+        seen = result.progress
+        while result.progress < seen + spacing and not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 0.2)
+            except TimeoutError:
+                pass
         try:
             await asyncio.wait_for(stop.wait(), rng.uniform(least, most))
             return
@@ -378,9 +397,9 @@ async def _settled(db: Database, records: list[Record]) -> bool:
         return True
     async with db.session() as s:
         pending = (await s.execute(select(func.count()).select_from(Outbox).where(
-            Outbox.report_id.in_(ids), Outbox.started_at.is_(None)))).scalar_one()  # type: ignore[attr-defined]
+            col(Outbox.report_id).in_(ids), col(Outbox.started_at).is_(None)))).scalar_one()
         rows = {i.id: i for i in (await s.execute(select(Incident).where(
-            Incident.id.in_(ids)))).scalars()}  # type: ignore[attr-defined]
+            col(Incident.id).in_(ids)))).scalars()}
     if pending or len(rows) < len(ids):
         return False
     return all(rows[r.report_id].state == "closed" for r in records
@@ -405,8 +424,8 @@ async def measure(client: Client, db: Database, records: list[Record], result: P
     result.events_compared = sum(len(h.events) for h, _ in compared.values())
     lost = duplicated = 0
     async with db.session() as s:
-        rows = {str(i) for i in (await s.execute(select(Incident.id).where(  # type: ignore[call-overload]
-            Incident.id.in_([r.report_id for r in accepted])))).scalars()}  # type: ignore[attr-defined]
+        rows = {str(i) for i in (await s.execute(select(col(Incident.id)).where(
+            col(Incident.id).in_([r.report_id for r in accepted])))).scalars()}
         stored = Counter(d for (d,) in (await s.execute(text(
             "select payload->>'description' from reports where payload->>'description' "
             "like :p"), {"p": f"Fault suite {result.fault} #%"})).all())
@@ -498,7 +517,8 @@ def table(results: list[PhaseResult]) -> str:
             r.fault, f"{r.reports_sent}r+{r.actions_sent}a",
             f"{r.reports_accepted}r+{r.actions_accepted}a",
             f"{r.reached}/{r.reports_accepted}", str(r.lost), str(r.duplicated),
-            str(r.differences), str(r.events_compared), str(r.other_5xx) + ("*" if r.known_5xx and r.other_5xx else ""),
+            str(r.differences), str(r.events_compared),
+            str(r.other_5xx) + ("*" if r.known_5xx and r.other_5xx else ""),
             str(r.http_503), str(r.injections), f"{r.completed}/{r.lifecycles}",
             f"{r.seconds:.0f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
@@ -521,9 +541,10 @@ def table(results: list[PhaseResult]) -> str:
 
 
 async def run_suite(base_url: str, workdir: Path, wards_geojson: Path, faults: list[str],
-                    n: int, concurrency: int, seed: int = 1,
+                    n: int | dict[str, int], concurrency: int, seed: int = 1,
                     log: Callable[[str], None] = print) -> list[PhaseResult]:
-    """Start a stack, run each fault phase in turn, stop everything; the results."""
+    """Start a stack, run each fault phase in turn (`n` lifecycles, or `n[fault]`), stop
+    everything; the results."""
     stack = FaultStack(base_url=base_url, workdir=workdir)
     results: list[PhaseResult] = []
     try:
@@ -533,8 +554,9 @@ async def run_suite(base_url: str, workdir: Path, wards_geojson: Path, faults: l
         db = Database(stack.direct_url, pool_size=4)
         try:
             for k, fault in enumerate(faults):
-                log(f"[fault-report] {fault}: {n} lifecycles, {concurrency} at a time")
-                result = await run_phase(stack, staff, client, db, fault, n, concurrency,
+                size = n[fault] if isinstance(n, dict) else n
+                log(f"[fault-report] {fault}: {size} lifecycles, {concurrency} at a time")
+                result = await run_phase(stack, staff, client, db, fault, size, concurrency,
                                          seed * 100 + k)
                 log(f"[fault-report] {fault}: done in {result.seconds:.0f} s "
                     f"(lost {result.lost}, dup {result.duplicated}, diff {result.differences}, "

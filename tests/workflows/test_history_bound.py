@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from bench.faults.compare import compare_incident
 from core.db import Database
 from core.settings import Settings
 from schema.payloads import (
@@ -37,7 +38,6 @@ from tests.workflows.factories import (
     unit_ref,
     update_retrying,
 )
-from bench.faults.compare import compare_incident
 from workflows.incident import HISTORY_BYTES_BOUND
 from workflows.incident import IncidentWorkflow as W
 
