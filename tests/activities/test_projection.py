@@ -152,8 +152,8 @@ async def test_a_different_event_at_the_same_seq_replaces_it_and_its_alert(
 async def test_the_same_event_from_a_later_workflow_task_takes_its_time(
         any_db: Database) -> None:
     """Temporal died before the task that wrote seq 2 was recorded; the retried task makes
-    the same event with its own (later) time: the row takes the history's time and
-    nothing else moves (no second staff event)."""
+    the same event with its own (later) time: the row takes the history's time, whatever
+    the order the writes land in, and nothing else moves (no second staff event)."""
     from schema.payloads import ProjectEvent
 
     inp = incident_input()
@@ -165,6 +165,10 @@ async def test_the_same_event_from_a_later_workflow_task_takes_its_time(
     await acts.project(ProjectEvent(state=state, event=first))
     await acts.project(ProjectEvent(state=state, event=later))
     await acts.project(ProjectEvent(state=state, event=later))
+    # A late write of the dead attempt takes back neither the time nor the event.
+    await acts.project(ProjectEvent(state=state, event=first))
+    await acts.project(ProjectEvent(state=state, event=first.model_copy(
+        update={"action": "escalate", "data": {"level": 1}})))
     rows = await stored_events(any_db, inp.incident_id)
     assert [(r.seq, r.action, r.data) for r in rows] == [
         (1, "receive", {}), (2, "note", {"text": "Đã liên hệ"})]
