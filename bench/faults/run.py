@@ -184,6 +184,7 @@ class Uploads:
     def __init__(self) -> None:
         self.flowing = 0
         self.changed = asyncio.Event()
+        self.killed_mid_upload = 0  # API kills that cut an upload short
 
 
 def _multipart(data: bytes, uploads: Uploads, chunk: int, delay: float
@@ -224,7 +225,7 @@ async def lifecycle(api: Api, staff: Staff, fault: str, i: int, rng: random.Rand
     res = api.result
     attachments: list[str] = []
     if i % 3 == 0:
-        chunk, delay = (16_384, 0.05) if slow_upload else (len(photo) + 1024, 0.0)
+        chunk, delay = (4096, 0.05) if slow_upload else (len(photo) + 1024, 0.0)
         answer, _ = await api.call("upload", "POST", "/api/v1/attachments",
                                    body=_multipart(photo, uploads, chunk, delay))
         if answer is not None and answer.status_code == 201:
@@ -344,7 +345,8 @@ async def _api_killed_mid_upload(stack: FaultStack, rng: random.Random, uploads:
             await asyncio.wait_for(uploads.changed.wait(), 1)
         except TimeoutError:
             pass
-    await asyncio.sleep(rng.uniform(0.1, 1.0))
+    await asyncio.sleep(rng.uniform(0.1, 0.6))
+    uploads.killed_mid_upload += uploads.flowing > 0
     api: Proc = rng.choice(stack.apis)
     await asyncio.to_thread(stack.restart, api)
 
@@ -480,6 +482,9 @@ async def run_phase(stack: FaultStack, staff: Staff, client: Client, db: Databas
         await injector
         await api.aclose()
     await _heal(stack)
+    if fault == "api-killed-mid-upload":
+        result.details.insert(0, f"{uploads.killed_mid_upload} of {result.injections} "
+                                 "API kills cut an upload short")
     await measure(client, db, list(records), result)
     for proc in extra:
         await asyncio.to_thread(stack.remove, proc)
@@ -535,6 +540,8 @@ def table(results: list[PhaseResult]) -> str:
         if r.http_5xx:
             notes.append(f"{r.fault}: 5xx by endpoint/status/error: "
                          + ", ".join(f"{k} ×{v}" for k, v in r.http_5xx.most_common()))
+        if r.fault == "api-killed-mid-upload" and r.details:
+            notes.append(f"{r.fault}: {r.details[0]}")
         if r.known_5xx and r.other_5xx:
             notes.append(f"  * known, not yet handled: {r.known_5xx}")
     return "\n".join(lines + notes)
