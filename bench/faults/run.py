@@ -49,6 +49,17 @@ KNOWN_5XX: dict[str, str] = {
                       "unknown outcomes answered 503, not 500",
 }
 
+# Phases whose SQL-vs-history differences are known and not fixed yet; the same rule.
+KNOWN_DIFFERENCES: dict[str, str] = {
+    "temporal-killed": "found by this suite, not fixed: when Temporal dies under a workflow "
+                       "task that wrote events, the retried task can take the events in "
+                       "another order (an update and an activity result in one task) while "
+                       "the SDK records the earlier attempt's local-activity result for the "
+                       "same call number without running it again (marker complete_time "
+                       "before the task started): SQL keeps the dead attempt's event at that "
+                       "seq. Follow-up of #9 item 2 (projection by local activity)",
+}
+
 FAULTS = ("none", "temporal-frozen", "temporal-killed", "worker-killed", "db-unreachable",
           "api-killed-mid-upload", "two-apis-two-workers")
 LIFECYCLE = ("verify", "route", "acknowledge", "arrive", "close")
@@ -102,12 +113,17 @@ class PhaseResult:
     def known_5xx(self) -> str | None:
         return KNOWN_5XX.get(self.fault)
 
+    @property
+    def known_differences(self) -> str | None:
+        return KNOWN_DIFFERENCES.get(self.fault)
+
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["http_5xx"] = dict(self.http_5xx)
         out["refused"] = dict(self.refused)
         out["other_5xx"] = self.other_5xx
         out["known_5xx"] = self.known_5xx
+        out["known_differences"] = self.known_differences
         return out
 
 
@@ -422,7 +438,9 @@ async def measure(client: Client, db: Database, records: list[Record], result: P
             break
         await asyncio.sleep(3)  # a write still on its way: look again
     result.reached = sum(1 for h, _ in compared.values() if h.runs > 0)
-    result.differences = len(diffs)
+    # Events (and incidents rows) that differ in any column, counted once each.
+    result.differences = len({(d.incident_id, d.seq, d.field if d.seq is None else "")
+                              for d in diffs})
     result.events_compared = sum(len(h.events) for h, _ in compared.values())
     lost = duplicated = 0
     async with db.session() as s:
@@ -522,7 +540,8 @@ def table(results: list[PhaseResult]) -> str:
             r.fault, f"{r.reports_sent}r+{r.actions_sent}a",
             f"{r.reports_accepted}r+{r.actions_accepted}a",
             f"{r.reached}/{r.reports_accepted}", str(r.lost), str(r.duplicated),
-            str(r.differences), str(r.events_compared),
+            str(r.differences) + ("*" if r.known_differences and r.differences else ""),
+            str(r.events_compared),
             str(r.other_5xx) + ("*" if r.known_5xx and r.other_5xx else ""),
             str(r.http_503), str(r.injections), f"{r.completed}/{r.lifecycles}",
             f"{r.seconds:.0f}"))
@@ -532,8 +551,9 @@ def table(results: list[PhaseResult]) -> str:
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = ["", "load/accepted: r = reports, a = staff actions; reached = accepted reports "
-             "with a workflow; lost/dup/diff counted per incident against Temporal history "
-             "(events = timeline events compared); "
+             "with a workflow; lost/dup counted per incident, diff per event (or incidents-row "
+             "column) of SQL that differs from the Temporal history (events = timeline "
+             "events compared); "
              "5xx = answers 500-599 other than 503; 503 = 'try again' answers (retried); "
              "done = lifecycles taken to closed"]
     for r in results:
@@ -543,7 +563,9 @@ def table(results: list[PhaseResult]) -> str:
         if r.fault == "api-killed-mid-upload" and r.details:
             notes.append(f"{r.fault}: {r.details[0]}")
         if r.known_5xx and r.other_5xx:
-            notes.append(f"  * known, not yet handled: {r.known_5xx}")
+            notes.append(f"  * 5xx known, not yet handled: {r.known_5xx}")
+        if r.known_differences and r.differences:
+            notes.append(f"  * differences known, not yet fixed: {r.known_differences}")
     return "\n".join(lines + notes)
 
 
