@@ -69,6 +69,9 @@ class Difference:
     field: str
     sql: Any
     history: Any
+    # The history recorded this event's write with a local-activity result from an
+    # earlier attempt of the workflow task (see `timeline_from_histories`).
+    reused: bool = False
 
     def __str__(self) -> str:
         where = f"seq {self.seq}" if self.seq is not None else "row"
@@ -84,6 +87,7 @@ class HistoryTimeline:
     events: dict[int, TimelineEvent]
     last_state: IncidentState | IncidentCase | None
     runs: int
+    reused: set[int]  # seqs whose write's result came from an earlier task attempt
     starts: int  # runs that were started afresh, not continued as new (more than 1: twice)
     replay_failures: list[str]
 
@@ -121,10 +125,18 @@ _replayer = Replayer(workflows=[IncidentWorkflow, IncidentWorkflowV1],
                      workflow_runner=UnsandboxedWorkflowRunner())
 
 
-def _completed_projections(history: WorkflowHistory) -> int:
-    """How many projection calls the history completed (their markers)."""
-    count = 0
+def _completed_projections(history: WorkflowHistory) -> list[bool]:
+    """One entry per projection call the history completed (its marker), in order: True
+    when the local activity completed before the workflow task that recorded it started,
+    i.e. the SDK took the result of a run in an earlier, failed attempt of the task
+    instead of running the call again (whose event may differ: its time, or even which
+    event it is when the retried task took its inputs in another order)."""
+    found: list[bool] = []
+    task_started = 0.0
     for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            task_started = event.event_time.ToMicroseconds() / 1e6
+            continue
         if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
             continue
         attrs = event.marker_recorded_event_attributes
@@ -138,8 +150,10 @@ def _completed_projections(history: WorkflowHistory) -> int:
         except ValueError:
             continue
         if info.get("activity_type") in PROJECTIONS:
-            count += 1
-    return count
+            done = info.get("complete_time") or {}
+            completed = float(done.get("seconds", 0)) + float(done.get("nanos", 0)) / 1e9
+            found.append(0 < completed < task_started)
+    return found
 
 
 async def _run_histories(client: Client, incident_id: str) -> list[WorkflowHistory]:
@@ -168,6 +182,7 @@ def timeline_from_histories(incident_id: str, histories: Sequence[WorkflowHistor
     events: dict[int, TimelineEvent] = {}
     last_state: IncidentState | IncidentCase | None = None
     failures: list[str] = []
+    reused: set[int] = set()
     for history in histories:
         _captured.clear()
         result = _replay_one(history)
@@ -175,12 +190,16 @@ def timeline_from_histories(incident_id: str, histories: Sequence[WorkflowHistor
             failures.append(f"run {history.run_id}: {result}")
         calls = [c for run in _captured.values() for c in run]
         _captured.clear()
-        for event, state in calls[:_completed_projections(history)]:
+        for (event, state), was_reused in zip(calls, _completed_projections(history),
+                                              strict=False):
             events[event.seq] = event
             last_state = state
+            if was_reused:
+                reused.add(event.seq)
     starts = sum(1 for h in histories if h.events and not h.events[0]
                  .workflow_execution_started_event_attributes.continued_execution_run_id)
-    return HistoryTimeline(incident_id, events, last_state, len(histories), starts, failures)
+    return HistoryTimeline(incident_id, events, last_state, len(histories), reused, starts,
+                           failures)
 
 
 def _replay_one(history: WorkflowHistory) -> Exception | None:
@@ -225,7 +244,8 @@ def diff_timeline(incident_id: str, history: HistoryTimeline,
         for column in EVENT_COLUMNS:
             got, expected = _norm(getattr(row, column)), _norm(want[column])
             if got != expected:
-                found.append(Difference(incident_id, seq, column, got, expected))
+                found.append(Difference(incident_id, seq, column, got, expected,
+                                        reused=seq in history.reused))
     for seq, row in sorted(by_seq.items()):
         found.append(Difference(incident_id, seq, "extra", row.action, None))
     state = history.last_state
