@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench-lifecycle bench-intake clean help
+.PHONY: run test lint bench-lifecycle bench-intake fault-report clean help
 
 help:
 	@echo "make run    start Temporal, the worker and the web/API on http://127.0.0.1:8000 with demo data"
 	@echo "make test   install test dependencies and run the whole suite"
+	@echo "make fault-report   the fault suite at full size (100 lifecycles per fault): a table of lost, duplicated, SQL-vs-history differences and 5xx"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ bench-lifecycle: $(VENV)/.installed-test
 
 bench-intake: $(VENV)/.installed-test
 	CANHBAO_DEMO=1 $(BIN)/python -m bench.intake
+
+# FAULT_ARGS="-n 30 --faults worker-killed,db-unreachable" for a smaller run.
+fault-report: $(VENV)/.installed-test
+	$(BIN)/python -m bench.fault_report $(FAULT_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules test-artifacts .pytest_cache

@@ -149,6 +149,34 @@ async def test_a_different_event_at_the_same_seq_replaces_it_and_its_alert(
     assert (row.state, row.version, row.description) == ("verified", 1, inp.description)
 
 
+async def test_the_same_event_from_a_later_workflow_task_takes_its_time(
+        any_db: Database) -> None:
+    """Temporal died before the task that wrote seq 2 was recorded; the retried task makes
+    the same event with its own (later) time: the row takes the history's time, whatever
+    the order the writes land in, and nothing else moves (no second staff event)."""
+    from schema.payloads import ProjectEvent
+
+    inp = incident_input()
+    acts = ProjectionActivities(any_db)
+    state = v2_state(inp)
+    await acts.project(ProjectEvent(state=state, event=event(1), report=inp))
+    first = event(2, action="note", to_state=None, actor=operator(), text="Đã liên hệ")
+    later = first.model_copy(update={"at": first.at + timedelta(seconds=5)})
+    await acts.project(ProjectEvent(state=state, event=first))
+    await acts.project(ProjectEvent(state=state, event=later))
+    await acts.project(ProjectEvent(state=state, event=later))
+    # A late write of the dead attempt takes back neither the time nor the event.
+    await acts.project(ProjectEvent(state=state, event=first))
+    await acts.project(ProjectEvent(state=state, event=first.model_copy(
+        update={"action": "escalate", "data": {"level": 1}})))
+    rows = await stored_events(any_db, inp.incident_id)
+    assert [(r.seq, r.action, r.data) for r in rows] == [
+        (1, "receive", {}), (2, "note", {"text": "Đã liên hệ"})]
+    stored = rows[1].at if rows[1].at.tzinfo else rows[1].at.replace(tzinfo=UTC)
+    assert stored == later.at
+    assert len(await staff_events(any_db, inp.incident_id)) == 2
+
+
 async def test_text_the_database_refuses_is_dead_lettered_and_the_incident_stays_visible(
         pg_db: Database) -> None:
     """PostgreSQL refuses a NUL in text. The boundary removes it; should one get past

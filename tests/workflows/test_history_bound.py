@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from bench.faults.compare import compare_incident
 from core.db import Database
 from core.settings import Settings
 from schema.payloads import (
@@ -157,3 +158,7 @@ async def test_continue_as_new_with_a_worker_killed_during_it(
     history = await first.fetch_history()
     assert history.events[-1].event_type == \
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    # Event by event over both runs, the read model is the history (the fault suite's
+    # comparison, bench/faults/compare.py).
+    timeline, diffs = await compare_incident(client, pg_db, inp.incident_id)
+    assert diffs == [] and timeline.runs >= 2 and timeline.starts == 1
