@@ -30,7 +30,8 @@ from schema.tables import FloodGroup, ReportFlag, ReportSource, StaffEvent
 
 log = structlog.get_logger(__name__)
 
-MARK_TIMEOUT_S = 10.0  # marking never holds a report's answer longer than this
+MARK_TIMEOUT_S = 30.0  # marking never holds a report's answer longer than this (only
+# the reports of a source in flood wait for one another, and only for the group step)
 GROUP_EVENT = "reports.group"  # the staff event when a group forms or is resolved
 
 
@@ -106,9 +107,20 @@ async def _join_flood(s: AsyncSession, kind: SourceKind, key: str, flood: Rate,
         .order_by(col(FloodGroup.last_at).desc()).limit(1))).scalars().first()
     if group is not None:
         group.last_at = max(group.last_at, at)
-        group.size += 1
+        # This report, and any of the source's since the group opened that missed it
+        # (their marking gave up waiting): the group converges on the whole burst.
+        stragglers = (await s.execute(
+            select(col(ReportSource.report_id)).outerjoin(
+                ReportFlag, col(ReportFlag.report_id) == col(ReportSource.report_id))
+            .where(col(ReportSource.kind) == kind.value, col(ReportSource.key) == key,
+                   col(ReportSource.at) >= group.first_at,
+                   col(ReportFlag.flood_group).is_(None)))).scalars().all()
+        for rid in {report_id, *stragglers}:
+            flag = await _flag(s, rid, at)
+            if flag.flood_group is None:
+                flag.flood_group = group.id
+                group.size += 1
         s.add(group)
-        (await _flag(s, report_id, at)).flood_group = group.id
         return group.id, False
     recent = (await s.execute(select(col(ReportSource.report_id), col(ReportSource.at)).where(
         col(ReportSource.kind) == kind.value, col(ReportSource.key) == key,
