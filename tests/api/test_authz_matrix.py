@@ -160,6 +160,17 @@ class Matrix:
 
     async def call(self, who: Who, action: Action, case: Case,
                    driving: bool = False) -> httpx.Response:
+        """The cell's request; sent again (at most 5 times) while the answer is 503, which
+        asks to try again (Temporal slow to answer on a loaded machine): not a decision."""
+        for _ in range(5):
+            r = await self._call(who, action, case, driving)
+            if r.status_code != 503:
+                return r
+            await asyncio.sleep(1)
+        return r
+
+    async def _call(self, who: Who, action: Action, case: Case,
+                    driving: bool) -> httpx.Response:
         client = self.stack.client
         body = self.body(action, driving)
         if action not in STAFF_ACTIONS and who.role in (Role.CITIZEN, None):
