@@ -5,8 +5,9 @@ PostgreSQL behind a proxy), with the figures `make fault-report` prints at full 
 Nothing accepted is lost or duplicated, and every incident's SQL timeline equals its
 Temporal history event by event, whatever the fault. 5xx answers other than 503 are
 0 except for a fault listed in bench.faults.run.KNOWN_5XX, and differences 0 except those
-of the one known cause KNOWN_REUSED_WRITES (a write recorded with a local-activity result
-of an earlier task attempt; counted apart, "reused"). Each allowance says why and where
+of the known causes KNOWN_REUSED_WRITES (a write recorded with a local-activity result
+of an earlier task attempt; counted apart, "reused") and KNOWN_TIME_ONLY (an event whose
+time alone differs; "time"). Each allowance says why and where
 it is to be fixed; what it allows is reported in the table, not hidden, and it goes with
 the fix. Lost and duplicated have no allowance.
 """
