@@ -31,9 +31,9 @@ from schema.incidents import IncidentDetail, IncidentFilters
 from schema.places import WARD_CODE_MAX
 from schema.states import Category, State
 from schema.tables import Report, Ward, utcnow
+from schema.text import ascii_int
 from web import console_groups as groups
 from web import i18n
-from schema.text import ascii_int
 from web.staffkit import (
     CATEGORIES,
     CATEGORY_COLOURS,
