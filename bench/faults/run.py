@@ -43,11 +43,7 @@ from schema.tables import Incident, Outbox
 
 # Phases whose 5xx answers are known and not handled yet. Each entry says why and where
 # it is being fixed; remove the entry when that lands, and the suite holds it to 0.
-KNOWN_5XX: dict[str, str] = {
-    "db-unreachable": "#9 items 3/4 (engineer 'intake'): reports are to be accepted while "
-                      "the database is down (202 by starting the workflow directly) and "
-                      "unknown outcomes answered 503, not 500",
-}
+KNOWN_5XX: dict[str, str] = {}
 
 # Differences whose cause is known and not fixed yet, allowed in every phase but counted
 # apart ("reused" column): the event's write was recorded by Temporal with the result of

@@ -10,13 +10,11 @@ Each run gets a fresh PostgreSQL database (`<base name>_fault_<pid>`), migrated 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
+from bench.faults.proxy import CutProxy, free_port
 from core import seed
 from core.db import make_sync_engine
 from core.migrate import upgrade
@@ -40,88 +39,10 @@ PASSWORD = "fault-suite-password"
 WARDS = ("ben_thanh", "sai_gon")  # short codenames of the wards the load reports from
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-class CutProxy:
-    """A TCP proxy (its own thread and event loop) from a local port to PostgreSQL.
-    `cut()` closes every connection and refuses new ones until `restore()`: for the
-    processes behind it the database is unreachable, the server itself untouched."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self.is_cut = False
-        self.cuts = 0
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="db-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the database proxy did not start")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port))
-        self._server = server
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-        self._loop.run_until_complete(server.wait_closed())
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.is_cut:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers.difference_update((writer, up_writer))
-
-    def _abort_all(self) -> None:
-        for w in list(self._writers):
-            w.transport.abort()
-        self._writers.clear()
-
-    def cut(self) -> None:
-        """Drop every open connection (reset) and refuse new ones."""
-        self.is_cut = True
-        self.cuts += 1
-        self._loop.call_soon_threadsafe(self._abort_all)
-
-    def restore(self) -> None:
-        self.is_cut = False
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._abort_all)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.infra import Infra
+from bench.faults.proxy import CutProxy, free_port
 from core.db import Database
 from core.temporal import TemporalHolder
 from schema.ids import TRACKING_LENGTH, UNCHECKED_TRACKING_LENGTH, workflow_id
@@ -35,24 +36,23 @@ from tests.api.conftest import (  # noqa: F401 - the fixtures are used by name
     people,
     worker_db,
 )
-from tests.fault.tcpproxy import TcpProxy, free_port
 
 
 @pytest_asyncio.fixture
-async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+async def proxy(pg_url: str) -> AsyncIterator[CutProxy]:
     url = make_url(pg_url)
-    p = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    p = CutProxy(url.host or "127.0.0.1", url.port or 5432)
     yield p
-    await p.close()
+    p.close()
 
 
-def _through(pg_url: str, proxy: TcpProxy) -> str:
+def _through(pg_url: str, proxy: CutProxy) -> str:
     return make_url(pg_url).set(port=proxy.port).render_as_string(hide_password=False)
 
 
 @pytest_asyncio.fixture
 async def proxied_stack(make_stack: Callable[..., Awaitable[Stack]],  # noqa: F811
-                        proxy: TcpProxy,
+                        proxy: CutProxy,
                         pg_url: str, temporal_env: WorkflowEnvironment
                         ) -> AsyncIterator[Stack]:
     """An app and a worker that both reach PostgreSQL through the proxy only; every answer
@@ -83,12 +83,12 @@ async def _count(pg: Database, model: Any, ids: list[str]) -> int:
 
 
 async def test_reports_accepted_while_database_unreachable(
-        proxied_stack: Stack, proxy: TcpProxy, worker_db: Database,  # noqa: F811
+        proxied_stack: Stack, proxy: CutProxy, worker_db: Database,  # noqa: F811
         temporal_env: WorkflowEnvironment) -> None:
     stack = proxied_stack
     before = await stack.submit()  # the usual path, to warm the pools up
     await stack.wait_projected(before["incident_id"], 30)
-    await proxy.cut()
+    proxy.cut()
 
     bodies = [stack.report_body() for _ in range(10)]
     answers = []
@@ -129,7 +129,7 @@ async def test_reports_accepted_while_database_unreachable(
     # Still nothing in the database (it was really out of reach).
     assert await _count(worker_db, Report, ids) == 0
 
-    await proxy.restore()
+    proxy.restore()
 
     async def all_rows() -> bool:
         return (await _count(worker_db, Report, ids) == 10
@@ -166,14 +166,14 @@ async def test_reports_accepted_while_database_unreachable(
 
 
 async def test_both_stores_down_refuses_and_stores_nothing(
-        proxied_stack: Stack, proxy: TcpProxy, worker_db: Database,  # noqa: F811
+        proxied_stack: Stack, proxy: CutProxy, worker_db: Database,  # noqa: F811
         temporal_env: WorkflowEnvironment) -> None:
     stack = proxied_stack
     live = stack.app.state.temporal
     stack.app.state.temporal = TemporalHolder(
         stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"}),
         connect_timeout_s=1, retry_s=0.2)
-    await proxy.cut()
+    proxy.cut()
     body = stack.report_body()
     r = await stack.client.post("/api/v1/reports", json=body)
     assert r.status_code == 503, r.text
@@ -183,7 +183,7 @@ async def test_both_stores_down_refuses_and_stores_nothing(
                                       headers={"Accept-Language": "en"})
     assert english.status_code == 503 and "sent again" in english.json()["detail"]
 
-    await proxy.restore()
+    proxy.restore()
     assert await _count(worker_db, Report, [body["report_id"]]) == 0
     with pytest.raises(RPCError):
         await temporal_env.client.get_workflow_handle(workflow_id(body["report_id"])).describe()
@@ -200,10 +200,10 @@ async def test_both_stores_down_refuses_and_stores_nothing(
 
 
 async def test_uploads_and_reports_with_photos_wait_for_the_database(
-        proxied_stack: Stack, proxy: TcpProxy, worker_db: Database) -> None:  # noqa: F811
+        proxied_stack: Stack, proxy: CutProxy, worker_db: Database) -> None:  # noqa: F811
     stack = proxied_stack
     photo = await stack.upload("jpeg")
-    await proxy.cut()
+    proxy.cut()
     data, mime = MEDIA["jpeg"]
     for _ in range(2):  # found unreachable by the write, then refused before reading
         r = await stack.client.post("/api/v1/attachments", files={"file": ("x.jpg", data, mime)})
@@ -212,7 +212,7 @@ async def test_uploads_and_reports_with_photos_wait_for_the_database(
     body = stack.report_body(attachments=[photo["attachment_id"]])
     r = await stack.client.post("/api/v1/reports", json=body)
     assert r.status_code == 503 and r.headers["Retry-After"], r.text
-    await proxy.restore()
+    proxy.restore()
     assert await _count(worker_db, Report, [body["report_id"]]) == 0
 
     async def accepted() -> bool:
@@ -221,7 +221,7 @@ async def test_uploads_and_reports_with_photos_wait_for_the_database(
 
 
 async def test_resubmitted_after_the_database_returned_before_the_projection(
-        make_stack: Callable[..., Awaitable[Stack]], proxy: TcpProxy,  # noqa: F811
+        make_stack: Callable[..., Awaitable[Stack]], proxy: CutProxy,  # noqa: F811
         pg_url: str, temporal_env: WorkflowEnvironment,
         worker_db: Database) -> None:  # noqa: F811
     """The phone lost the 202 given while the database was down and sends the report again
@@ -230,11 +230,11 @@ async def test_resubmitted_after_the_database_returned_before_the_projection(
 
     stack = await make_stack(with_worker=False, DATABASE_URL=_through(pg_url, proxy),
                              CANHBAO_DB_CONNECT_TIMEOUT_S=2, CANHBAO_DB_RETRY_S=1)
-    await proxy.cut()
+    proxy.cut()
     body = stack.report_body()
     first = await stack.client.post("/api/v1/reports", json=body)
     assert first.status_code == 202, first.text
-    await proxy.restore()
+    proxy.restore()
     stack.app.state.db.note_reachable()
     again = await stack.client.post("/api/v1/reports", json=body)
     assert again.status_code == 202 and again.json() == first.json()
