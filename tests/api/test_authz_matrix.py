@@ -149,6 +149,7 @@ class Matrix:
             Action.ROUTE: {"unit_id": route_to},
             Action.REASSIGN: {"unit_id": route_to, "reason": "Điều chỉnh lực lượng"},
             Action.NOTE: {"text": "Ghi chú kiểm tra quyền"},
+            Action.MESSAGE: {"text": "Anh/chị có thấy biển số xe không?"},
             Action.CLOSE: {"outcome": "resolved", "summary": "Đã xử lý xong"},
             Action.PUBLISH_ALERT: {"headline": "Cảnh báo", "instruction": "Tránh khu vực",
                                    "radius_m": 500},
