@@ -77,9 +77,12 @@ def check_text(text: str | None) -> None:
 
 
 async def reserve(db: Database, settings: Settings, report_id: str, text: str | None,
-                  now: datetime | None = None) -> int:
+                  now: datetime | None = None, answer: bool = False) -> int:
     """Count one addition of `text` to the report, or raise AdditionLimited (429). Returns
-    the id to `release` if the addition does not happen after all."""
+    the id to `release` if the addition does not happen after all. `answer`: the first
+    answer to a staff question, which is counted but never refused: when the police ask,
+    the reporter can always reply (each question opens room for one answer of at most
+    MAX_TEXT characters, so the history stays bounded by what staff ask)."""
     now = now or utcnow()
     chars = len(text or "")
     async with db.session() as s:
@@ -90,10 +93,12 @@ async def reserve(db: Database, settings: Settings, report_id: str, text: str | 
             select(func.count(), func.min(col(CitizenAddition.at))).where(
                 col(CitizenAddition.report_id) == report_id,
                 col(CitizenAddition.at) > now - WINDOW))).one()
-        if count >= settings.info_per_hour and oldest is not None:
+        if answer:
+            pass
+        elif count >= settings.info_per_hour and oldest is not None:
             wait = (oldest + WINDOW - now).total_seconds()
             raise _hourly(settings.info_per_hour, max(1, math.ceil(wait)))
-        if chars:
+        if chars and not answer:
             used = (await s.execute(
                 select(func.coalesce(func.sum(col(CitizenAddition.chars)), 0))
                 .where(col(CitizenAddition.report_id) == report_id))).scalar_one()

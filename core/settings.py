@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     # Origins (comma-separated) taken as push endpoints without https and on a local
     # address: a push-service stand-in for tests only. Empty in production.
     push_test_origins: str = Field(default="", alias="CANHBAO_PUSH_TEST_ORIGINS")
+    # The browsers' push services the worker may send to (comma-separated host names; a
+    # leading "*." takes any subdomain), always on https port 443: any other endpoint is
+    # refused, so a subscription cannot make the worker call an address of its choosing.
+    # Chrome/Edge (FCM), Firefox (Mozilla autopush), Safari (Apple), Windows (WNS).
+    push_service_hosts: str = Field(
+        default="fcm.googleapis.com,android.googleapis.com,*.push.services.mozilla.com,"
+                "*.push.apple.com,*.notify.windows.com",
+        alias="CANHBAO_PUSH_SERVICE_HOSTS")
     push_max_subscriptions: int = Field(default=5, gt=0, le=50,
                                         alias="CANHBAO_PUSH_MAX_SUBSCRIPTIONS")
     push_ttl_s: int = Field(default=6 * 3600, ge=0, le=28 * 86400, alias="CANHBAO_PUSH_TTL_S")
@@ -189,6 +197,15 @@ class Settings(BaseSettings):
     def cookies_secure(self) -> bool:
         """Cookies carry `Secure` when asked to or when the public URL is https."""
         return self.secure_cookies or (self.public_url or "").lower().startswith("https://")
+
+    def is_push_service(self, host: str) -> bool:
+        """Whether `host` (lower case) is one of CANHBAO_PUSH_SERVICE_HOSTS."""
+        for entry in (e.strip().lower() for e in self.push_service_hosts.split(",")):
+            if entry.startswith("*.") and host.endswith(entry[1:]) and host != entry[2:]:
+                return True
+            if entry and host == entry:
+                return True
+        return False
 
     @property
     def push_test_origin_set(self) -> frozenset[str]:

@@ -225,6 +225,9 @@ async def tracking_cancel(token: str, request: Request, infra: InfraDep) -> Resp
         return form.finish(RedirectResponse(f"/t/{token}?msg=busy", status_code=303))
     if await report_by_token(infra.db, token) is None:
         return render(request, "citizen/not_found.html", status_code=404)
-    return await _back_to_tracking(token, cancel_report(infra, token, reason),
-                                   done="cancelled")
+    try:
+        return await _back_to_tracking(token, cancel_report(infra, token, reason),
+                                       done="cancelled")
+    except FieldError:  # a reason past its limit: refused, the page says so
+        return RedirectResponse(f"/t/{token}?msg=busy", status_code=303)
 

@@ -2,8 +2,9 @@
 removing a browser's subscription to one report's news, authorised by the tracking token.
 
 Sending is not here: the projection queues a push per event and the worker sends it
-(activities/push.py). Rules: the endpoint is an https URL on a named host (no address
-literal, no local name: the worker will POST to it) unless its origin is listed in
+(activities/push.py). Rules: the endpoint is an https URL on port 443 of a browser push
+service listed in CANHBAO_PUSH_SERVICE_HOSTS (the worker will POST to it, so nothing else:
+no address literal, no local name, no other host) unless its origin is listed in
 CANHBAO_PUSH_TEST_ORIGINS; at most CANHBAO_PUSH_MAX_SUBSCRIPTIONS per report; the same
 endpoint again updates its keys.
 """
@@ -88,7 +89,8 @@ def check_endpoint(settings: Settings, endpoint: str) -> str:
         literal = True
     except ValueError:
         literal = False
-    if literal or "." not in host or host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
+    if literal or "." not in host or host == "localhost" or host.endswith(_LOCAL_SUFFIXES) \
+            or url.port not in (None, 443) or not settings.is_push_service(host):
         raise FieldError("endpoint",
                          "Địa chỉ nhận thông báo phải thuộc một dịch vụ thông báo của trình "
                          "duyệt", "The push endpoint must belong to a browser's push service")

@@ -11,6 +11,7 @@ model does not have yet is reported back with why, never skipped silently.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 
 import structlog
@@ -123,7 +124,11 @@ async def open_groups(db: Database, user: Principal, limit: int = 50) -> list[Re
 
 async def get_group(db: Database, user: Principal, group_id: str) -> ReportGroupOut:
     """One group, resolved or not; 404 when there is no such group or `user` may not
-    see groups (an officer)."""
+    see groups (an officer), and for an id that is no group id at all (a UUID)."""
+    try:
+        group_id = str(uuid.UUID(group_id))
+    except ValueError:
+        raise group_not_found() from None
     async with db.session() as s:
         group = await s.get(FloodGroup, group_id)
         if group is None or not scope.sees_report_groups(user):

@@ -206,10 +206,21 @@ async def _report_for(infra: Infra, token: str) -> Report:
     return report
 
 
+async def _unanswered(db: Database, report_id: str, seq: int) -> bool:
+    """Whether `seq` is a staff message of the report with no reply yet (read model)."""
+    async with db.session() as s:
+        events = (await s.execute(select(IncidentEvent).where(
+            col(IncidentEvent.incident_id) == report_id,
+            col(IncidentEvent.action).in_([*STAFF_MESSAGE_EVENTS, REPLY_EVENT])))
+        ).scalars().all()
+    return any(m.seq == seq and not m.answered for m in conversation(events))
+
+
 async def add_info(infra: Infra, token: str, text: str | None,
                    attachments: list[Any], reply_to: int | None = None) -> TrackingView:
     """The citizen adds text and/or attachments, or answers the staff message whose seq
-    is `reply_to` (recorded as a "reply" event; it counts against the same limits). 409
+    is `reply_to` (recorded as a "reply" event; it counts against the same limits, but
+    the first answer to a question is never refused by them: api/limits.reserve). 409
     (TrackingConflict) once closed, 422 (FieldError) with neither, with an unusable
     attachment or with a `reply_to` that is not one of the report's staff messages, 429
     (limits.AdditionLimited) past the per-token limits."""
@@ -220,7 +231,9 @@ async def add_info(infra: Infra, token: str, text: str | None,
         raise FieldError("text", "Vui lòng nhập thông tin hoặc đính kèm tệp",
                          "Give some text or an attachment")
     limits.check_text(text)
-    addition = await limits.reserve(infra.db, infra.settings, report.id, text)
+    first_answer = reply_to is not None and await _unanswered(infra.db, report.id, reply_to)
+    addition = await limits.reserve(infra.db, infra.settings, report.id, text,
+                                    answer=first_answer)
     try:
         async with infra.db.session() as s:
             await claim_attachments(s, ids, report.id)

@@ -204,6 +204,30 @@ async def test_replies_that_answer_nothing_are_422_and_replies_count_as_addition
     assert [x["text"] for x in view["messages"][0]["replies"]] == ["Có", "Biển 59X1"]
 
 
+async def test_a_question_can_always_be_answered_once(make_stack: StackMaker) -> None:
+    """A reporter who used up the hour's additions and the text budget can still give the
+    first answer to a staff question (the police asked); a second answer is held to the
+    limits again."""
+    stack = await make_stack(CANHBAO_INFO_PER_HOUR=2, CANHBAO_INFO_TEXT_BUDGET=25)
+    accepted = await stack.submit()
+    iid, token = accepted["incident_id"], accepted["tracking_token"]
+    await stack.wait_projected(iid)
+    for text in ("bổ sung một", "bổ sung hai"):
+        r = await stack.client.post(f"/api/v1/track/{token}/info", json={"text": text})
+        assert r.status_code == 200, r.text
+    r = await stack.client.post(f"/api/v1/track/{token}/info", json={"text": "ba"})
+    assert r.status_code == 429
+    r = await stack.act(iid, "message", "operator", {"text": QUESTION})
+    seq = next(e["seq"] for e in r.json()["timeline"] if e["action"] == "message")
+    r = await _answer(stack, token, "Có, biển số 59X1-234.56, xe màu đen", seq)
+    assert r.status_code == 200, r.text
+    r = await _answer(stack, token, "Thêm nữa", seq)
+    assert r.status_code == 429
+    view = await _track(stack, token)
+    assert [x["text"] for x in view["messages"][0]["replies"]] == [
+        "Có, biển số 59X1-234.56, xe màu đen"]
+
+
 async def test_unknown_token_cannot_answer(stack: Stack) -> None:
     r = await _answer(stack, "no-such-token", "Có", 2)
     assert r.status_code == 404
