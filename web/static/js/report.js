@@ -260,7 +260,9 @@
   function showOutside(props) {
     var box = $("outside-city");
     box.hidden = !props;
-    $("outside-nearest").textContent = props && props.name ? m("report.outside_nearest", { name: props.name }) : "";
+    // The nearest ward helps near the city's edge, not from another province (50 km).
+    var near = props && props.name && !(props.distance_m > 50000);
+    $("outside-nearest").textContent = near ? m("report.outside_nearest", { name: props.name }) : "";
   }
   function setFromPin(ll) {
     loc = { source: "pin", lat: ll.lat, lon: ll.lng, accuracy: null };

@@ -43,7 +43,6 @@
       var stored = null;
       try { stored = window.localStorage.getItem(mine); } catch (e) { stored = null; }
       show(false);
-      if (Notification.permission === "denied") say("track.push_denied");
       if (stored) {
         registration().then(function (reg) { return reg.pushManager.getSubscription(); })
           .then(function (sub) {
