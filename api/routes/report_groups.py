@@ -3,7 +3,6 @@ declare it not spam. Command-centre staff only (api/scope.py)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -27,25 +26,25 @@ async def list_groups(db: DbDep, user: CurrentUser,
 
 @router.get("/report-groups/{group_id}", response_model=ReportGroupOut,
             responses={401: _ERR, 404: _ERR})
-async def get_group(db: DbDep, user: CurrentUser, group_id: uuid.UUID) -> ReportGroupOut:
+async def get_group(db: DbDep, user: CurrentUser, group_id: str) -> ReportGroupOut:
     """One flood group with its reports, resolved or not."""
-    return await report_groups.get_group(db, user, str(group_id))
+    return await report_groups.get_group(db, user, group_id)
 
 
 @router.post("/report-groups/{group_id}/reject", response_model=GroupRejectResult,
              responses={401: _ERR, 403: _ERR, 404: _ERR, 422: _ERR})
 async def reject_group(db: DbDep, cases: CasesDep, user: CurrentUser, lang: LangDep,
-                       group_id: uuid.UUID, body: GroupRejectIn) -> GroupRejectResult:
+                       group_id: str, body: GroupRejectIn) -> GroupRejectResult:
     """Reject every report of the group still `received`, each through its own workflow
     with `reason` (operator, supervisor). 200 even when some could not be rejected:
     `failed` says which and why (taken up already, joined after you looked — when
     `versions` is sent —, changed since: `stale`, not in the read model yet)."""
-    return await report_groups.reject_group(db, cases, user, str(group_id), body, lang)
+    return await report_groups.reject_group(db, cases, user, group_id, body, lang)
 
 
 @router.post("/report-groups/{group_id}/not-spam", response_model=ReportGroupOut,
              responses={401: _ERR, 403: _ERR, 404: _ERR})
-async def clear_group(db: DbDep, user: CurrentUser, group_id: uuid.UUID) -> ReportGroupOut:
+async def clear_group(db: DbDep, user: CurrentUser, group_id: str) -> ReportGroupOut:
     """"Not spam": the group is no longer shown as one and its reports lose the mark
     (operator, supervisor)."""
-    return await report_groups.clear_group(db, user, str(group_id))
+    return await report_groups.clear_group(db, user, group_id)
