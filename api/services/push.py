@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from api.errors import ApiError, FieldError
 from api.infra import Infra
-from api.services.tracking import TrackingConflict, TrackingNotFound, report_by_token
+from api.services.tracking import TrackingConflict, report_for
 from core.settings import Settings
 from core.vapid import VapidKeys, cached_vapid
 from schema.push import PushKeyOut, PushSubscriptionIn, PushSubscriptionOut, PushUnsubscribeIn
@@ -97,21 +97,13 @@ def check_endpoint(settings: Settings, endpoint: str) -> str:
     return endpoint.strip()
 
 
-async def _open_report(infra: Infra, token: str) -> Report:
-    report = await report_by_token(infra.db, token)
-    if report is None:
-        raise TrackingNotFound()
-    structlog.contextvars.bind_contextvars(incident_id=report.id)
-    return report
-
-
 async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscriptionOut, bool]:
     """Add (or refresh) a subscription to a report's news. Returns it and whether it is
     new. 404 for an unknown token or with push off, 409 once the report is closed or at
     the per-report limit, 422 for an endpoint the worker may not send to."""
     push_keys(infra.settings)
     endpoint = check_endpoint(infra.settings, body.endpoint)
-    report = await _open_report(infra, body.tracking_token)
+    report = await report_for(infra, body.tracking_token)
     limit = infra.settings.push_max_subscriptions
     async with infra.db.session() as s:
         # Serialise subscriptions of one report (the count below must hold).
@@ -147,7 +139,7 @@ async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscri
 async def unsubscribe(infra: Infra, body: PushUnsubscribeIn) -> None:
     """Remove a browser's subscription to a report (and what is queued for it); nothing
     to remove is fine. 404 for an unknown token."""
-    report = await _open_report(infra, body.tracking_token)
+    report = await report_for(infra, body.tracking_token)
     async with infra.db.session() as s:
         ids = list((await s.execute(select(col(PushSubscription.id)).where(
             col(PushSubscription.incident_id) == report.id,

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import ApiError, FieldError
 from api.infra import Infra
-from api.services.tracking import TrackingConflict, TrackingNotFound, report_by_token
+from api.services.tracking import TrackingConflict, report_for
 from schema.locations import (
     CLOCK_SKEW_S,
     MAX_AGE_S,
@@ -65,10 +65,7 @@ async def share_location(infra: Infra, token: str, body: LocationIn) -> Location
     now = utcnow()
     at = body.at or now
     _check_time(at, now)
-    report = await report_by_token(infra.db, token)
-    if report is None:
-        raise TrackingNotFound()
-    structlog.contextvars.bind_contextvars(incident_id=report.id)
+    report = await report_for(infra, token)
     interval = infra.settings.location_min_interval_s
     async with infra.db.session() as s:
         # One writer per report at a time, so two quick posts cannot both pass the limit.

@@ -198,7 +198,9 @@ async def _citizen_update(infra: Infra, report: Report, name: str, arg: Any) -> 
         raise WorkflowPending() from exc
 
 
-async def _report_for(infra: Infra, token: str) -> Report:
+async def report_for(infra: Infra, token: str) -> Report:
+    """The report of a tracking token, with its id bound to the request's log context;
+    TrackingNotFound (404) for an unknown token. Every change made by token starts here."""
     report = await report_by_token(infra.db, token)
     if report is None:
         raise TrackingNotFound()
@@ -224,7 +226,7 @@ async def add_info(infra: Infra, token: str, text: str | None,
     (TrackingConflict) once closed, 422 (FieldError) with neither, with an unusable
     attachment or with a `reply_to` that is not one of the report's staff messages, 429
     (limits.AdditionLimited) past the per-token limits."""
-    report = await _report_for(infra, token)
+    report = await report_for(infra, token)
     text = clean_text(text or "") or None
     ids = unique_ids(attachments)
     if text is None and not ids:
@@ -262,7 +264,7 @@ async def cancel_report(infra: Infra, token: str, reason: str | None) -> Trackin
     except ValidationError as exc:
         vi, en = pydantic_messages(exc.errors()[0])
         raise FieldError("reason", vi, en) from exc
-    report = await _report_for(infra, token)
+    report = await report_for(infra, token)
     await _citizen_update(infra, report, "cancel",
                           CancelInput(actor=CITIZEN_ACTOR, reason=reason))
     return await _view(infra, report)
