@@ -6,8 +6,9 @@ Every datetime is timezone-aware UTC.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,33 @@ from schema.states import Action, Category, Outcome, Priority, Role, State
 
 class Payload(BaseModel):
     model_config = ConfigDict(frozen=False, extra="forbid")
+
+
+class Receipted(Payload):
+    """The argument of a side effect the v2 workflow queues and writes in order
+    (`workflows/incident.py` `_drain`: projection, alerts, public alerts). The workflow
+    sets `receipt` to `receipt_of(self)` and the activity returns it unchanged, so the
+    workflow can tell a result of its own call from one Temporal kept from an earlier,
+    failed attempt of the workflow task (the same local-activity sequence number but
+    other arguments: another time, or another event when the retried task took its
+    inputs in another order). On a mismatch the workflow writes again (#9 item 2)."""
+
+    receipt: str | None = None
+
+
+R = TypeVar("R", bound=Receipted)
+
+
+def receipt_of(arg: Receipted) -> str:
+    """16 hex characters of SHA-256 over `arg`'s JSON without its receipt: equal for
+    equal arguments, different (but for a 2**-64 chance) for any other."""
+    body = arg.model_dump_json(exclude={"receipt"}).encode("utf-8")
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+def with_receipt(arg: R) -> R:
+    """A copy of `arg` carrying its own receipt."""
+    return arg.model_copy(update={"receipt": receipt_of(arg)})
 
 
 # --- shared pieces -----------------------------------------------------------------------
@@ -380,7 +408,7 @@ class ActionResult(Payload):
     seq: int
 
 
-class ProjectEvent(Payload):
+class ProjectEvent(Receipted):
     """Append (or replace) `event` and upsert the incident row from `state`; idempotent
     by (state.id, event.seq). `report` travels once, with the receive event: the texts
     and reporter the workflow does not keep."""
@@ -390,7 +418,7 @@ class ProjectEvent(Payload):
     report: IncidentInput | None = None
 
 
-class ReminderInput(Payload):
+class ReminderInput(Receipted):
     """Past the top level: tell the top level's audiences again and count it on the
     existing alert (no new alert row, no timeline event)."""
 
@@ -416,7 +444,7 @@ class ProjectInput(Payload):
     event: TimelineEvent
 
 
-class EscalationInput(Payload):
+class EscalationInput(Receipted):
     incident_id: str
     seq: int | None = None  # the escalate event that raised it (v2); keys the alert
     tracking_code: str
@@ -429,13 +457,13 @@ class EscalationInput(Payload):
     unit_id: str | None = None
 
 
-class ResolveAlertsInput(Payload):
+class ResolveAlertsInput(Receipted):
     incident_id: str
     state: State  # the state that was left
     at: datetime
 
 
-class PublicAlertRecord(Payload):
+class PublicAlertRecord(Receipted):
     """A public warning to store (public_alerts row); idempotent by id."""
 
     id: str

@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         PublicAlertRecord,
         PublishAlertInput,
         ReassignInput,
+        Receipted,
         RejectInput,
         ReminderInput,
         ResolveAlertsInput,
@@ -82,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         UnitRef,
         VerifyInput,
+        with_receipt,
     )
     from schema.states import (
         ACTION_ROLES,
@@ -109,6 +111,9 @@ WRITE_RETRY = RetryPolicy(
 )
 WRITE_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=500)
+# A queued write is run again when its result is not its own (`_write`), under this patch.
+RECEIPTS_PATCH = "write-receipts"
+MAX_REWRITES = 5
 # Ward and duplicate look-ups help the operator but must not hold the incident up.
 LOOKUP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
@@ -146,7 +151,7 @@ class _Op:
 
     n: int
     activity: str
-    arg: Any
+    arg: Receipted
     summary: str
 
 
@@ -879,28 +884,55 @@ class IncidentWorkflow:
         return ActionResult(incident_id=s.id, state=s.state, version=s.version, seq=s.seq)
 
     # --- side effects, in order ----------------------------------------------------------
-    def _enqueue(self, activity: str, arg: Any, summary: str) -> None:
+    def _enqueue(self, activity: str, arg: Receipted, summary: str) -> None:
         self._ops_queued += 1
-        self._ops.append(_Op(self._ops_queued, activity, arg, summary))
+        self._ops.append(_Op(self._ops_queued, activity, with_receipt(arg), summary))
 
     async def _done(self) -> ActionResult:
+        """The action's result as it stood when the action was recorded, returned once
+        every write queued until then is done. A later event (the ward look-up finishing
+        while this one was written) is not in it: its write may still be queued, and the
+        result promises only what is in SQL. Update results are not replayed, so taking
+        them earlier changes no recorded history."""
+        result = self._result()
         await self._drain(self._ops_queued)
-        return self._result()
+        return result
 
     async def _drain(self, upto: int) -> None:
         """Write queued side effects in order until op `upto` is written."""
         async with self._lock:
             while self._ops and self._ops_done < upto:
                 op = self._ops[0]
-                try:
-                    await workflow.execute_local_activity(
-                        op.activity, op.arg, start_to_close_timeout=WRITE_TIMEOUT,
-                        retry_policy=WRITE_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                        summary=op.summary)
-                except ActivityError as exc:
-                    # Only a non-retryable (Invalid) failure gets here: the projection has
-                    # recorded it in its dead-letter table; keep the case going.
-                    workflow.logger.error("%s failed for incident %s: %s", op.activity,
-                                          self._s.id, exc)
+                await self._write(op)
                 self._ops.popleft()
                 self._ops_done = op.n
+
+    async def _write(self, op: _Op) -> None:
+        """Run one queued side effect until its activity returns this op's receipt.
+
+        A local activity's result can come from a run of an earlier, failed attempt of
+        this workflow task (same sequence number, other arguments), and then the write
+        this history records never happened. The activity echoes the receipt of the
+        arguments it wrote (`schema.payloads.Receipted`); another receipt means a kept
+        result, so the op is written again under a new sequence number (which may in turn
+        meet a later kept result: at most MAX_REWRITES times). Histories recorded before
+        patch RECEIPTS_PATCH returned None and are replayed without rewrites."""
+        for attempt in range(MAX_REWRITES + 1):
+            try:
+                written = await workflow.execute_local_activity(
+                    op.activity, op.arg, start_to_close_timeout=WRITE_TIMEOUT,
+                    retry_policy=WRITE_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                    summary=op.summary if attempt == 0 else f"{op.summary} (again)")
+            except ActivityError as exc:
+                # Only a non-retryable (Invalid) failure gets here: the projection has
+                # recorded it in its dead-letter table; keep the case going.
+                workflow.logger.error("%s failed for incident %s: %s", op.activity,
+                                      self._s.id, exc)
+                return
+            if written == op.arg.receipt or not workflow.patched(RECEIPTS_PATCH):
+                return
+            workflow.logger.warning(
+                "%s for incident %s: result of an earlier task attempt (%s, not %s); "
+                "writing again", op.summary, self._s.id, written, op.arg.receipt)
+        workflow.logger.error("%s for incident %s: no write of its own after %d tries",
+                              op.summary, self._s.id, MAX_REWRITES + 1)

@@ -98,6 +98,7 @@ class PhaseResult:
     differences: int = 0
     reused: int = 0  # of the differences, events written by an earlier task attempt
     time_only: int = 0  # of the others, events that differ in their time alone
+    rewritten: int = 0  # events written again: a write's result was not its own
     events_compared: int = 0
     http_5xx: Counter[str] = field(default_factory=Counter)
     http_503: int = 0
@@ -459,6 +460,7 @@ async def measure(client: Client, db: Database, records: list[Record], result: P
             fields.setdefault((d.incident_id, d.seq), set()).add(d.field)
     result.time_only = sum(1 for f in fields.values() if f == {"at"})
     result.events_compared = sum(len(h.events) for h, _ in compared.values())
+    result.rewritten = sum(len(h.rewritten) for h, _ in compared.values())
     lost = duplicated = 0
     async with db.session() as s:
         rows = {str(i) for i in (await s.execute(select(col(Incident.id)).where(
@@ -545,7 +547,7 @@ async def _heal(stack: FaultStack) -> None:
 
 # --- the table ------------------------------------------------------------------------------
 COLUMNS = ("fault", "load", "accepted", "reached", "lost", "dup", "diff", "reused", "time",
-           "events",
+           "events", "redone",
            "5xx",
            "503", "injected", "done", "s")
 
@@ -560,6 +562,7 @@ def table(results: list[PhaseResult]) -> str:
             f"{r.reports_accepted}r+{r.actions_accepted}a",
             f"{r.reached}/{r.reports_accepted}", str(r.lost), str(r.duplicated),
             str(r.differences), str(r.reused), str(r.time_only), str(r.events_compared),
+            str(r.rewritten),
             str(r.other_5xx) + ("*" if r.known_5xx and r.other_5xx else ""),
             str(r.http_503), str(r.injections), f"{r.completed}/{r.lifecycles}",
             f"{r.seconds:.0f}"))
@@ -571,7 +574,8 @@ def table(results: list[PhaseResult]) -> str:
     notes = ["", "load/accepted: r = reports, a = staff actions; reached = accepted reports "
              "with a workflow; lost/dup counted per incident, diff per event (or incidents-row "
              "column) of SQL that differs from the Temporal history (events = timeline "
-             "events compared); "
+             "events compared; redone = events written again because the write's result "
+             "was not its own, as when Temporal keeps a result of an earlier task attempt); "
              "5xx = answers 500-599 other than 503; 503 = 'try again' answers (retried); "
              "done = lifecycles taken to closed"]
     for r in results:
