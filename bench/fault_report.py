@@ -51,7 +51,7 @@ def cli() -> int:
                seed=args.seed)
     print(f"\n(JSON: {args.json})")
     bad = [r.fault for r in results
-           if r.lost or r.duplicated or r.unexplained_differences
+           if r.lost or r.duplicated or r.differences
            or (r.other_5xx and not r.known_5xx)]
     return 1 if bad else 0
 

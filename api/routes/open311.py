@@ -32,7 +32,7 @@ from api import scope
 from api.abuse import ReportOrigin
 from api.auth import client_address, principal_from_request
 from api.deps import DbDep, InfraDep, SettingsDep
-from api.errors import ApiError, FieldError
+from api.errors import ApiError, FieldError, pydantic_messages, request_lang
 from api.services.submission import submit_report
 from core.settings import HCMC_TZ
 from schema.labels import label
@@ -43,7 +43,18 @@ from schema.text import Line
 from schema.times import Moment
 
 
-def _error(status: int, description: str) -> JSONResponse:
+class GeoReportError(Exception):
+    """An Open311 error answer: `[{code, description}]` with `status`, the description in
+    Vietnamese or English by Accept-Language (`api.errors.request_lang`), as every other
+    error of the API."""
+
+    def __init__(self, status: int, vi: str, en: str) -> None:
+        super().__init__(en)
+        self.status, self.vi, self.en = status, vi, en
+
+
+def _answer(request: Request, status: int, vi: str, en: str) -> JSONResponse:
+    description = en if request_lang(request) == "en" else vi
     return JSONResponse([{"code": status, "description": description}], status_code=status)
 
 
@@ -57,17 +68,22 @@ class GeoReportRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except GeoReportError as exc:
+                return _answer(request, exc.status, exc.vi, exc.en)
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ())[1:])
-                return _error(400, f"{where}: {first.get('msg', 'invalid input')}")
+                vi, en = pydantic_messages(first)
+                return _answer(request, 400, f"{where}: {vi}", f"{where}: {en}")
             except ApiError as exc:
-                return _error(exc.status, exc.en or exc.vi)
+                return _answer(request, exc.status, exc.vi, exc.en)
             except StarletteHTTPException as exc:
-                return _error(exc.status_code, str(exc.detail))
+                return _answer(request, exc.status_code, f"Yêu cầu không hợp lệ: {exc.detail}",
+                               str(exc.detail))
         return route
 
 
+NO_REQUEST = ("Không có tin báo này", "no such service request")
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=GeoReportRoute)
 
 DESCRIPTIONS: dict[Category, str] = {
@@ -85,13 +101,15 @@ def georeport_time(at: datetime) -> str:
     return at.astimezone(HCMC_TZ).replace(microsecond=0).isoformat()
 
 
-def _codes(raw: str | None, allowed: Any, name: str) -> list[str] | JSONResponse:
-    """A comma-separated filter as a list, or a 400 naming the first unknown value."""
+def _codes(raw: str | None, allowed: Any, name: str) -> list[str]:
+    """A comma-separated filter as a list. Raises GeoReportError (400) naming the first
+    unknown value."""
     values = [v.strip() for v in (raw or "").split(",") if v.strip()]
     for v in values:
         if v not in allowed:
-            return _error(400, f"unknown {name} {v!r}; expected one of "
-                               f"{', '.join(sorted(allowed))}")
+            expected = ", ".join(sorted(allowed))
+            raise GeoReportError(400, f"{name} {v!r} không hợp lệ; chỉ nhận: {expected}",
+                                 f"unknown {name} {v!r}; expected one of {expected}")
     return values
 
 
@@ -122,7 +140,8 @@ async def services(jurisdiction_id: Line | None = None) -> list[dict[str, Any]]:
 @router.get("/services/{service_code}.json", responses={404: {"model": list}})
 async def service_definition(service_code: str, jurisdiction_id: Line | None = None) -> Any:
     if service_code not in SERVICES:
-        return _error(404, f"unknown service_code {service_code}")
+        raise GeoReportError(404, f"Không có loại tin báo (service_code) {service_code!r}",
+                             f"unknown service_code {service_code!r}")
     return {"service_code": service_code, "attributes": []}
 
 
@@ -141,7 +160,8 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
     try:
         form = await request.form(max_files=0, max_fields=100)
     except StarletteHTTPException as exc:
-        return _error(400, str(exc.detail))
+        raise GeoReportError(400, f"Biểu mẫu không hợp lệ: {exc.detail}",
+                             str(exc.detail)) from exc
 
     def field(name: str) -> str | None:
         value = form.get(name)
@@ -149,10 +169,14 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
 
     code = field("service_code")
     if code not in SERVICES:
-        return _error(400, "service_code missing or unknown")
+        raise GeoReportError(400, "Thiếu hoặc sai loại tin báo (service_code): chọn một mã "
+                                  "trong services.json",
+                             "service_code missing or unknown: use one of services.json")
     if field("lat") is None or field("long") is None:
-        return _error(400, "lat and long are required (address-only requests are not "
-                           "accepted: police need a position)")
+        raise GeoReportError(400, "Cần vị trí lat và long (không nhận tin báo chỉ có địa "
+                                  "chỉ: công an cần vị trí)",
+                             "lat and long are required (address-only requests are not "
+                             "accepted: police need a position)")
     name = " ".join(p for p in (field("first_name"), field("last_name")) if p) or None
     reporter = {"name": name, "phone": field("phone")} if name or field("phone") else None
     try:
@@ -167,13 +191,16 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            return _error(400, f"{where}: {first['msg']}")
-        return _error(400, "attachment_ids must be UUIDs")
+            vi, en = pydantic_messages(first)
+            raise GeoReportError(400, f"{where}: {vi}", f"{where}: {en}") from exc
+        raise GeoReportError(400, "attachment_ids phải là các UUID, cách nhau bằng dấu phẩy",
+                             "attachment_ids must be UUIDs") from exc
     try:
         accepted = await submit_report(infra, body, source="open311",
                                        origin=ReportOrigin(address=client_address(request)))
     except FieldError as exc:
-        return _error(400, f"{exc.field}: {exc.message_en}")
+        raise GeoReportError(400, f"{exc.field}: {exc.message_vi}",
+                             f"{exc.field}: {exc.message_en}") from exc
     return JSONResponse([{
         "service_request_id": accepted.incident_id,
         "service_notice": f"Mã tin báo {accepted.tracking_code}. Theo dõi: "
@@ -237,10 +264,10 @@ async def get_request(db: DbDep, service_request_id: str,
                       jurisdiction_id: Line | None = None) -> Any:
     ids = _uuids(service_request_id)
     if not ids or len(ids) != 1:
-        return _error(404, "no such service request")
+        raise GeoReportError(404, *NO_REQUEST)
     found = await _load(db, ids)
     if not found:
-        return _error(404, "no such service request")
+        raise GeoReportError(404, *NO_REQUEST)
     return [await _request_out(db, *found[0])]
 
 
@@ -255,21 +282,20 @@ async def list_requests(request: Request, db: DbDep, service_request_id: Line | 
     their unit's); `service_code` and `status` (open, closed) take comma-separated lists."""
     codes = _codes(service_code, SERVICES, "service_code")
     statuses = _codes(status, {"open", "closed"}, "status")
-    if isinstance(codes, JSONResponse):
-        return codes
-    if isinstance(statuses, JSONResponse):
-        return statuses
     if service_request_id:
         ids = _uuids(service_request_id)
         if ids is None:
-            return _error(400, "service_request_id must be UUIDs")
+            raise GeoReportError(400, "service_request_id phải là các UUID, cách nhau bằng "
+                                      "dấu phẩy", "service_request_id must be UUIDs")
         return [await _request_out(db, r, row) for r, row in await _load(db, ids)]
     try:
         user = await principal_from_request(request)
     except ApiError as exc:
-        return _error(exc.status, exc.en)
+        raise GeoReportError(exc.status, exc.vi, exc.en) from exc
     if user is None:
-        return _error(401, "listing requests needs a staff sign-in; pass service_request_id")
+        raise GeoReportError(401, "Xem danh sách tin báo cần đăng nhập cán bộ; hoặc gửi "
+                                  "service_request_id",
+                             "listing requests needs a staff sign-in; pass service_request_id")
     stmt = scope.incidents(select(col(Incident.id)), user).order_by(
         col(Incident.created_at).desc()).limit(200)
     if codes:
@@ -292,4 +318,5 @@ async def list_requests(request: Request, db: DbDep, service_request_id: Line | 
 @router.api_route("/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
 async def unknown(rest: str) -> JSONResponse:
     """Anything else under /open311/v2 gets a GeoReport 404, not the API's error shape."""
-    return _error(404, f"no such resource {rest!r} (JSON only: use .json)")
+    raise GeoReportError(404, f"Không có tài nguyên {rest!r} (chỉ JSON: dùng .json)",
+                         f"no such resource {rest!r} (JSON only: use .json)")

@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 from temporalio import workflow
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
@@ -51,7 +50,6 @@ from workflows.incident import IncidentWorkflow
 from workflows.incident_v1 import IncidentWorkflowV1
 
 PROJECTIONS = (names.PROJECT, names.PROJECT_EVENT)
-LOCAL_ACTIVITY_MARKER = "core_local_activity"
 # The columns of incident_events compared (incident_id and seq are the key).
 EVENT_COLUMNS = ("at", "actor", "actor_role", "actor_unit_id", "action", "from_state",
                  "to_state", "data", "public_note")
@@ -69,9 +67,6 @@ class Difference:
     field: str
     sql: Any
     history: Any
-    # The history recorded this event's write with a local-activity result from an
-    # earlier attempt of the workflow task (see `timeline_from_histories`).
-    reused: bool = False
 
     def __str__(self) -> str:
         where = f"seq {self.seq}" if self.seq is not None else "row"
@@ -87,7 +82,6 @@ class HistoryTimeline:
     events: dict[int, TimelineEvent]
     last_state: IncidentState | IncidentCase | None
     runs: int
-    reused: set[int]  # seqs whose write's result came from an earlier task attempt
     rewritten: set[int]  # seqs written again because a result was not the write's own
     starts: int  # runs that were started afresh, not continued as new (more than 1: twice)
     replay_failures: list[str]
@@ -126,37 +120,6 @@ _replayer = Replayer(workflows=[IncidentWorkflow, IncidentWorkflowV1],
                      workflow_runner=UnsandboxedWorkflowRunner())
 
 
-def _completed_projections(history: WorkflowHistory) -> list[bool]:
-    """One entry per projection call the history completed (its marker), in order: True
-    when the local activity completed before the workflow task that recorded it started,
-    i.e. the SDK took the result of a run in an earlier, failed attempt of the task
-    instead of running the call again (whose event may differ: its time, or even which
-    event it is when the retried task took its inputs in another order)."""
-    found: list[bool] = []
-    task_started = 0.0
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            task_started = event.event_time.ToMicroseconds() / 1e6
-            continue
-        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
-            continue
-        attrs = event.marker_recorded_event_attributes
-        if attrs.marker_name != LOCAL_ACTIVITY_MARKER:
-            continue
-        data = attrs.details.get("data")
-        if data is None or not data.payloads:
-            continue
-        try:
-            info = json.loads(data.payloads[0].data)
-        except ValueError:
-            continue
-        if info.get("activity_type") in PROJECTIONS:
-            done = info.get("complete_time") or {}
-            completed = float(done.get("seconds", 0)) + float(done.get("nanos", 0)) / 1e9
-            found.append(0 < completed < task_started)
-    return found
-
-
 async def _run_histories(client: Client, incident_id: str) -> list[WorkflowHistory]:
     """Every run's history of the incident's workflow id, oldest first."""
     wid = workflow_id(incident_id)
@@ -183,7 +146,6 @@ def timeline_from_histories(incident_id: str, histories: Sequence[WorkflowHistor
     events: dict[int, TimelineEvent] = {}
     last_state: IncidentState | IncidentCase | None = None
     failures: list[str] = []
-    reused: set[int] = set()
     rewritten: set[int] = set()
     for history in histories:
         _captured.clear()
@@ -194,16 +156,13 @@ def timeline_from_histories(incident_id: str, histories: Sequence[WorkflowHistor
         _captured.clear()
         called = Counter(event.seq for event, _ in calls)
         rewritten.update(seq for seq, n in called.items() if n > 1)
-        for (event, state), was_reused in zip(calls, _completed_projections(history),
-                                              strict=False):
+        for event, state in calls:
             events[event.seq] = event
             last_state = state
-            if was_reused:
-                reused.add(event.seq)
     starts = sum(1 for h in histories if h.events and not h.events[0]
                  .workflow_execution_started_event_attributes.continued_execution_run_id)
-    return HistoryTimeline(incident_id, events, last_state, len(histories), reused,
-                           rewritten, starts, failures)
+    return HistoryTimeline(incident_id, events, last_state, len(histories), rewritten,
+                           starts, failures)
 
 
 def _replay_one(history: WorkflowHistory) -> Exception | None:
@@ -248,8 +207,7 @@ def diff_timeline(incident_id: str, history: HistoryTimeline,
         for column in EVENT_COLUMNS:
             got, expected = _norm(getattr(row, column)), _norm(want[column])
             if got != expected:
-                found.append(Difference(incident_id, seq, column, got, expected,
-                                        reused=seq in history.reused))
+                found.append(Difference(incident_id, seq, column, got, expected))
     for seq, row in sorted(by_seq.items()):
         found.append(Difference(incident_id, seq, "extra", row.action, None))
     state = history.last_state

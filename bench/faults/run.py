@@ -45,25 +45,6 @@ from schema.tables import Incident, Outbox
 # it is being fixed; remove the entry when that lands, and the suite holds it to 0.
 KNOWN_5XX: dict[str, str] = {}
 
-# Differences whose cause is known and not fixed yet, allowed in every phase but counted
-# apart ("reused" column): the event's write was recorded by Temporal with the result of
-# a local activity run in an earlier, failed attempt of the workflow task (the marker's
-# complete_time is before the task started), so the retried task's own event, which may
-# have another time or, when it took an update and an activity result in another order,
-# be another event, was never written. Seen after Temporal was killed, an API killed and
-# two workers (1 incident in 50). Fix: the projection returns what it wrote and the
-# workflow writes again when that is not its event (a workflow change, under
-# workflow.patched). Follow-up of #9 item 2; set to None when fixed.
-KNOWN_REUSED_WRITES: str | None = (
-    "writes recorded with a local-activity result from an earlier, failed attempt of the "
-    "workflow task (follow-up of #9 item 2: the projection should return what it wrote)")
-# Events that differ in their time alone (SQL earlier than history by under a second)
-# without a reused result: seen once in 742 events with no fault injected (CI run of
-# 29 Nov); cause not found yet (a speculative update task's time?). Counted apart
-# ("time" column); set to None when explained and fixed.
-KNOWN_TIME_ONLY: str | None = (
-    "events whose time alone differs, cause not found yet (follow-up of #9 item 2)")
-
 FAULTS = ("none", "temporal-frozen", "temporal-killed", "worker-killed", "db-unreachable",
           "api-killed-mid-upload", "two-apis-two-workers")
 LIFECYCLE = ("verify", "route", "acknowledge", "arrive", "close")
@@ -96,8 +77,6 @@ class PhaseResult:
     lost: int = 0
     duplicated: int = 0
     differences: int = 0
-    reused: int = 0  # of the differences, events written by an earlier task attempt
-    time_only: int = 0  # of the others, events that differ in their time alone
     rewritten: int = 0  # events written again: a write's result was not its own
     events_compared: int = 0
     http_5xx: Counter[str] = field(default_factory=Counter)
@@ -120,22 +99,12 @@ class PhaseResult:
     def known_5xx(self) -> str | None:
         return KNOWN_5XX.get(self.fault)
 
-    @property
-    def unexplained_differences(self) -> int:
-        """Differences not under KNOWN_REUSED_WRITES or KNOWN_TIME_ONLY (all of them once
-        those are None)."""
-        return (self.differences - (self.reused if KNOWN_REUSED_WRITES else 0)
-                - (self.time_only if KNOWN_TIME_ONLY else 0))
-
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["http_5xx"] = dict(self.http_5xx)
         out["refused"] = dict(self.refused)
         out["other_5xx"] = self.other_5xx
         out["known_5xx"] = self.known_5xx
-        out["unexplained_differences"] = self.unexplained_differences
-        out["known_reused_writes"] = KNOWN_REUSED_WRITES
-        out["known_time_only"] = KNOWN_TIME_ONLY
         return out
 
 
@@ -453,12 +422,6 @@ async def measure(client: Client, db: Database, records: list[Record], result: P
     # Events (and incidents rows) that differ in any column, counted once each.
     result.differences = len({(d.incident_id, d.seq, d.field if d.seq is None else "")
                               for d in diffs})
-    result.reused = len({(d.incident_id, d.seq) for d in diffs if d.reused})
-    fields: dict[tuple[str, int], set[str]] = {}
-    for d in diffs:
-        if d.seq is not None and not d.reused:
-            fields.setdefault((d.incident_id, d.seq), set()).add(d.field)
-    result.time_only = sum(1 for f in fields.values() if f == {"at"})
     result.events_compared = sum(len(h.events) for h, _ in compared.values())
     result.rewritten = sum(len(h.rewritten) for h, _ in compared.values())
     lost = duplicated = 0
@@ -546,8 +509,7 @@ async def _heal(stack: FaultStack) -> None:
 
 
 # --- the table ------------------------------------------------------------------------------
-COLUMNS = ("fault", "load", "accepted", "reached", "lost", "dup", "diff", "reused", "time",
-           "events", "redone",
+COLUMNS = ("fault", "load", "accepted", "reached", "lost", "dup", "diff", "events", "redone",
            "5xx",
            "503", "injected", "done", "s")
 
@@ -561,7 +523,7 @@ def table(results: list[PhaseResult]) -> str:
             r.fault, f"{r.reports_sent}r+{r.actions_sent}a",
             f"{r.reports_accepted}r+{r.actions_accepted}a",
             f"{r.reached}/{r.reports_accepted}", str(r.lost), str(r.duplicated),
-            str(r.differences), str(r.reused), str(r.time_only), str(r.events_compared),
+            str(r.differences), str(r.events_compared),
             str(r.rewritten),
             str(r.other_5xx) + ("*" if r.known_5xx and r.other_5xx else ""),
             str(r.http_503), str(r.injections), f"{r.completed}/{r.lifecycles}",
@@ -587,10 +549,6 @@ def table(results: list[PhaseResult]) -> str:
         if r.known_5xx and r.other_5xx:
             notes.append(f"  * 5xx known, not yet handled: {r.known_5xx}")
 
-    if KNOWN_REUSED_WRITES and any(r.reused for r in results):
-        notes.append(f"reused = differences known, not yet fixed: {KNOWN_REUSED_WRITES}")
-    if KNOWN_TIME_ONLY and any(r.time_only for r in results):
-        notes.append(f"time = differences known, not yet explained: {KNOWN_TIME_ONLY}")
     return "\n".join(lines + notes)
 
 

@@ -78,12 +78,19 @@ async def test_lists_filters_names_and_times(stack: Stack) -> None:
 async def test_every_error_is_in_the_georeport_format(make_stack, method: str, path: str,
                                                       params: dict, code: int) -> None:
     stack = await make_stack(with_worker=False)
-    if method == "GET":
-        r = await stack.client.get(path, params=params)
-    else:
-        r = await stack.client.post(path, data=params)
-    assert r.status_code == code, r.text
-    body = r.json()
-    assert isinstance(body, list) and len(body) == 1, body
-    assert body[0]["code"] == code and isinstance(body[0]["description"], str)
-    assert body[0]["description"]
+    described = {}
+    for lang in ("vi", "en"):
+        headers = {"Accept-Language": lang}
+        if method == "GET":
+            r = await stack.client.get(path, params=params, headers=headers)
+        else:
+            r = await stack.client.post(path, data=params, headers=headers)
+        assert r.status_code == code, r.text
+        body = r.json()
+        assert isinstance(body, list) and len(body) == 1, body
+        assert body[0]["code"] == code and isinstance(body[0]["description"], str)
+        described[lang] = body[0]["description"]
+    # In the caller's language, as every error of the API: Vietnamese unless English is
+    # asked for.
+    assert described["vi"] and described["en"] and described["vi"] != described["en"]
+    assert described["en"].isascii(), described

@@ -3,13 +3,10 @@ bench.faults.run on a real stack (Temporal dev server, worker and API processes,
 PostgreSQL behind a proxy), with the figures `make fault-report` prints at full size.
 
 Nothing accepted is lost or duplicated, and every incident's SQL timeline equals its
-Temporal history event by event, whatever the fault. 5xx answers other than 503 are
-0 except for a fault listed in bench.faults.run.KNOWN_5XX, and differences 0 except those
-of the known causes KNOWN_REUSED_WRITES (a write recorded with a local-activity result
-of an earlier task attempt; counted apart, "reused") and KNOWN_TIME_ONLY (an event whose
-time alone differs; "time"). Each allowance says why and where
-it is to be fixed; what it allows is reported in the table, not hidden, and it goes with
-the fix. Lost and duplicated have no allowance.
+Temporal history event by event, whatever the fault: no allowance (a write answered with
+a result Temporal kept from an earlier task attempt is made again, the "redone" column).
+5xx answers other than 503 are 0 except for a fault listed in
+bench.faults.run.KNOWN_5XX (empty now).
 """
 
 from __future__ import annotations
@@ -42,7 +39,7 @@ def _check(results: list[PhaseResult]) -> None:
     for r in results:
         if r.reports_accepted == 0:
             problems.append(f"{r.fault}: nothing accepted")
-        if r.lost or r.duplicated or r.unexplained_differences:
+        if r.lost or r.duplicated or r.differences:
             problems.append(f"{r.fault}: lost {r.lost}, duplicated {r.duplicated}, "
                             f"differences {r.differences}: {r.details[:10]}")
         if r.reached != r.reports_accepted:

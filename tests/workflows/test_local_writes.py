@@ -136,6 +136,7 @@ async def test_a_kept_result_is_written_again(temporal_env: WorkflowEnvironment,
     assert sorted(kept.calls) == sorted(list(range(1, case.seq + 1)) * 2)
     history, diffs = await compare_incident(client, pg_db, case.incident_id)
     assert diffs == [] and history.replay_failures == []
+    assert history.rewritten == set(range(1, case.seq + 1))  # the fault table's "redone"
     _, markers, _ = await write_kinds(handle)
     assert markers.count("core_patch") == 1  # RECEIPTS_PATCH, recorded once
     assert markers.count("core_local_activity") == 2 * case.seq
