@@ -48,7 +48,7 @@ class NotifyActivities:
         self.db = db
 
     @activity.defn(name=names.RAISE_ALERT)
-    async def raise_alert(self, inp: EscalationInput) -> str | None:
+    async def raise_alert(self, inp: EscalationInput) -> None:
         key = (f"{inp.incident_id}:{inp.state.value}:{inp.level}:"
                f"{inp.overdue_since.isoformat()}")
         alert_id = stable_id("alert", key if inp.seq is None else f"{inp.incident_id}:{inp.seq}")
@@ -75,10 +75,9 @@ class NotifyActivities:
                 {"priority": int(inp.priority), "overdue_since": inp.overdue_since.isoformat()})
         log.info("escalation raised", incident_id=inp.incident_id, level=inp.level,
                  state=inp.state.value)
-        return inp.receipt
 
     @activity.defn(name=names.REMIND_ALERT)
-    async def remind_alert(self, inp: ReminderInput) -> str | None:
+    async def remind_alert(self, inp: ReminderInput) -> None:
         """Past the top level: count a reminder on the open alert of this state and tell
         the top level's audiences again (one notification per reminder)."""
         waiting = STATE_VI.get(inp.state.value, inp.state.value)
@@ -109,7 +108,6 @@ class NotifyActivities:
                 "alert.reminded", once, {"reminder": inp.reminder})
         log.info("escalation reminder", incident_id=inp.incident_id, level=inp.level,
                  reminder=inp.reminder)
-        return inp.receipt
 
     async def _announce(self, conn: Any, inp: EscalationInput | ReminderInput, subject: str,
                         body: str, notice_id: tuple[str, ...], notice_key: str, kind: str,
@@ -135,14 +133,7 @@ class NotifyActivities:
         )
 
     @activity.defn(name=names.RESOLVE_ALERTS)
-    async def resolve_alerts(self, inp: ResolveAlertsInput) -> str | None:
-        """Resolve the open alerts of the state left (`resolve`); returns `inp.receipt`."""
-        await self.resolve(inp)
-        return inp.receipt
-
-    async def resolve(self, inp: ResolveAlertsInput) -> int:
-        """Mark the incident's open alerts of `inp.state` resolved at `inp.at` and tell
-        the staff screens once; the number of alerts resolved (0 on a re-delivery)."""
+    async def resolve_alerts(self, inp: ResolveAlertsInput) -> int:
         alerts = ALERTS
         still_open = (alerts.c.incident_id == inp.incident_id,
                       alerts.c.state == inp.state.value, alerts.c.resolved_at.is_(None))
@@ -168,7 +159,7 @@ class NotifyActivities:
         return count
 
     @activity.defn(name=names.PUBLISH_PUBLIC_ALERT)
-    async def publish_public_alert(self, inp: PublicAlertRecord) -> str | None:
+    async def publish_public_alert(self, inp: PublicAlertRecord) -> None:
         async with self.db.engine.begin() as conn:
             await conn.execute(
                 insert(self.db, PUBLIC_ALERTS).values(
@@ -178,4 +169,3 @@ class NotifyActivities:
                     radius_m=inp.radius_m, sent_at=inp.sent_at, sender=inp.sender,
                 ).on_conflict_do_nothing(index_elements=["id"])
             )
-        return inp.receipt

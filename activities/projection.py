@@ -139,11 +139,9 @@ class ProjectionActivities:
         self.db = db
 
     @activity.defn(name=names.PROJECT)
-    async def project(self, inp: ProjectEvent) -> str | None:
-        """v2: write `inp.event` and the incident row from the compact state. Returns
-        `inp.receipt`: the workflow checks it is its own write (`schema.payloads.Receipted`)."""
+    async def project(self, inp: ProjectEvent) -> None:
+        """v2: write `inp.event` and the incident row from the compact state."""
         await self._write(inp.state, inp.event, inp.report)
-        return inp.receipt
 
     @activity.defn(name=names.PROJECT_EVENT)
     async def project_event(self, inp: ProjectInput) -> None:

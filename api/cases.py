@@ -22,7 +22,7 @@ passed back untyped unless the caller names `result_type`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -44,7 +44,7 @@ from core.settings import HCMC_TZ
 from core.temporal import TemporalHolder, TemporalUnavailable
 from schema.ids import workflow_id
 from schema.labels import ACTION_LABELS
-from schema.payloads import IncidentState
+from schema.payloads import ActionInput, IncidentState
 from schema.states import Action, Role
 
 log = structlog.get_logger(__name__)
@@ -225,7 +225,11 @@ class Cases:
                      result_type: type | None = None) -> Any:
         """Run update `name` and wait for its result (untyped unless `result_type`).
         Raises CaseRefused (403/409/412/422), CaseEnded (409), CaseNotFound (404),
-        CaseUnavailable (503, not sent) or OutcomeUnknown (503, sent, outcome unknown)."""
+        CaseUnavailable (503, not sent) or OutcomeUnknown (503, sent, outcome unknown).
+        An ActionInput without `at` gets the time now: its events' time (see
+        schema.payloads.ActionInput)."""
+        if isinstance(arg, ActionInput) and arg.at is None:
+            arg = arg.model_copy(update={"at": datetime.now(UTC)})
         try:
             client = await self._client()
             handle = client.get_workflow_handle(workflow_id(incident_id))

@@ -6,9 +6,8 @@ Every datetime is timezone-aware UTC.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,33 +16,6 @@ from schema.states import Action, Category, Outcome, Priority, Role, State
 
 class Payload(BaseModel):
     model_config = ConfigDict(frozen=False, extra="forbid")
-
-
-class Receipted(Payload):
-    """The argument of a side effect the v2 workflow queues and writes in order
-    (`workflows/incident.py` `_drain`: projection, alerts, public alerts). The workflow
-    sets `receipt` to `receipt_of(self)` and the activity returns it unchanged, so the
-    workflow can tell a result of its own call from one Temporal kept from an earlier,
-    failed attempt of the workflow task (the same local-activity sequence number but
-    other arguments: another time, or another event when the retried task took its
-    inputs in another order). On a mismatch the workflow writes again (#9 item 2)."""
-
-    receipt: str | None = None
-
-
-R = TypeVar("R", bound=Receipted)
-
-
-def receipt_of(arg: Receipted) -> str:
-    """16 hex characters of SHA-256 over `arg`'s JSON without its receipt: equal for
-    equal arguments, different (but for a 2**-64 chance) for any other."""
-    body = arg.model_dump_json(exclude={"receipt"}).encode("utf-8")
-    return hashlib.sha256(body).hexdigest()[:16]
-
-
-def with_receipt(arg: R) -> R:
-    """A copy of `arg` carrying its own receipt."""
-    return arg.model_copy(update={"receipt": receipt_of(arg)})
 
 
 # --- shared pieces -----------------------------------------------------------------------
@@ -157,6 +129,11 @@ class ActionInput(Payload):
     # The case version the actor saw (HTTP If-Match): refused as Stale when the case has
     # moved on since, so two people acting on the same view cannot both win.
     expected_version: int | None = None
+    # When the API took the request (api/cases.Cases.update sets it): the time of the
+    # events the action records (IncidentWorkflow._when). Kept in history with the update,
+    # so a replay gives the time that was written to SQL; the task's own clock may not
+    # (Temporal records a speculative or retried workflow task's start when it completes).
+    at: datetime | None = None
 
 
 class VerifyInput(ActionInput):
@@ -408,7 +385,7 @@ class ActionResult(Payload):
     seq: int
 
 
-class ProjectEvent(Receipted):
+class ProjectEvent(Payload):
     """Append (or replace) `event` and upsert the incident row from `state`; idempotent
     by (state.id, event.seq). `report` travels once, with the receive event: the texts
     and reporter the workflow does not keep."""
@@ -418,7 +395,7 @@ class ProjectEvent(Receipted):
     report: IncidentInput | None = None
 
 
-class ReminderInput(Receipted):
+class ReminderInput(Payload):
     """Past the top level: tell the top level's audiences again and count it on the
     existing alert (no new alert row, no timeline event)."""
 
@@ -444,7 +421,7 @@ class ProjectInput(Payload):
     event: TimelineEvent
 
 
-class EscalationInput(Receipted):
+class EscalationInput(Payload):
     incident_id: str
     seq: int | None = None  # the escalate event that raised it (v2); keys the alert
     tracking_code: str
@@ -457,13 +434,13 @@ class EscalationInput(Receipted):
     unit_id: str | None = None
 
 
-class ResolveAlertsInput(Receipted):
+class ResolveAlertsInput(Payload):
     incident_id: str
     state: State  # the state that was left
     at: datetime
 
 
-class PublicAlertRecord(Receipted):
+class PublicAlertRecord(Payload):
     """A public warning to store (public_alerts row); idempotent by id."""
 
     id: str

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,7 +82,6 @@ class HistoryTimeline:
     events: dict[int, TimelineEvent]
     last_state: IncidentState | IncidentCase | None
     runs: int
-    rewritten: set[int]  # seqs written again because a result was not the write's own
     starts: int  # runs that were started afresh, not continued as new (more than 1: twice)
     replay_failures: list[str]
 
@@ -146,7 +145,6 @@ def timeline_from_histories(incident_id: str, histories: Sequence[WorkflowHistor
     events: dict[int, TimelineEvent] = {}
     last_state: IncidentState | IncidentCase | None = None
     failures: list[str] = []
-    rewritten: set[int] = set()
     for history in histories:
         _captured.clear()
         result = _replay_one(history)
@@ -154,15 +152,13 @@ def timeline_from_histories(incident_id: str, histories: Sequence[WorkflowHistor
             failures.append(f"run {history.run_id}: {result}")
         calls = [c for run in _captured.values() for c in run]
         _captured.clear()
-        called = Counter(event.seq for event, _ in calls)
-        rewritten.update(seq for seq, n in called.items() if n > 1)
         for event, state in calls:
             events[event.seq] = event
             last_state = state
     starts = sum(1 for h in histories if h.events and not h.events[0]
                  .workflow_execution_started_event_attributes.continued_execution_run_id)
-    return HistoryTimeline(incident_id, events, last_state, len(histories), rewritten,
-                           starts, failures)
+    return HistoryTimeline(incident_id, events, last_state, len(histories), starts,
+                           failures)
 
 
 def _replay_one(history: WorkflowHistory) -> Exception | None:

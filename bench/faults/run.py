@@ -77,7 +77,6 @@ class PhaseResult:
     lost: int = 0
     duplicated: int = 0
     differences: int = 0
-    rewritten: int = 0  # events written again: a write's result was not its own
     events_compared: int = 0
     http_5xx: Counter[str] = field(default_factory=Counter)
     http_503: int = 0
@@ -423,7 +422,6 @@ async def measure(client: Client, db: Database, records: list[Record], result: P
     result.differences = len({(d.incident_id, d.seq, d.field if d.seq is None else "")
                               for d in diffs})
     result.events_compared = sum(len(h.events) for h, _ in compared.values())
-    result.rewritten = sum(len(h.rewritten) for h, _ in compared.values())
     lost = duplicated = 0
     async with db.session() as s:
         rows = {str(i) for i in (await s.execute(select(col(Incident.id)).where(
@@ -509,7 +507,7 @@ async def _heal(stack: FaultStack) -> None:
 
 
 # --- the table ------------------------------------------------------------------------------
-COLUMNS = ("fault", "load", "accepted", "reached", "lost", "dup", "diff", "events", "redone",
+COLUMNS = ("fault", "load", "accepted", "reached", "lost", "dup", "diff", "events",
            "5xx",
            "503", "injected", "done", "s")
 
@@ -524,7 +522,6 @@ def table(results: list[PhaseResult]) -> str:
             f"{r.reports_accepted}r+{r.actions_accepted}a",
             f"{r.reached}/{r.reports_accepted}", str(r.lost), str(r.duplicated),
             str(r.differences), str(r.events_compared),
-            str(r.rewritten),
             str(r.other_5xx) + ("*" if r.known_5xx and r.other_5xx else ""),
             str(r.http_503), str(r.injections), f"{r.completed}/{r.lifecycles}",
             f"{r.seconds:.0f}"))
@@ -536,8 +533,7 @@ def table(results: list[PhaseResult]) -> str:
     notes = ["", "load/accepted: r = reports, a = staff actions; reached = accepted reports "
              "with a workflow; lost/dup counted per incident, diff per event (or incidents-row "
              "column) of SQL that differs from the Temporal history (events = timeline "
-             "events compared; redone = events written again because the write's result "
-             "was not its own, as when Temporal keeps a result of an earlier task attempt); "
+             "events compared); "
              "5xx = answers 500-599 other than 503; 503 = 'try again' answers (retried); "
              "done = lifecycles taken to closed"]
     for r in results:

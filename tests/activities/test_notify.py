@@ -43,10 +43,10 @@ async def test_alerts_and_notifications_once_per_level(any_db: Database) -> None
     assert len(await rows(any_db, StaffEvent, incident_id)) == 2
 
     at = since + timedelta(minutes=3)
-    resolved = await acts.resolve(ResolveAlertsInput(incident_id=incident_id,
+    resolved = await acts.resolve_alerts(ResolveAlertsInput(incident_id=incident_id,
                                                             state=State.ROUTED, at=at))
     assert resolved == 2
-    assert await acts.resolve(ResolveAlertsInput(incident_id=incident_id,
+    assert await acts.resolve_alerts(ResolveAlertsInput(incident_id=incident_id,
                                                         state=State.ROUTED, at=at)) == 0
     alerts = await rows(any_db, Alert, incident_id)
     assert {a.resolved_at for a in alerts} == {at}
@@ -62,7 +62,7 @@ async def test_resolve_touches_only_the_state_left(any_db: Database) -> None:
     incident_id = new_id()
     since = datetime.now(UTC)
     await acts.raise_alert(escalation(incident_id, 1, since))
-    count = await acts.resolve(ResolveAlertsInput(
+    count = await acts.resolve_alerts(ResolveAlertsInput(
         incident_id=incident_id, state=State.RECEIVED, at=since))
     assert count == 0
     assert [a.resolved_at for a in await rows(any_db, Alert, incident_id)] == [None]

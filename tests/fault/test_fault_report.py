@@ -3,8 +3,7 @@ bench.faults.run on a real stack (Temporal dev server, worker and API processes,
 PostgreSQL behind a proxy), with the figures `make fault-report` prints at full size.
 
 Nothing accepted is lost or duplicated, and every incident's SQL timeline equals its
-Temporal history event by event, whatever the fault: no allowance (a write answered with
-a result Temporal kept from an earlier task attempt is made again, the "redone" column).
+Temporal history event by event, whatever the fault: no allowance.
 5xx answers other than 503 are 0 except for a fault listed in
 bench.faults.run.KNOWN_5XX (empty now).
 """

@@ -7,18 +7,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
 from sqlmodel import select
-from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities import names
-from activities.projection import ProjectionActivities
 from api.cases import send_update
 from core.db import Database
 from core.settings import Settings
@@ -29,16 +26,14 @@ from schema.payloads import (
     IncidentInput,
     IncidentState,
     Location,
-    ProjectEvent,
     ProjectInput,
     Reporter,
     TimelineEvent,
     UnitRef,
-    with_receipt,
 )
 from schema.states import DEFAULT_PRIORITY, Category, Role, State
 from schema.tables import IncidentEvent, Unit
-from worker import build_activities, build_worker
+from worker import build_worker
 from workflows.incident import IncidentWorkflow
 
 T = TypeVar("T")
@@ -130,38 +125,6 @@ async def running_worker(client: Client, settings: Settings, db: Database,
     worker = build_worker(client, settings, db, task_queue=task_queue)
     async with worker:
         yield worker
-
-
-class KeptResultProjection(ProjectionActivities):
-    """The first call for each event behaves as a local-activity result Temporal kept
-    from an earlier, failed attempt of the workflow task: what was written then is that
-    attempt's event (a second earlier), and the receipt returned is that write's. `calls`
-    lists the event seqs called, in order."""
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(db)
-        self.calls: list[int] = []
-
-    @activity.defn(name=names.PROJECT)
-    async def project(self, inp: ProjectEvent) -> str | None:
-        seq = inp.event.seq
-        self.calls.append(seq)
-        if self.calls.count(seq) > 1:
-            return await super().project(inp)
-        dead = inp.event.model_copy(update={"at": inp.event.at - timedelta(seconds=1)})
-        return await super().project(with_receipt(inp.model_copy(update={"event": dead})))
-
-
-@asynccontextmanager
-async def kept_result_worker(client: Client, settings: Settings, db: Database,
-                             task_queue: str) -> AsyncIterator[KeptResultProjection]:
-    """A v2 worker whose projection is a `KeptResultProjection` (yielded)."""
-    kept = KeptResultProjection(db)
-    others = [a for a in build_activities(settings, db)
-              if getattr(a, "__name__", "") != "project"]
-    async with Worker(client, task_queue=task_queue, workflows=[IncidentWorkflow],
-                      activities=[kept.project, *others]):
-        yield kept
 
 
 async def start_incident(client: Client, task_queue: str,

@@ -3,7 +3,7 @@
     CANHBAO_TEST_DATABASE_URL=postgresql+psycopg://... \
         .venv/bin/python -m tests.workflows.record_histories SCENARIO...
 
-Runs the named scenarios (v2_lifecycle, v2_escalation, v2_merge, v2_continued, ...) on a fresh
+Runs the named scenarios (v2_lifecycle, v2_escalation, v2_merge, v2_continued) on a fresh
 Temporal dev server with a worker and the given database (it is reset), then writes each
 history as JSON under tests/histories/. Record again only on purpose: old histories must
 keep replaying, that is their point. lifecycle, escalation, merge_*, cancel and
@@ -47,7 +47,6 @@ from tests.workflows.factories import (
     citizen,
     eventually,
     incident_input,
-    kept_result_worker,
     new_id,
     officer,
     operator,
@@ -269,39 +268,19 @@ async def v2_keyed(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
     return [("v2_keyed", handle)]
 
 
-async def v2_rewrite(client: Client, tq: str, settings: Settings, db: Database
-                     ) -> list[tuple[str, WorkflowHandle]]:
-    """Patch `write-receipts`: every projection call first returns a result that is not
-    its own (`KeptResultProjection`), so each event is written again; verify, route,
-    close. Runs its own worker on a task queue of its own."""
-    own = f"{tq}-kept"
-    unit = unit_ref()
-    async with kept_result_worker(client, settings, db, own):
-        handle = await start_incident(client, own)
-        await handle.execute_update(W.verify, VerifyInput(actor=operator()))
-        await handle.execute_update(W.route, RouteInput(actor=operator(), unit=unit))
-        await handle.execute_update(W.close, CloseInput(
-            actor=supervisor(), outcome=Outcome.RESOLVED, summary="Xong"))
-        await handle.result()
-    return [("v2_rewrite", handle)]
-
-
 # lifecycle, escalation, merge, cancel and lifecycle_local are v1 histories, recorded
 # before v2 existed: start_incident now starts v2, so never record them again.
 SCENARIOS = {"v2_lifecycle": v2_lifecycle, "v2_escalation": v2_escalation,
              "v2_merge": v2_merge, "v2_continued": v2_continued,
              "v2_versions": v2_versions, "v2_message": v2_message, "v2_keyed": v2_keyed}
-# Scenarios that run a worker of their own: called with the settings and database too.
-OWN_WORKER = {"v2_rewrite": v2_rewrite}
 
 
 async def main(wanted: list[str]) -> None:
     from tests.conftest import PG_URL, WARDS_GEOJSON, reset_and_migrate
 
-    unknown = set(wanted) - set(SCENARIOS) - set(OWN_WORKER)
+    unknown = set(wanted) - set(SCENARIOS)
     if not wanted or unknown:
-        raise SystemExit("name the scenarios to record, among "
-                         f"{', '.join([*SCENARIOS, *OWN_WORKER])}")
+        raise SystemExit(f"name the scenarios to record, among {', '.join(SCENARIOS)}")
 
     reset_and_migrate(PG_URL)
     settings = Settings(CANHBAO_DEMO=True, DATABASE_URL=PG_URL,
@@ -313,12 +292,8 @@ async def main(wanted: list[str]) -> None:
     tq = f"record-{uuid.uuid4()}"
     try:
         async with running_worker(env.client, settings, db, tq):
-            for wanted_name in wanted:
-                if wanted_name in OWN_WORKER:
-                    recorded = await OWN_WORKER[wanted_name](env.client, tq, settings, db)
-                else:
-                    recorded = await SCENARIOS[wanted_name](env.client, tq)
-                for name, handle in recorded:
+            for scenario in (SCENARIOS[name] for name in wanted):
+                for name, handle in await scenario(env.client, tq):
                     history = await handle.fetch_history()
                     (OUT / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
     finally:

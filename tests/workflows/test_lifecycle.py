@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -368,3 +369,28 @@ async def test_a_stale_version_is_refused_and_names_the_change(dev_client: Clien
     await handle.execute_update(W.route, RouteInput(actor=operator(), unit=second,
                                                     expected_version=case.version))
     await handle.execute_update(W.note, NoteInput(actor=operator(), text="x"))
+
+
+async def test_an_action_is_dated_when_the_api_took_it(dev_client: Client, task_queue: str,
+                                                       pg_db: Database) -> None:
+    """An action's events carry `at` from its input (history keeps it, so a replay gives
+    the time written to SQL), kept between the incident's last change and the task's
+    clock; without `at`, the task's clock."""
+    handle = await start_incident(dev_client, task_queue)
+    await eventually(lambda: _located(handle))
+    before = await query_case(handle)
+    took = before.updated_at + timedelta(milliseconds=7)
+    verified = await handle.execute_update(W.verify, VerifyInput(actor=operator(), at=took))
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    noted = await handle.execute_update(W.note, NoteInput(actor=operator(), text="a", at=ahead))
+    late = await handle.execute_update(W.note, NoteInput(
+        actor=operator(), text="b", at=datetime(2020, 1, 1, tzinfo=UTC)))
+    plain = await handle.execute_update(W.note, NoteInput(actor=operator(), text="c"))
+    done = datetime.now(UTC)
+    events = {e.seq: e for e in await timeline(pg_db, verified.incident_id)}
+    assert events[verified.seq].at == took
+    assert events[noted.seq].at < ahead - timedelta(minutes=50)  # the task's clock
+    assert events[late.seq].at == events[late.seq - 1].at  # not before the last change
+    assert events[late.seq - 1].at <= events[plain.seq].at <= done
+    assert (await query_case(handle)).last_change is not None
+    assert (await query_case(handle)).last_change.at == took  # the state change's time

@@ -1,7 +1,7 @@
 """v1's patch `local-projection`: v1 incidents write SQL through local activities (one
 workflow task per update), a worker built with local_writes=False keeps regular activities;
 both keep the events in seq order. v2 always writes locally, and a failing local write is
-retried, and a write whose result is not its own is made again."""
+retried."""
 
 from __future__ import annotations
 
@@ -16,18 +16,11 @@ from temporalio.worker import Worker
 
 from activities import names
 from activities.projection import ProjectionActivities
-from bench.faults.compare import compare_incident
 from core.db import Database
 from core.settings import Settings
 from schema.payloads import CancelInput, NoteInput, ProjectEvent, VerifyInput
 from schema.states import State
-from tests.workflows.factories import (
-    citizen,
-    kept_result_worker,
-    operator,
-    start_incident,
-    stored_events,
-)
+from tests.workflows.factories import citizen, operator, start_incident, stored_events
 from worker import build_activities, build_worker
 from workflows.incident import IncidentWorkflow as W
 from workflows.incident_v1 import IncidentWorkflowV1 as W1
@@ -118,25 +111,3 @@ async def test_local_write_is_retried(temporal_env: WorkflowEnvironment, pg_db: 
     for seq in range(1, result.seq + 1):  # written (rows above) after two failures
         # (a busy machine may evict the workflow and replay a retry: count from 1, 2)
         assert [a for s, a in flaky.attempts if s == seq][:2] == [1, 2], flaky.attempts
-
-
-async def test_a_kept_result_is_written_again(temporal_env: WorkflowEnvironment,
-                                              pg_db: Database,
-                                              make_settings: Callable[..., Settings],
-                                              task_queue: str) -> None:
-    """#9 item 2: a write whose result is not its own is made again, so the read model
-    ends equal to the history, event by event."""
-    client = temporal_env.client
-    async with kept_result_worker(client, make_settings(), pg_db, task_queue) as kept:
-        handle = await start_incident(client, task_queue)
-        await handle.execute_update(W.verify, VerifyInput(actor=operator()))
-        await handle.execute_update(W.cancel, CancelInput(actor=citizen(), reason="Ổn"))
-        case = await handle.result()
-    # Every event was called twice: the kept result, then its own write.
-    assert sorted(kept.calls) == sorted(list(range(1, case.seq + 1)) * 2)
-    history, diffs = await compare_incident(client, pg_db, case.incident_id)
-    assert diffs == [] and history.replay_failures == []
-    assert history.rewritten == set(range(1, case.seq + 1))  # the fault table's "redone"
-    _, markers, _ = await write_kinds(handle)
-    assert markers.count("core_patch") == 1  # RECEIPTS_PATCH, recorded once
-    assert markers.count("core_local_activity") == 2 * case.seq
