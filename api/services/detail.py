@@ -18,6 +18,7 @@ from api.auth import Principal
 from api.cases import Cases, CaseUnavailable, LiveCase
 from api.errors import ApiError, not_found
 from api.media import has_renditions
+from api.services.incidents import silent_ids
 from api.services.reporter_location import reporter_location
 from core.db import Database
 from core.geo import haversine_m
@@ -192,6 +193,7 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
     async with db.session() as s:
         attachments = await _attachment_refs(s, case)
         shared = await reporter_location(s, case.id)
+        silent = case.id in await silent_ids(s, [case.id])
     unit_id = case.unit.id if case.unit else None
     return IncidentDetail(
         id=case.id, tracking_code=case.tracking_code, state=case.state, category=case.category,
@@ -206,4 +208,4 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
         acknowledged_at=case.acknowledged_at, on_scene_at=case.on_scene_at,
         closed_at=case.closed_at, allowed_actions=allowed_actions(user, case.state, unit_id),
         version=version, escalation_reminders=case.escalation.reminders,
-        live=live is not None, reporter_location=shared)
+        live=live is not None, reporter_location=shared, silent=silent)
