@@ -12,6 +12,9 @@ for something the incident does not depend on. The outbox gives the same guarant
 intake relay (core/outbox.py): queued atomically with the event, sent at least once,
 retried with back-off, and never able to fail or slow an incident.
 
+A subscription past its `expires_at` (the browser's expirationTime) is deleted with its
+queued rows at the start of each pass, before anything is sent to it.
+
 Answers from the push service:
 - 2xx: sent, the row goes;
 - 404/410: the subscription is gone (RFC 8030 §7.3): it and its queued rows are deleted;
@@ -34,7 +37,7 @@ import structlog
 from prometheus_client import Counter
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, or_, select, update
 
 from core.db import Database
 from core.settings import Settings
@@ -134,13 +137,16 @@ class PushSender:
     async def drain_once(self, batch: int = 100) -> int:
         """Send what is due now. Returns how many pushes the services accepted."""
         now = utcnow()
+        await self.drop_expired(now)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(
                 select(OUTBOX, SUBSCRIPTIONS.c.endpoint, SUBSCRIPTIONS.c.p256dh,
                        SUBSCRIPTIONS.c.auth, SUBSCRIPTIONS.c.silent, REPORTS.c.tracking_token)
                 .join(SUBSCRIPTIONS, SUBSCRIPTIONS.c.id == OUTBOX.c.subscription_id)
                 .join(REPORTS, REPORTS.c.id == OUTBOX.c.incident_id)
-                .where(OUTBOX.c.next_attempt_at <= now)
+                .where(OUTBOX.c.next_attempt_at <= now,
+                       or_(SUBSCRIPTIONS.c.expires_at.is_(None),
+                           SUBSCRIPTIONS.c.expires_at > now))
                 .order_by(OUTBOX.c.id).limit(batch))).mappings().all()
         claimed = [d for d in await asyncio.gather(*(self._claim(r, now) for r in rows)) if d]
         # One subscription's notifications go in event order (they share a tag: the last
@@ -158,6 +164,19 @@ class PushSender:
             return sent
 
         return sum(await asyncio.gather(*(in_order(g) for g in by_subscription.values())))
+
+    async def drop_expired(self, now: datetime) -> int:
+        """Delete the subscriptions whose expiry has passed, with what is queued for them
+        (nothing is sent to them). Returns how many went."""
+        expired = SUBSCRIPTIONS.c.expires_at <= now
+        async with self.db.engine.begin() as conn:
+            await conn.execute(delete(OUTBOX).where(OUTBOX.c.subscription_id.in_(
+                select(SUBSCRIPTIONS.c.id).where(expired))))
+            gone = (await conn.execute(delete(SUBSCRIPTIONS).where(expired))).rowcount
+        if gone:
+            PUSHES.labels("expired").inc(gone)
+            log.info("expired push subscriptions deleted", count=gone)
+        return int(gone or 0)
 
     async def _claim(self, row: Any, now: datetime) -> Delivery | None:
         async with self.db.engine.begin() as conn:

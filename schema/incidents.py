@@ -76,6 +76,9 @@ class IncidentBase(BaseModel):
         "level (schema.escalation), then the next reminder past the top level"))
     escalation_level: int
     merged_into: str | None
+    silent: bool = Field(default=False, description=(
+        "A silent SOS: the reporter may not be able to speak or be seen reporting (do not "
+        "call back aloud). As the report was accepted (api/services/incidents.silent_ids)"))
 
 
 class IncidentSummary(IncidentBase):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schema.times import Moment
+from schema.times import ZonedMoment
 
 # How far ahead of the server's clock a phone's time may be, and how old a position may be.
 CLOCK_SKEW_S = 120
@@ -18,14 +18,14 @@ SHARE_INTERVAL_S = 30  # how often the tracking page sends while sharing
 
 class LocationIn(BaseModel):
     """One GPS fix: WGS84 degrees, accuracy radius in metres (95 %), when it was taken
-    (`at`, ISO 8601; default: when received). Times ahead by more than CLOCK_SKEW_S or
-    older than MAX_AGE_S are refused (422)."""
+    (`at`, ISO 8601 with its UTC offset; default: when received). A time without an offset,
+    ahead by more than CLOCK_SKEW_S or older than MAX_AGE_S is refused (422)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     accuracy_m: float = Field(ge=0, le=100_000)
-    at: Moment | None = None
+    at: ZonedMoment | None = None
 
 
 class LocationPoint(BaseModel):

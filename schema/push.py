@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,6 +20,8 @@ from pydantic_core import PydanticCustomError
 from schema.states import Action
 
 MAX_ENDPOINT = 2048
+# The latest `expirationTime` taken (ms since the epoch): 2200-01-01 UTC, as schema/times.py.
+MAX_EXPIRATION_MS = 7_258_118_400_000
 NOTE_CHARS = 140  # how much of a public note a notification shows
 
 
@@ -154,8 +157,18 @@ class PushSubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     tracking_token: str = Field(min_length=1, max_length=200)
     endpoint: str = Field(min_length=1, max_length=MAX_ENDPOINT)
-    expiration_time: float | None = Field(default=None, alias="expirationTime")
+    expiration_time: float | None = Field(
+        default=None, alias="expirationTime", ge=0, le=MAX_EXPIRATION_MS, allow_inf_nan=False,
+        description="When the browser's subscription ends, in ms since 1970-01-01 UTC (null: "
+                    "no end). One already past is refused (422); none is sent after it")
     keys: PushKeys
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """`expirationTime` as an aware UTC datetime (None when not given)."""
+        if self.expiration_time is None:
+            return None
+        return datetime.fromtimestamp(self.expiration_time / 1000, UTC)
 
 
 class PushUnsubscribeIn(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from schema import payloads as p
 from schema import phones
 from schema.abuse import MAX_DEVICE_ID
-from schema.states import Category, State
+from schema.states import Category, Outcome, State
 from schema.text import OptionalLine, OptionalText, Text
 
 MAX_ATTACHMENTS = 10
@@ -112,6 +112,9 @@ class TrackingEvent(BaseModel):
     sender: str | None = None
     sender_en: str | None = None
     reply_to: int | None = None
+    from_primary: bool = Field(default=False, description=(
+        "True for a step of the incident this report was merged into (its state then); "
+        "such steps are shown from before the merge as well"))
 
 
 class TrackingReply(BaseModel):
@@ -133,6 +136,14 @@ class TrackingMessage(BaseModel):
     replies: list[TrackingReply] = Field(default_factory=list)
 
 
+class TrackingOutcome(BaseModel):
+    """How the officer closed the case, with its words in both languages."""
+
+    code: Outcome
+    label_vi: str
+    label_en: str
+
+
 class TrackingView(BaseModel):
     tracking_code: str
     state: State
@@ -142,6 +153,11 @@ class TrackingView(BaseModel):
     timeline: list[TrackingEvent]
     messages: list[TrackingMessage] = Field(
         default_factory=list, description="Staff messages to the reporter, oldest first")
+    outcome: TrackingOutcome | None = Field(default=None, description=(
+        "The closing outcome once closed (of the incident this report was merged into, "
+        "for a merged report); null before"))
+    summary: str | None = Field(default=None, description=(
+        "The officer's public summary at the closing; null before or when none was given"))
 
 
 class AttachmentOut(BaseModel):

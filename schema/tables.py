@@ -420,7 +420,7 @@ class ProjectionFailure(SQLModel, table=True):
 class PushSubscription(SQLModel, table=True):
     """A browser's Push API subscription for one report's news (api/services/push.py
     writes it, authorised by the tracking token; activities/push.py sends to it and
-    deletes it when the push service answers 404/410)."""
+    deletes it when the push service answers 404/410 or once it has expired)."""
 
     __tablename__ = "push_subscriptions"
     __table_args__ = (UniqueConstraint("incident_id", "endpoint",
@@ -433,6 +433,9 @@ class PushSubscription(SQLModel, table=True):
     silent: bool = False  # a silent SOS: its notifications make no sound
     created_at: datetime = _tz(default_factory=utcnow)
     last_sent_at: datetime | None = _tz(default=None, nullable=True)
+    # The browser's `expirationTime` (None: none given): nothing is sent after it, and the
+    # worker deletes the subscription then.
+    expires_at: datetime | None = _tz(default=None, nullable=True)
 
 
 class PushOutbox(SQLModel, table=True):

@@ -30,7 +30,7 @@ from schema.abuse import GroupRejectIn
 from schema.incidents import IncidentDetail, IncidentFilters
 from schema.places import WARD_CODE_MAX
 from schema.states import Category, State
-from schema.tables import Report, Ward, utcnow
+from schema.tables import Ward, utcnow
 from schema.text import ascii_int
 from web import console_groups as groups
 from web import i18n
@@ -126,8 +126,7 @@ async def _list_context(request: Request, db: Database, user: Principal) -> dict
             "more": page.next_cursor is not None, "limit": LIST_LIMIT,
             "groups": queue_groups, "form_key": str(uuid.uuid4()),
             "rows": _rows(page.items, queue_groups),
-            "spam": {iid: [groups.reason_text(lang, r) for r in rs] for iid, rs in marks.items()},
-            "silent_ids": await _silent_ids(db, [str(i.id) for i in page.items])}
+            "spam": {iid: [groups.reason_text(lang, r) for r in rs] for iid, rs in marks.items()}}
 
 
 def _rows(items: list[Any], queue_groups: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -137,16 +136,6 @@ def _rows(items: list[Any], queue_groups: list[dict[str, Any]]) -> list[tuple[st
     rows += [(g["g"].last_at, "group", g) for g in queue_groups]
     rows.sort(key=lambda r: r[0], reverse=True)
     return [(kind, obj) for _, kind, obj in rows]
-
-
-async def _silent_ids(db: Database, ids: list[str]) -> set[str]:
-    """Which of `ids` came in as a silent SOS (marked in the report as accepted)."""
-    if not ids:
-        return set()
-    async with db.session() as s:
-        rows = (await s.execute(select(col(Report.id), col(Report.payload))
-                                .where(col(Report.id).in_(ids)))).all()
-    return {r[0] for r in rows if isinstance(r[1], dict) and r[1].get("silent")}
 
 
 @router.get("/console")
@@ -192,7 +181,6 @@ async def _detail_context(db: Database, cases: Cases, user: Principal, incident_
     return {"detail": detail, "actions": actions, "units": units, "ward_options": wards,
             "outcomes": OUTCOMES, "categories": CATEGORIES, "form_key": str(uuid.uuid4()),
             "thread": thread_marks(detail.timeline),
-            "detail_silent": bool(await _silent_ids(db, [str(detail.id)])),
             "detail_spam": marks.get(str(detail.id))}
 
 

@@ -307,8 +307,8 @@ CATALOGS["vi"].update({
     "story.add_info": "Bạn đã bổ sung:",
     "story.add_files": "{n} ảnh/video",
     "story.escalate": "Đã báo cấp trên để xử lý nhanh hơn.",
-    "story.merged": "Báo tin của bạn được gộp với một báo tin khác về cùng sự việc; từ đây là "
-    "tiến trình của vụ việc chung.",
+    "story.merged": "Báo tin của bạn được gộp với một báo tin khác về cùng sự việc; các bước "
+    "của vụ việc chung (cả trước khi gộp) cũng hiện ở đây.",
     "story.merged_in": "Một người khác cũng báo về sự việc này.",
     "story.outcome": "Kết quả",
     "story.summary": "Tóm tắt",
@@ -365,8 +365,8 @@ CATALOGS["en"].update({
     "story.add_info": "You added:",
     "story.add_files": "{n} photos/videos",
     "story.escalate": "Escalated to speed things up.",
-    "story.merged": "Your report was joined to another report about the same incident; from "
-    "here on the progress is the joint incident's.",
+    "story.merged": "Your report was joined to another report about the same incident; the "
+    "joint incident's steps (from before the merge too) are shown here as well.",
     "story.merged_in": "Someone else reported this incident too.",
     "story.outcome": "Outcome",
     "story.summary": "Summary",

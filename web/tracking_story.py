@@ -10,27 +10,26 @@ words it: a unit or the command centre) and the reporter's answers; the messages
 answered are offered at the top of the page with an answer box.
 
 It never shows a staff name (a unit name at most), internal notes, or anything another
-reporter sent: of a primary incident only its state and public events after the merge.
+reporter sent: of a primary incident only its public steps (in full, from before the merge
+too) as api/services/tracking_record.py loads them for the JSON view as well, which also
+gives the closing.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import col
 
 from api.services.tracking import conversation, report_by_token, staff_message
-from schema.states import CITIZEN_VISIBLE_EVENTS, REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
-from schema.tables import Attachment, Incident, IncidentEvent
+from api.services.tracking_record import PRIMARY_PUBLIC, closing, closing_of, load_record
+from schema.states import REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
+from schema.tables import Attachment, IncidentEvent
 from web import i18n
 
 CITIZEN = "citizen"
-# Events of the primary incident a merged reporter may see: what its own reporter sees,
-# minus the messages to that reporter (no other reporter's thread or additions).
-PRIMARY_PUBLIC = CITIZEN_VISIBLE_EVENTS - STAFF_MESSAGE_EVENTS - {"merge"}
 
 
 def _files(ids: Any, own: dict[str, Attachment], token: str) -> list[dict[str, Any]]:
@@ -74,10 +73,9 @@ def _entry(ev: IncidentEvent, lang: str, own: dict[str, Attachment], token: str,
             return None
         entry.update(text=t("story.note"), quote=ev.public_note)
     elif action == "close":
-        entry["text"] = t("story.close")
-        outcome = data.get("outcome")
-        entry["outcome"] = t(f"outcome.{outcome}") if outcome else None
-        entry["summary"] = data.get("summary") or None
+        ended = closing_of(ev)
+        entry.update(text=t("story.close"), outcome=ended.outcome_label(lang),
+                     summary=ended.summary)
     elif action == "add_info":
         if ev.actor != CITIZEN:
             return None
@@ -117,24 +115,15 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
     yet, newest first)}. Files are only the citizen's own (uploaded without a staff
     account)."""
     report = await report_by_token(db, token)
+    if report is None:
+        return None
+    record = await load_record(db, report)
     async with db.session() as s:
-        if report is None:
-            return None
-        row = await s.get(Incident, report.id)
-        events = list((await s.execute(
-            select(IncidentEvent).where(col(IncidentEvent.incident_id) == report.id)
-            .order_by(col(IncidentEvent.seq)))).scalars())
         own_rows = list((await s.execute(
             select(Attachment).where(col(Attachment.incident_id) == report.id,
                                      col(Attachment.uploaded_by).is_(None))
             .order_by(col(Attachment.created_at)))).scalars())
-        primary_row = None
-        primary_events: list[IncidentEvent] = []
-        if row is not None and row.state == State.MERGED.value and row.merged_into:
-            primary_row = await s.get(Incident, row.merged_into)
-            primary_events = list((await s.execute(
-                select(IncidentEvent).where(col(IncidentEvent.incident_id) == row.merged_into)
-                .order_by(col(IncidentEvent.seq)))).scalars())
+    events = record.events
     own = {a.id: a for a in own_rows}
     thread = conversation(events)
     asked = {m.seq: m.text for m in thread}
@@ -144,15 +133,13 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
                          "quote": None, "files": _files(report.payload.get("attachments"),
                                                         own, token),
                          "mine": False, "kind": "receive", "primary": False})
-    merged_at: datetime | None = next(
-        (ev.at for ev in events if ev.action == "merge"), None)
-    if merged_at is not None:
-        story += [e for ev in primary_events if ev.at >= merged_at
-                  and (e := _entry(ev, lang, {}, token, primary=True)) is not None]
+    # A merged report: the primary's public steps in full, before the merge too.
+    story += [e for ev in record.primary_events
+              if (e := _entry(ev, lang, {}, token, primary=True)) is not None]
     story.sort(key=lambda e: (e["at"], e["kind"] != "receive"), reverse=True)
-    close = next((e for e in story if e["kind"] == "close"), None)
-    closing = ({"outcome": close.get("outcome"), "summary": close.get("summary")}
-               if close else None)
+    ended = closing(record)
+    closing_words = ({"outcome": ended.outcome_label(lang), "summary": ended.summary}
+                     if ended is not None else None)
     shown = {f["id"] for e in story for f in e["files"]}
     return {
         "incident_id": report.id,
@@ -160,9 +147,9 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
         "own_files": [f for f in _files([a.id for a in own_rows], own, token)
                       if f["id"] not in shown],
         "own_count": len(own_rows),
-        "closing": closing,
-        "merged": merged_at is not None,
-        "primary_state": State(primary_row.state) if primary_row is not None else None,
+        "closing": closing_words,
+        "merged": record.merged_at is not None,
+        "primary_state": record.primary_state,
         "silent": bool(report.payload.get("silent")),
         "questions": [{"seq": m.seq, "at": m.at, "text": m.text, "sender": _sender(m, lang)}
                       for m in reversed(thread) if not m.answered],

@@ -18,6 +18,7 @@ from api.auth import Principal
 from api.cases import Cases, CaseUnavailable, LiveCase
 from api.errors import ApiError, not_found
 from api.media import has_renditions
+from api.services.incidents import silent_ids
 from api.services.reporter_location import reporter_location
 from core.db import Database
 from core.geo import haversine_m
@@ -26,6 +27,7 @@ from schema.actions import STAFF_ACTIONS
 from schema.incidents import AttachmentRef, IncidentDetail, ReporterOut
 from schema.states import (
     DEFAULT_PRIORITY,
+    NOT_IN_V1,
     UNIT_SCOPED,
     Action,
     Category,
@@ -33,6 +35,7 @@ from schema.states import (
     Role,
     State,
     may_take,
+    workflow_takes,
 )
 from schema.tables import Attachment, Incident, IncidentEvent, Report, Unit
 
@@ -43,12 +46,25 @@ def incident_not_found() -> ApiError:
     return not_found("Không tìm thấy vụ việc", "No such incident")
 
 
-def allowed_actions(user: Principal, state: State, unit_id: str | None) -> list[Action]:
-    """What `user` may do now, from schema.states (the workflow validators use the same)."""
+def allowed_actions(user: Principal, state: State, unit_id: str | None,
+                    workflow_type: str | None = None) -> list[Action]:
+    """What `user` may do now, from schema.states (the workflow validators use the same),
+    on an incident whose workflow is of `workflow_type` (None: the current workflow)."""
     role = user.role
     return [a for a in STAFF_ACTIONS
             if may_take(a, role, state)
-            and not (a in UNIT_SCOPED and not scope.sees_unit(user, unit_id))]
+            and not (a in UNIT_SCOPED and not scope.sees_unit(user, unit_id))
+            and workflow_takes(a, workflow_type)]
+
+
+async def offered_actions(cases: Cases, user: Principal, state: State, unit_id: str | None,
+                          incident_id: str) -> list[Action]:
+    """`allowed_actions` for the incident, asking its workflow's type (api/cases.py) only
+    when an action that not every workflow version takes would be offered."""
+    actions = allowed_actions(user, state, unit_id)
+    if NOT_IN_V1.isdisjoint(actions):
+        return actions
+    return allowed_actions(user, state, unit_id, await cases.workflow_type(incident_id))
 
 
 async def visible_row(s: AsyncSession, user: Principal, incident_id: str
@@ -192,6 +208,7 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
     async with db.session() as s:
         attachments = await _attachment_refs(s, case)
         shared = await reporter_location(s, case.id)
+        silent = case.id in await silent_ids(s, [case.id])
     unit_id = case.unit.id if case.unit else None
     return IncidentDetail(
         id=case.id, tracking_code=case.tracking_code, state=case.state, category=case.category,
@@ -204,6 +221,7 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
         duplicates=case.duplicates, merged_into=case.merged_into,
         merged_incidents=case.merged_incidents, primary_state=case.primary_state,
         acknowledged_at=case.acknowledged_at, on_scene_at=case.on_scene_at,
-        closed_at=case.closed_at, allowed_actions=allowed_actions(user, case.state, unit_id),
+        closed_at=case.closed_at,
+        allowed_actions=await offered_actions(cases, user, case.state, unit_id, case.id),
         version=version, escalation_reminders=case.escalation.reminders,
-        live=live is not None, reporter_location=shared)
+        live=live is not None, reporter_location=shared, silent=silent)

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from schema.incidents import (
 from schema.incidents import is_overdue as overdue_at
 from schema.reports import normalise_tracking_code
 from schema.states import Category, State
-from schema.tables import FloodGroup, Incident, ReportFlag, utcnow
+from schema.tables import FloodGroup, Incident, Report, ReportFlag, utcnow
 
 # A word search first walks the newest-first index (fast when the words are common); when
 # that takes longer than this, the words are rare and the full-text index is used first.
@@ -102,8 +102,20 @@ def decode_cursor(cursor: str) -> Cursor:
         raise field_error("cursor", "Con trỏ trang không hợp lệ", "Invalid cursor") from exc
 
 
-def summary(row: Incident, now: datetime | None = None) -> IncidentSummary:
-    """A list row from the read model."""
+async def silent_ids(s: AsyncSession, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` came in as a silent SOS: the one source is the report as accepted
+    (`reports.payload["silent"]`), the same for v1 and v2 incidents. The list, the detail
+    and the console's "SOS im lặng" badge all read it here."""
+    if not ids:
+        return set()
+    rows = (await s.execute(select(col(Report.id), col(Report.payload))
+                            .where(col(Report.id).in_(list(ids))))).all()
+    return {r[0] for r in rows if isinstance(r[1], dict) and r[1].get("silent")}
+
+
+def summary(row: Incident, now: datetime | None = None, silent: bool = False
+            ) -> IncidentSummary:
+    """A list row from the read model (`silent` from silent_ids)."""
     return IncidentSummary(
         id=row.id, tracking_code=row.tracking_code, state=State(row.state),
         category=Category(row.category), priority=row.priority,
@@ -117,7 +129,7 @@ def summary(row: Incident, now: datetime | None = None) -> IncidentSummary:
         overdue=overdue_at(row.is_open, row.escalation_level, row.deadline, now or utcnow()),
         overdue_since=row.overdue_since, version=row.version,
         outside_city=row.outside_city, duplicate_count=row.duplicate_count,
-        merged_into=row.merged_into)
+        merged_into=row.merged_into, silent=silent)
 
 
 def _after(stmt: Select, f: IncidentFilters, after: Cursor | None) -> Select:
@@ -162,14 +174,15 @@ async def list_page(db: Database, user: Principal, filters: IncidentFilters,
     after = decode_cursor(cursor) if cursor else None
     async with db.session() as s:
         rows = await fetch_page(s, user, filters, after, limit + 1, not db.is_sqlite)
-    more = len(rows) > limit
-    rows = rows[:limit]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        silent = await silent_ids(s, [r.id for r in rows])
     now = utcnow()
     terms = search.search_terms(filters.q)
     rank = search.row_rank(terms, rows[-1].search_text) \
         if rows and terms and search.ranked(terms) else 0
     return IncidentPage(
-        items=[summary(r, now) for r in rows],
+        items=[summary(r, now, r.id in silent) for r in rows],
         next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id, rank) if more else None)
 
 

@@ -5,8 +5,9 @@ Sending is not here: the projection queues a push per event and the worker sends
 (activities/push.py). Rules: the endpoint is an https URL on port 443 of a browser push
 service listed in CANHBAO_PUSH_SERVICE_HOSTS (the worker will POST to it, so nothing else:
 no address literal, no local name, no other host) unless its origin is listed in
-CANHBAO_PUSH_TEST_ORIGINS; at most CANHBAO_PUSH_MAX_SUBSCRIPTIONS per report; the same
-endpoint again updates its keys.
+CANHBAO_PUSH_TEST_ORIGINS; a subscription whose `expirationTime` has already passed is
+refused (the worker drops one once it passes); at most CANHBAO_PUSH_MAX_SUBSCRIPTIONS per
+report; the same endpoint again updates its keys and expiry.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from api.services.tracking import TrackingConflict, report_for
 from core.settings import Settings
 from core.vapid import VapidKeys, cached_vapid
 from schema.push import PushKeyOut, PushSubscriptionIn, PushSubscriptionOut, PushUnsubscribeIn
-from schema.tables import Incident, PushOutbox, PushSubscription, Report
+from schema.tables import Incident, PushOutbox, PushSubscription, Report, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -97,12 +98,24 @@ def check_endpoint(settings: Settings, endpoint: str) -> str:
     return endpoint.strip()
 
 
+def check_expiry(body: PushSubscriptionIn) -> None:
+    """422 FieldError "expirationTime" when the subscription has already expired."""
+    expires = body.expires_at
+    if expires is not None and expires <= utcnow():
+        raise FieldError("expirationTime",
+                         "Đăng ký nhận thông báo của trình duyệt đã hết hạn; hãy bật lại "
+                         "thông báo", "The browser's push subscription has already expired; "
+                         "turn notifications on again")
+
+
 async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscriptionOut, bool]:
     """Add (or refresh) a subscription to a report's news. Returns it and whether it is
     new. 404 for an unknown token or with push off, 409 once the report is closed or at
-    the per-report limit, 422 for an endpoint the worker may not send to."""
+    the per-report limit, 422 for an endpoint the worker may not send to or an
+    `expirationTime` already past."""
     push_keys(infra.settings)
     endpoint = check_endpoint(infra.settings, body.endpoint)
+    check_expiry(body)
     report = await report_for(infra, body.tracking_token)
     limit = infra.settings.push_max_subscriptions
     async with infra.db.session() as s:
@@ -124,10 +137,12 @@ async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscri
                 raise TooManySubscriptions(limit)
             sub = PushSubscription(incident_id=report.id, endpoint=endpoint,
                                    p256dh=body.keys.p256dh, auth=body.keys.auth,
-                                   silent=bool((report.payload or {}).get("silent")))
+                                   silent=bool((report.payload or {}).get("silent")),
+                                   expires_at=body.expires_at)
             count += 1
         else:
             sub.p256dh, sub.auth = body.keys.p256dh, body.keys.auth
+            sub.expires_at = body.expires_at
         s.add(sub)
         await s.commit()
         await s.refresh(sub)

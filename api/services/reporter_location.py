@@ -3,8 +3,9 @@ is open, kept in the read model (the latest CANHBAO_LOCATION_TRAIL per incident,
 the workflow's history), announced to staff on the live feed (`reporter.location`, scoped
 like every staff event by the incident's unit) and shown in the incident's detail.
 
-Rules: WGS84 ranges and accuracy >= 0 (schema.locations.LocationIn); the phone's time no
-more than CLOCK_SKEW_S ahead nor MAX_AGE_S old (422); at most one position per report in
+Rules: WGS84 ranges and accuracy >= 0 (schema.locations.LocationIn); the phone's time with
+its UTC offset (schema.times.ZonedMoment), no more than CLOCK_SKEW_S ahead nor MAX_AGE_S old
+(422); at most one position per report in
 CANHBAO_LOCATION_MIN_INTERVAL_S (429 with Retry-After); none once the report is closed
 (409, the page then stops sharing).
 """

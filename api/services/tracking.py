@@ -1,6 +1,6 @@
-"""The citizen's tracking link: what the report's page shows (state and public timeline,
-from the read model with the live state overlaid), adding information, answering a staff
-message, cancelling.
+"""The citizen's tracking link: what the report's page shows (state, public timeline and
+closing, from the read model (api/services/tracking_record.py) with the live state
+overlaid), adding information, answering a staff message, cancelling.
 
 `staff_message` is the one place where a staff message becomes what the reporter reads:
 its text and a sender named by role or unit (schema.labels.sender_label), never by the
@@ -24,6 +24,7 @@ from api.cases import CaseEnded, CaseNotFound, CaseRefused, CaseUnavailable
 from api.errors import ApiError, FieldError, pydantic_messages
 from api.infra import Infra
 from api.services.attachments import claim_attachments, release_attachments
+from api.services.tracking_record import PRIMARY_CHANGED, closing, load_record
 from core.db import Database
 from schema.labels import sender_label
 from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentInput
@@ -36,7 +37,7 @@ from schema.reports import (
     unique_ids,
 )
 from schema.states import REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
-from schema.tables import Incident, IncidentEvent, Report
+from schema.tables import IncidentEvent, Report
 from schema.text import clean_text
 
 log = structlog.get_logger(__name__)
@@ -93,10 +94,7 @@ def conversation(events: Sequence[Any]) -> list[TrackingMessage]:
     return list(messages.values())
 
 
-def public_timeline(events: Sequence[Any], created_at: datetime) -> list[TrackingEvent]:
-    """What the citizen sees of the events: state changes, public notes, staff messages
-    and the reporter's replies, each with the state reached by then (at least the
-    receipt)."""
+def _lines(events: Sequence[Any], from_primary: bool = False) -> list[TrackingEvent]:
     timeline: list[TrackingEvent] = []
     state: State | None = None
     for ev in events:
@@ -114,7 +112,22 @@ def public_timeline(events: Sequence[Any], created_at: datetime) -> list[Trackin
                                           text=data.get("text") or None,
                                           reply_to=data.get("reply_to")))
         elif ev.to_state or ev.public_note:
-            timeline.append(TrackingEvent(at=ev.at, state=now, public_note=ev.public_note))
+            timeline.append(TrackingEvent(at=ev.at, state=now, public_note=ev.public_note,
+                                          from_primary=from_primary))
+    return timeline
+
+
+def public_timeline(events: Sequence[Any], created_at: datetime,
+                    primary_events: Sequence[Any] = ()) -> list[TrackingEvent]:
+    """What the citizen sees of the events, oldest first: state changes, public notes,
+    staff messages and the reporter's replies, each with the state reached by then (at
+    least the receipt). For a merged report, `primary_events` (the primary's public
+    steps, api/services/tracking_record.py) are shown in full, marked `from_primary`
+    with the primary's state, in place of the PRIMARY_CHANGED notes the report recorded
+    from them."""
+    own = [ev for ev in events if not (primary_events and ev.action == PRIMARY_CHANGED)]
+    timeline = _lines(own) + _lines(primary_events, from_primary=True)
+    timeline.sort(key=lambda e: e.at)  # stable: the report's own line first at one time
     return timeline or [TrackingEvent(at=created_at, state=State.RECEIVED)]
 
 
@@ -131,23 +144,24 @@ async def report_by_token(db: Database, token: str) -> Report | None:
 
 
 async def _view(infra: Infra, report: Report) -> TrackingView:
-    async with infra.db.session() as s:
-        row = await s.get(Incident, report.id)
-        events = (await s.execute(
-            select(IncidentEvent).where(col(IncidentEvent.incident_id) == report.id)
-            .order_by(col(IncidentEvent.seq)))).scalars().all()
-    timeline = public_timeline(events, report.created_at)
+    record = await load_record(infra.db, report)
+    row, events = record.row, record.events
+    timeline = public_timeline(events, report.created_at, record.primary_events)
     messages = conversation(events)
+    closed = closing(record)
+    ending: dict[str, Any] = {"outcome": closed.outcome_out(), "summary": closed.summary} \
+        if closed is not None else {}
     if row is not None:
         view = TrackingView(tracking_code=row.tracking_code, state=State(row.state),
                             category=row.category, created_at=row.created_at,
-                            updated_at=row.updated_at, timeline=timeline, messages=messages)
+                            updated_at=row.updated_at, timeline=timeline, messages=messages,
+                            **ending)
     else:
         payload = IncidentInput.model_validate(report.payload)
         view = TrackingView(tracking_code=report.tracking_code, state=State.RECEIVED,
                             category=payload.category, created_at=report.created_at,
                             updated_at=report.created_at, timeline=timeline,
-                            messages=messages)
+                            messages=messages, **ending)
     live = await infra.cases.query(report.id)
     if live is not None and (row is None or live.seq > row.last_seq):
         # The workflow is ahead of the read model (or it has no row yet): its state wins.

@@ -167,7 +167,8 @@ async def test_tracking_shows_state_without_staff_details(stack: Stack) -> None:
     assert view["state"] == "received" and view["category"] == "crime"
     assert view["timeline"][0]["state"] == "received"
     assert set(view) == {"tracking_code", "state", "category", "created_at", "updated_at",
-                         "timeline", "messages"}
+                         "timeline", "messages", "outcome", "summary"}
+    assert view["outcome"] is None and view["summary"] is None  # tests/api/test_tracking.py
     assert view["messages"] == []  # no staff message yet (tests/api/test_messages.py)
     text = r.text
     assert "912345678" not in text and "Nguyễn" not in text

@@ -285,3 +285,70 @@ async def test_the_worker_loop_sends(push_stack: Stack, standin: PushServiceStan
         loop.cancel()
         with pytest.raises(asyncio.CancelledError):
             await loop
+
+
+async def test_an_expired_subscription_is_refused_and_one_that_expires_is_dropped(
+        push_stack: Stack, standin: PushServiceStandIn) -> None:
+    """The browser's `expirationTime` (ms since the epoch): a subscription already past
+    it is a 422 in both languages; one that passes it later gets nothing more, and the
+    worker deletes it with what was queued for it."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    stack = push_stack
+    accepted = await stack.submit()
+    iid, token = accepted["incident_id"], accepted["tracking_token"]
+    key = (await stack.client.get("/api/v1/push/key")).json()["public_key"]
+    now_ms = time.time() * 1000
+
+    async def post(body: dict[str, Any], lang: str = "vi") -> Any:
+        return await stack.client.post("/api/v1/push/subscriptions",
+                                       json={"tracking_token": token, **body},
+                                       headers={"Accept-Language": lang})
+
+    past = {**standin.subscribe(key).to_json(), "expirationTime": now_ms - 60_000}
+    r = await post(past)
+    assert r.status_code == 422, r.text
+    assert r.json()["fields"] == [{"field": "expirationTime", "message":
+                                   "Đăng ký nhận thông báo của trình duyệt đã hết hạn; "
+                                   "hãy bật lại thông báo"}]
+    en = await post(past, "en")
+    assert en.status_code == 422
+    assert "already expired" in en.json()["fields"][0]["message"]
+    for absurd in (-1, 1e300, "soon"):
+        r = await post({**past, "expirationTime": absurd})
+        assert r.status_code == 422, (absurd, r.text)
+        assert r.json()["fields"][0]["field"] == "expirationTime"
+    assert await count(stack, PushSubscription, incident_id=iid) == 0
+
+    # Accepted while still valid (its expiry kept), then it passes: nothing is sent to it.
+    soon = standin.subscribe(key)
+    r = await post({**soon.to_json(), "expirationTime": now_ms + 3_600_000})
+    assert r.status_code == 201, r.text
+    kept = await subscribe(stack, standin, token)  # no expirationTime: never expires
+    async with stack.app.state.db.session() as s:
+        row = (await s.execute(select(PushSubscription).where(
+            col(PushSubscription.endpoint) == soon.endpoint))).scalar_one()
+        assert abs(row.expires_at - datetime.fromtimestamp(now_ms / 1000 + 3600, UTC)
+                   ) < timedelta(seconds=1)
+        await s.execute(update(PushSubscription).where(
+            col(PushSubscription.id) == row.id).values(
+            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        await s.commit()
+    await stack.wait_projected(iid)
+    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+    push = sender(stack)
+
+    async def settled() -> bool:
+        await push.drain_once()
+        return await count(stack, PushOutbox, incident_id=iid) == 0
+
+    await eventually(settled, timeout=20)
+    assert standin.for_subscription(soon.id) == []
+    assert len(standin.for_subscription(kept.id)) == 1
+    async with stack.app.state.db.session() as s:
+        left = (await s.execute(select(col(PushSubscription.endpoint)).where(
+            col(PushSubscription.incident_id) == iid))).scalars().all()
+    assert left == [kept.endpoint]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -127,6 +127,35 @@ async def test_bad_positions_are_422(make_stack: Callable[..., Awaitable[Stack]]
     # A phone clock a little ahead is fine.
     ahead = fix(stack, at=(now + timedelta(seconds=60)).isoformat())
     assert (await post(stack, token, ahead)).status_code == 200
+
+
+async def test_a_time_must_carry_its_zone_and_be_near_now(
+        make_stack: Callable[..., Awaitable[Stack]]) -> None:
+    """The contract's times are ISO 8601 with a time zone: a phone time without one is
+    refused (it used to be read as UTC, 7 hours off in Vietnam); a time far ahead or far
+    back is refused too, whatever its form; the same moment with its offset is taken."""
+    stack = await make_stack(with_worker=False, CANHBAO_LOCATION_MIN_INTERVAL_S=0)
+    token = (await stack.submit())["tracking_token"]
+    now = datetime.now(UTC)
+    naive = now.replace(tzinfo=None).isoformat()  # this moment, but without its zone
+    r = await post(stack, token, fix(stack, at=naive))
+    assert r.status_code == 422, r.text
+    assert r.json()["fields"] == [{"field": "at", "type": "time_zone", "message":
+                                   "Thời điểm phải có múi giờ, ví dụ 2026-11-29T10:00:00+07:00"}]
+    en = await post(stack, token, fix(stack, at=naive), "en")
+    assert en.status_code == 422
+    assert en.json()["fields"][0]["message"] == \
+        "the time must have a time zone, e.g. 2026-11-29T10:00:00+07:00"
+    for far in ("3000-01-01T00:00:00+07:00", "9999-12-31T23:59:59-12:00",
+                "0001-01-01T00:00:00+14:00", "1971-01-01T00:00:00Z",
+                (now + timedelta(days=2)).isoformat()):
+        r = await post(stack, token, fix(stack, at=far))
+        assert r.status_code == 422, (far, r.text)
+        assert r.json()["fields"][0]["field"] == "at", r.text
+    hcmc = timezone(timedelta(hours=7))
+    for same in (now.astimezone(hcmc).isoformat(), now.isoformat().replace("+00:00", "Z")):
+        r = await post(stack, token, fix(stack, at=same))
+        assert r.status_code == 200, (same, r.text)
 
 
 async def test_closed_report_stops_sharing(make_stack: Callable[..., Awaitable[Stack]]) -> None:

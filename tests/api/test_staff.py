@@ -322,3 +322,26 @@ async def test_refusals_in_human_words(stack: Stack) -> None:
                                 json={"outcome": "resolved", "summary": "x"})
     assert r.json()["detail"] == ("The officer role cannot “Close” while the incident is in "
                                   "state “Routed”")
+
+
+async def test_silent_sos_is_marked_in_the_list_the_detail_and_the_schema(
+        stack: Stack) -> None:
+    """A silent SOS is marked where staff read incidents (the console's "SOS im lặng"
+    badge reads the same field), taken from the report as accepted."""
+    marker = uuid.uuid4().hex[:10]
+    quiet = (await stack.submit(description=f"Có người lạ trong nhà {marker}",
+                                silent=True))["incident_id"]
+    loud = (await stack.submit(description=f"Va chạm xe {marker}"))["incident_id"]
+    # Before the projection (an accepted report only) and after it.
+    assert (await stack.detail(quiet)).json()["silent"] is True
+    for iid in (quiet, loud):
+        await stack.wait_projected(iid)
+    assert (await stack.detail(quiet)).json()["silent"] is True
+    assert (await stack.detail(loud)).json()["silent"] is False
+    r = await stack.client.get(f"/api/v1/incidents?q={marker}", headers=stack.auth("operator"))
+    assert {i["id"]: i["silent"] for i in r.json()["items"]} == {quiet: True, loud: False}
+    r = await stack.act(quiet, "verify", "operator")
+    assert r.status_code == 200 and r.json()["silent"] is True
+    schemas = (await stack.client.get("/openapi.json")).json()["components"]["schemas"]
+    for model in ("IncidentSummary", "IncidentDetail"):
+        assert schemas[model]["properties"]["silent"]["type"] == "boolean", model
