@@ -5,6 +5,7 @@ the Vietnamese notification. A 410 deletes the subscription; bad bodies are 422s
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -49,6 +50,32 @@ async def subscribe(stack: Stack, standin: PushServiceStandIn, token: str,
     return sub
 
 
+async def subscribed(stack: Stack, standin: PushServiceStandIn,
+                     **report: Any) -> tuple[dict[str, Any], Any]:
+    """A new report (`report`: submit's overrides) and one push subscription to it: (the
+    accepted answer, the stand-in's subscription)."""
+    accepted = await stack.submit(**report)
+    return accepted, await subscribe(stack, standin, accepted["tracking_token"])
+
+
+async def verified(stack: Stack, iid: str) -> None:
+    """Once the read model has the incident, the operator verifies it: one push-worthy
+    status change queued."""
+    await stack.wait_projected(iid)
+    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+
+
+async def drain_until(push: PushSender, done: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Drain the push outbox once, then again, until `done()` (a plain or async check)
+    holds; fail after 20 s."""
+    async def drained() -> bool:
+        await push.drain_once()
+        result = done()
+        return await result if inspect.isawaitable(result) else result
+
+    await eventually(drained, timeout=20)
+
+
 async def count(stack: Stack, table: Any, **where: str) -> int:
     async with stack.app.state.db.session() as s:
         stmt = select(func.count()).select_from(table)
@@ -71,9 +98,8 @@ async def test_key_is_the_demo_vapid_key(push_stack: Stack) -> None:
 async def test_status_changes_reach_the_push_service(push_stack: Stack,
                                                      standin: PushServiceStandIn) -> None:
     stack = push_stack
-    accepted = await stack.submit()
+    accepted, sub = await subscribed(stack, standin)
     iid, token = accepted["incident_id"], accepted["tracking_token"]
-    sub = await subscribe(stack, standin, token)
     await stack.wait_projected(iid)
     for action, body in (("verify", {}),
                          ("classify", {"category": "crime", "priority": 2}),
@@ -83,12 +109,7 @@ async def test_status_changes_reach_the_push_service(push_stack: Stack,
     r = await stack.act(iid, "note", "officer_a", {"text": "Đã cử tổ tuần tra đến", "public": True})
     assert r.status_code == 200, r.text
     push = sender(stack)
-
-    async def three() -> bool:
-        await push.drain_once()
-        return len(standin.for_subscription(sub.id)) >= 3
-
-    await eventually(three, timeout=20)
+    await drain_until(push, lambda: len(standin.for_subscription(sub.id)) >= 3)
     assert standin.refused == []
     got = standin.for_subscription(sub.id)
     assert [g.payload["title"] for g in got] == [
@@ -111,20 +132,16 @@ async def test_status_changes_reach_the_push_service(push_stack: Stack,
 async def test_gone_subscription_is_deleted(push_stack: Stack,
                                             standin: PushServiceStandIn) -> None:
     stack = push_stack
-    accepted = await stack.submit()
-    iid, token = accepted["incident_id"], accepted["tracking_token"]
-    gone = await subscribe(stack, standin, token)
-    kept = await subscribe(stack, standin, token)
+    accepted, gone = await subscribed(stack, standin)
+    iid = accepted["incident_id"]
+    kept = await subscribe(stack, standin, accepted["tracking_token"])
     standin.answer[gone.id] = 410
-    await stack.wait_projected(iid)
-    assert (await stack.act(iid, "verify", "operator")).status_code == 200
-    push = sender(stack)
+    await verified(stack, iid)
 
     async def settled() -> bool:
-        await push.drain_once()
         return await count(stack, PushOutbox, incident_id=iid) == 0
 
-    await eventually(settled, timeout=20)
+    await drain_until(sender(stack), settled)
     async with stack.app.state.db.session() as s:
         left = (await s.execute(select(col(PushSubscription.endpoint)).where(
             col(PushSubscription.incident_id) == iid))).scalars().all()
@@ -135,40 +152,28 @@ async def test_gone_subscription_is_deleted(push_stack: Stack,
 async def test_silent_sos_pushes_are_silent(push_stack: Stack,
                                             standin: PushServiceStandIn) -> None:
     stack = push_stack
-    accepted = await stack.submit(silent=True)
+    accepted, sub = await subscribed(stack, standin, silent=True)
     iid = accepted["incident_id"]
-    sub = await subscribe(stack, standin, accepted["tracking_token"])
-    await stack.wait_projected(iid)
-    assert (await stack.act(iid, "verify", "operator")).status_code == 200
-    push = sender(stack)
-
-    async def one() -> bool:
-        await push.drain_once()
-        return len(standin.for_subscription(sub.id)) == 1
-
-    await eventually(one, timeout=20)
+    await verified(stack, iid)
+    await drain_until(sender(stack), lambda: len(standin.for_subscription(sub.id)) == 1)
     assert standin.for_subscription(sub.id)[0].payload["silent"] is True
 
 
 async def test_failing_service_is_retried_later(push_stack: Stack,
                                                 standin: PushServiceStandIn) -> None:
     stack = push_stack
-    accepted = await stack.submit()
+    accepted, sub = await subscribed(stack, standin)
     iid = accepted["incident_id"]
-    sub = await subscribe(stack, standin, accepted["tracking_token"])
     standin.answer[sub.id] = 503
-    await stack.wait_projected(iid)
-    assert (await stack.act(iid, "verify", "operator")).status_code == 200
-    push = sender(stack)
+    await verified(stack, iid)
 
     async def attempted() -> bool:
-        await push.drain_once()
         async with stack.app.state.db.session() as s:
             row = (await s.execute(select(PushOutbox).where(
                 col(PushOutbox.incident_id) == iid))).scalar_one_or_none()
         return row is not None and row.attempts == 1 and row.last_error is not None
 
-    await eventually(attempted, timeout=20)
+    await drain_until(sender(stack), attempted)
     async with stack.app.state.db.session() as s:
         row = (await s.execute(select(PushOutbox).where(
             col(PushOutbox.incident_id) == iid))).scalar_one()
@@ -267,11 +272,9 @@ async def test_the_worker_loop_sends(push_stack: Stack, standin: PushServiceStan
     from activities.push import build_push_sender, push_forever
 
     stack = push_stack
-    accepted = await stack.submit()
+    accepted, sub = await subscribed(stack, standin)
     iid = accepted["incident_id"]
-    sub = await subscribe(stack, standin, accepted["tracking_token"])
-    await stack.wait_projected(iid)
-    assert (await stack.act(iid, "verify", "operator")).status_code == 200
+    await verified(stack, iid)
     built = build_push_sender(stack.settings.model_copy(update={"push_interval_s": 0.1}),
                               stack.app.state.db)
     assert built is not None

@@ -100,14 +100,20 @@ class World:
     attachment: str
 
 
-def _officer_without_unit(stack: Stack) -> dict[str, str]:
+def _officer(stack: Stack, unit_code: str | None = None) -> dict[str, str]:
+    """Bearer headers of an officer account of the unit with `unit_code` (made once, with
+    officer_a's password), or of one without a unit when `unit_code` is None."""
     engine = make_sync_engine(stack.settings.database_url)
     template = stack.people.users["officer_a"]
+    username = f"t.officer.{unit_code or 'nounit'}"
     with Session(engine) as s:
-        user = s.exec(select(User).where(User.username == "t.officer.nounit")).first()
+        unit_id = (s.exec(select(Unit).where(Unit.code == unit_code)).one().id
+                   if unit_code else None)
+        user = s.exec(select(User).where(User.username == username)).first()
         if user is None:
-            user = User(username="t.officer.nounit", password_hash=template.password_hash,
-                        role="officer", unit_id=None, full_name="Cán bộ chưa có đơn vị")
+            user = User(username=username, password_hash=template.password_hash,
+                        role="officer", unit_id=unit_id,
+                        full_name=f"Cán bộ {unit_code}" if unit_code else "Cán bộ chưa có đơn vị")
             s.add(user)
             s.commit()
         s.refresh(user)
@@ -122,17 +128,23 @@ async def _world(stack: Stack) -> World:
     accepted = await stack.submit(WARD_A)
     await stack.wait_projected(accepted["incident_id"])
     detail = (await stack.detail(iid)).json()
+    world = World(routed={"id": iid, "code": detail["tracking_code"]},
+                  unrouted={"id": accepted["incident_id"], "code": accepted["tracking_code"]},
+                  attachment=photo["attachment_id"])
+    await _overdue(stack, (world.routed, stack.people.places[WARD_A].unit_id),
+                   (world.unrouted, None))
+    return world
+
+
+async def _overdue(stack: Stack, *incidents: tuple[dict[str, str], str | None]) -> None:
+    """An open SLA alert (level 1, routed, P2 crime) for each (incident {id, code}, unit id
+    or None), as the escalation would write it."""
     async with stack.app.state.db.session() as s:
-        for incident, unit in ((detail, stack.people.places[WARD_A].unit_id),
-                               ({"id": accepted["incident_id"],
-                                 "tracking_code": accepted["tracking_code"]}, None)):
+        for incident, unit_id in incidents:
             s.add(Alert(id=str(uuid.uuid4()), incident_id=incident["id"],
-                        tracking_code=incident["tracking_code"], level=1, state="routed",
-                        priority=2, category="crime", unit_id=unit, overdue_since=utcnow()))
+                        tracking_code=incident["code"], level=1, state="routed",
+                        priority=2, category="crime", unit_id=unit_id, overdue_since=utcnow()))
         await s.commit()
-    return World(routed={"id": iid, "code": detail["tracking_code"]},
-                 unrouted={"id": accepted["incident_id"], "code": accepted["tracking_code"]},
-                 attachment=photo["attachment_id"])
 
 
 def _shows(text: str, incident: dict[str, str]) -> bool:
@@ -141,7 +153,7 @@ def _shows(text: str, incident: dict[str, str]) -> bool:
 
 async def test_officers_see_only_their_units_incidents_on_every_route(stack: Stack) -> None:
     world = await _world(stack)
-    nobody = _officer_without_unit(stack)
+    nobody = _officer(stack)
     viewers = {"officer_b": stack.auth("officer_b"), "no unit": nobody}
     for route, (template, lists) in INCIDENT_ROUTES.items():
         url = template.format(iid=world.routed["id"], att=world.attachment)
@@ -171,26 +183,8 @@ async def test_officers_see_only_their_units_incidents_on_every_route(stack: Sta
 async def test_out_of_scope_details_are_404(stack: Stack, path: str) -> None:
     world = await _world(stack)
     url = path.format(iid=world.routed["id"], att=world.attachment)
-    for headers in (stack.auth("officer_b"), _officer_without_unit(stack)):
+    for headers in (stack.auth("officer_b"), _officer(stack)):
         assert (await stack.client.get(url, headers=headers)).status_code == 404
-
-
-def _officer_of(stack: Stack, unit_code: str) -> dict[str, str]:
-    engine = make_sync_engine(stack.settings.database_url)
-    template = stack.people.users["officer_a"]
-    username = f"t.officer.{unit_code}"
-    with Session(engine) as s:
-        unit = s.exec(select(Unit).where(Unit.code == unit_code)).one()
-        user = s.exec(select(User).where(User.username == username)).first()
-        if user is None:
-            user = User(username=username, password_hash=template.password_hash,
-                        role="officer", unit_id=unit.id, full_name=f"Cán bộ {unit_code}")
-            s.add(user)
-            s.commit()
-        s.refresh(user)
-        s.expunge(user)
-    engine.dispose()
-    return {"Authorization": f"Bearer {make_token(stack.settings, user)}"}
 
 
 async def test_ward_police_do_not_see_what_a_city_unit_handles_in_their_ward(
@@ -206,13 +200,8 @@ async def test_ward_police_do_not_see_what_a_city_unit_handles_in_their_ward(
         r = await stack.act(iid, action, "operator", body)
         assert r.status_code == 200, r.text
     incident = {"id": iid, "code": accepted["tracking_code"]}
-    handler = _officer_of(stack, "cs113")
-    unit_id = (await stack.detail(iid)).json()["unit"]["id"]
-    async with stack.app.state.db.session() as s:
-        s.add(Alert(id=str(uuid.uuid4()), incident_id=iid, tracking_code=incident["code"],
-                    level=1, state="routed", priority=2, category="crime", unit_id=unit_id,
-                    overdue_since=utcnow()))
-        await s.commit()
+    handler = _officer(stack, "cs113")
+    await _overdue(stack, (incident, (await stack.detail(iid)).json()["unit"]["id"]))
     for route, (template, lists) in INCIDENT_ROUTES.items():
         if "{att}" in template or lists is None:  # no attachment here; officers never see
             continue

@@ -36,6 +36,13 @@ async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
         yield p
 
 
+async def _failing(*parts: bytes) -> AsyncIterator[bytes]:
+    """`parts`, then RuntimeError("stop"): a source that breaks off mid-upload."""
+    for p in parts:
+        yield p
+    raise RuntimeError("stop")
+
+
 async def _read(storage, key: str) -> bytes:
     return b"".join([c async for c in storage.open(key)])
 
@@ -45,12 +52,8 @@ async def test_local_storage_roundtrip_and_abort(tmp_path) -> None:
     assert await st.put("a/b.bin", _chunks(b"12", b"34")) == 4
     assert await _read(st, "a/b.bin") == b"1234"
     assert await st.exists("a/b.bin") and await st.url("a/b.bin") is None
-
-    async def failing() -> AsyncIterator[bytes]:
-        yield b"partial"
-        raise RuntimeError("stop")
     with pytest.raises(RuntimeError):
-        await st.put("a/c.bin", failing())
+        await st.put("a/c.bin", _failing(b"partial"))
     assert not await st.exists("a/c.bin")
     assert [p.name for p in (tmp_path / "files" / "a").iterdir()] == ["b.bin"]
     with pytest.raises(StorageKeyError):
@@ -72,12 +75,8 @@ async def test_s3_storage_roundtrip_presign_and_abort(moto_url: str) -> None:
     async with httpx.AsyncClient() as client:
         r = await client.get(url)
     assert r.status_code == 200 and len(r.content) == len(big)
-
-    async def failing() -> AsyncIterator[bytes]:
-        yield b"partial"
-        raise RuntimeError("stop")
     with pytest.raises(RuntimeError):
-        await st.put("k/c.bin", failing())
+        await st.put("k/c.bin", _failing(b"partial"))
     assert not await st.exists("k/c.bin")
     await st.delete("k/big.bin")
     assert not await st.exists("k/big.bin")

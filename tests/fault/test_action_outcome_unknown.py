@@ -13,19 +13,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import Database
 from schema.tables import IncidentEvent
-from tests.api.conftest import (  # noqa: F401 - the fixtures are used by name
-    Stack,
-    api_settings,
-    eventually,
-    make_stack,
-    people,
-    worker_db,
-)
+from tests.api.conftest import Stack, eventually
 
 
 async def test_action_without_a_worker_then_retried_with_the_same_key(
-        make_stack, temporal_env: WorkflowEnvironment,  # noqa: F811
-        worker_db: Database) -> None:  # noqa: F811
+        make_stack, temporal_env: WorkflowEnvironment,
+        worker_db: Database) -> None:
     from worker import build_worker
 
     stack: Stack = await make_stack(with_worker=False)

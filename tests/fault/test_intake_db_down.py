@@ -27,15 +27,7 @@ from core.db import Database
 from core.temporal import TemporalHolder
 from schema.ids import TRACKING_LENGTH, UNCHECKED_TRACKING_LENGTH, workflow_id
 from schema.tables import Incident, Outbox, Report
-from tests.api.conftest import (  # noqa: F401 - the fixtures are used by name
-    MEDIA,
-    Stack,
-    api_settings,
-    eventually,
-    make_stack,
-    people,
-    worker_db,
-)
+from tests.api.conftest import MEDIA, Stack, eventually
 
 
 @pytest_asyncio.fixture
@@ -51,7 +43,7 @@ def _through(pg_url: str, proxy: CutProxy) -> str:
 
 
 @pytest_asyncio.fixture
-async def proxied_stack(make_stack: Callable[..., Awaitable[Stack]],  # noqa: F811
+async def proxied_stack(make_stack: Callable[..., Awaitable[Stack]],
                         proxy: CutProxy,
                         pg_url: str, temporal_env: WorkflowEnvironment
                         ) -> AsyncIterator[Stack]:
@@ -83,7 +75,7 @@ async def _count(pg: Database, model: Any, ids: list[str]) -> int:
 
 
 async def test_reports_accepted_while_database_unreachable(
-        proxied_stack: Stack, proxy: CutProxy, worker_db: Database,  # noqa: F811
+        proxied_stack: Stack, proxy: CutProxy, worker_db: Database,
         temporal_env: WorkflowEnvironment) -> None:
     stack = proxied_stack
     before = await stack.submit()  # the usual path, to warm the pools up
@@ -166,7 +158,7 @@ async def test_reports_accepted_while_database_unreachable(
 
 
 async def test_both_stores_down_refuses_and_stores_nothing(
-        proxied_stack: Stack, proxy: CutProxy, worker_db: Database,  # noqa: F811
+        proxied_stack: Stack, proxy: CutProxy, worker_db: Database,
         temporal_env: WorkflowEnvironment) -> None:
     stack = proxied_stack
     live = stack.app.state.temporal
@@ -200,7 +192,7 @@ async def test_both_stores_down_refuses_and_stores_nothing(
 
 
 async def test_uploads_and_reports_with_photos_wait_for_the_database(
-        proxied_stack: Stack, proxy: CutProxy, worker_db: Database) -> None:  # noqa: F811
+        proxied_stack: Stack, proxy: CutProxy, worker_db: Database) -> None:
     stack = proxied_stack
     photo = await stack.upload("jpeg")
     proxy.cut()
@@ -221,9 +213,9 @@ async def test_uploads_and_reports_with_photos_wait_for_the_database(
 
 
 async def test_resubmitted_after_the_database_returned_before_the_projection(
-        make_stack: Callable[..., Awaitable[Stack]], proxy: CutProxy,  # noqa: F811
+        make_stack: Callable[..., Awaitable[Stack]], proxy: CutProxy,
         pg_url: str, temporal_env: WorkflowEnvironment,
-        worker_db: Database) -> None:  # noqa: F811
+        worker_db: Database) -> None:
     """The phone lost the 202 given while the database was down and sends the report again
     once it is back, before any worker has projected it: the same answer, one report."""
     from worker import build_worker

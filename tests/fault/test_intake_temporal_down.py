@@ -17,14 +17,7 @@ from core.temporal import TemporalHolder
 from schema.ids import workflow_id
 from schema.payloads import IncidentState
 from schema.tables import Attachment, Incident, Outbox
-from tests.api.conftest import (  # noqa: F401 - the fixtures are used by name
-    Stack,
-    api_settings,
-    eventually,
-    make_stack,
-    people,
-    worker_db,
-)
+from tests.api.conftest import Stack, eventually
 
 
 def _free_port() -> int:
@@ -51,7 +44,7 @@ async def _all_projected(stack: Stack, ids: list[str]) -> bool:
 
 
 async def test_reports_while_temporal_unreachable_then_relayed(
-        make_stack, temporal_env: WorkflowEnvironment) -> None:  # noqa: F811
+        make_stack, temporal_env: WorkflowEnvironment) -> None:
     stack = await make_stack()
     # Point the API at a port where nothing listens.
     stack.app.state.temporal = TemporalHolder(
@@ -96,7 +89,7 @@ async def test_reports_while_temporal_unreachable_then_relayed(
     assert attached is not None and attached.incident_id == ids[0]
 
 
-async def test_temporal_stopped_and_started_again(make_stack, pg_url: str) -> None:  # noqa: F811
+async def test_temporal_stopped_and_started_again(make_stack, pg_url: str) -> None:
     """A real dev server is stopped under the API and started again on the same port."""
     from worker import build_worker
 
@@ -127,7 +120,7 @@ async def test_temporal_stopped_and_started_again(make_stack, pg_url: str) -> No
         await db.dispose()
 
 
-async def test_cli_relay_once_starts_what_the_api_could_not(make_stack) -> None:  # noqa: F811
+async def test_cli_relay_once_starts_what_the_api_could_not(make_stack) -> None:
     """`canhbao relay-once` (run_relay_once_standalone) in another process's shoes."""
     from core.outbox import run_relay_once_standalone
 

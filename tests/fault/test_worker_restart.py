@@ -11,9 +11,7 @@ from collections.abc import Callable
 
 from sqlmodel import select
 from temporalio import activity
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities import names
 from activities.projection import ProjectionActivities
@@ -38,8 +36,8 @@ from tests.workflows.factories import (
     start_incident,
     stored_events,
     unit_ref,
+    worker_with_projection,
 )
-from worker import build_activities
 from workflows.incident import IncidentWorkflow as W
 
 
@@ -72,21 +70,13 @@ class CountArrive(ProjectionActivities):
         await super().project(inp)
 
 
-def first_worker(client: Client, settings: Settings, db: Database, task_queue: str,
-                 projection: ProjectionActivities) -> Worker:
-    activities = [a for a in build_activities(settings, db)
-                  if getattr(a, "__name__", "") != "project"]
-    return Worker(client, task_queue=task_queue, workflows=[W],
-                  activities=[projection.project, *activities])
-
-
 async def test_worker_killed_mid_lifecycle(temporal_env: WorkflowEnvironment, pg_db: Database,
                                            make_settings: Callable[..., Settings],
                                            task_queue: str) -> None:
     client = temporal_env.client
     settings = make_settings()
     projection = StallAfterWrite(pg_db)
-    worker = first_worker(client, settings, pg_db, task_queue, projection)
+    worker = worker_with_projection(client, settings, pg_db, task_queue, projection)
     running = asyncio.create_task(worker.run())
 
     handle = await start_incident(client, task_queue)
@@ -107,7 +97,7 @@ async def test_worker_killed_mid_lifecycle(temporal_env: WorkflowEnvironment, pg
     assert not arriving.done()
 
     recount = CountArrive(pg_db)
-    async with first_worker(client, settings, pg_db, task_queue, recount):
+    async with worker_with_projection(client, settings, pg_db, task_queue, recount):
         result = await asyncio.wait_for(arriving, 60)
         assert result.state is State.ON_SCENE
         await handle.execute_update(W.note, NoteInput(actor=officer(unit), text="Đã khống chế"))

@@ -1,4 +1,5 @@
-"""A live CanhBao (uvicorn + worker) for the browser tests, and phone-sized Chromium.
+"""A live CanhBao (uvicorn + worker) for the browser tests, and phone- and desktop-sized
+Chromium (the steps the tests share are in tests/web/steps.py).
 
 The app and the worker run in one background thread with its own event loop, so the tests
 can use Playwright's sync API. The worker listens on a fresh task queue of the session's
@@ -23,8 +24,10 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
+from core import seed
 from core.db import Database, make_sync_engine
 from core.serving import uvicorn_options
 from core.settings import Settings
@@ -44,8 +47,12 @@ PHONE = {
     "locale": "vi-VN",
     "timezone_id": "Asia/Ho_Chi_Minh",
 }
+DESKTOP = {"viewport": {"width": 1440, "height": 900}, "locale": "vi-VN",
+           "timezone_id": "Asia/Ho_Chi_Minh"}
 # Near Ben Thanh market.
 HERE = {"latitude": 10.7725, "longitude": 106.6980, "accuracy": 35}
+# The password the browser tests give the demo accounts (core.seed.ensure_demo_users).
+DEMO_PASSWORD = "demo-password"
 
 
 def _free_port() -> int:
@@ -117,6 +124,20 @@ class LiveServer:
             time.sleep(0.1)
         pytest.fail(f"timed out waiting for {sql!r} {params} (last value {value!r})")
 
+    def wait_for_incident(self, incident_id: str, located: bool = False) -> None:
+        """Until the read model has the incident (and, when `located`, its ward)."""
+        located_sql = " and ward_code is not null" if located else ""
+        self.wait_for("select count(*) from incidents where id = :i" + located_sql,
+                      lambda n: n == 1, i=incident_id)
+
+    def new_staff(self, role: str) -> tuple[str, str]:
+        """A fresh staff account of `role` (operator, supervisor, …): (username, password)."""
+        username, password = f"web-{role}-{uuid.uuid4().hex[:6]}", "staff-password-1"
+        with Session(self.engine) as session:
+            seed.ensure_user(session, username, password, role)
+            session.commit()
+        return username, password
+
 
 @pytest.fixture(scope="module")
 def live_overrides() -> dict[str, Any]:
@@ -182,18 +203,14 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     b.close()
 
 
-@pytest.fixture
-def phone(browser: Browser, live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
-    """Factory for phone-sized browser contexts (GPS granted at HERE unless told)."""
+def _contexts(browser: Browser,
+              defaults: dict[str, Any]) -> Iterator[Callable[..., BrowserContext]]:
+    """A factory of browser contexts with `defaults` (a call's keywords override them) and
+    a 15 s default timeout; every context it made is closed afterwards."""
     made: list[BrowserContext] = []
 
     def make(**overrides: Any) -> BrowserContext:
-        options: dict[str, Any] = {
-            **PHONE, "base_url": live_server.url,
-            "geolocation": HERE, "permissions": ["geolocation"],
-        }
-        options.update(overrides)
-        ctx = browser.new_context(**options)
+        ctx = browser.new_context(**{**defaults, **overrides})
         ctx.set_default_timeout(15_000)
         made.append(ctx)
         return ctx
@@ -201,6 +218,37 @@ def phone(browser: Browser, live_server: LiveServer) -> Iterator[Callable[..., B
     yield make
     for ctx in made:
         ctx.close()
+
+
+@pytest.fixture
+def phone(browser: Browser, live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
+    """Factory for phone-sized browser contexts (GPS granted at HERE unless told)."""
+    yield from _contexts(browser, {**PHONE, "base_url": live_server.url,
+                                   "geolocation": HERE, "permissions": ["geolocation"]})
+
+
+@pytest.fixture
+def desktop(browser: Browser,
+            live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
+    """Factory for desktop-sized browser contexts (the staff console)."""
+    yield from _contexts(browser, {**DESKTOP, "base_url": live_server.url})
+
+
+@pytest.fixture(scope="module")
+def staff(live_server: LiveServer) -> dict[str, Any]:
+    """The demo accounts (password DEMO_PASSWORD), the ward that contains HERE (`ward`: the
+    answer of /api/v1/wards/locate) with its officer's username (`officer`), and an officer
+    of another ward (`other_officer`)."""
+    seed.ensure_demo_users(live_server.engine, DEMO_PASSWORD)
+    with httpx.Client(base_url=live_server.url) as client:
+        ward = client.get("/api/v1/wards/locate",
+                          params={"lat": HERE["latitude"], "lon": HERE["longitude"]}).json()
+    short = live_server.scalar("select short_codename from wards where code = :c", c=ward["code"])
+    other = live_server.scalar(
+        "select u.username from users u join units n on n.id = u.unit_id "
+        "where n.kind = 'ward_police' and n.ward_code <> :c order by u.username limit 1",
+        c=ward["code"])
+    return {"ward": ward, "officer": f"officer.{short}", "other_officer": other}
 
 
 def tiny_png() -> bytes:

@@ -15,7 +15,17 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.web.conftest import HERE, LiveServer, tiny_png
+from tests.web.conftest import HERE, LiveServer
+from tests.web.steps import (
+    TRACKING_PAGE,
+    act,
+    bearer,
+    fill_report,
+    png_file,
+    post_report,
+    send_report_form,
+    watch_errors,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -26,24 +36,11 @@ REPORTS_BY_DESCRIPTION = (
 )
 
 
-def _watch_errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
-            if msg.type == "error" else None)
-    return errors
-
-
 def _open_report_page(ctx: BrowserContext) -> tuple[Page, list[str]]:
     page = ctx.new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     page.goto("/")
     return page, errors
-
-
-def _fill_report(page: Page, category: str, description: str) -> None:
-    page.locator(f"label.cat-{category}").click()
-    page.fill("#description", description)
 
 
 def test_report_with_photo_reaches_tracking_page(
@@ -54,17 +51,15 @@ def test_report_with_photo_reaches_tracking_page(
     expect(page.locator("#loc-status")).to_contain_text("sai số khoảng 35 m")
     expect(page.locator("#ward-name")).to_contain_text("Phường")
     description = f"Hai xe máy va chạm trước chợ, một người bị thương {uuid.uuid4().hex[:6]}"
-    _fill_report(page, "traffic_accident", description)
-    page.set_input_files("#files-gallery", files=[
-        {"name": "hien-truong.png", "mimeType": "image/png", "buffer": tiny_png()}])
+    fill_report(page, "traffic_accident", description)
+    page.set_input_files("#files-gallery", files=[png_file("hien-truong.png")])
     expect(page.locator(".thumb.ready")).to_have_count(1)  # uploaded after the report
     expect(page.locator(".thumb img")).to_have_count(1)
     page.fill("#name", "Nguyễn Văn A")
     page.fill("#phone", "0912 345 678")
     page.screenshot(path=artifacts_dir / "web-report-filled.png", full_page=True)
 
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    send_report_form(page)
     code = page.locator("#tracking-code").inner_text().strip()
     assert re.fullmatch(r"[A-Z0-9]{8}", code)
     expect(page.locator("#state-text")).to_contain_text("Đã nhận báo tin")
@@ -110,11 +105,10 @@ def test_offline_report_is_sent_once_when_back_online(
     page, errors = _open_report_page(ctx)
     expect(page.locator("#loc-status")).to_contain_text("sai số")
     description = f"Cháy quán ăn, khói nhiều {uuid.uuid4().hex[:6]}"
-    _fill_report(page, "fire_explosion", description)
+    fill_report(page, "fire_explosion", description)
 
     ctx.set_offline(True)
-    page.set_input_files("#files-camera", files=[
-        {"name": "khoi.png", "mimeType": "image/png", "buffer": tiny_png()}])
+    page.set_input_files("#files-camera", files=[png_file("khoi.png")])
     expect(page.locator(".thumb.ready")).to_contain_text("gửi ngay sau báo tin")
     page.click("#send")
     status = page.locator("#outbox-status")
@@ -153,7 +147,7 @@ def test_offline_report_is_sent_once_when_back_online(
 
     expect(page.locator("#new-report")).to_be_visible()
     link.click()
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    page.wait_for_url(TRACKING_PAGE)
     expect(page.locator("#state-text")).to_be_visible()
     assert errors == [] or all("ERR_INTERNET_DISCONNECTED" in e for e in errors)
 
@@ -167,7 +161,7 @@ def test_a_file_that_is_not_a_photo_is_refused_on_the_phone(
     page, _ = _open_report_page(ctx)
     expect(page.locator("#loc-status")).to_contain_text("sai số")
     description = f"Mất trộm xe máy {uuid.uuid4().hex[:6]}"
-    _fill_report(page, "crime", description)
+    fill_report(page, "crime", description)
     page.fill("#phone", "0912345678")
     page.set_input_files("#files-gallery", files=[
         {"name": "not-a-photo.png", "mimeType": "image/png", "buffer": b"just text"}])
@@ -180,8 +174,7 @@ def test_a_file_that_is_not_a_photo_is_refused_on_the_phone(
     assert live_server.scalar(REPORTS_BY_DESCRIPTION, d=description) == 0
     page.locator(".thumb .remove").click()
     expect(page.locator("#err-media")).to_be_hidden()
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    send_report_form(page)
     assert live_server.scalar(REPORTS_BY_DESCRIPTION, d=description) == 1
 
 
@@ -207,10 +200,9 @@ def test_validation_errors_are_shown_and_values_kept(
     expect(page.locator("#err-description")).to_be_visible()
 
     # Fixing the fields clears their messages and the report goes through.
-    _fill_report(page, "crime", "Giật túi xách rồi chạy về hướng chợ")
+    fill_report(page, "crime", "Giật túi xách rồi chạy về hướng chợ")
     page.fill("#phone", "+84 (0) 912 345 678")
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    send_report_form(page)
     assert errors == []
     phone_stored = live_server.scalar(
         "select reporter_phone from incidents where description = :d",
@@ -240,10 +232,8 @@ def test_form_works_without_javascript(
     page.fill("#description", description)
     page.fill("#lat", "10,7731")
     page.fill("#lon", "106.7012")
-    page.set_input_files("#files-gallery", files=[
-        {"name": "anh.png", "mimeType": "image/png", "buffer": tiny_png()}])
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    page.set_input_files("#files-gallery", files=[png_file("anh.png")])
+    send_report_form(page)
     expect(page.locator("#attachment-count")).to_have_text("1")
     code = page.locator("#tracking-code").inner_text().strip()
     live_server.wait_for("select count(*) from incidents where tracking_code = :c",
@@ -264,7 +254,7 @@ def test_location_denied_falls_back_to_the_map_pin(
     expect(page.locator("#retry-gps")).to_be_visible()
     expect(page.locator(".leaflet-marker-icon")).to_be_visible()
     description = f"Xe tải chắn ngang đường, kẹt xe {uuid.uuid4().hex[:6]}"
-    _fill_report(page, "other", description)
+    fill_report(page, "other", description)
     page.click("#send")
     expect(page.locator("#err-location")).to_contain_text("Cần vị trí")
     page.screenshot(path=artifacts_dir / "web-location-denied.png", full_page=True)
@@ -283,8 +273,7 @@ def test_location_denied_falls_back_to_the_map_pin(
     lon = float(page.input_value("#lon"))
     assert lat > 10.7769 and lon > 106.7009
     page.screenshot(path=artifacts_dir / "web-location-pin.png", full_page=True)
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    send_report_form(page)
     code = page.locator("#tracking-code").inner_text().strip()
     live_server.wait_for("select count(*) from incidents where tracking_code = :c",
                          lambda n: n == 1, c=code)
@@ -416,30 +405,15 @@ def test_tracking_page_follows_the_incident(
     phone: Callable[..., BrowserContext], live_server: LiveServer, artifacts_dir: Path
 ) -> None:
     """An operator verifies the report; the open tracking page shows it without a reload."""
-    from sqlmodel import Session
-
-    from core.seed import ensure_user
-
-    username, password = f"web-operator-{uuid.uuid4().hex[:6]}", "operator-password-1"
-    with Session(live_server.engine) as session:
-        ensure_user(session, username, password, "operator")
-        session.commit()
-    token = httpx.post(f"{live_server.url}/api/v1/auth/token",
-                       data={"username": username, "password": password}).json()["access_token"]
-    body = {"category": "crime", "description": "Trộm cắp trong hẻm",
-            "location": {"lat": HERE["latitude"], "lon": HERE["longitude"]}}
-    accepted = httpx.post(f"{live_server.url}/api/v1/reports", json=body).json()
-    live_server.wait_for("select count(*) from incidents where id = :i", lambda n: n == 1,
-                         i=accepted["incident_id"])
+    headers = bearer(live_server.url, *live_server.new_staff("operator"))
+    accepted = post_report(live_server.url, "Trộm cắp trong hẻm", accuracy_m=None)
+    live_server.wait_for_incident(accepted["incident_id"])
 
     page = phone().new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     page.goto(f"/t/{accepted['tracking_token']}")
     expect(page.locator(".steps li.current")).to_contain_text("Đã nhận")
-    verified = httpx.post(
-        f"{live_server.url}/api/v1/incidents/{accepted['incident_id']}/actions/verify",
-        json={}, headers={"Authorization": f"Bearer {token}"})
-    assert verified.status_code == 200, verified.text
+    act(live_server.url, headers, accepted["incident_id"], "verify")
     page.evaluate("htmx.trigger('#status', 'refresh')")  # instead of waiting 15 s
     expect(page.locator("#state-text")).to_contain_text("Trung tâm đã xác minh")
     expect(page.locator(".steps li.current")).to_contain_text("Đã xác minh")

@@ -20,7 +20,20 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, Route, expect
 
-from tests.web.conftest import HERE, LiveServer, tiny_png
+from tests.web.conftest import HERE, LiveServer
+from tests.web.steps import (
+    TRACKING_PAGE,
+    act,
+    bearer,
+    fill_report,
+    open_report_form,
+    png_file,
+    post_report,
+    send_report_form,
+    sign_in,
+    upload_png,
+    watch_errors,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -29,13 +42,8 @@ HANOI = {"latitude": 21.0285, "longitude": 105.8542, "accuracy": 20}
 
 
 def _watch_errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
-            if msg.type == "error" else None)
-    page.on("response", lambda r: errors.append(f"http {r.status} {r.url}")
-            if r.status >= 400 else None)
-    return errors
+    """The page's errors and every answer of 400 or more: a bad moment leaves none."""
+    return watch_errors(page, failed_requests=True)
 
 
 def test_outside_the_city_says_so_and_still_reports(
@@ -54,10 +62,8 @@ def test_outside_the_city_says_so_and_still_reports(
     page.screenshot(path=artifacts_dir / "web-outside-city.png", full_page=True)
 
     description = f"Va chạm xe ở Hà Nội {uuid.uuid4().hex[:6]}"
-    page.locator("label.cat-traffic_accident").click()
-    page.fill("#description", description)
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    fill_report(page, "traffic_accident", description)
+    send_report_form(page)
     # The row is written at receipt, the flag once the ward look-up is recorded.
     flagged = live_server.wait_for(
         "select outside_city from incidents where description = :d",
@@ -66,42 +72,16 @@ def test_outside_the_city_says_so_and_still_reports(
     assert errors == []
 
 
-def _staff_token(live_server: LiveServer, role: str) -> dict[str, str]:
-    from sqlmodel import Session
-
-    from core.seed import ensure_user
-
-    username, password = f"web-{role}-{uuid.uuid4().hex[:6]}", "staff-password-1"
-    with Session(live_server.engine) as session:
-        ensure_user(session, username, password, role)
-        session.commit()
-    token = httpx.post(f"{live_server.url}/api/v1/auth/token",
-                       data={"username": username, "password": password}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _act(live_server: LiveServer, headers: dict[str, str], incident_id: str, action: str,
-         body: dict) -> dict:
-    r = httpx.post(f"{live_server.url}/api/v1/incidents/{incident_id}/actions/{action}",
-                   json=body, headers=headers, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()
+def _first_unit(live_server: LiveServer, headers: dict[str, str]) -> dict:
+    """The first unit GET /api/v1/units lists (id, name, …)."""
+    units = httpx.get(f"{live_server.url}/api/v1/units", headers=headers).json()
+    return (units["items"] if isinstance(units, dict) else units)[0]
 
 
 def _report(live_server: LiveServer, description: str) -> dict:
-    body = {"category": "crime", "description": description,
-            "location": {"lat": HERE["latitude"], "lon": HERE["longitude"]}}
-    accepted = httpx.post(f"{live_server.url}/api/v1/reports", json=body).json()
-    live_server.wait_for("select count(*) from incidents where id = :i", lambda n: n == 1,
-                         i=accepted["incident_id"])
+    accepted = post_report(live_server.url, description, accuracy_m=None)
+    live_server.wait_for_incident(accepted["incident_id"])
     return accepted
-
-
-def _upload(live_server: LiveServer, headers: dict[str, str] | None = None) -> str:
-    r = httpx.post(f"{live_server.url}/api/v1/attachments", headers=headers or {},
-                   files={"file": ("a.png", tiny_png(), "image/png")})
-    assert r.status_code == 201, r.text
-    return r.json()["attachment_id"]
 
 
 def test_tracking_page_tells_the_story(
@@ -110,21 +90,20 @@ def test_tracking_page_tells_the_story(
     """Steps in plain words, the police's public note (not the internal one), what the
     citizen added shown back, only the citizen's files counted, the closing outcome and
     summary; the refresh never replaces what the person is typing."""
-    sup = _staff_token(live_server, "supervisor")
+    sup = bearer(live_server.url, *live_server.new_staff("supervisor"))
     accepted = _report(live_server, f"Trộm xe trong hẻm {uuid.uuid4().hex[:6]}")
     iid, token = accepted["incident_id"], accepted["tracking_token"]
-    mine = _upload(live_server)
+    mine = upload_png(live_server.url)
     added = httpx.post(f"{live_server.url}/api/v1/track/{token}/info",
                        json={"text": "Kẻ trộm mặc áo xanh, đi xe Wave.", "attachments": [mine]})
     assert added.status_code == 200, added.text
-    _act(live_server, sup, iid, "verify", {})
-    units = httpx.get(f"{live_server.url}/api/v1/units", headers=sup).json()
-    unit = (units["items"] if isinstance(units, dict) else units)[0]
-    _act(live_server, sup, iid, "route", {"unit_id": unit["id"]})
-    staff_photo = _upload(live_server, sup)
-    _act(live_server, sup, iid, "note", {"text": "Đã cử tổ tuần tra đến.", "public": True,
-                                         "attachments": [staff_photo]})
-    _act(live_server, sup, iid, "note", {"text": "Nội bộ: kiểm tra camera.", "public": False})
+    act(live_server.url, sup, iid, "verify", {})
+    unit = _first_unit(live_server, sup)
+    act(live_server.url, sup, iid, "route", {"unit_id": unit["id"]})
+    staff_photo = upload_png(live_server.url, headers=sup)
+    act(live_server.url, sup, iid, "note", {"text": "Đã cử tổ tuần tra đến.", "public": True,
+                                            "attachments": [staff_photo]})
+    act(live_server.url, sup, iid, "note", {"text": "Nội bộ: kiểm tra camera.", "public": False})
 
     page = phone().new_page()
     errors = _watch_errors(page)
@@ -143,8 +122,8 @@ def test_tracking_page_tells_the_story(
     # Typing in the add-info box survives a refresh.
     page.fill("#info-text", "Đang gõ dở")
     page.focus("#info-text")
-    _act(live_server, sup, iid, "close", {"outcome": "resolved",
-                                          "summary": "Đã thu hồi xe, trả cho người báo."})
+    act(live_server.url, sup, iid, "close", {"outcome": "resolved",
+                                             "summary": "Đã thu hồi xe, trả cho người báo."})
     page.evaluate("htmx.trigger('#status', 'refresh')")
     expect(page.locator("#outcome")).to_contain_text("Đã giải quyết")
     expect(page.locator("#closing-summary")).to_have_text("Đã thu hồi xe, trả cho người báo.")
@@ -156,15 +135,14 @@ def test_tracking_page_tells_the_story(
 def test_merged_report_shows_the_primary_progress_once(
     phone: Callable[..., BrowserContext], live_server: LiveServer, artifacts_dir: Path
 ) -> None:
-    sup = _staff_token(live_server, "supervisor")
+    sup = bearer(live_server.url, *live_server.new_staff("supervisor"))
     primary = _report(live_server, f"Cướp giật ở chợ {uuid.uuid4().hex[:6]}")
     child = _report(live_server, f"Thấy cướp giật ở chợ {uuid.uuid4().hex[:6]}")
-    _act(live_server, sup, primary["incident_id"], "verify", {})
-    _act(live_server, sup, child["incident_id"], "merge",
-         {"into_incident_id": primary["incident_id"]})
-    units = httpx.get(f"{live_server.url}/api/v1/units", headers=sup).json()
-    unit = (units["items"] if isinstance(units, dict) else units)[0]
-    _act(live_server, sup, primary["incident_id"], "route", {"unit_id": unit["id"]})
+    act(live_server.url, sup, primary["incident_id"], "verify", {})
+    act(live_server.url, sup, child["incident_id"], "merge",
+        {"into_incident_id": primary["incident_id"]})
+    unit = _first_unit(live_server, sup)
+    act(live_server.url, sup, primary["incident_id"], "route", {"unit_id": unit["id"]})
     live_server.wait_for("select state from incidents where id = :i",
                          lambda s: s == "merged", i=child["incident_id"])
 
@@ -238,11 +216,8 @@ def test_report_leaves_first_and_a_10mb_photo_follows_on_a_slow_uplink(
     page = ctx.new_page()
     errors = _watch_errors(page)
     _throttle(ctx, page, UPLINK_750K)
-    page.goto("/")
-    expect(page.locator("#loc-status")).to_contain_text("sai số")
     description = f"Cướp giật điện thoại, đi xe máy về hướng cầu {uuid.uuid4().hex[:6]}"
-    page.locator("label.cat-crime").click()
-    page.fill("#description", description)
+    open_report_form(page, "crime", description)
     page.set_input_files("#files-camera", files=[
         {"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": camera_jpeg}])
     ready = page.locator(".thumb.ready")
@@ -256,7 +231,7 @@ def test_report_leaves_first_and_a_10mb_photo_follows_on_a_slow_uplink(
     assert report_s < 5.0
     incident_id = live_server.scalar("select id from incidents where description = :d",
                                      d=description)
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    page.wait_for_url(TRACKING_PAGE)
     expect(page.locator("#uploads-status")).to_contain_text("Đã gửi báo tin — đang tải ảnh 1/1")
     expect(page.locator("#uploads-list progress")).to_be_visible()
     page.screenshot(path=artifacts_dir / "web-slow-photo-uploading.png", full_page=True)
@@ -285,17 +260,13 @@ def test_closing_the_page_mid_upload_keeps_the_report_and_the_photo_follows_late
     ctx = phone()
     page = ctx.new_page()
     _throttle(ctx, page, UPLINK_100K)
-    page.goto("/")
-    expect(page.locator("#loc-status")).to_contain_text("sai số")
     description = f"Đánh nhau trước quán, có hung khí {uuid.uuid4().hex[:6]}"
-    page.locator("label.cat-crime").click()
-    page.fill("#description", description)
+    open_report_form(page, "crime", description)
     page.set_input_files("#files-camera", files=[
         {"name": "IMG_0002.jpg", "mimeType": "image/jpeg", "buffer": camera_jpeg},
-        {"name": "nho.png", "mimeType": "image/png", "buffer": tiny_png()}])
+        png_file("nho.png")])
     expect(page.locator(".thumb.ready")).to_have_count(2)
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    send_report_form(page)
     tracking_url = page.url
     expect(page.locator("#uploads-status")).to_contain_text("đang tải ảnh 1/2")
     page.screenshot(path=artifacts_dir / "web-closed-mid-upload.png", full_page=True)
@@ -336,16 +307,11 @@ def test_busy_server_429_waits_retry_after_and_keeps_the_queue(
             route.continue_()
 
     page.route(re.compile(r"/api/v1/track/[^/]+/info$"), busy_once)
-    page.goto("/")
-    expect(page.locator("#loc-status")).to_contain_text("sai số")
     description = f"Tụ tập đua xe {uuid.uuid4().hex[:6]}"
-    page.locator("label.cat-other").click()
-    page.fill("#description", description)
-    page.set_input_files("#files-gallery", files=[
-        {"name": "xe.png", "mimeType": "image/png", "buffer": tiny_png()}])
+    open_report_form(page, "other", description)
+    page.set_input_files("#files-gallery", files=[png_file("xe.png")])
     expect(page.locator(".thumb.ready")).to_have_count(1)
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    send_report_form(page)
     expect(page.locator("#uploads-status")).to_contain_text("máy chủ bận")
     page.screenshot(path=artifacts_dir / "web-upload-429.png", full_page=True)
     expect(page.locator("#uploads-status")).to_contain_text("Đã gửi báo tin và 1 ảnh/video",
@@ -384,11 +350,8 @@ def test_both_stores_down_503_keeps_the_report_queued_until_retry_after(
             route.continue_()
 
     ctx.route(re.compile(r"/api/v1/reports$"), down_once)
-    page.goto("/")
-    expect(page.locator("#loc-status")).to_contain_text("sai số")
     description = f"Cháy bãi rác {uuid.uuid4().hex[:6]}"
-    page.locator("label.cat-other").click()
-    page.fill("#description", description)
+    open_report_form(page, "other", description)
     page.click("#send")
     expect(page.locator("#pending-text")).to_contain_text("tạm thời chưa nhận")
     page.screenshot(path=artifacts_dir / "web-report-503.png", full_page=True)
@@ -453,7 +416,7 @@ def test_silent_sos_sends_at_once_without_sound_or_vibration(
     details = page.locator("#sos-details")
     expect(details).to_be_visible()
     details.click()
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    page.wait_for_url(TRACKING_PAGE)
     expect(page.locator(".badge-silent")).to_be_visible()
     page.fill("#info-text", "Có 2 người lạ trong nhà, tôi đang trốn trên gác.")
     page.click("#add button[type=submit]")
@@ -477,29 +440,13 @@ def test_silent_sos_sends_at_once_without_sound_or_vibration(
     assert other.evaluate("window.__noise") == []
 
     # The operator console marks it.
-    sup = ctx.new_page()
-    _login(sup, live_server, "operator")
+    username, password = live_server.new_staff("operator")
+    sup = sign_in(ctx.new_page(), username, "/console", password)
     sos_id = live_server.scalar("select id from incidents where tracking_code = :c", c=code)
     sup.goto(f"/console?selected={sos_id}")
     expect(sup.locator(f'.inc-link[data-code="{code}"] .badge-silent')).to_be_visible()
     expect(sup.locator("#d-silent")).to_be_visible()
     sup.screenshot(path=artifacts_dir / "web-console-sos-badge.png", full_page=True)
-
-
-def _login(page: Page, live_server: LiveServer, role: str) -> None:
-    from sqlmodel import Session
-
-    from core.seed import ensure_user
-
-    username, password = f"web-{role}-{uuid.uuid4().hex[:6]}", "staff-password-1"
-    with Session(live_server.engine) as session:
-        ensure_user(session, username, password, role)
-        session.commit()
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.locator("form button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/console"))
 
 
 def test_without_indexeddb_the_photo_still_follows_the_report(
@@ -511,16 +458,11 @@ def test_without_indexeddb_the_photo_still_follows_the_report(
     ctx.add_init_script("Object.defineProperty(window, 'indexedDB', {value: undefined})")
     page = ctx.new_page()
     errors = _watch_errors(page)
-    page.goto("/")
-    expect(page.locator("#loc-status")).to_contain_text("sai số")
     description = f"Cây đổ đè xe máy {uuid.uuid4().hex[:6]}"
-    page.locator("label.cat-other").click()
-    page.fill("#description", description)
-    page.set_input_files("#files-gallery", files=[
-        {"name": "cay.png", "mimeType": "image/png", "buffer": tiny_png()}])
+    open_report_form(page, "other", description)
+    page.set_input_files("#files-gallery", files=[png_file("cay.png")])
     expect(page.locator(".thumb.ready")).to_have_count(1)
-    page.click("#send")
-    page.wait_for_url(re.compile(r"/t/[\w-]+$"))
+    send_report_form(page)
     incident_id = live_server.wait_for("select id from incidents where description = :d",
                                        lambda v: v is not None, d=description)
     live_server.wait_for("select count(*) from attachments where incident_id = :i",

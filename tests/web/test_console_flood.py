@@ -7,7 +7,6 @@ Screenshots: test-artifacts/console-flood-group.png, console-flood-rejected.png.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ from playwright.sync_api import Browser, BrowserContext, expect
 
 from core import seed
 from tests.conftest import FLOOD_DEFAULTS
-from tests.web.conftest import LiveServer
+from tests.web.conftest import DEMO_PASSWORD, LiveServer
+from tests.web.steps import sign_in
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "demo-password"
 SCREEN = {"viewport": {"width": 1280, "height": 800}, "locale": "en-GB",
           "timezone_id": "Asia/Ho_Chi_Minh"}
 FLOOD = 25
@@ -37,7 +36,7 @@ def live_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def operator(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
-    seed.ensure_demo_users(live_server.engine, PASSWORD)
+    seed.ensure_demo_users(live_server.engine, DEMO_PASSWORD)
     ctx = browser.new_context(**SCREEN, base_url=live_server.url)
     ctx.set_default_timeout(20_000)
     yield ctx
@@ -67,11 +66,7 @@ def test_flood_is_one_row_rejected_in_one_action(live_server: LiveServer,
     page = operator.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto("/login")
-    page.fill("#username", "operator1")
-    page.fill("#password", PASSWORD)
-    page.click("#login-btn")
-    page.wait_for_url(re.compile(r"/console$"))
+    sign_in(page, "operator1", "/console")
     page.goto(f"/console?ward={ward['code']}&lang=en")
 
     group = page.locator("#incident-list li.grp")

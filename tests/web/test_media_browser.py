@@ -13,7 +13,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from tests.api.test_media import phone_photo
 from tests.web.conftest import LiveServer
-from tests.web.test_staff import _login, _watch, desktop, staff  # noqa: F401 - fixtures
+from tests.web.steps import sign_in, watch_errors
 
 pytestmark = pytest.mark.browser
 
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.browser
 AWAY = (10.7626, 106.6822)
 
 
-def test_heic_photo_shows_in_the_console(live_server: LiveServer, staff: dict[str, Any],  # noqa: F811
-                                         desktop: Callable[..., BrowserContext],  # noqa: F811
+def test_heic_photo_shows_in_the_console(live_server: LiveServer, staff: dict[str, Any],
+                                         desktop: Callable[..., BrowserContext],
                                          artifacts_dir: Path) -> None:
     heic = phone_photo("HEIF")
     with httpx.Client(base_url=live_server.url, timeout=20) as client:
@@ -36,9 +36,9 @@ def test_heic_photo_shows_in_the_console(live_server: LiveServer, staff: dict[st
             "attachments": [att]})
         assert r.status_code == 202, r.text
     iid = r.json()["incident_id"]
-    live_server.wait_for("select count(*) from incidents where id = :i", lambda n: n == 1, i=iid)
-    page = _login(desktop(), "operator1", "/console")
-    errors = _watch(page)
+    live_server.wait_for_incident(iid)
+    page = sign_in(desktop().new_page(), "operator1", "/console")
+    errors = watch_errors(page)
     page.goto(f"/console?selected={iid}")
     img = page.locator("#detail .media img")
     expect(img).to_have_count(1)

@@ -10,58 +10,28 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from core import seed
-from tests.web.conftest import HERE, LiveServer
+from tests.web.conftest import DEMO_PASSWORD, LiveServer
+from tests.web.steps import act, bearer, post_report, sign_in, watch_errors
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "demo-password"
-DESKTOP = {"viewport": {"width": 1440, "height": 900}, "locale": "vi-VN",
-           "timezone_id": "Asia/Ho_Chi_Minh"}
 QUESTION = "Anh/chị có thấy biển số xe không?"
 # Waits on the server (an update through the workflow, the live feed): generous, as the
 # shared test machine can be slow; nothing here measures speed.
 SLOW = 30_000
 
 
-@pytest.fixture
-def desktop(browser: Browser, live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
-    made: list[BrowserContext] = []
-
-    def make(**overrides: Any) -> BrowserContext:
-        ctx = browser.new_context(**{**DESKTOP, "base_url": live_server.url, **overrides})
-        ctx.set_default_timeout(15_000)
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        ctx.close()
-
-
-def _errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: errors.append(f"console: {m.text}")
-            if m.type == "error" else None)
-    return errors
-
-
 def _report(url: str) -> dict[str, Any]:
-    body = {"category": "traffic_accident",
-            "description": f"Xe máy tông người đi bộ rồi bỏ chạy {uuid.uuid4().hex[:6]}",
-            "location": {"lat": HERE["latitude"], "lon": HERE["longitude"], "accuracy_m": 20}}
-    r = httpx.post(f"{url}/api/v1/reports", json=body, timeout=20)
-    assert r.status_code == 202, r.text
-    return r.json()
+    return post_report(url, f"Xe máy tông người đi bộ rồi bỏ chạy {uuid.uuid4().hex[:6]}",
+                       "traffic_accident", accuracy_m=20)
 
 
 def _refreshed(page: Page) -> None:
@@ -79,21 +49,15 @@ def test_a_staff_question_appears_on_the_tracking_page_and_the_answer_in_the_con
     desktop: Callable[..., BrowserContext], phone: Callable[..., BrowserContext],
     live_server: LiveServer, artifacts_dir: Path,
 ) -> None:
-    seed.ensure_demo_users(live_server.engine, PASSWORD)
+    seed.ensure_demo_users(live_server.engine, DEMO_PASSWORD)
     accepted = _report(live_server.url)
     iid, token = accepted["incident_id"], accepted["tracking_token"]
-    live_server.wait_for("select count(*) from incidents where id = :i and ward_code is not null",
-                         lambda n: n == 1, i=iid)
+    live_server.wait_for_incident(iid, located=True)
 
     # --- the operator asks from the console, with a ready phrase ---
-    op_ctx = desktop()
-    op = op_ctx.new_page()
-    op_errors = _errors(op)
-    op.goto("/login")
-    op.fill("#username", "operator1")
-    op.fill("#password", PASSWORD)
-    op.click("#login-btn")
-    op.wait_for_url(re.compile(r"/console$"))
+    op = desktop().new_page()
+    op_errors = watch_errors(op)
+    sign_in(op, "operator1", "/console")
     op.goto(f"/console?selected={iid}")
     expect(op.locator("#live")).to_have_attribute("data-state", "on")
     op.evaluate("window.__sameDocument = true")
@@ -112,7 +76,7 @@ def test_a_staff_question_appears_on_the_tracking_page_and_the_answer_in_the_con
 
     # --- the reporter's phone: the question first, with an answer box ---
     citizen = phone().new_page()
-    c_errors = _errors(citizen)
+    c_errors = watch_errors(citizen)
     citizen.goto(f"/t/{token}")
     expect(citizen.locator(".question")).to_have_count(1)
     seq = citizen.locator(".question").get_attribute("data-seq")
@@ -129,13 +93,8 @@ def test_a_staff_question_appears_on_the_tracking_page_and_the_answer_in_the_con
     # A half-typed answer survives the refresh, also when a new message arrives meanwhile.
     box.fill("Có, biển số 59X1")
     citizen.locator("h1").click()  # the box loses focus: the refresh is free to swap
-    second = httpx.post(f"{live_server.url}/api/v1/incidents/{iid}/actions/message",
-                        json={"text": "Anh/chị có an toàn không?"},
-                        headers={"Authorization": "Bearer " + httpx.post(
-                            f"{live_server.url}/api/v1/auth/token",
-                            data={"username": "operator1", "password": PASSWORD},
-                        ).json()["access_token"]})
-    assert second.status_code == 200, second.text
+    act(live_server.url, bearer(live_server.url, "operator1"), iid, "message",
+        {"text": "Anh/chị có an toàn không?"})
     _refreshed(citizen)
     expect(citizen.locator(".question")).to_have_count(2, timeout=SLOW)
     expect(citizen.locator(".question").first.locator(".q-text")).to_have_text(
@@ -183,17 +142,12 @@ def test_a_staff_question_appears_on_the_tracking_page_and_the_answer_in_the_con
 def test_answering_works_without_javascript(
     phone: Callable[..., BrowserContext], live_server: LiveServer, artifacts_dir: Path,
 ) -> None:
-    seed.ensure_demo_users(live_server.engine, PASSWORD)
+    seed.ensure_demo_users(live_server.engine, DEMO_PASSWORD)
     accepted = _report(live_server.url)
     iid, token = accepted["incident_id"], accepted["tracking_token"]
-    live_server.wait_for("select count(*) from incidents where id = :i", lambda n: n == 1, i=iid)
-    staff_token = httpx.post(f"{live_server.url}/api/v1/auth/token",
-                             data={"username": "operator1", "password": PASSWORD}
-                             ).json()["access_token"]
-    r = httpx.post(f"{live_server.url}/api/v1/incidents/{iid}/actions/message",
-                   json={"text": "Hãy rời khỏi khu vực nguy hiểm."},
-                   headers={"Authorization": f"Bearer {staff_token}"})
-    assert r.status_code == 200, r.text
+    live_server.wait_for_incident(iid)
+    act(live_server.url, bearer(live_server.url, "operator1"), iid, "message",
+        {"text": "Hãy rời khỏi khu vực nguy hiểm."})
 
     page = phone(java_script_enabled=False).new_page()
     page.goto(f"/t/{token}")
@@ -212,36 +166,21 @@ def test_answering_works_without_javascript(
 
 
 def test_the_units_officer_asks_from_the_phone_under_the_units_name(
-    phone: Callable[..., BrowserContext], live_server: LiveServer, artifacts_dir: Path,
+    phone: Callable[..., BrowserContext], live_server: LiveServer, staff: dict[str, Any],
+    artifacts_dir: Path,
 ) -> None:
-    seed.ensure_demo_users(live_server.engine, PASSWORD)
-    ward = httpx.get(f"{live_server.url}/api/v1/wards/locate",
-                     params={"lat": HERE["latitude"], "lon": HERE["longitude"]}).json()
-    short = live_server.scalar("select short_codename from wards where code = :c",
-                               c=ward["code"])
     accepted = _report(live_server.url)
     iid, token, code = (accepted["incident_id"], accepted["tracking_token"],
                         accepted["tracking_code"])
-    live_server.wait_for("select count(*) from incidents where id = :i and ward_code is not null",
-                         lambda n: n == 1, i=iid)
-    staff_token = httpx.post(f"{live_server.url}/api/v1/auth/token",
-                             data={"username": "operator1", "password": PASSWORD}
-                             ).json()["access_token"]
-    for action, body in (("classify", {"category": "traffic_accident", "priority": 2}),
-                         ("route", {"ward_code": ward["code"]})):
-        r = httpx.post(f"{live_server.url}/api/v1/incidents/{iid}/actions/{action}",
-                       json=body, headers={"Authorization": f"Bearer {staff_token}"})
-        assert r.status_code == 200, r.text
-    unit_name = r.json()["unit"]["name"]
+    live_server.wait_for_incident(iid, located=True)
+    headers = bearer(live_server.url, "operator1")
+    act(live_server.url, headers, iid, "classify", {"category": "traffic_accident", "priority": 2})
+    unit_name = act(live_server.url, headers, iid, "route",
+                    {"ward_code": staff["ward"]["code"]})["unit"]["name"]
 
-    ctx = phone()
-    officer = ctx.new_page()
-    errors = _errors(officer)
-    officer.goto("/login")
-    officer.fill("#username", f"officer.{short}")
-    officer.fill("#password", PASSWORD)
-    officer.click("#login-btn")
-    officer.wait_for_url(re.compile(r"/officer$"))
+    officer = phone().new_page()
+    errors = watch_errors(officer)
+    sign_in(officer, staff["officer"], "/officer")
     card = officer.locator(f"#card-{code}")
     card.locator(".btn-ask").click()
     card.get_by_role("button", name="Hãy rời khỏi khu vực nguy hiểm.").click()
@@ -256,5 +195,5 @@ def test_the_units_officer_asks_from_the_phone_under_the_units_name(
     citizen = phone().new_page()
     citizen.goto(f"/t/{token}")
     expect(citizen.locator(".question .q-from")).to_contain_text(f"{unit_name} hỏi bạn")
-    assert f"officer.{short}" not in citizen.content()
+    assert staff["officer"] not in citizen.content()
     assert errors == [], errors

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,14 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
 from core import seed
 from schema.push import b64url
-from tests.web.conftest import HERE, LiveServer
+from tests.web.conftest import DEMO_PASSWORD, HERE, LiveServer
+from tests.web.steps import bearer, post_report, sign_in, watch_errors
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "demo-password"
-DESKTOP = {"viewport": {"width": 1440, "height": 900}, "locale": "vi-VN",
-           "timezone_id": "Asia/Ho_Chi_Minh"}
-
 
 STUB = """(() => {
   if (!self.PushManager) return;
@@ -63,35 +59,7 @@ def _stub_push_manager() -> str:
 
 
 def _report(url: str, **extra: Any) -> dict[str, Any]:
-    r = httpx.post(f"{url}/api/v1/reports", timeout=20, json={
-        "category": "crime", "description": f"Có người theo dõi tôi {uuid.uuid4().hex[:6]}",
-        "location": {"lat": HERE["latitude"], "lon": HERE["longitude"], "accuracy_m": 30},
-        **extra})
-    assert r.status_code == 202, r.text
-    return r.json()
-
-
-def _watch(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: errors.append(f"console: {m.text}")
-            if m.type == "error" else None)
-    return errors
-
-
-@pytest.fixture
-def desktop(browser: Browser, live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
-    made: list[BrowserContext] = []
-
-    def make() -> BrowserContext:
-        ctx = browser.new_context(**{**DESKTOP, "base_url": live_server.url})
-        ctx.set_default_timeout(15_000)
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        ctx.close()
+    return post_report(url, f"Có người theo dõi tôi {uuid.uuid4().hex[:6]}", **extra)
 
 
 def test_notifications_opt_in_registers_a_subscription(
@@ -102,7 +70,7 @@ def test_notifications_opt_in_registers_a_subscription(
     ctx = phone(permissions=["geolocation", "notifications"])
     ctx.add_init_script(_stub_push_manager())
     page = ctx.new_page()
-    errors = _watch(page)
+    errors = watch_errors(page)
     page.goto(f"/t/{accepted['tracking_token']}")
     button = page.locator("#push-btn")
     expect(button).to_be_visible()
@@ -140,19 +108,14 @@ def test_live_location_reaches_the_console(
     phone: Callable[..., BrowserContext], desktop: Callable[..., BrowserContext],
     live_server: LiveServer, artifacts_dir: Path,
 ) -> None:
-    seed.ensure_demo_users(live_server.engine, PASSWORD)
+    seed.ensure_demo_users(live_server.engine, DEMO_PASSWORD)
     accepted = _report(live_server.url)
     iid = accepted["incident_id"]
-    live_server.wait_for("select count(*) from incidents where id = :i", lambda n: n == 1,
-                         i=iid)
+    live_server.wait_for_incident(iid)
     # The operator looks at the incident before the reporter shares.
     op = desktop().new_page()
-    op_errors = _watch(op)
-    op.goto("/login")
-    op.fill("#username", "operator1")
-    op.fill("#password", PASSWORD)
-    op.click("#login-btn")
-    op.wait_for_url(re.compile(r"/console$"))
+    op_errors = watch_errors(op)
+    sign_in(op, "operator1", "/console")
     op.goto(f"/console?selected={iid}")
     expect(op.locator("#live")).to_have_attribute("data-state", "on")
     expect(op.locator("#detail #reporter-loc")).to_be_hidden()
@@ -161,7 +124,7 @@ def test_live_location_reaches_the_console(
              "accuracy": 18}
     ctx = phone(geolocation=moved)
     page = ctx.new_page()
-    errors = _watch(page)
+    errors = watch_errors(page)
     page.goto(f"/t/{accepted['tracking_token']}")
     page.locator("#loc-btn").click()
     expect(page.locator("#loc-status")).to_contain_text("Đang chia sẻ vị trí")
@@ -184,10 +147,8 @@ def test_live_location_reaches_the_console(
     # And after a reload, from the server.
     op.reload()
     expect(op.locator("#detail #reporter-loc")).to_contain_text("Vị trí người báo tin")
-    token = httpx.post(f"{live_server.url}/api/v1/auth/token",
-                       data={"username": "operator1", "password": PASSWORD}).json()
     detail = httpx.get(f"{live_server.url}/api/v1/incidents/{iid}",
-                       headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+                       headers=bearer(live_server.url, "operator1")).json()
     assert detail["reporter_location"]["lon"] == pytest.approx(moved["longitude"])
 
     page.locator("#loc-stop-btn").click()

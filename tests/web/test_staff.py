@@ -9,97 +9,36 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 from sqlalchemy import text
 
-from core import seed
-from tests.web.conftest import HERE, PHONE, LiveServer, tiny_png
+from tests.web.conftest import DEMO_PASSWORD, PHONE, LiveServer
+from tests.web.steps import (
+    act,
+    bearer,
+    png_file,
+    post_report,
+    sign_in,
+    upload_png,
+    watch_errors,
+)
 from web.charts import bars, hour_columns
 from web.templating import fmt_duration
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "demo-password"
-DESKTOP = {"viewport": {"width": 1440, "height": 900}, "locale": "vi-VN",
-           "timezone_id": "Asia/Ho_Chi_Minh"}
-
-
-@pytest.fixture(scope="module")
-def staff(live_server: LiveServer) -> dict[str, Any]:
-    """Demo accounts, and the ward (and its officer) that contains HERE, plus another."""
-    seed.ensure_demo_users(live_server.engine, PASSWORD)
-    with httpx.Client(base_url=live_server.url) as client:
-        ward = client.get("/api/v1/wards/locate",
-                          params={"lat": HERE["latitude"], "lon": HERE["longitude"]}).json()
-    short = live_server.scalar("select short_codename from wards where code = :c", c=ward["code"])
-    other = live_server.scalar(
-        "select u.username from users u join units n on n.id = u.unit_id "
-        "where n.kind = 'ward_police' and n.ward_code <> :c order by u.username limit 1",
-        c=ward["code"])
-    return {"ward": ward, "officer": f"officer.{short}", "other_officer": other}
-
-
-@pytest.fixture
-def desktop(browser: Browser, live_server: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
-    made: list[BrowserContext] = []
-
-    def make(**overrides: Any) -> BrowserContext:
-        ctx = browser.new_context(**{**DESKTOP, "base_url": live_server.url, **overrides})
-        ctx.set_default_timeout(15_000)
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        ctx.close()
-
-
-def _watch(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: errors.append(f"console: {m.text} {m.location}")
-            if m.type == "error" else None)
-    return errors
-
-
-def _login(ctx: BrowserContext, username: str, lands_on: str) -> Page:
-    page = ctx.new_page()
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-btn")
-    page.wait_for_url(re.compile(re.escape(lands_on) + r"$"))
-    return page
-
-
-def _token(url: str, username: str) -> str:
-    r = httpx.post(f"{url}/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    r.raise_for_status()
-    return r.json()["access_token"]
-
 
 def _report(url: str, description: str, category: str = "crime",
             photo: bool = False) -> dict[str, Any]:
-    with httpx.Client(base_url=url, timeout=20) as client:
-        attachments = []
-        if photo:
-            up = client.post("/api/v1/attachments",
-                             files={"file": ("hien-truong.png", tiny_png(), "image/png")})
-            assert up.status_code == 201, up.text
-            attachments.append(up.json()["attachment_id"])
-        r = client.post("/api/v1/reports", json={
-            "category": category, "description": description,
-            "location": {"lat": HERE["latitude"], "lon": HERE["longitude"], "accuracy_m": 30},
-            "address": "Cửa Nam chợ Bến Thành", "reporter": {"name": "Trần Thị B"},
-            "attachments": attachments})
-    assert r.status_code == 202, r.text
-    return r.json()
+    attachments = [upload_png(url, "hien-truong.png")] if photo else []
+    return post_report(url, description, category, address="Cửa Nam chợ Bến Thành",
+                       reporter={"name": "Trần Thị B"}, attachments=attachments)
 
 
 def test_chart_geometry_and_durations() -> None:
@@ -124,7 +63,7 @@ def test_login_errors_throttling_and_role_homes(
         assert "default-src 'self'" in page.headers["content-security-policy"]
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         # Without the login CSRF token: refused.
-        r = client.post("/login", data={"username": "operator1", "password": PASSWORD})
+        r = client.post("/login", data={"username": "operator1", "password": DEMO_PASSWORD})
         assert r.status_code == 403 and "hết hạn" in r.text
         r = client.post("/login", data={"username": "operator1", "password": "sai",
                                         "csrf_token": csrf})
@@ -139,7 +78,7 @@ def test_login_errors_throttling_and_role_homes(
         # Pages need a session; an officer is sent to the own page.
         assert client.get("/console?selected=x&state=all").headers["location"] == (
             "/login?next=/console%3Fselected%3Dx%26state%3Dall")
-        r = client.post("/login", data={"username": staff["officer"], "password": PASSWORD,
+        r = client.post("/login", data={"username": staff["officer"], "password": DEMO_PASSWORD,
                                         "csrf_token": csrf, "next": "/console"})
         assert r.status_code == 303 and r.headers["location"] == "/officer"
         assert client.get("/console").headers["location"] == "/officer"
@@ -149,7 +88,7 @@ def test_login_errors_throttling_and_role_homes(
         client.cookies.clear()
         page = client.get("/login")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        r = client.post("/login", data={"username": "operator1", "password": PASSWORD,
+        r = client.post("/login", data={"username": "operator1", "password": DEMO_PASSWORD,
                                         "csrf_token": csrf})
         assert r.headers["location"] == "/console"
         assert client.get("/officer").headers["location"] == "/console"
@@ -174,9 +113,8 @@ def test_report_to_close_across_console_and_officer_phone(
     staff: dict[str, Any], artifacts_dir: Path,
 ) -> None:
     # --- the operator's console is open before the report arrives ---
-    op_ctx = desktop()
-    op = _login(op_ctx, "operator1", "/console")
-    errors = _watch(op)
+    op = sign_in(desktop().new_page(), "operator1", "/console")
+    errors = watch_errors(op)
     expect(op.locator("#live")).to_have_attribute("data-state", "on")
     op.evaluate("window.__sameDocument = true")
     description = f"Giật túi xách người đi đường, đối tượng chạy xe máy {uuid.uuid4().hex[:6]}"
@@ -228,7 +166,7 @@ def test_report_to_close_across_console_and_officer_phone(
     # --- an officer of another ward does not see it ---
     other = browser.new_context(**{**PHONE, "base_url": live_server.url})
     try:
-        page = _login(other, staff["other_officer"], "/officer")
+        page = sign_in(other.new_page(), staff["other_officer"], "/officer")
         expect(page.locator("h1")).to_contain_text("Nhiệm vụ")
         expect(page.locator(f"#card-{code}")).to_have_count(0)
         assert page.request.get(f"/api/v1/incidents/{incident_id}").status == 404
@@ -243,8 +181,8 @@ def test_report_to_close_across_console_and_officer_phone(
                                 "permissions": ["geolocation"]})
     ph.set_default_timeout(15_000)
     try:
-        officer = _login(ph, staff["officer"], "/officer")
-        o_errors = _watch(officer)
+        officer = sign_in(ph.new_page(), staff["officer"], "/officer")
+        o_errors = watch_errors(officer)
         card = officer.locator(f"#card-{code}")
         expect(card).to_be_visible()
         expect(card.locator(".dist")).to_contain_text("Cách")
@@ -262,8 +200,7 @@ def test_report_to_close_across_console_and_officer_phone(
         expect(card.locator(".more-body .timeline")).to_contain_text("Tiếp nhận")
         card.locator(".btn-note").click()
         card.locator(".note-form textarea").fill("Đã lấy lời khai nhân chứng")
-        card.locator("input[data-upload]").set_input_files(files=[
-            {"name": "bien-ban.png", "mimeType": "image/png", "buffer": tiny_png()}])
+        card.locator("input[data-upload]").set_input_files(files=[png_file("bien-ban.png")])
         expect(card.locator(".thumb.done img")).to_have_count(1)
         card.locator(".note-form button[type=submit]").click()
         expect(officer.locator("#toasts")).to_contain_text("Đã lưu ghi chú.")
@@ -296,19 +233,18 @@ def test_duplicate_merged_and_routed_to_a_ward_from_console(
     staff: dict[str, Any], artifacts_dir: Path,
 ) -> None:
     first = _report(live_server.url, f"Đánh nhau trước cổng chợ {uuid.uuid4().hex[:6]}")
-    live_server.wait_for("select count(*) from incidents where id = :i", lambda n: n == 1,
-                         i=first["incident_id"])
+    live_server.wait_for_incident(first["incident_id"])
     second = _report(live_server.url, f"Nhóm thanh niên đánh nhau {uuid.uuid4().hex[:6]}")
     live_server.wait_for("select duplicate_count from incidents where id = :i",
                          lambda n: (n or 0) >= 1, i=second["incident_id"])
     # The ward's officer has the phone page open before anything is routed.
     ph = browser.new_context(**{**PHONE, "base_url": live_server.url})
-    officer = _login(ph, staff["officer"], "/officer")
+    officer = sign_in(ph.new_page(), staff["officer"], "/officer")
     expect(officer.locator("#live")).to_have_attribute("data-state", "on")
     expect(officer.locator(f"#card-{first['tracking_code']}")).to_have_count(0)
 
-    page = _login(desktop(), "operator1", "/console")
-    errors = _watch(page)
+    page = sign_in(desktop().new_page(), "operator1", "/console")
+    errors = watch_errors(page)
     page.goto(f"/console?selected={second['incident_id']}")
     detail = page.locator("#detail")
     expect(detail.locator("#d-dups")).to_contain_text(first["tracking_code"])
@@ -354,18 +290,15 @@ def test_supervisor_alerts_and_stats(
     finally:
         live_server.settings.sla_scale = scale
     iid, code = accepted["incident_id"], accepted["tracking_code"]
-    live_server.wait_for("select count(*) from incidents where id = :i", lambda n: n == 1, i=iid)
-    headers = {"Authorization": f"Bearer {_token(live_server.url, 'operator1')}"}
-    for action, body in (("verify", {}), ("route", {"unit_id": "pccc"})):
-        r = httpx.post(f"{live_server.url}/api/v1/incidents/{iid}/actions/{action}",
-                       json=body, headers=headers, timeout=20)
-        assert r.status_code == 200, r.text
+    live_server.wait_for_incident(iid)
+    headers = bearer(live_server.url, "operator1")
+    act(live_server.url, headers, iid, "verify")
+    act(live_server.url, headers, iid, "route", {"unit_id": "pccc"})
     live_server.wait_for("select count(*) from alerts where incident_id = :i and state = "
                          "'routed' and resolved_at is null", lambda n: n >= 1, i=iid)
 
-    ctx = desktop()
-    page = _login(ctx, "supervisor1", "/console")
-    errors = _watch(page)
+    page = sign_in(desktop().new_page(), "supervisor1", "/console")
+    errors = watch_errors(page)
     page.click("nav a[href='/supervisor']")
     page.wait_for_url(re.compile(r"/supervisor$"))
     alert = page.locator(f"#alert-{code}")
@@ -417,9 +350,8 @@ def test_officer_card_drops_when_reassigned_and_a_stale_console_action_says_why(
     changed meanwhile gets a 412 message naming who, and the panel shows the new state."""
     accepted = _report(live_server.url, f"Đánh nhau trước quán {uuid.uuid4().hex[:6]}")
     code, iid = accepted["tracking_code"], accepted["incident_id"]
-    sup = _token(live_server.url, "supervisor1")
     with httpx.Client(base_url=live_server.url, timeout=20,
-                      headers={"Authorization": f"Bearer {sup}"}) as api:
+                      headers=bearer(live_server.url, "supervisor1")) as api:
         deadline = time.monotonic() + 20
         while api.get(f"/api/v1/incidents/{iid}").status_code != 200:
             assert time.monotonic() < deadline
@@ -434,14 +366,14 @@ def test_officer_card_drops_when_reassigned_and_a_stale_console_action_says_why(
 
         # The operator opens the incident in the console (version 2) and starts
         # re-routing it: picking a unit marks the form in use, so no refresh lands on it.
-        op = _login(desktop(), "operator1", "/console")
+        op = sign_in(desktop().new_page(), "operator1", "/console")
         op.goto(f"/console?selected={iid}")
         expect(op.locator("#d-code")).to_have_text(code)
         op.select_option("#route-unit", index=0)
         op.locator("#route-unit").dispatch_event("input")
 
         ph = phone()
-        officer = _login(ph, staff["officer"], "/officer")
+        officer = sign_in(ph.new_page(), staff["officer"], "/officer")
         card = officer.locator(f"#card-{code}")
         expect(card).to_be_visible()
 
@@ -454,9 +386,8 @@ def test_officer_card_drops_when_reassigned_and_a_stale_console_action_says_why(
     expect(officer.locator("#toasts")).to_contain_text("đơn vị khác")
     expect(card).to_have_count(0, timeout=20_000)
     officer.screenshot(path=artifacts_dir / "staff-officer-card-left.png", full_page=True)
-    token = _token(live_server.url, staff["officer"])
     moved = httpx.post(f"{live_server.url}/api/v1/incidents/{iid}/actions/acknowledge",
-                       headers={"Authorization": f"Bearer {token}"}, json={})
+                       headers=bearer(live_server.url, staff["officer"]), json={})
     assert moved.status_code == 409 and "đơn vị khác" in moved.json()["detail"]
 
     # The operator's form still carries version 2: routing now is refused as stale, the

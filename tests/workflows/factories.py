@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.projection import ProjectionActivities
 from api.cases import send_update
 from core.db import Database
 from core.settings import Settings
@@ -33,7 +34,7 @@ from schema.payloads import (
 )
 from schema.states import DEFAULT_PRIORITY, Category, Role, State
 from schema.tables import IncidentEvent, Unit
-from worker import build_worker
+from worker import build_activities, build_worker
 from workflows.incident import IncidentWorkflow
 
 T = TypeVar("T")
@@ -125,6 +126,16 @@ async def running_worker(client: Client, settings: Settings, db: Database,
     worker = build_worker(client, settings, db, task_queue=task_queue)
     async with worker:
         yield worker
+
+
+def worker_with_projection(client: Client, settings: Settings, db: Database, task_queue: str,
+                           projection: ProjectionActivities) -> Worker:
+    """A v2 worker (not started) whose SQL writes go through `projection.project` (a test's
+    subclass that fails, stalls or counts), with every other activity the real one."""
+    others = [a for a in build_activities(settings, db)
+              if getattr(a, "__name__", "") != "project"]
+    return Worker(client, task_queue=task_queue, workflows=[IncidentWorkflow],
+                  activities=[projection.project, *others])
 
 
 async def start_incident(client: Client, task_queue: str,

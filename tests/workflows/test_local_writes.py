@@ -12,7 +12,6 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities import names
 from activities.projection import ProjectionActivities
@@ -20,8 +19,14 @@ from core.db import Database
 from core.settings import Settings
 from schema.payloads import CancelInput, NoteInput, ProjectEvent, VerifyInput
 from schema.states import State
-from tests.workflows.factories import citizen, operator, start_incident, stored_events
-from worker import build_activities, build_worker
+from tests.workflows.factories import (
+    citizen,
+    operator,
+    start_incident,
+    stored_events,
+    worker_with_projection,
+)
+from worker import build_worker
 from workflows.incident import IncidentWorkflow as W
 from workflows.incident_v1 import IncidentWorkflowV1 as W1
 
@@ -91,12 +96,8 @@ async def test_local_write_is_retried(temporal_env: WorkflowEnvironment, pg_db: 
                                       make_settings: Callable[..., Settings],
                                       task_queue: str) -> None:
     client = temporal_env.client
-    settings = make_settings()
     flaky = FlakyProjection(pg_db)
-    others = [a for a in build_activities(settings, pg_db)
-              if getattr(a, "__name__", "") != "project"]
-    async with Worker(client, task_queue=task_queue, workflows=[W],
-                      activities=[flaky.project, *others]):
+    async with worker_with_projection(client, make_settings(), pg_db, task_queue, flaky):
         handle = await start_incident(client, task_queue)
         result = await handle.execute_update(W.verify, VerifyInput(actor=operator()))
         # The update returns once its own event (and every earlier one) is in SQL; a later

@@ -4,13 +4,15 @@ acceptance is part of the decision, so opposite merges cannot both win."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from core.db import Database
 from core.temporal import workflow_id
 from schema.payloads import (
     AcknowledgeInput,
+    ActionResult,
     AddInfoInput,
     CloseInput,
     Location,
@@ -85,8 +87,7 @@ async def test_merge_into_a_finished_incident_is_refused(dev_client: Client,
     await primary.execute_update(W.reject, RejectInput(actor=operator(), reason="Spam"))
     finished = await primary.result()
     child = await start_incident(dev_client, task_queue)
-    err = await refused(child.execute_update(W.merge, MergeInput(
-        actor=operator(), into_incident_id=finished.incident_id)))
+    err = await refused(_merge(child, finished.incident_id))
     assert err.type == "IllegalTransition"
     assert (await query_case(child)).state is State.RECEIVED
 
@@ -96,12 +97,17 @@ async def test_merge_into_a_primary_that_ends_in_a_terminal_state_completes(
     """A primary rejected later still lets its merged children complete."""
     primary = await start_incident(dev_client, task_queue)
     child = await start_incident(dev_client, task_queue)
-    await child.execute_update(W.merge, MergeInput(
-        actor=operator(), into_incident_id=(await query_case(primary)).id))
+    await _merge(child, (await query_case(primary)).id)
     await primary.execute_update(W.reject, RejectInput(actor=operator(), reason="Sai"))
     await child.result()
     assert (await query_case(child)).primary_state is State.REJECTED
     assert child.id == workflow_id((await child.result()).incident_id)
+
+
+def _merge(handle: WorkflowHandle, into_incident_id: str) -> Awaitable[ActionResult]:
+    """The operator's update merging `handle`'s incident into another (to await)."""
+    return handle.execute_update(W.merge, MergeInput(actor=operator(),
+                                                     into_incident_id=into_incident_id))
 
 
 async def _located(handle):  # type: ignore[no-untyped-def]
@@ -133,10 +139,7 @@ async def test_opposite_merges_at_once_end_with_one_primary(
         x = await start_incident(dev_client, task_queue)
         y = await start_incident(dev_client, task_queue)
         xid, yid = (await query_case(x)).id, (await query_case(y)).id
-        results = await asyncio.gather(
-            x.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=yid)),
-            y.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=xid)),
-            return_exceptions=True)
+        results = await asyncio.gather(_merge(x, yid), _merge(y, xid), return_exceptions=True)
         won = [r for r in results if not isinstance(r, BaseException)]
         lost = [r for r in results if isinstance(r, BaseException)]
         assert len(won) == 1 and len(lost) == 1, results
@@ -156,14 +159,12 @@ async def test_merge_chain_and_self_are_refused(dev_client: Client, task_queue: 
     y = await start_incident(dev_client, task_queue)
     x = await start_incident(dev_client, task_queue)
     yid, xid = (await query_case(y)).id, (await query_case(x)).id
-    await x.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=yid))
+    await _merge(x, yid)
     await eventually(lambda: _has_child(y))
-    err = await refused(y.execute_update(W.merge, MergeInput(actor=operator(),
-                                                             into_incident_id=xid)))
+    err = await refused(_merge(y, xid))
     assert err.type == "IllegalTransition"
     z = await start_incident(dev_client, task_queue)
-    err = await refused(z.execute_update(W.merge, MergeInput(actor=operator(),
-                                                             into_incident_id=xid)))
+    err = await refused(_merge(z, xid))
     assert err.type == "IllegalTransition" and "open" in err.details[0]["message_en"]
 
 
@@ -172,7 +173,7 @@ async def test_a_merged_reports_citizen_still_reaches_the_primary(
     primary = await start_incident(dev_client, task_queue)
     child = await start_incident(dev_client, task_queue)
     pid = (await query_case(primary)).id
-    await child.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=pid))
+    await _merge(child, pid)
     await eventually(lambda: _primary_state(child, State.RECEIVED))
     result = await child.execute_update(W.add_info, AddInfoInput(
         actor=citizen(), text="Có thêm một người bị thương", attachments=[]))
@@ -201,9 +202,8 @@ async def test_a_primary_with_merged_reports_is_not_merged_itself(
     child = await start_incident(dev_client, task_queue)
     other = await start_incident(dev_client, task_queue)
     pid, oid = (await query_case(primary)).id, (await query_case(other)).id
-    await child.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=pid))
+    await _merge(child, pid)
     await eventually(lambda: _has_child(primary))
-    err = await refused(primary.execute_update(W.merge, MergeInput(actor=operator(),
-                                                                   into_incident_id=oid)))
+    err = await refused(_merge(primary, oid))
     assert err.type == "IllegalTransition" and "into this one" in err.details[0]["message_en"]
-    await other.execute_update(W.merge, MergeInput(actor=operator(), into_incident_id=pid))
+    await _merge(other, pid)
