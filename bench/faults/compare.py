@@ -119,7 +119,7 @@ _replayer = Replayer(workflows=[IncidentWorkflow, IncidentWorkflowV1],
                      workflow_runner=UnsandboxedWorkflowRunner())
 
 
-async def _run_histories(client: Client, incident_id: str) -> list[WorkflowHistory]:
+async def run_histories(client: Client, incident_id: str) -> list[WorkflowHistory]:
     """Every run's history of the incident's workflow id, oldest first."""
     wid = workflow_id(incident_id)
     runs = [ex async for ex in client.list_workflows(f'WorkflowId = "{wid}"')]
@@ -171,7 +171,7 @@ async def history_timeline(client: Client, incident_id: str) -> HistoryTimeline:
     """Replay every run of the incident's workflow and collect the events it recorded.
     Raises RPCError when Temporal cannot be reached. A run whose replay fails (code that
     no longer matches its history) is listed in `replay_failures`."""
-    histories = await _run_histories(client, incident_id)
+    histories = await run_histories(client, incident_id)
     return await asyncio.to_thread(timeline_from_histories, incident_id, histories)
 
 
@@ -252,7 +252,7 @@ async def compare_incidents(client: Client, db: Database, incident_ids: Iterable
 
     async def one(iid: str) -> None:
         async with sem:
-            histories = await _run_histories(client, iid)
+            histories = await run_histories(client, iid)
             rows, incident = await sql_timeline(db, iid)
         async with replaying:
             history = await asyncio.to_thread(timeline_from_histories, iid, histories)

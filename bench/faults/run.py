@@ -36,9 +36,10 @@ from sqlmodel import col
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.faults.compare import Difference, compare_incidents
+from bench.faults.compare import Difference, compare_incidents, run_histories
 from bench.faults.stack import WARDS, FaultStack, Proc, Staff
 from core.db import Database
+from core.settings import ROOT
 from schema.tables import Incident, Outbox
 
 # Phases whose 5xx answers are known and not handled yet. Each entry says why and where
@@ -448,7 +449,21 @@ async def measure(client: Client, db: Database, records: list[Record], result: P
             result.details.append(f"report stored {n} times: {description}")
     result.lost, result.duplicated = lost, duplicated
     result.details.extend(str(d) for d in diffs[:20])
+    await keep_histories(client, result.fault, diffs)
     return diffs
+
+
+async def keep_histories(client: Client, fault: str, diffs: list[Difference],
+                         most: int = 10) -> None:
+    """Save the Temporal histories (every run) of up to `most` incidents that differ, as
+    JSON under test-artifacts/fault-histories/, to read what the worker and the server
+    recorded (`temporal workflow show` or WorkflowHistory.from_json)."""
+    folder = ROOT / "test-artifacts" / "fault-histories"
+    for incident_id in list(dict.fromkeys(d.incident_id for d in diffs))[:most]:
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, history in enumerate(await run_histories(client, incident_id)):
+            (folder / f"{fault}-{incident_id}-{n}.json").write_text(history.to_json(),
+                                                                    encoding="utf-8")
 
 
 async def run_phase(stack: FaultStack, staff: Staff, client: Client, db: Database,
