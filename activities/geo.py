@@ -3,6 +3,8 @@ proposes the ward police unit."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlmodel import select
 from temporalio import activity
 
@@ -41,4 +43,4 @@ class GeoActivities:
     async def locate_ward(self, inp: LocateInput) -> LocateResult:
         ward = self.wards.locate(inp.lat, inp.lon, self.settings.outside_city_m)
         unit = await self.ward_police(ward.code) if ward else None
-        return LocateResult(ward=ward, unit=unit)
+        return LocateResult(ward=ward, unit=unit, at=datetime.now(UTC))

@@ -218,6 +218,7 @@ class MergedChild(Payload):
     incident_id: str
     tracking_code: str
     by: Actor
+    at: datetime | None = None  # the merge's time (the merged_in event's, via _moment)
 
 
 class PrimaryChanged(Payload):
@@ -262,6 +263,7 @@ class ChildInfo(Payload):
     child_tracking_code: str
     text: str | None = None
     attachments: list[str] = Field(default_factory=list)
+    at: datetime | None = None  # the child's add_info time (this event's, via _moment)
 
 
 # --- the live case -------------------------------------------------------------------------
@@ -464,6 +466,7 @@ class LocateInput(Payload):
 class LocateResult(Payload):
     ward: WardInfo | None
     unit: UnitRef | None  # the ward police unit, proposed as the default route
+    at: datetime | None = None  # when the look-up finished: the locate event's time
 
 
 class DuplicatesInput(Payload):

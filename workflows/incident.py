@@ -305,7 +305,8 @@ class IncidentWorkflow:
             workflow.logger.warning("duplicate search failed: %s", duplicates)
             data["duplicates_error"] = str(duplicates)
         self._located = True
-        self._record("locate", SYSTEM_ACTOR, None, None, data=data)
+        self._record("locate", SYSTEM_ACTOR, None, None, data=data, at=self._moment(
+            located.at if isinstance(located, LocateResult) else None))
         await self._drain(self._ops_queued)
 
     async def _escalate(self) -> None:
@@ -313,6 +314,7 @@ class IncidentWorkflow:
         s = self._s
         assert s.deadline is not None
         now = workflow.now()
+        due = s.deadline  # the event's time: when the level was reached (see _moment)
         esc = s.escalation
         step = sla_deadline(s.priority, s.state, s.sla_scale, s.sla) or timedelta(minutes=1)
         overdue_since = esc.overdue_since or s.deadline
@@ -338,7 +340,7 @@ class IncidentWorkflow:
                 "level": level, "state": s.state.value,
                 "overdue_since": overdue_since.isoformat(),
                 "next_deadline": next_deadline.isoformat(),
-            })
+            }, at=self._moment(due))
             self._enqueue(names.RAISE_ALERT, EscalationInput(
                 **common, category=s.category, seq=event.seq), f"alert level {level}")
             workflow.logger.info("incident %s overdue in %s: level %d", s.id, s.state, level)
@@ -392,7 +394,8 @@ class IncidentWorkflow:
             # The target holds us; confirming makes it final there. Other state changes
             # of this incident are refused while `_merge_request` is set.
             if not await self._signal(target, "merged_child", MergedChild(
-                    incident_id=s.id, tracking_code=s.tracking_code, by=inp.actor)):
+                    incident_id=s.id, tracking_code=s.tracking_code, by=inp.actor,
+                    at=self._when(inp))):
                 raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
                              "the target incident is not open", into_incident_id=target)
             path = self._authorize(Action.MERGE, inp.actor, inp.expected_version)
@@ -575,13 +578,14 @@ class IncidentWorkflow:
             data["reply_to"] = inp.reply_to
         # An answer to a staff message is a "reply" event; the commands are the same as an
         # addition's (one projection), so histories without replies replay unchanged.
-        self._record(REPLY_EVENT if inp.reply_to is not None else Action.ADD_INFO.value,
-                     inp.actor, None, None, data=data, at=self._when(inp))
+        event = self._record(
+            REPLY_EVENT if inp.reply_to is not None else Action.ADD_INFO.value,
+            inp.actor, None, None, data=data, at=self._when(inp))
         primary = self._s.merged_into
         if self._s.state is State.MERGED and primary:
             await self._signal(primary, "child_info", ChildInfo(
                 child_id=self._s.id, child_tracking_code=self._s.tracking_code,
-                text=inp.text, attachments=inp.attachments))
+                text=inp.text, attachments=inp.attachments, at=event.at))
         return await self._done()
 
     @add_info.validator
@@ -620,7 +624,8 @@ class IncidentWorkflow:
         self._s.told[sig.incident_id] = None
         self._s.merged_incidents.append(sig.incident_id)
         self._record("merged_in", sig.by, None, None, data={
-            "incident_id": sig.incident_id, "tracking_code": sig.tracking_code})
+            "incident_id": sig.incident_id, "tracking_code": sig.tracking_code},
+            at=self._moment(sig.at))
         await self._drain(self._ops_queued)
 
     @workflow.signal(name="child_info")
@@ -631,7 +636,8 @@ class IncidentWorkflow:
             return
         self._record(Action.ADD_INFO.value, CITIZEN_ACTOR, None, None, data={
             "text": sig.text, "attachments": sig.attachments,
-            "via_incident_id": sig.child_id, "via_tracking_code": sig.child_tracking_code})
+            "via_incident_id": sig.child_id, "via_tracking_code": sig.child_tracking_code},
+            at=self._moment(sig.at))
         await self._drain(self._ops_queued)
 
     @workflow.signal(name="primary_changed")
@@ -653,7 +659,7 @@ class IncidentWorkflow:
         s.version += 1
         self._record("primary_changed", SYSTEM_ACTOR, None, None,
                      data={"primary_id": sig.primary_id, "state": sig.state.value},
-                     public_note=STATE_PUBLIC_NOTES[sig.state])
+                     public_note=STATE_PUBLIC_NOTES[sig.state], at=self._moment(sig.at))
         await self._drain(self._ops_queued)
 
     def _absorb_refusal(self, child_id: str) -> tuple[str | None, str | None]:
@@ -826,16 +832,24 @@ class IncidentWorkflow:
 
     def _when(self, inp: ActionInput) -> datetime:
         """The time of the events an action records: when the API took the request
-        (`inp.at`, in history with the update), kept between the incident's last change
-        and this task's clock. Not the task's clock itself: Temporal records the start of
-        a speculative update task (or of a retried one) when it completes, so a replay
-        would see a later `workflow.now()` than the one written to SQL (the fault suite
-        found such events, 40-150 ms apart). Without `at` (inputs from before it
-        existed, tests) the task's clock. Raises nothing."""
+        (`inp.at`, in history with the update); see `_moment`."""
+        return self._moment(inp.at)
+
+    def _moment(self, at: datetime | None) -> datetime:
+        """An event's time from a time that history holds (an update's or a signal's
+        input, an activity's result, a deadline), kept between the incident's last change
+        and this task's clock; without one, the task's clock.
+
+        Not the task's clock alone: `workflow.now()` in a replay is not always the time
+        the worker saw. Temporal records a speculative update task's start when it
+        completes, and a task followed by one that only waited for a local activity is
+        replayed at the later task's time; the fault suite found events 40-250 ms later
+        in the replayed history than in SQL. A time from history replays as written (the
+        clock bounds do too: the worker's clock is never later than the replay's)."""
         now = workflow.now()
-        if inp.at is None:
+        if at is None:
             return now
-        return min(max(inp.at, self._s.updated_at), now)
+        return min(max(at, self._s.updated_at), now)
 
     def _transition(self, action: str, actor: Actor, target: State,
                     data: dict[str, Any], now: datetime) -> None:
