@@ -6,6 +6,12 @@ A group rejection is one `reject` per report through api.services.actions.take_a
 `received` are rejected: one that somebody already took up (verified, routed, ...), that
 joined the group after the operator looked, that moved on since (412) or that the read
 model does not have yet is reported back with why, never skipped silently.
+
+Resolving a group is claimed first, in one conditional UPDATE (`resolved IS NULL`), before
+anything is done to its reports: of two people acting on one group at once (reject and
+not-spam, or two rejects) one wins, the other gets 409 `group_resolved` naming who resolved
+it, how and when. A rejection that leaves reports pending gives its claim back, so the
+group stays open with what is left.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from api.cases import Cases
 from api.errors import ApiError, not_found
 from api.services.actions import take_action
 from core.db import Database
+from core.settings import HCMC_TZ
 from schema.abuse import (
     GroupMember,
     GroupRejectIn,
@@ -41,6 +48,7 @@ from schema.states import Action, State
 from schema.tables import (
     FloodGroup,
     Incident,
+    IncidentEvent,
     Report,
     ReportFlag,
     ReportSource,
@@ -61,6 +69,25 @@ def _may_triage(user: Principal) -> None:
 
 def group_not_found() -> ApiError:
     return not_found("Không tìm thấy nhóm tin báo", "No such report group")
+
+
+RESOLUTION_WORDS = {"rejected": ("từ chối", "rejected"),
+                    "not_spam": ("không phải spam", "not spam")}
+
+
+def group_resolved(group: FloodGroup) -> ApiError:
+    """409 `group_resolved`: somebody resolved the group first; says how, by whom and when
+    (Hồ Chí Minh City time), and carries `resolved`, `resolved_by`, `resolved_at`."""
+    how = str(group.resolved)
+    vi_how, en_how = RESOLUTION_WORDS.get(how, (how, how))
+    at = group.resolved_at.astimezone(HCMC_TZ) if group.resolved_at else None
+    when = at.strftime("%H:%M:%S %d/%m/%Y") if at else "?"
+    return ApiError(409, "group_resolved",
+                    f"Nhóm đã được xử lý: {vi_how} bởi {group.resolved_by} lúc {when}",
+                    f"The group was already resolved: {en_how} by {group.resolved_by} "
+                    f"at {when}",
+                    resolved=how, resolved_by=group.resolved_by,
+                    resolved_at=group.resolved_at.isoformat() if group.resolved_at else None)
 
 
 async def _groups_out(s: AsyncSession, groups: list[FloodGroup]) -> list[ReportGroupOut]:
@@ -164,26 +191,61 @@ async def _reject_one(db: Database, cases: Cases, user: Principal, group_id: str
     try:
         after = await take_action(db, cases, user, member.incident_id, Action.REJECT,
                                   {"reason": body.reason},
-                                  idempotency_key=f"group:{group_id}",
+                                  idempotency_key=f"group:{group_id}:{user.username}",
                                   expected_version=version)
     except ApiError as exc:
+        by = await _rejected_by(db, member.incident_id)
+        if by is not None and by != user.username:
+            return _refusal(member, "already_rejected", f"Đã bị từ chối bởi {by}",
+                            f"Already rejected by {by}", lang)
         return _refusal(member, exc.error, exc.vi, exc.en, lang)
     return MemberOutcome(incident_id=member.incident_id, tracking_code=member.tracking_code,
                          ok=True, state=after.state.value)
 
 
-async def _resolve(db: Database, group_id: str, how: str, user: Principal) -> None:
+async def _rejected_by(db: Database, incident_id: str) -> str | None:
+    """Who rejected the incident (its latest `reject` event), None when nobody did."""
+    async with db.session() as s:
+        return (await s.execute(
+            select(col(IncidentEvent.actor))
+            .where(col(IncidentEvent.incident_id) == incident_id,
+                   col(IncidentEvent.action) == Action.REJECT.value)
+            .order_by(col(IncidentEvent.seq).desc()).limit(1))).scalars().first()
+
+
+async def _claim(db: Database, group_id: str, how: str, user: Principal) -> None:
+    """Mark the group resolved as `how` by `user`, only if nobody did yet (one conditional
+    UPDATE: atomic on PostgreSQL and SQLite alike). "not_spam" also clears the reports'
+    marks and tells the consoles, in the same transaction. 409 (group_resolved) when
+    somebody was first."""
     now = utcnow()
     async with db.session() as s:
-        await s.execute(update(FloodGroup).where(col(FloodGroup.id) == group_id,
-                                                 col(FloodGroup.resolved).is_(None))
-                        .values(resolved=how, resolved_by=user.username, resolved_at=now))
+        won = await s.execute(update(FloodGroup).where(col(FloodGroup.id) == group_id,
+                                                       col(FloodGroup.resolved).is_(None))
+                              .values(resolved=how, resolved_by=user.username,
+                                      resolved_at=now))
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            await s.rollback()
+            group = await s.get(FloodGroup, group_id)
+            if group is None:
+                raise group_not_found()
+            raise group_resolved(group)
         if how == "not_spam":
             await s.execute(update(ReportFlag).where(col(ReportFlag.flood_group) == group_id,
                                                      col(ReportFlag.cleared_at).is_(None))
                             .values(cleared_by=user.username, cleared_at=now))
-        s.add(StaffEvent(kind=GROUP_EVENT, at=now,
-                         payload={"group_id": group_id, "change": how}))
+            s.add(StaffEvent(kind=GROUP_EVENT, at=now,
+                             payload={"group_id": group_id, "change": how}))
+        await s.commit()
+
+
+async def _release(db: Database, group_id: str, user: Principal) -> None:
+    """Give back `user`'s "rejected" claim (the rejection left reports pending)."""
+    async with db.session() as s:
+        await s.execute(update(FloodGroup).where(col(FloodGroup.id) == group_id,
+                                                 col(FloodGroup.resolved) == "rejected",
+                                                 col(FloodGroup.resolved_by) == user.username)
+                        .values(resolved=None, resolved_by=None, resolved_at=None))
         await s.commit()
 
 
@@ -197,26 +259,35 @@ async def _announce(db: Database, group_id: str, change: str, at: datetime) -> N
 async def reject_group(db: Database, cases: Cases, user: Principal, group_id: str,
                        body: GroupRejectIn, lang: str = "vi") -> GroupRejectResult:
     """Reject every pending report of the group, each through its own workflow (at most
-    REJECT_CONCURRENCY at once). The group is resolved as `rejected` once no report of it
-    is pending any more; otherwise it stays open with what is left. 403 for a role that
-    may not reject, 404 for an unknown group; per-report failures are in the result."""
+    REJECT_CONCURRENCY at once). The group is claimed as `rejected` first and stays so once
+    no report of it is pending any more; otherwise the claim is given back and it stays
+    open with what is left. 403 for a role that may not reject, 404 for an unknown group,
+    409 `group_resolved` when somebody resolved it first (or is rejecting it right now);
+    per-report failures are in the result (`already_rejected` names who did)."""
     _may_triage(user)
     group = await get_group(db, user, group_id)
+    await _claim(db, group_id, "rejected", user)
     sem = asyncio.Semaphore(REJECT_CONCURRENCY)
 
     async def one(member: GroupMember) -> MemberOutcome:
         async with sem:
             return await _reject_one(db, cases, user, group_id, member, body, lang)
 
-    outcomes = await asyncio.gather(*(one(m) for m in group.members))
+    try:
+        outcomes = await asyncio.gather(*(one(m) for m in group.members))
+    except BaseException:
+        await _release(db, group_id, user)
+        raise
     rejected = [o for o in outcomes if o.ok]
     failed = [o for o in outcomes if not o.ok]
     after = await get_group(db, user, group_id)
-    if not after.pending and after.resolved is None:
-        await _resolve(db, group_id, "rejected", user)
+    if not after.pending:
+        await _announce(db, group_id, "rejected", utcnow())
+    else:
+        await _release(db, group_id, user)
         after = await get_group(db, user, group_id)
-    elif rejected:
-        await _announce(db, group_id, "rejected_some", utcnow())
+        if rejected:
+            await _announce(db, group_id, "rejected_some", utcnow())
     log.info("report group rejected", group_id=group_id, rejected=len(rejected),
              failed=len(failed), actor=user.username)
     return GroupRejectResult(group_id=group_id, rejected=rejected, failed=failed, group=after)
@@ -224,9 +295,10 @@ async def reject_group(db: Database, cases: Cases, user: Principal, group_id: st
 
 async def clear_group(db: Database, user: Principal, group_id: str) -> ReportGroupOut:
     """"Not spam": the group is resolved as `not_spam` and its reports' marks are cleared
-    (who and when are kept); its reports go on as any others. 403/404 as above."""
+    (who and when are kept); its reports go on as any others. 403/404 as above, 409
+    `group_resolved` when somebody resolved it first (or is rejecting it right now)."""
     _may_triage(user)
     await get_group(db, user, group_id)
-    await _resolve(db, group_id, "not_spam", user)
+    await _claim(db, group_id, "not_spam", user)
     log.info("report group cleared", group_id=group_id, actor=user.username)
     return await get_group(db, user, group_id)

@@ -336,3 +336,76 @@ async def test_marks_on_sqlite(make_stack: Callable[..., Awaitable[Stack]],
         ids.append(r.json()["incident_id"])
     marks = await flags(stack, ids)
     assert marks[ids[-1]].suspected_spam and len(marks) == len(ids)
+
+
+async def _group_of_pending(stack: Stack, n: int = 8) -> tuple[str, list[str]]:
+    _, ids = await flood(stack, n)
+    for iid in ids:
+        await stack.wait_projected(iid)
+    return str((await flags(stack, ids))[ids[0]].flood_group), ids
+
+
+async def test_reject_and_not_spam_at_once_one_wins(stack: Stack) -> None:
+    """The tester's race: both answered 200, the group said not_spam while every report
+    was rejected. Resolving is claimed first: one wins, the other gets 409 naming it."""
+    group_id, ids = await _group_of_pending(stack)
+    reject, clear = await asyncio.gather(
+        stack.client.post(f"/api/v1/report-groups/{group_id}/reject",
+                          json={"reason": "Spam"}, headers=stack.auth("operator")),
+        stack.client.post(f"/api/v1/report-groups/{group_id}/not-spam",
+                          headers=stack.auth("supervisor")))
+    assert sorted((reject.status_code, clear.status_code)) == [200, 409], (reject.text,
+                                                                           clear.text)
+    group = (await stack.client.get(f"/api/v1/report-groups/{group_id}",
+                                    headers=stack.auth("operator"))).json()
+    states = {(await stack.detail(iid)).json()["state"] for iid in ids}
+    loser = clear if reject.status_code == 200 else reject
+    assert loser.json()["error"] == "group_resolved"
+    if reject.status_code == 200:
+        assert group["resolved"] == "rejected" and group["resolved_by"] == "t.operator"
+        assert states == {"rejected"}
+        assert "từ chối bởi t.operator lúc" in loser.json()["detail"]
+    else:
+        assert group["resolved"] == "not_spam" and group["resolved_by"] == "t.supervisor"
+        assert states == {"received"}
+        assert "không phải spam bởi t.supervisor lúc" in loser.json()["detail"]
+
+
+async def test_two_rejects_at_once_one_wins_and_outcomes_are_true(stack: Stack) -> None:
+    group_id, ids = await _group_of_pending(stack)
+    answers = await asyncio.gather(*(
+        stack.client.post(f"/api/v1/report-groups/{group_id}/reject",
+                          json={"reason": f"Spam ({who})"}, headers=stack.auth(who))
+        for who in ("operator", "supervisor")))
+    assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+    won = next(r for r in answers if r.status_code == 200).json()
+    who = won["group"]["resolved_by"]
+    assert len(won["rejected"]) == len(ids) and not won["failed"]
+    for iid in ids:  # every timeline names the one who won, once
+        rejects = [e for e in (await stack.detail(iid)).json()["timeline"]
+                   if e["action"] == "reject"]
+        assert [e["actor"]["username"] for e in rejects] == [who], rejects
+
+
+async def test_not_spam_after_reject_is_a_conflict_in_both_languages(stack: Stack) -> None:
+    group_id, ids = await _group_of_pending(stack)
+    r = await stack.client.post(f"/api/v1/report-groups/{group_id}/reject",
+                                json={"reason": "Spam"}, headers=stack.auth("operator"))
+    assert r.status_code == 200 and r.json()["group"]["resolved"] == "rejected"
+    r = await stack.client.post(f"/api/v1/report-groups/{group_id}/not-spam",
+                                headers=stack.auth("supervisor"))
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["error"] == "group_resolved" and body["resolved_by"] == "t.operator"
+    assert body["detail"].startswith("Nhóm đã được xử lý: từ chối bởi t.operator lúc ")
+    r = await stack.client.post(f"/api/v1/report-groups/{group_id}/not-spam",
+                                headers={**stack.auth("supervisor"), "Accept-Language": "en"})
+    assert r.json()["detail"].startswith(
+        "The group was already resolved: rejected by t.operator at ")
+    # A member that somebody else rejected is reported as such, not as this caller's.
+    r = await stack.client.post(f"/api/v1/report-groups/{group_id}/reject",
+                                json={"reason": "Spam"}, headers=stack.auth("supervisor"))
+    assert r.status_code == 409
+    group = (await stack.client.get(f"/api/v1/report-groups/{group_id}",
+                                    headers=stack.auth("operator"))).json()
+    assert group["resolved"] == "rejected" and group["resolved_by"] == "t.operator"
