@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.main import create_api
 from core.settings import ROOT, Settings
+from web.outage import error_page
 from web.routes import router as pages
 
 
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
     """The API (api.main.create_api) plus the citizen and staff pages and static files."""
     app = create_api(settings, run_relay=run_relay)
     app.include_router(pages)
+    app.state.error_page = error_page  # 503s as a page for browsers (api/errors.py)
     static_dir = ROOT / "web" / "static"
     if static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -7,13 +7,13 @@ anywhere in a route; the handlers installed by `install_handlers` pick the langu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -286,9 +286,22 @@ def _validation_fields(exc: RequestValidationError, lang: str) -> list[dict[str,
     return fields
 
 
+ErrorPage = Callable[[Request, ApiError], Response | None]
+
+
+def _page(request: Request, exc: ApiError) -> Response | None:
+    """The web pages' answer for `exc` (`app.state.error_page`, set by the composition
+    root: web/outage.py), or None for JSON."""
+    error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    return error_page(request, exc) if error_page is not None else None
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        page = _page(request, exc)
+        if page is not None:
+            return page
         lang = request_lang(request)
         body = exc.body(lang)
         if exc.fields is not None:
@@ -320,7 +333,7 @@ def install_handlers(app: FastAPI) -> None:
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(SQLAlchemyError)
-    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    async def _database(request: Request, exc: SQLAlchemyError) -> Response:
         # Any endpoint hit while the database is unreachable answers 503, never 500.
         if not unreachable(exc):
             return await _unexpected(request, exc)
@@ -331,6 +344,9 @@ def install_handlers(app: FastAPI) -> None:
                     error=f"{exc.__class__.__name__}: {str(exc)[:300]}")
         settings = getattr(request.app.state, "settings", None)
         error = DatabaseUnavailable(settings.db_retry_s if settings else 5.0)
+        page = _page(request, error)
+        if page is not None:
+            return page
         return JSONResponse(error.body(request_lang(request)), status_code=503,
                             headers=error.headers)
 

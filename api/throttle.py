@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import wording
 from api.errors import ApiError
 from schema.tables import LoginAttempt, utcnow
 
@@ -74,10 +75,9 @@ class LoginThrottled(ApiError):
 
     def __init__(self, seconds: int) -> None:
         if seconds < 120:
-            vi, en = f"{seconds} giây", f"{seconds} seconds"
+            vi, en = wording.wait_words(seconds)
         else:
-            minutes = math.ceil(seconds / 60)
-            vi, en = f"{minutes} phút", f"{minutes} minutes"
+            vi, en = wording.wait_words(math.ceil(seconds / 60), "minute")
         super().__init__(
             429, "too_many_attempts",
             f"Đăng nhập sai nhiều lần. Vui lòng thử lại sau {vi}.",

@@ -13,6 +13,13 @@ from schema.labels import ACTION_LABELS, ROLE_LABELS, STATE_LABELS
 from schema.states import ACTION_ROLES, Action, Role, State, role_may, steps
 
 
+def wait_words(seconds: int, unit: str = "second") -> tuple[str, str]:
+    """(vi, en) for a wait of `seconds` (or minutes with unit="minute"): "1 giây" /
+    "1 second", "5 giây" / "5 seconds" — every Retry-After text is worded here."""
+    vi = {"second": "giây", "minute": "phút"}[unit]
+    return f"{seconds} {vi}", f"{seconds} {unit}" + ("" if seconds == 1 else "s")
+
+
 def _role(role: Role) -> tuple[str, str]:
     vi, en = ROLE_LABELS[role]
     return vi.lower(), en.lower()

@@ -713,6 +713,26 @@ CATALOGS["en"].update({
     "staff.d.reporter_location_acc": "within {acc} m",
 })
 
+CATALOGS["vi"].update({
+    "down.title": "Hệ thống tạm gián đoạn",
+    "down.citizen": "Hệ thống đang tạm gián đoạn lưu trữ. Tin báo của bạn đã được nhận nếu "
+                    "bạn đã thấy mã tin báo; trang sẽ tự tải lại sau {wait}.",
+    "down.staff": "Hệ thống đang tạm gián đoạn lưu trữ; trang sẽ tự tải lại sau {wait}.",
+    "down.reload": "Tải lại ngay",
+    "staff.logout_refused": "Yêu cầu đăng xuất đến từ trang web khác hoặc thiếu mã bảo vệ, "
+                            "đã bị từ chối. Hãy dùng nút Đăng xuất trên trang.",
+})
+CATALOGS["en"].update({
+    "down.title": "Service interrupted",
+    "down.citizen": "Storage is interrupted for the moment. Your report was received if you "
+                    "saw its tracking code; this page reloads itself in {wait}.",
+    "down.staff": "Storage is interrupted for the moment; this page reloads itself in "
+                  "{wait}.",
+    "down.reload": "Reload now",
+    "staff.logout_refused": "A sign-out from another site or without its security token was "
+                            "refused. Use the Sign out button on the page.",
+})
+
 for _lang in LANGS:  # states, actions, categories, outcomes, roles: the one catalogue
     CATALOGS[_lang].update(page_messages(_lang))
 

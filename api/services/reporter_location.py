@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import wording
 from api.errors import ApiError, FieldError
 from api.infra import Infra
 from api.services.tracking import TrackingConflict, report_for
@@ -40,9 +41,10 @@ class LocationTooSoon(ApiError):
     """429: a position came sooner than CANHBAO_LOCATION_MIN_INTERVAL_S after the last."""
 
     def __init__(self, seconds: int) -> None:
+        vi, en = wording.wait_words(seconds)
         super().__init__(429, "too_many_locations",
-                         f"Vị trí được gửi quá nhanh; hãy gửi lại sau {seconds} giây",
-                         f"Positions come too fast; send again in {seconds} seconds",
+                         f"Vị trí được gửi quá nhanh; hãy gửi lại sau {vi}",
+                         f"Positions come too fast; send again in {en}",
                          headers={"Retry-After": str(seconds)})
 
 

@@ -48,3 +48,13 @@ def test_which_refusal_is_worded() -> None:
     assert wording.refusal("Forbidden", "acknowledge", "routed", "officer") is None
     assert wording.refusal("IllegalTransition", "fly", "routed") is None
     assert wording.refusal("Invalid", "merge", "received", "operator") is None
+
+
+def test_retry_waits_are_worded_with_the_right_plural() -> None:
+    from api.services.reporter_location import LocationTooSoon
+    from api.throttle import LoginThrottled
+
+    assert LoginThrottled(1).en.endswith("Try again in 1 second.")
+    assert LoginThrottled(30).en.endswith("Try again in 30 seconds.")
+    assert LoginThrottled(1).vi.endswith("sau 1 giây.")
+    assert LocationTooSoon(1).en.endswith("send again in 1 second")

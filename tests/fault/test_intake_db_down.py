@@ -9,6 +9,7 @@ PostgreSQL is cut, for the API and the worker alike; the server itself keeps run
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -238,3 +239,35 @@ async def test_resubmitted_after_the_database_returned_before_the_projection(
     assert tracked.status_code == 200
     assert tracked.json()["tracking_code"] == first.json()["tracking_code"]
     assert await _count(worker_db, Report, [body["report_id"]]) == 1
+
+
+async def test_pages_answer_a_page_while_database_unreachable(
+        proxied_stack: Stack, proxy: CutProxy) -> None:
+    """A browser (no-JS report, tracking page, console, sign-in) gets a small page in its
+    language with the same 503 and Retry-After, a reload and the call buttons, not JSON."""
+    stack = proxied_stack
+    await stack.submit()  # warm the pools up
+    proxy.cut()
+    r = await stack.client.post("/api/v1/reports", json=stack.report_body())
+    assert r.status_code == 202, r.text
+    token = r.json()["tracking_token"]
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    page = await stack.client.get(f"/t/{token}", headers=html)
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["Retry-After"] == "1"
+    assert "Hệ thống đang tạm gián đoạn lưu trữ" in page.text and "1 giây" in page.text
+    assert 'http-equiv="refresh" content="1"' in page.text
+    assert all(f'href="tel:{n}"' in page.text for n in (113, 114, 115))
+    english = await stack.client.get(f"/t/{token}?lang=en", headers=html)
+    assert english.status_code == 503 and "reloads itself in 1 second." in english.text
+    login = await stack.client.get("/login?lang=vi", headers=html)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+    assert csrf is not None
+    signed = await stack.client.post("/login", headers=html, data={
+        "username": "t.operator", "password": "x", "csrf_token": csrf.group(1)})
+    assert signed.status_code == 503 and signed.headers["content-type"].startswith(
+        "text/html") and "trang sẽ tự tải lại sau 1 giây" in signed.text
+    assert "Tin báo của bạn" not in signed.text  # the staff wording
+    # The API, and a script asking for JSON, still get JSON.
+    api = await stack.client.get(f"/api/v1/track/{token}", headers=html)
+    assert api.status_code == 503 and api.json()["error"] == "database_unavailable"
