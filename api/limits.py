@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlmodel import col
 
+from api import wording
 from api.errors import ApiError
 from core.db import Database
 from core.settings import Settings
@@ -43,13 +44,13 @@ class AdditionLimited(ApiError):
 
 
 def _hourly(limit: int, retry_after_s: int) -> AdditionLimited:
-    minutes = max(1, math.ceil(retry_after_s / 60))
+    vi, en = wording.wait_words(max(1, math.ceil(retry_after_s / 60)), "minute")
     return AdditionLimited(
         "hourly",
-        f"Bạn đã bổ sung {limit} lần trong một giờ. Vui lòng thử lại sau {minutes} phút. "
+        f"Bạn đã bổ sung {limit} lần trong một giờ. Vui lòng thử lại sau {vi}. "
         "Nếu khẩn cấp, hãy gọi 113.",
-        f"You have added information {limit} times within an hour. Try again in {minutes} "
-        "minutes. In an emergency, call 113.",
+        f"You have added information {limit} times within an hour. Try again in {en}. "
+        "In an emergency, call 113.",
         retry_after_s)
 
 

@@ -58,3 +58,6 @@ def test_retry_waits_are_worded_with_the_right_plural() -> None:
     assert LoginThrottled(30).en.endswith("Try again in 30 seconds.")
     assert LoginThrottled(1).vi.endswith("sau 1 giây.")
     assert LocationTooSoon(1).en.endswith("send again in 1 second")
+    from api.limits import _hourly
+
+    assert "Try again in 1 minute." in _hourly(3, 30).en
