@@ -51,6 +51,16 @@ def is_cross_site(request: Request) -> bool:
     return _netloc(origin) not in ours - {""}
 
 
+def is_same_origin(request: Request) -> bool:
+    """True only when the browser says this request comes from one of our own pages
+    (`Sec-Fetch-Site: same-origin`, or without it an `Origin` that is ours). A client that
+    sends neither is not known to be same-origin."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() == "same-origin"
+    return request.headers.get("origin") is not None and not is_cross_site(request)
+
+
 def refuse_cross_site(request: Request) -> None:
     """Raise CrossSiteRequest (403) for a request another site's page made."""
     if is_cross_site(request):

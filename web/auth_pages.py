@@ -90,16 +90,29 @@ async def login_submit(request: Request, settings: SettingsDep, db: DbDep) -> Re
     return response
 
 
+def _logout_refused(request: Request) -> Response:
+    return render(request, "staff/message.html", {
+        "text": i18n.t(page_lang(request), "staff.logout_refused"), "back": "/login",
+    }, status_code=403)
+
+
 @router.api_route("/logout", methods=["GET", "POST"])
 async def logout(request: Request, settings: SettingsDep, db: DbDep) -> Response:
-    """Sign out: the session is revoked server-side (a copied cookie stops working too),
-    unless another site's page asked (then only this browser's cookie goes)."""
-    user = None
-    if not origin.is_cross_site(request):
-        try:
-            user = await auth.principal_from_request(request)
-        except ApiError:  # a form without its CSRF token: the cookie still goes
-            user = None
+    """Sign out: the session is revoked server-side (a copied cookie stops working too).
+    Another site's page cannot sign anybody out: a request it made (Sec-Fetch-Site or
+    Origin say so) gets 403 and the session stays, and so does a POST that carries neither
+    the session's CSRF token nor a same-origin Origin/Sec-Fetch-Site (an auto-submitted
+    form from a browser that sends no such header)."""
+    if origin.is_cross_site(request):
+        return _logout_refused(request)
+    try:
+        user = await auth.principal_from_request(request)
+    except ApiError:  # the session's form without its CSRF token
+        if not origin.is_same_origin(request):
+            return _logout_refused(request)
+        user = None  # our own page, an old form: the cookie goes
+    if request.method == "POST" and user is None and not origin.is_same_origin(request):
+        return _logout_refused(request)  # no session sent: nothing proves who asks
     if user is not None and user.via == "session":
         await sessions.revoke(db, settings, user.id, user.sid)
     response = RedirectResponse("/login", status_code=303)

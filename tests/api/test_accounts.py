@@ -313,9 +313,18 @@ async def test_the_staff_pages_sign_out_revokes_too(stack: Stack, account: User)
     stack.client.cookies.clear()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.app),
                                  base_url="http://testserver", cookies=jar) as browser:
-        # Another site's page cannot end the session server-side.
-        r = await browser.get("/logout", headers={"Sec-Fetch-Site": "cross-site"})
-        assert r.status_code == 303
+        # Another site's page cannot sign anybody out (auto-submitted form, link): 403,
+        # the cookie is not touched and the session stays.
+        for attempt in (
+                browser.get("/logout", headers={"Sec-Fetch-Site": "cross-site"}),
+                browser.post("/logout", headers={"Sec-Fetch-Site": "cross-site"},
+                             data={"csrf_token": csrf}),
+                browser.post("/logout", headers={"Origin": "https://evil.example"}),
+                browser.post("/logout"),  # no token, no header that says where from
+                browser.post("/logout", data={"csrf_token": "forged"})):
+            r = await attempt
+            assert r.status_code == 403 and "set-cookie" not in r.headers, r.text
+            assert "Đăng xuất" in r.text
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.app),
                                  base_url="http://testserver", cookies=jar) as browser:
         assert (await browser.get("/api/v1/auth/me")).status_code == 200
