@@ -90,6 +90,23 @@ class DatabaseUnavailable(ApiError):
                          headers=retry_after(retry_s))
 
 
+class ReportMaybeReceived(ApiError):
+    """503 `database_unavailable` with Retry-After, for a report sent again while the
+    database is down when its workflow was started from the database: it was most likely
+    received already, but its tracking link is in the database. Sending it again shortly
+    (same report_id) answers the first answer."""
+
+    def __init__(self, retry_s: float = 5.0) -> None:
+        super().__init__(503, "database_unavailable",
+                         "Tin báo này có thể đã được nhận. Hệ thống tạm thời không truy cập "
+                         "được dữ liệu; vui lòng gửi lại sau ít giây để nhận đường dẫn theo "
+                         "dõi",
+                         "This report may already have been received. The database is "
+                         "unreachable for now; send it again in a few seconds to get its "
+                         "tracking link",
+                         headers=retry_after(retry_s))
+
+
 class StoresUnavailable(ApiError):
     """503 with Retry-After: neither the database nor the workflow service can take a
     report now; nothing was stored, the client keeps the report and sends it again."""

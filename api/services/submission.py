@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from api import abuse, idempotency
 from api.abuse import ReportOrigin
-from api.errors import StoresUnavailable
+from api.errors import ReportMaybeReceived, StoresUnavailable
 from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
 from api.services.attachments import claim_attachments, release_attachments
@@ -85,6 +85,7 @@ class _Drawn:
     code: str
     received_at: datetime = field(default_factory=utcnow)
     token: str = field(default_factory=lambda: make_tracking_token())
+    committing: bool = False  # a commit was sent: the row may exist with `code`
 
 
 async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
@@ -111,6 +112,8 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
             db.note_unreachable()
             log.warning("database unreachable: intake goes straight to the workflow",
                         error=f"{exc.__class__.__name__}: {str(exc)[:200]}")
+            if not drawn.committing:  # nothing can have been stored: the longer code
+                drawn = _Drawn(make_tracking_code(UNCHECKED_TRACKING_LENGTH))
     return await _submit_direct(infra, body, source, incident_id, drawn)
 
 
@@ -133,6 +136,7 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
     for attempt in range(5):
         if attempt:
             drawn.code, drawn.token = make_tracking_code(), make_tracking_token()
+            drawn.committing = False
         inp = _input(infra, body, source, incident_id, drawn.received_at, drawn.code)
         report = Report(id=incident_id, tracking_code=drawn.code, tracking_token=drawn.token,
                         payload=inp.model_dump(mode="json"), source=source,
@@ -145,6 +149,7 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
                 s.add_all(sources)
                 await s.flush()
                 s.add(Outbox(report_id=incident_id, created_at=drawn.received_at))
+                drawn.committing = True
                 await s.commit()
             break
         except IntegrityError:
@@ -241,9 +246,9 @@ async def _submit_direct(infra: Infra, body: ReportCreate, source: str, incident
                     error=str(exc)[:200])
         raise StoresUnavailable(retry_s) from exc
     if running.intake is None:
-        # Started from the database (the relay) or continued as new: the answer is in the
-        # database, which is down.
-        raise StoresUnavailable(retry_s)
+        # Started from the database (the relay) or continued as new: the report was
+        # received, and its answer is in the database, which is down.
+        raise ReportMaybeReceived(retry_s)
     if running.intake.fingerprint != fingerprint:
         raise idempotency.ReportIdReused()
     if running is inp:

@@ -26,7 +26,7 @@ from api.infra import Infra
 from bench.faults.proxy import CutProxy, free_port
 from core.db import Database
 from core.temporal import TemporalHolder
-from schema.ids import TRACKING_LENGTH, UNCHECKED_TRACKING_LENGTH, workflow_id
+from schema.ids import UNCHECKED_TRACKING_LENGTH, workflow_id
 from schema.tables import Incident, Outbox, Report
 from tests.api.conftest import MEDIA, Stack, eventually
 
@@ -91,11 +91,10 @@ async def test_reports_accepted_while_database_unreachable(
         answers.append(r.json())
     ids = [a["incident_id"] for a in answers]
     assert ids == [b["report_id"] for b in bodies]
-    # Drawn without a collision check: longer codes (the one whose write failed keeps its
-    # checked-length code, in case that write was committed after all).
+    # Drawn without a collision check: longer codes, also for the first one, the request
+    # that found the database gone (before any commit was sent: nothing was stored).
     lengths = [len(a["tracking_code"]) for a in answers]
-    assert set(lengths) <= {TRACKING_LENGTH, UNCHECKED_TRACKING_LENGTH}
-    assert UNCHECKED_TRACKING_LENGTH in lengths
+    assert set(lengths) == {UNCHECKED_TRACKING_LENGTH}, lengths
     for a in answers:  # each one has its workflow already
         described = await temporal_env.client.get_workflow_handle(
             workflow_id(a["incident_id"])).describe()
@@ -271,3 +270,25 @@ async def test_pages_answer_a_page_while_database_unreachable(
     # The API, and a script asking for JSON, still get JSON.
     api = await stack.client.get(f"/api/v1/track/{token}", headers=html)
     assert api.status_code == 503 and api.json()["error"] == "database_unavailable"
+
+
+async def test_stored_report_sent_again_while_database_unreachable(
+        proxied_stack: Stack, proxy: CutProxy) -> None:
+    """Stored with the database, its workflow started from it; sent again (the phone lost
+    the 202) while the database is down: 503 database_unavailable that says it may have
+    been received and to send again shortly for the link, not "not received"."""
+    stack = proxied_stack
+    body = stack.report_body()
+    first = await stack.client.post("/api/v1/reports", json=body)
+    assert first.status_code == 202, first.text
+    await stack.wait_projected(first.json()["incident_id"], 30)
+    proxy.cut()
+    again = await stack.client.post("/api/v1/reports", json=body)
+    assert again.status_code == 503 and again.headers["Retry-After"] == "1", again.text
+    assert again.json()["error"] == "database_unavailable"
+    assert "có thể đã được nhận" in again.json()["detail"]
+    english = await stack.client.post("/api/v1/reports", json=body,
+                                      headers={"Accept-Language": "en"})
+    assert english.status_code == 503
+    assert "may already have been received" in english.json()["detail"]
+    assert "tracking link" in english.json()["detail"]
