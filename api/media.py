@@ -14,8 +14,11 @@ are made from one decode. Videos get no rendition: pages show a video icon that 
 the original (a poster frame would need FFmpeg bindings such as PyAV: not worth ~30 MB for
 a tile; see the report of issue #10).
 
-Errors: `RenditionError` for a file Pillow cannot read or one over MAX_PIXELS (a
-decompression bomb); the route answers 422 then.
+Errors: `RenditionError` for a file Pillow cannot read, `RenditionTooLarge` for one with more
+pixels than the limit the upload applies (CANHBAO_MAX_IMAGE_PIXELS, at most
+core.settings.MAX_IMAGE_PIXELS: one limit, so an image the upload took renders; only one
+stored before the limit was lowered can be too large); the route answers 422 then
+(`unreadable_image`, or `image_too_large` as the upload does).
 """
 
 from __future__ import annotations
@@ -29,18 +32,28 @@ import pillow_heif
 import structlog
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from core.settings import MAX_IMAGE_PIXELS
+
 log = structlog.get_logger(__name__)
 
 pillow_heif.register_heif_opener()
 
 RENDITIONS: dict[str, int] = {"preview": 1600, "thumbnail": 320}  # kind -> longest side, px
-MAX_PIXELS = 64_000_000  # above any phone camera (48 MP); a larger image is refused
 JPEG_QUALITY = {"preview": 85, "thumbnail": 80}
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 class RenditionError(ValueError):
-    """The image cannot be rendered (unreadable, or larger than MAX_PIXELS)."""
+    """The image cannot be rendered (unreadable, or too large: RenditionTooLarge)."""
+
+
+class RenditionTooLarge(RenditionError):
+    """More pixels than the limit: `limit` and `size` (width, height)."""
+
+    def __init__(self, limit: int, size: tuple[int, int]) -> None:
+        super().__init__(f"{size[0]}x{size[1]} pixels is more than {limit}")
+        self.limit = limit
+        self.size = size
 
 
 def rendition_key(attachment_id: str, kind: str) -> str:
@@ -77,14 +90,15 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im
 
 
-def make_renditions(original: bytes) -> dict[str, bytes]:
+def make_renditions(original: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> dict[str, bytes]:
     """Every rendition of `original` (any image Pillow or pillow-heif reads), as JPEG bytes
-    without metadata. Raises RenditionError."""
+    without metadata. Raises RenditionTooLarge past `max_pixels` (the upload's limit),
+    RenditionError when it cannot be read."""
     try:
         opened = Image.open(io.BytesIO(original))
         width, height = opened.size
-        if width * height > MAX_PIXELS:
-            raise RenditionError(f"{width}x{height} pixels is more than {MAX_PIXELS}")
+        if width * height > max_pixels:
+            raise RenditionTooLarge(max_pixels, (width, height))
         biggest = max(RENDITIONS.values())
         opened.draft("RGB", (biggest, biggest))  # JPEG: decode at a reduced scale, faster
         im: Image.Image = ImageOps.exif_transpose(opened)
@@ -125,16 +139,17 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def ensure_rendition(storage: Any, max_image_bytes: int, attachment: Any,
-                           kind: str) -> str:
+                           kind: str, max_pixels: int = MAX_IMAGE_PIXELS) -> str:
     """The storage key of the rendition `kind` of an image attachment, making and caching
-    every rendition on the first call. Raises RenditionError, KeyError for an unknown kind."""
+    every rendition on the first call. Raises RenditionError (RenditionTooLarge past
+    `max_pixels`), KeyError for an unknown kind."""
     if kind not in RENDITIONS:
         raise KeyError(kind)
     key = rendition_key(attachment.id, kind)
     if await storage.exists(key):
         return key
     original = await _read(storage, attachment.storage_key, max_image_bytes)
-    made = await asyncio.to_thread(make_renditions, original)
+    made = await asyncio.to_thread(make_renditions, original, max_pixels)
     for name, data in made.items():
         await storage.put(rendition_key(attachment.id, name), _one(data), "image/jpeg")
     log.info("renditions made", attachment_id=attachment.id,

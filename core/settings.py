@@ -21,6 +21,11 @@ from schema.states import check_sla_overrides
 ROOT = Path(__file__).resolve().parent.parent
 # The city's clock: pages, charts, hour-of-day statistics and CAP times use it.
 HCMC_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# The most pixels (width × height) an image may have: the upload refuses more from the
+# header (api/imagecheck.py), and every accepted image can be rendered (api/media.py: a PNG,
+# WebP or HEIC is decoded whole, 4 bytes a pixel, 256 MB at this size; above any phone
+# camera's usual 48 MP). CANHBAO_MAX_IMAGE_PIXELS may lower it, never raise it.
+MAX_IMAGE_PIXELS = 64_000_000
 DEMO_SECRET = "demo-secret-key-change-me"  # noqa: S105 - refused outside demo mode
 
 
@@ -142,9 +147,8 @@ class Settings(BaseSettings):
     # --- uploads ---
     max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES")
     # Pixels (width × height) an image may have; its header says, before anything is stored
-    # (api/imagecheck.py). 120 million lets a 108-megapixel phone photo through; Pillow
-    # refuses past about 179 million whatever this says.
-    max_image_pixels: int = Field(default=120_000_000, gt=0, le=178_000_000,
+    # (api/imagecheck.py). At most MAX_IMAGE_PIXELS: what the previews can render.
+    max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS, gt=0, le=MAX_IMAGE_PIXELS,
                                   alias="CANHBAO_MAX_IMAGE_PIXELS")
     max_video_bytes: int = Field(default=200 * 1024 * 1024, alias="CANHBAO_MAX_VIDEO_BYTES")
 

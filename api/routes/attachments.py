@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from api import media
 from api.deps import CurrentUser, DbDep, SettingsDep, StorageDep
 from api.errors import ApiError, not_found
+from api.imagecheck import ImageTooLarge
 from api.services.attachments import attachment_for_staff
 from core.settings import Settings
 from core.storage import Storage
@@ -41,12 +42,17 @@ async def attachment_rendition(attachment_id: uuid.UUID, kind: Literal["preview"
                                settings: SettingsDep) -> Response:
     """A browser-displayable JPEG of an image (preview 1600 px, thumbnail 320 px), EXIF
     orientation applied and every metadata removed (api.media), made on first request.
-    404 for a video; 422 when the image cannot be read."""
+    404 for a video; 422 `unreadable_image` when the image cannot be read, 422
+    `image_too_large` for one stored before CANHBAO_MAX_IMAGE_PIXELS was lowered."""
     att = await attachment_for_staff(db, user, str(attachment_id))
     if not media.has_renditions(att.content_type):
         raise not_found("Tệp này không có ảnh xem trước", "This file has no preview")
     try:
-        key = await media.ensure_rendition(storage, settings.max_image_bytes, att, kind)
+        key = await media.ensure_rendition(storage, settings.max_image_bytes, att, kind,
+                                           settings.max_image_pixels)
+    except media.RenditionTooLarge as exc:  # stored before the limit was lowered
+        log.info("rendition refused", attachment_id=att.id, error=str(exc))
+        raise ImageTooLarge(exc.limit, exc.size) from exc
     except media.RenditionError as exc:
         log.info("rendition refused", attachment_id=att.id, error=str(exc))
         raise ApiError(422, "unreadable_image", "Không đọc được ảnh này",

@@ -148,3 +148,27 @@ async def test_an_unreadable_image_answers_422_not_500(stack: Stack) -> None:
     r = await stack.client.get(d["attachments"][0]["thumbnail_url"],
                                headers=stack.auth("operator"))
     assert r.status_code == 422 and r.json()["error"] == "unreadable_image"
+
+
+async def test_the_preview_takes_every_image_the_upload_takes(stack: Stack) -> None:
+    """One pixel limit: an image at the upload's limit renders; one stored before the limit
+    was lowered is "too large" as the upload says, never "unreadable"."""
+    stack.app.state.settings = stack.settings.model_copy(update={"max_image_pixels": 640_000})
+    att = await _upload(stack, "x.png", real_image("PNG", (800, 800)), "image/png")
+    iid = await stack.routed(attachments=[att["attachment_id"]])
+    ref = (await stack.detail(iid)).json()["attachments"][0]
+    h = stack.auth("operator")
+    stack.app.state.settings = stack.settings.model_copy(update={"max_image_pixels": 500_000})
+    r = await stack.client.get(ref["thumbnail_url"], headers=h)
+    assert r.status_code == 422 and r.json()["error"] == "image_too_large", r.text
+    assert "800×800" in r.json()["detail"]
+    stack.app.state.settings = stack.settings.model_copy(update={"max_image_pixels": 640_000})
+    assert (await stack.client.get(ref["thumbnail_url"], headers=h)).status_code == 200
+
+
+def test_the_limit_is_the_settings_one() -> None:
+    from core.settings import MAX_IMAGE_PIXELS, Settings
+
+    assert Settings.model_fields["max_image_pixels"].default == MAX_IMAGE_PIXELS
+    with pytest.raises(media.RenditionTooLarge):
+        media.make_renditions(_png_header(8001, 8000))
