@@ -33,7 +33,7 @@ from api.abuse import ReportOrigin
 from api.auth import client_address, principal_from_request
 from api.deps import DbDep, InfraDep, SettingsDep
 from api.errors import ApiError, FieldError, pydantic_messages, request_lang
-from api.services.submission import submit_report
+from api.services.submission import status_url, submit_report
 from core.settings import HCMC_TZ
 from schema.labels import label
 from schema.reports import ReportCreate
@@ -203,11 +203,20 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
                              f"{exc.field}: {exc.message_en}") from exc
     return JSONResponse([{
         "service_request_id": accepted.incident_id,
-        "service_notice": f"Mã tin báo {accepted.tracking_code}. Theo dõi: "
-                          f"{accepted.status_url}",
+        "service_notice": _notice(request, status_url(infra.settings, accepted.tracking_token,
+                                                      str(request.base_url)),
+                                  accepted.tracking_code),
         "account_id": None,
         "token": accepted.tracking_token,
     }], status_code=201)
+
+
+def _notice(request: Request, link: str, code: str) -> str:
+    """The tracking code and the tracking page's absolute address `link`, in the caller's
+    language (Accept-Language)."""
+    if request_lang(request) == "en":
+        return f"Tracking code {code}. Follow it at: {link}"
+    return f"Mã tin báo {code}. Theo dõi: {link}"
 
 
 async def _request_out(db: Any, report: Report, row: Incident | None) -> dict[str, Any]:

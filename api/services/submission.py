@@ -61,9 +61,10 @@ def make_tracking_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def status_url(settings: Settings, token: str) -> str:
-    """The citizen's tracking page for `token` (absolute when a public URL is set)."""
-    return f"{(settings.public_url or '').rstrip('/')}/t/{token}"
+def status_url(settings: Settings, token: str, base_url: str | None = None) -> str:
+    """The citizen's tracking page for `token`: absolute when a public URL is set, else
+    under `base_url` (the request's) when given, else relative."""
+    return f"{(settings.public_url or base_url or '').rstrip('/')}/t/{token}"
 
 
 def _accepted(settings: Settings, incident_id: str, code: str, token: str) -> ReportAccepted:

@@ -94,3 +94,18 @@ async def test_every_error_is_in_the_georeport_format(make_stack, method: str, p
     # asked for.
     assert described["vi"] and described["en"] and described["vi"] != described["en"]
     assert described["en"].isascii(), described
+
+
+async def test_the_notice_speaks_the_callers_language_with_an_absolute_link(
+        stack: Stack) -> None:
+    place = stack.people.places["ben_thanh"]
+    form = {"service_code": "crime", "lat": str(place.lat), "long": str(place.lon),
+            "description": "Trộm xe"}
+    assert not stack.settings.public_url  # the link comes from the request then
+    vi = (await stack.client.post("/open311/v2/requests.json", data=form)).json()[0]
+    en = (await stack.client.post("/open311/v2/requests.json", data=form,
+                                  headers={"Accept-Language": "en"})).json()[0]
+    assert vi["service_notice"].startswith("Mã tin báo ")
+    assert f"Theo dõi: http://testserver/t/{vi['token']}" in vi["service_notice"]
+    assert en["service_notice"].startswith("Tracking code ")
+    assert en["service_notice"].endswith(f"http://testserver/t/{en['token']}")
