@@ -50,9 +50,12 @@ def error_page(request: Request, exc: ApiError) -> Response | None:
     vi, en = wording.wait_words(retry_s)
     text = i18n.t(lang, "down.staff" if staff else "down.citizen",
                   wait=en if lang == "en" else vi)
-    # A form POST is not sent again by a reload: come back to the page it was on.
-    again = str(request.url.path) if request.method == "GET" else (
-        "/login" if request.url.path.startswith("/login") else "/")
+    # The same page again; a form POST is not sent again: back to its form.
+    if request.method == "GET":
+        query = request.url.query
+        again = request.url.path + (f"?{query}" if query else "")
+    else:
+        again = "/login" if request.url.path.startswith("/login") else "/"
     response = render(request, "unavailable.html",
                       {"text": text, "retry_s": retry_s, "again": again}, status_code=503)
     response.headers.update(headers)

@@ -255,7 +255,7 @@ async def test_pages_answer_a_page_while_database_unreachable(
     assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
     assert page.headers["Retry-After"] == "1"
     assert "Hệ thống đang tạm gián đoạn lưu trữ" in page.text and "1 giây" in page.text
-    assert 'http-equiv="refresh" content="1"' in page.text
+    assert f'http-equiv="refresh" content="1; url=/t/{token}"' in page.text
     assert all(f'href="tel:{n}"' in page.text for n in (113, 114, 115))
     english = await stack.client.get(f"/t/{token}?lang=en", headers=html)
     assert english.status_code == 503 and "reloads itself in 1 second." in english.text
