@@ -20,6 +20,17 @@ an operator does (verify, classify, route, reject, merge); an admin acts on no i
 A cell that changes the state runs on an incident of its own in that state; the others
 share one incident per state (which must still be in it afterwards). Each staff caller's
 `allowed_actions` on GET must list exactly the actions its cells allow.
+
+The staff pages post the same actions through form routes of their own (/console,
+/officer, /supervisor: web/staffkit.py `act_from_form`), signed in with a browser session
+and its CSRF token. Their cells (`page_expected`) are the page's own refusal — the sign-in
+page without a staff session, 403 to a role the page is not for (CONSOLE_ROLES,
+OFFICER_ROLES, SUPERVISOR_ROLES), 404 for a citizen's action — or else exactly the API's
+`expected`; an allowed cell must show the action in the timeline. They are sent as HTMX
+(the block and a toast event, or a toast aimed at #toasts, or HX-Redirect to /login) or, one
+in three, as a plain form (303 back to the page or to /login, or the refusal's page). Only
+one state of each kind the pages tell apart is taken (`representative_states`), and the
+page's own refusals, which come before the incident is read, once each, in turn.
 """
 
 from __future__ import annotations
@@ -594,10 +605,31 @@ async def test_every_page_form_obeys_the_policy_and_its_page(stack: Stack) -> No
         await asyncio.gather(*(fresh(p, w, a) for p, w, a in changing))
 
     await asyncio.gather(*(one_state(s) for s in states))
+
+    # A session without its CSRF token is refused (403) before anything else, also where
+    # the caller may note: one routed incident, each page and caller of the page.
+    case = await matrix.drive(State.ROUTED)
+    _, timeline = await snapshot(case)
+    forged = 0
+    for page, roles in PAGES.items():
+        for who in everyone:
+            if who.role not in roles:
+                continue
+            htmx = forged % 2 == 0
+            headers = {"Cookie": sessions[who.name]["Cookie"]} | (
+                {"HX-Request": "true"} if htmx else {})
+            r = await stack.client.post(f"{page}/incidents/{case.id}/actions/note",
+                                        data={"text": "Ghi chú giả mạo"}, headers=headers)
+            forged += 1
+            if page_answer(r, page, htmx) != 403:
+                wrong.append(f"{page} note by {who.name} without CSRF: {r.status_code}")
+    if (await snapshot(case))[1] != timeline:
+        wrong.append("a note without CSRF token was taken")
     decided = sum(page_refusal(p, w, a) is None for p in PAGES for w in everyone for a in Action)
     print(f"\npage form matrix: {cells} cells ({plain} as plain forms): "  # noqa: T201
           f"{decided} page × caller × action cells the policy decides × {len(states)} "
           f"states ({', '.join(s.value for s in states)}) + {len(refused_first)} the page "
-          f"refuses first; {len(PAGES)} pages, {len(everyone)} callers, {len(Action)} actions")
+          f"refuses first; {len(PAGES)} pages, {len(everyone)} callers, {len(Action)} actions;"
+          f" and {forged} posts without the CSRF token")
     assert cells == decided * len(states) + len(refused_first)
     assert not wrong, "\n".join(wrong)
