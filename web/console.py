@@ -50,6 +50,7 @@ from web.staffkit import (
     page_user,
     staff_ctx,
     thread_marks,
+    to_login,
     toast,
     ward_options,
 )
@@ -232,7 +233,7 @@ async def _group_user(request: Request) -> Principal | Response:
     except ApiError as exc:  # CSRF refused
         return toast(request, exc.en if lang == "en" else exc.vi, exc.status)
     if user is None:
-        return Response(status_code=204, headers={"HX-Redirect": "/login"})
+        return to_login(request, "/console")
     return user
 
 

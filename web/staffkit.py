@@ -82,6 +82,14 @@ def home_of(role: Role) -> str:
     return HOME.get(role, "/login")
 
 
+def to_login(request: Request, back: str) -> Response:
+    """Send a caller without a staff session to the sign-in page, which leads back to the
+    page path `back`: HTMX follows an HX-Redirect (204), a plain browser a 303."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": "/login"})
+    return RedirectResponse(f"/login?next={quote(back, safe='/')}", status_code=303)
+
+
 async def page_user(request: Request, roles: frozenset[Role]) -> Principal | Response:
     """The signed-in staff member, or the response to send instead (login or own home)."""
     try:
@@ -89,10 +97,8 @@ async def page_user(request: Request, roles: frozenset[Role]) -> Principal | Res
     except ApiError:
         user = None
     if user is None:
-        if is_htmx(request):
-            return Response(status_code=204, headers={"HX-Redirect": "/login"})
         nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(nxt, safe='/')}", status_code=303)
+        return to_login(request, nxt)
     if user.role not in roles:
         return RedirectResponse(home_of(user.role), status_code=303)
     return user
@@ -211,16 +217,18 @@ def form_body(action: str, form: Any) -> dict[str, Any]:
     return {}
 
 
-async def act_from_form(request: Request, db: Database, cases: Cases, incident_id: str, action: str,
-               roles: frozenset[Role]) -> tuple[Principal, Any] | Response:
-    """Run one API action for the signed-in user; the case after it, or an error toast."""
+async def act_from_form(request: Request, db: Database, cases: Cases, incident_id: str,
+                        action: str, roles: frozenset[Role], back: str
+                        ) -> tuple[Principal, Any] | Response:
+    """Run one API action for the signed-in user; the case after it, an error toast, or
+    without a staff session the way to the sign-in page (which then leads to `back`)."""
     lang = page_lang(request)
     try:
         user = await auth.principal_from_request(request)
     except ApiError as exc:  # CSRF refused
         return toast(request, exc.en if lang == "en" else exc.vi, exc.status)
     if user is None:
-        return Response(status_code=204, headers={"HX-Redirect": "/login"})
+        return to_login(request, back)
     if user.role not in roles:
         return toast(request, i18n.t(lang, "staff.err.forbidden"), 403)
     try:
@@ -270,7 +278,8 @@ async def action_answer(request: Request, db: Database, cases: Cases, incident_i
                         action: str, where: ActionPage, **trigger_extra: Any) -> Response:
     """Run the action from the posted form; answer with the page's block and a toast
     (HTMX), a redirect back (plain form), or the refusal's toast."""
-    result = await act_from_form(request, db, cases, incident_id, action, where.roles)
+    result = await act_from_form(request, db, cases, incident_id, action, where.roles,
+                                 where.back)
     if isinstance(result, Response):
         return result
     user, detail = result

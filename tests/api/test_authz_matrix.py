@@ -20,6 +20,17 @@ an operator does (verify, classify, route, reject, merge); an admin acts on no i
 A cell that changes the state runs on an incident of its own in that state; the others
 share one incident per state (which must still be in it afterwards). Each staff caller's
 `allowed_actions` on GET must list exactly the actions its cells allow.
+
+The staff pages post the same actions through form routes of their own (/console,
+/officer, /supervisor: web/staffkit.py `act_from_form`), signed in with a browser session
+and its CSRF token. Their cells (`page_expected`) are the page's own refusal — the sign-in
+page without a staff session, 403 to a role the page is not for (CONSOLE_ROLES,
+OFFICER_ROLES, SUPERVISOR_ROLES), 404 for a citizen's action — or else exactly the API's
+`expected`; an allowed cell must show the action in the timeline. They are sent as HTMX
+(the block and a toast event, or a toast aimed at #toasts, or HX-Redirect to /login) or, one
+in three, as a plain form (303 back to the page or to /login, or the refusal's page). Only
+one state of each kind the pages tell apart is taken (`representative_states`), and the
+page's own refusals, which come before the incident is read, once each, in turn.
 """
 
 from __future__ import annotations
@@ -27,13 +38,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi.routing import APIRoute
 from sqlmodel import Session, select
 
-from api.auth import Principal, make_token
+from api.auth import SESSION_COOKIE, Principal, make_token
 from api.scope import sees_unit
 from core.db import make_sync_engine
 from schema.actions import STAFF_ACTIONS
@@ -49,7 +62,8 @@ from schema.states import (
     steps,
 )
 from schema.tables import Unit, User
-from tests.api.conftest import WARD_A, WARD_B, Stack, eventually
+from tests.api.conftest import PASSWORD, WARD_A, WARD_B, Stack, eventually
+from web.staffkit import CONSOLE_ROLES, OFFICER_ROLES, SUPERVISOR_ROLES
 
 ASSIGNED_UNIT = "cs113"  # incidents are routed to a city unit: the ward police is apart
 PARALLEL = 6
@@ -136,6 +150,7 @@ class Matrix:
     merge_target: str = ""
     paths: dict[State, list[Action]] = field(default_factory=dict)
     drivers: dict[tuple[State, Action], Who] = field(default_factory=dict)
+    unit_at: dict[State, str | None] = field(default_factory=dict)  # unit once driven there
 
     def body(self, action: Action, driving: bool) -> dict[str, Any]:
         """A valid body: a refusal is then the policy's, never the body's. Driving routes to
@@ -161,14 +176,8 @@ class Matrix:
 
     async def call(self, who: Who, action: Action, case: Case,
                    driving: bool = False) -> httpx.Response:
-        """The cell's request; sent again (at most 5 times) while the answer is 503, which
-        asks to try again (Temporal slow to answer on a loaded machine): not a decision."""
-        for _ in range(5):
-            r = await self._call(who, action, case, driving)
-            if r.status_code != 503:
-                return r
-            await asyncio.sleep(1)
-        return r
+        """The cell's request through the API."""
+        return await _again(lambda: self._call(who, action, case, driving))
 
     async def _call(self, who: Who, action: Action, case: Case,
                     driving: bool) -> httpx.Response:
@@ -235,8 +244,24 @@ class Matrix:
                     self.paths[target] = [*self.paths[state], action]
                     units[target] = unit
                     queue.append(target)
+        self.unit_at = units
         unreachable = set(State) - set(self.paths)
         assert not unreachable, f"the policy reaches no path to {unreachable}"
+
+
+async def _again(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """A cell's request, sent again (at most 5 times) while the answer is 503, which asks to
+    try again (Temporal slow to answer on a loaded machine): not a decision."""
+    for _ in range(5):
+        r = await send()
+        if r.status_code != 503:
+            return r
+        await asyncio.sleep(1)
+    return r
+
+
+def account_name(who: Who) -> str:
+    return "t.matrix." + who.name.replace(" ", "-").replace("'", "")
 
 
 def _accounts(stack: Stack, units: Units, everyone: list[Who]) -> dict[str, dict[str, str]]:
@@ -247,7 +272,7 @@ def _accounts(stack: Stack, units: Units, everyone: list[Who]) -> dict[str, dict
         for who in everyone:
             if who.role is None or who.role not in STAFF_ROLES:
                 continue
-            username = "t.matrix." + who.name.replace(" ", "-").replace("'", "")
+            username = account_name(who)
             user = s.exec(select(User).where(User.username == username)).first()
             if user is None:
                 user = User(username=username, password_hash=template.password_hash,
@@ -272,12 +297,19 @@ def _units(stack: Stack) -> Units:
     return units
 
 
-async def test_every_action_role_and_state_obeys_the_policy(stack: Stack) -> None:
+async def _matrix(stack: Stack, everyone: list[Who]) -> Matrix:
+    """The matrix's accounts, paths to every state and merge target."""
     units = _units(stack)
-    everyone = callers()
     matrix = Matrix(stack, units, _accounts(stack, units, everyone))
     matrix.plan(everyone)
     matrix.merge_target = (await matrix.new_case()).id
+    return matrix
+
+
+async def test_every_action_role_and_state_obeys_the_policy(stack: Stack) -> None:
+    everyone = callers()
+    matrix = await _matrix(stack, everyone)
+    units = matrix.units
     gate = asyncio.Semaphore(PARALLEL)
     cells = 0
     wrong: list[str] = []
@@ -339,8 +371,6 @@ async def test_every_action_role_and_state_obeys_the_policy(stack: Stack) -> Non
 async def test_staff_routes_refuse_anonymous_and_citizen_tokens(stack: Stack) -> None:
     """Every route that needs a staff sign-in (its dependencies include `current_user`)
     answers 401 without one and to a citizen's tracking token used as a bearer token."""
-    from fastapi.routing import APIRoute
-
     from api.deps import current_user
 
     accepted = await stack.submit(WARD_A)
@@ -349,17 +379,7 @@ async def test_staff_routes_refuse_anonymous_and_citizen_tokens(stack: Stack) ->
     def needs_staff(dependant: Any) -> bool:
         return any(d.call is current_user or needs_staff(d) for d in dependant.dependencies)
 
-    def walk(routes: list[Any]) -> list[APIRoute]:
-        out: list[APIRoute] = []
-        for r in routes:
-            inner = getattr(r, "original_router", None)
-            if inner is not None:
-                out += walk(inner.routes)
-            elif isinstance(r, APIRoute) and needs_staff(r.dependant):
-                out.append(r)
-        return out
-
-    routes = walk(stack.app.routes)
+    routes = [r for r in api_routes(stack.app.routes) if needs_staff(r.dependant)]
     assert len(routes) >= 10
     fill = {"incident_id": accepted["incident_id"], "action": "note",
             "attachment_id": str(uuid.uuid4()), "kind": "thumbnail"}
@@ -370,3 +390,246 @@ async def test_staff_routes_refuse_anonymous_and_citizen_tokens(stack: Stack) ->
                             {"Authorization": "Bearer "}, {"Authorization": "Basic abc"}):
                 r = await stack.client.request(method, path, headers=headers, json={})
                 assert r.status_code == 401, (method, path, headers, r.status_code, r.text)
+
+
+# --- the staff pages' form routes --------------------------------------------------------
+# Each staff page posts the same actions through a form route of its own
+# (web/staffkit.py `act_from_form`), open to the page's roles only, then through the same
+# service as the API. Their cells are generated from the same policy: `page_expected` adds
+# only what the page itself decides to `expected`.
+
+PAGES: dict[str, frozenset[Role]] = {"/console": CONSOLE_ROLES, "/officer": OFFICER_ROLES,
+                                      "/supervisor": SUPERVISOR_ROLES}
+LOGIN = "sign-in page"  # the browser is sent to /login
+Answer = int | str
+
+
+def page_refusal(page: str, who: Who, action: Action) -> Answer | None:
+    """What a page's form route answers before the policy is asked, whatever the incident:
+    the sign-in page without a staff session, 403 to a role the page is not for, 404 for
+    an action that is not staff's (no page has its form); None: the policy decides."""
+    if who.role is None or who.role not in STAFF_ROLES:
+        return LOGIN
+    if who.role not in PAGES[page]:
+        return 403
+    if action not in STAFF_ACTIONS:
+        return 404
+    return None
+
+
+def page_expected(page: str, who: Who, action: Action, state: State,
+                  incident_unit: str | None, units: Units) -> Answer:
+    """What a page's form route answers: its own refusal, else what the API answers to
+    the same caller."""
+    refusal = page_refusal(page, who, action)
+    return expected(who, action, state, incident_unit, units) if refusal is None else refusal
+
+
+def page_answer(r: httpx.Response, page: str, htmx: bool) -> Answer:
+    """The page's answer in `page_expected`'s terms. HTMX: the page's block with a toast
+    event (200), the refusal as a toast aimed at #toasts, or HX-Redirect to /login (204).
+    A plain form: 303 back to the page, the refusal as a short page, or 303 to /login."""
+    status = r.status_code
+    if htmx:
+        if status == 204:
+            return LOGIN if r.headers.get("hx-redirect") == "/login" else "204 elsewhere"
+        if status == 200:
+            return 200 if "staff-toast" in r.headers.get("hx-trigger", "") else "200, no toast"
+        return status if r.headers.get("hx-retarget") == "#toasts" else f"{status}, no toast"
+    if status == 303:
+        target = r.headers.get("location", "")
+        if target == "/login" or target.startswith("/login?"):
+            return LOGIN
+        return 200 if target.split("?")[0] == page else f"303 to {target}"
+    return status
+
+
+def representative_states(matrix: Matrix, everyone: list[Who]) -> list[State]:
+    """One state of each kind the pages tell apart: states where every page cell expects
+    the same answer and every allowed action keeps or moves the state alike are one."""
+    kinds: dict[tuple[Any, ...], State] = {}
+    for state in State:
+        kind = tuple((page_expected(page, who, action, state, matrix.unit_at[state],
+                                    matrix.units), bool(steps(action, state)))
+                     for page in PAGES for who in everyone for action in Action)
+        kinds.setdefault(kind, state)
+    return list(kinds.values())
+
+
+async def _sessions(stack: Stack, everyone: list[Who]) -> dict[str, dict[str, str]]:
+    """A browser session (cookie and CSRF header) per staff caller, signed in through the
+    login form; the shared client keeps no cookie of it."""
+    out: dict[str, dict[str, str]] = {}
+    for who in everyone:
+        if who.role is None or who.role not in STAFF_ROLES:
+            continue
+        r = await stack.client.post("/api/v1/auth/login", data={
+            "username": account_name(who), "password": PASSWORD},
+            headers={"Origin": str(stack.client.base_url)})
+        assert r.status_code == 200, r.text
+        out[who.name] = {"Cookie": f"{SESSION_COOKIE}={r.cookies[SESSION_COOKIE]}",
+                         "X-CSRF-Token": r.json()["csrf_token"]}
+        stack.client.cookies.clear()
+    return out
+
+
+async def page_call(matrix: Matrix, sessions: dict[str, dict[str, str]], page: str,
+                    who: Who, action: Action, case: Case, htmx: bool) -> httpx.Response:
+    """The cell's form post, with the body the API cell sends as form fields. The citizen
+    has no session: their tracking token is tried as a bearer token."""
+    if who.role is Role.CITIZEN:
+        headers = {"Authorization": f"Bearer {case.token}"}
+    else:
+        headers = dict(sessions.get(who.name, {}))
+    if htmx:
+        headers["HX-Request"] = "true"
+    form = {k: str(v) for k, v in matrix.body(action, driving=False).items()}
+    return await _again(lambda: matrix.stack.client.post(
+        f"{page}/incidents/{case.id}/actions/{action.value}", data=form, headers=headers))
+
+
+def api_routes(routes: list[Any]) -> list[APIRoute]:
+    """Every route of the app, also those of the routers it includes."""
+    out: list[APIRoute] = []
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            out += api_routes(inner.routes)
+        elif isinstance(r, APIRoute):
+            out.append(r)
+    return out
+
+
+def _page_routes(stack: Stack) -> set[str]:
+    """The pages that post incident actions through a form route of their own."""
+    suffix = "/incidents/{incident_id}/actions/{action}"
+    return {r.path.removesuffix(suffix) for r in api_routes(stack.app.routes)
+            if r.path.endswith(suffix) and "POST" in (r.methods or ())
+            and not r.path.startswith("/api/")}
+
+
+async def test_every_page_form_obeys_the_policy_and_its_page(stack: Stack) -> None:
+    """Every page × caller × staff action × representative state where the policy decides;
+    the page's own refusals (no session, not the page's role, no such staff action), which
+    come before the incident is read, once each, taken in turn in each of those states.
+    An allowed cell must have changed the incident as the API would: its state, and its
+    timeline has the action's event."""
+    assert _page_routes(stack) == set(PAGES), "give the new page's roles in PAGES"
+    everyone = callers()
+    matrix = await _matrix(stack, everyone)
+    sessions = await _sessions(stack, everyone)
+    units = matrix.units
+    states = representative_states(matrix, everyone)
+    refused_first = [(page, who, action) for page in PAGES for who in everyone
+                     for action in Action if page_refusal(page, who, action) is not None]
+    turn = {cell: states[i % len(states)] for i, cell in enumerate(refused_first)}
+    ready: dict[State, list[Case]] = {state: [] for state in State}  # driven, not yet used
+    gate = asyncio.Semaphore(PARALLEL)
+    cells = 0
+    plain = 0
+    wrong: list[str] = []
+
+    async def snapshot(case: Case) -> tuple[str, dict[int, str]]:
+        """The incident's state and its timeline ({seq: action})."""
+        r = await stack.detail(case.id, "supervisor")
+        assert r.status_code == 200, r.text
+        return r.json()["state"], {e["seq"]: e["action"] for e in r.json()["timeline"]}
+
+    async def check(page: str, who: Who, action: Action, case: Case, state: State) -> None:
+        nonlocal cells, plain
+        want = page_expected(page, who, action, state, case.unit, units)
+        # A plain form (no JavaScript) for one cell in three, spread over every dimension.
+        htmx = (list(PAGES).index(page) + everyone.index(who) + list(Action).index(action)
+                + list(State).index(state)) % 3 != 0
+        before = await snapshot(case) if want == 200 else None
+        r = await page_call(matrix, sessions, page, who, action, case, htmx)
+        got = page_answer(r, page, htmx)
+        cells += 1
+        plain += not htmx
+        mode = "htmx" if htmx else "plain form"
+        cell = f"{page} {action.value} by {who.name} in {state.value} ({mode})"
+        if got != want:
+            text = " ".join(r.text.split())[:160]
+            wrong.append(f"{cell}: policy {want}, page {got} ({r.status_code} {text})")
+            return
+        if before is None:
+            return
+        path = steps(action, state)  # allowed: applied as the API would
+        target = path[-1] if path else state
+
+        async def applied() -> bool:
+            state_now, timeline = await snapshot(case)
+            return state_now == target.value and action.value in {
+                a for seq, a in timeline.items() if seq not in before[1]}
+        try:
+            await eventually(applied, 20)
+        except BaseException:
+            wrong.append(f"{cell}: answered 200 but no {action.value} is in the timeline "
+                         f"or the state is not {target.value}: {await snapshot(case)}")
+            return
+        if action in (Action.ROUTE, Action.REASSIGN):
+            case.unit = units.other  # the cells route elsewhere
+        if case is not shared_of.get(state) and case.unit == matrix.unit_at[target]:
+            case.state = target
+            ready[target].append(case)  # as if driven there: serves a later cell
+
+    shared_of: dict[State, Case] = {}
+
+    async def one_state(state: State) -> None:
+        async with gate:
+            shared = shared_of[state] = await matrix.drive(state)
+        changing: list[tuple[str, Who, Action]] = []
+        for page in PAGES:
+            for action in Action:
+                for who in everyone:
+                    if page_refusal(page, who, action) is not None \
+                            and turn[(page, who, action)] is not state:
+                        continue  # checked in its turn
+                    if page_expected(page, who, action, state, shared.unit, units) == 200 \
+                            and steps(action, state):
+                        changing.append((page, who, action))  # an incident of its own
+                        continue
+                    async with gate:
+                        await check(page, who, action, shared, state)
+        async with gate:
+            try:
+                await matrix.settled(shared)  # nothing in the shared cells moved it
+            except BaseException:
+                wrong.append(f"the shared cells moved the incident in {state.value}: "
+                             f"{await snapshot(shared)}")
+
+        async def fresh(page: str, who: Who, action: Action) -> None:
+            async with gate:
+                case = ready[state].pop() if ready[state] else await matrix.drive(state)
+                await check(page, who, action, case, state)
+        await asyncio.gather(*(fresh(p, w, a) for p, w, a in changing))
+
+    await asyncio.gather(*(one_state(s) for s in states))
+
+    # A session without its CSRF token is refused (403) before anything else, also where
+    # the caller may note: one routed incident, each page and caller of the page.
+    case = await matrix.drive(State.ROUTED)
+    _, timeline = await snapshot(case)
+    forged = 0
+    for page, roles in PAGES.items():
+        for who in everyone:
+            if who.role not in roles:
+                continue
+            htmx = forged % 2 == 0
+            headers = {"Cookie": sessions[who.name]["Cookie"]} | (
+                {"HX-Request": "true"} if htmx else {})
+            r = await stack.client.post(f"{page}/incidents/{case.id}/actions/note",
+                                        data={"text": "Ghi chú giả mạo"}, headers=headers)
+            forged += 1
+            if page_answer(r, page, htmx) != 403:
+                wrong.append(f"{page} note by {who.name} without CSRF: {r.status_code}")
+    if (await snapshot(case))[1] != timeline:
+        wrong.append("a note without CSRF token was taken")
+    decided = sum(page_refusal(p, w, a) is None for p in PAGES for w in everyone for a in Action)
+    print(f"\npage form matrix: {cells} cells ({plain} as plain forms): "  # noqa: T201
+          f"{decided} page × caller × action cells the policy decides × {len(states)} "
+          f"states ({', '.join(s.value for s in states)}) + {len(refused_first)} the page "
+          f"refuses first; {len(PAGES)} pages, {len(everyone)} callers, {len(Action)} actions;"
+          f" and {forged} posts without the CSRF token")
+    assert cells == decided * len(states) + len(refused_first)
+    assert not wrong, "\n".join(wrong)
