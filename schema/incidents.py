@@ -6,6 +6,7 @@ escalation alerts. Built from the read model (schema.tables) by api.services.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, or_
@@ -159,7 +160,10 @@ class IncidentDetail(IncidentBase):
 
 
 class AlertOut(BaseModel):
-    """An escalation (the incident stayed too long in `state`)."""
+    """An escalation (the incident stayed too long in `state`), or with kind "stalled" an
+    open incident whose deadline passed and whose workflow has not acted on it
+    (api/services/alerts.stalled): id `stalled:<incident_id>`, level the incident's
+    current level, overdue_since its deadline."""
 
     id: str
     incident_id: str
@@ -174,3 +178,4 @@ class AlertOut(BaseModel):
     created_at: datetime
     resolved_at: datetime | None
     open: bool
+    kind: Literal["escalation", "stalled"] = "escalation"

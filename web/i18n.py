@@ -481,6 +481,10 @@ CATALOGS["vi"].update({
     "staff.officer.send_note": "Gửi ghi chú", "staff.officer.close_send": "Xác nhận kết thúc",
     "staff.officer.uploading": "Đang tải ảnh…", "staff.officer.uploaded": "Đã tải ảnh",
     "staff.sup.alerts": "Cảnh báo quá hạn", "staff.sup.no_alerts": "Không có vụ việc quá hạn.",
+    "staff.sup.stalled": "Hệ thống chưa xử lý hạn",
+    "staff.sup.stalled_hint": ("Quá hạn nhưng quy trình của vụ việc chưa cảnh báo: tiến trình "
+                               "xử lý (worker) có thể đang dừng hoặc lỗi. Hãy xử lý trực tiếp "
+                               "và báo kỹ thuật."),
     "staff.sup.overdue_for": "quá hạn", "staff.sup.since": "từ",
     "staff.sup.stats": "Thống kê", "staff.sup.from": "Từ ngày", "staff.sup.to": "Đến ngày",
     "staff.sup.show": "Xem", "staff.sup.total": "Vụ việc", "staff.sup.open": "Đang xử lý",
@@ -590,6 +594,10 @@ CATALOGS["en"].update({
     "staff.officer.send_note": "Send note", "staff.officer.close_send": "Confirm close",
     "staff.officer.uploading": "Uploading photo…", "staff.officer.uploaded": "Photo uploaded",
     "staff.sup.alerts": "Overdue alerts", "staff.sup.no_alerts": "No overdue incidents.",
+    "staff.sup.stalled": "Deadline not handled by the system",
+    "staff.sup.stalled_hint": ("Overdue, but the incident's workflow raised no alert: the "
+                               "worker may be stopped or failing. Act on it directly and tell "
+                               "the technical staff."),
     "staff.sup.overdue_for": "overdue for", "staff.sup.since": "since",
     "staff.sup.stats": "Statistics", "staff.sup.from": "From", "staff.sup.to": "To",
     "staff.sup.show": "Show", "staff.sup.total": "Incidents", "staff.sup.open": "Open",

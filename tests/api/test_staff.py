@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import uuid
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlmodel import col
 
-from schema.tables import StaffEvent
+from schema.tables import Incident, StaffEvent, utcnow
 from tests.api.conftest import WARD_A, WARD_B, Stack, eventually
 
 
@@ -345,3 +347,34 @@ async def test_silent_sos_is_marked_in_the_list_the_detail_and_the_schema(
     schemas = (await stack.client.get("/openapi.json")).json()["components"]["schemas"]
     for model in ("IncidentSummary", "IncidentDetail"):
         assert schemas[model]["properties"]["silent"]["type"] == "boolean", model
+
+
+async def test_a_deadline_nobody_acted_on_is_an_alert(stack: Stack) -> None:
+    """An open incident whose deadline passed over a minute ago in the read model, with no
+    escalation moving it (its workflow stuck, the worker down), is listed as a "stalled"
+    alert for the staff who see the incident, and on the supervisor's page."""
+    iid = await stack.routed()
+    h = stack.auth("supervisor")
+    listed = (await stack.client.get("/api/v1/alerts?open=true", headers=h)).json()
+    assert not any(a["incident_id"] == iid for a in listed)  # deadline ahead: nothing
+    async with stack.app.state.db.session() as s:
+        # What a workflow that stopped acting leaves behind: its deadline passes, and
+        # nothing moves it on.
+        await s.execute(update(Incident).where(col(Incident.id) == iid).values(
+            deadline=utcnow() - timedelta(minutes=2)))
+        await s.commit()
+    listed = (await stack.client.get("/api/v1/alerts?open=true", headers=h)).json()
+    stalled = [a for a in listed if a["incident_id"] == iid]
+    assert [a["kind"] for a in stalled] == ["stalled"], stalled
+    assert stalled[0]["id"] == f"stalled:{iid}" and stalled[0]["open"]
+    assert any(a["incident_id"] == iid for a in
+               (await stack.client.get("/api/v1/alerts", headers=stack.auth("officer_a"))).json())
+    assert not any(a["incident_id"] == iid for a in
+                   (await stack.client.get("/api/v1/alerts",
+                                           headers=stack.auth("officer_b"))).json())
+    assert not any(a["incident_id"] == iid for a in (await stack.client.get(
+        "/api/v1/alerts?open=false", headers=h)).json())
+    page = await stack.client.get("/supervisor", headers=h)
+    assert page.status_code == 200 and "Hệ thống chưa xử lý hạn" in page.text
+    code = (await stack.detail(iid)).json()["tracking_code"]
+    assert f'id="alert-{code}"' in page.text

@@ -18,6 +18,7 @@ import asyncio
 import os
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
@@ -268,11 +269,41 @@ async def v2_keyed(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
     return [("v2_keyed", handle)]
 
 
+async def v2_dated(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
+    """Event times from history: updates with `at` (as the API sends them), a look-up
+    result with its time, one escalation (dated at its deadline), a merge and a merged
+    citizen's addition (signals with their time); the primary is verified, routed, closed."""
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    primary = await start_incident(client, tq, incident_input(
+        category=Category.FIRE_EXPLOSION, sla_scale=0.002))  # 0.12 s a level
+
+    async def escalated():  # type: ignore[no-untyped-def]
+        return (await query_case(primary)).escalation.level >= 1
+
+    await eventually(escalated, timeout=30)
+    child = await start_incident(client, tq)
+    await child.execute_update(W.merge, MergeInput(
+        actor=operator(), into_incident_id=(await query_case(primary)).id, at=now()))
+    await child.execute_update(W.add_info, AddInfoInput(actor=citizen(), text="Thêm",
+                                                        at=now()))
+    unit = unit_ref()
+    await primary.execute_update(W.verify, VerifyInput(actor=operator(), at=now()))
+    await primary.execute_update(W.route, RouteInput(actor=operator(), unit=unit, at=now()))
+    await primary.execute_update(W.close, CloseInput(
+        actor=supervisor(), outcome=Outcome.RESOLVED, summary="Xong", at=now()))
+    await child.result()
+    await primary.result()
+    return [("v2_dated_primary", primary), ("v2_dated_child", child)]
+
+
 # lifecycle, escalation, merge, cancel and lifecycle_local are v1 histories, recorded
 # before v2 existed: start_incident now starts v2, so never record them again.
 SCENARIOS = {"v2_lifecycle": v2_lifecycle, "v2_escalation": v2_escalation,
              "v2_merge": v2_merge, "v2_continued": v2_continued,
-             "v2_versions": v2_versions, "v2_message": v2_message, "v2_keyed": v2_keyed}
+             "v2_versions": v2_versions, "v2_message": v2_message, "v2_keyed": v2_keyed,
+             "v2_dated": v2_dated}
 
 
 async def main(wanted: list[str]) -> None:

@@ -24,7 +24,7 @@ def test_histories_are_recorded() -> None:
             "lifecycle_local"} <= names  # v1
     assert {"v2_lifecycle", "v2_escalation", "v2_merge_primary", "v2_merge_child",
             "v2_continued_first", "v2_continued_next", "v2_versions",
-            "v2_message", "v2_keyed"} <= names
+            "v2_message", "v2_keyed", "v2_dated_primary", "v2_dated_child"} <= names
 
 
 def test_v2_histories_cover_the_hand_over() -> None:
