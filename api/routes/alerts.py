@@ -18,5 +18,7 @@ _ERR = {"model": dict}
 async def list_alerts(db: DbDep, user: CurrentUser, open: bool | None = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertOut]:
     """Escalations, newest first: `open=true` only those not yet resolved, `open=false`
-    only resolved ones, all without it. An officer sees the own unit's."""
+    only resolved ones, all without it. Unless `open=false`, the list starts with the
+    stalled incidents (kind `stalled`: the deadline passed over a minute ago and no
+    escalation moved it). `limit` applies to each kind. An officer sees the own unit's."""
     return await service_list_alerts(db, user, open, limit)

@@ -25,7 +25,8 @@ STALL_GRACE = timedelta(seconds=60)
 async def list_alerts(db: Database, user: Principal, open: bool | None = None,
                       limit: int = 200, now: datetime | None = None) -> list[AlertOut]:
     """Newest first: `open=True` only those not yet resolved, `open=False` only resolved
-    ones, all with None. Open lists start with the stalled incidents (`stalled`)."""
+    ones, all with None. Open lists start with the stalled incidents (`stalled`); `limit`
+    applies to each kind, so a backlog of stalled incidents never hides an escalation."""
     stmt = scope.alerts(select(Alert), user).order_by(
         col(Alert.created_at).desc(), col(Alert.id)).limit(limit)
     if open is True:
@@ -37,7 +38,7 @@ async def list_alerts(db: Database, user: Principal, open: bool | None = None,
     escalations = [AlertOut(**a.model_dump(), open=a.resolved_at is None) for a in rows]
     if open is False:
         return escalations
-    return (await stalled(db, user, now=now, limit=limit) + escalations)[:limit]
+    return await stalled(db, user, now=now, limit=limit) + escalations
 
 
 async def stalled(db: Database, user: Principal, now: datetime | None = None,
