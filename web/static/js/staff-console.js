@@ -161,6 +161,24 @@
   }
   miniMap();
 
+  /* The incident the operator chose last (a list or duplicate link). A refresh of the panel
+   * asked for before that click (a live event for the incident shown until then) can be
+   * answered after it: it must not put the old incident back over the operator's choice. */
+  var wanted = shown;
+  var PANEL = /^\/console\/incidents\/([^/?#]+)$/;
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail.elt;
+    if (!elt || !elt.getAttribute || elt.getAttribute("hx-target") !== "#detail") return;
+    var m = (elt.getAttribute("hx-get") || "").match(PANEL);
+    if (m) wanted = m[1];
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var t = e.detail.target;
+    if (!t || t.id !== "detail" || !wanted) return;
+    var m = ((e.detail.pathInfo && e.detail.pathInfo.requestPath) || "").match(PANEL);
+    if (m && m[1] !== wanted) e.detail.shouldSwap = false;
+  });
+
   document.addEventListener("click", function (e) {
     var a = e.target.closest && e.target.closest("a.inc-link");
     if (a) select(a.closest("li").getAttribute("data-id"));
