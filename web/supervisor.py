@@ -46,21 +46,31 @@ def _day(text: str | None, default: date) -> date:
 
 
 
+STALLED_SHOWN = 20  # stalled incidents listed by name; the rest are counted
+
+
 async def _alerts_context(db: Database, user: Principal) -> dict[str, Any]:
     rows = await list_alerts(db, user, open=True, limit=200)
+    # Stalled incidents (no escalation moved their deadline) are a short list of their own
+    # above the cards, so however many there are, the escalation cards stay as they are.
+    stalled = [a for a in rows if a.kind == "stalled"]
     best: dict[str, Any] = {}
-    for a in rows:  # one card an incident: stalled first, else its highest level
-        held = best.get(a.incident_id)
-        if held is None or (held.kind, held.level) < (a.kind, a.level):
+    for a in rows:  # one card an incident: its highest level
+        if a.kind != "stalled" and (a.incident_id not in best
+                                    or a.level > best[a.incident_id].level):
             best[a.incident_id] = a
     now = utcnow()
     async with db.session() as s:
         names = dict((await s.execute(select(col(Ward.code), col(Ward.name)))).all())
     alerts = [{"a": a, "ward_name": names.get(a.ward_code, ""),
                "overdue_s": (now - a.overdue_since).total_seconds()}
-              for a in sorted(best.values(), key=lambda a: (a.kind != "stalled", -a.level,
-                                                            a.overdue_since))]
-    return {"alerts": alerts, "units": await active_units(db) if alerts else [],
+              for a in sorted(best.values(), key=lambda a: (-a.level, a.overdue_since))]
+    return {"alerts": alerts, "stalled": [
+                {"a": a, "ward_name": names.get(a.ward_code, ""),
+                 "overdue_s": (now - a.overdue_since).total_seconds()}
+                for a in stalled[:STALLED_SHOWN]],
+            "stalled_more": max(0, len(stalled) - STALLED_SHOWN),
+            "units": await active_units(db) if alerts else [],
             "outcomes": OUTCOMES, "form_key": str(uuid.uuid4())}
 
 

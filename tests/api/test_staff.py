@@ -377,4 +377,4 @@ async def test_a_deadline_nobody_acted_on_is_an_alert(stack: Stack) -> None:
     page = await stack.client.get("/supervisor", headers=h)
     assert page.status_code == 200 and "Hệ thống chưa xử lý hạn" in page.text
     code = (await stack.detail(iid)).json()["tracking_code"]
-    assert f'id="alert-{code}"' in page.text
+    assert f'id="stalled-{code}"' in page.text
