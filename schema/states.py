@@ -195,8 +195,10 @@ CITIZEN_ACTIONS: frozenset[Action] = frozenset(
     a for a, roles in ACTION_ROLES.items() if Role.CITIZEN in roles)
 
 # Timeline event kinds that are not actions of their own: the reporter's answer to a staff
-# message (taken through ADD_INFO with `reply_to`, recorded as "reply").
+# message (taken through ADD_INFO with `reply_to`, recorded as "reply"), and the note a
+# merged report records each time its primary's state changes.
 REPLY_EVENT = "reply"
+PRIMARY_CHANGED_EVENT = "primary_changed"
 
 # Timeline events the reporter reads on the tracking page (web/tracking_story.py words
 # them): state changes by staff, public notes (a note only when public), the closing, and

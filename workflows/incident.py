@@ -87,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.states import (
         ACTION_ROLES,
         DEFAULT_PRIORITY,
+        PRIMARY_CHANGED_EVENT,
         REPLY_EVENT,
         STATE_PUBLIC_NOTES,
         UNIT_SCOPED,
@@ -657,7 +658,7 @@ class IncidentWorkflow:
             return
         s.primary_state = sig.state
         s.version += 1
-        self._record("primary_changed", SYSTEM_ACTOR, None, None,
+        self._record(PRIMARY_CHANGED_EVENT, SYSTEM_ACTOR, None, None,
                      data={"primary_id": sig.primary_id, "state": sig.state.value},
                      public_note=STATE_PUBLIC_NOTES[sig.state], at=self._moment(sig.at))
         await self._drain(self._ops_queued)

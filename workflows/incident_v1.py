@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
     from schema.states import (
         ACTION_ROLES,
         DEFAULT_PRIORITY,
+        PRIMARY_CHANGED_EVENT,
         STATE_PUBLIC_NOTES,
         UNIT_SCOPED,
         Action,
@@ -471,7 +472,7 @@ class IncidentWorkflowV1:
             return
         self._case.primary_state = sig.state
         self._version += 1
-        self._record("primary_changed", SYSTEM_ACTOR, None, None,
+        self._record(PRIMARY_CHANGED_EVENT, SYSTEM_ACTOR, None, None,
                      data={"primary_id": sig.primary_id, "state": sig.state.value},
                      public_note=STATE_PUBLIC_NOTES[sig.state])
         await self._drain(self._ops_queued)

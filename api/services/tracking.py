@@ -24,7 +24,7 @@ from api.cases import CaseEnded, CaseNotFound, CaseRefused, CaseUnavailable
 from api.errors import ApiError, FieldError, pydantic_messages
 from api.infra import Infra
 from api.services.attachments import claim_attachments, release_attachments
-from api.services.tracking_record import PRIMARY_CHANGED, closing, load_record
+from api.services.tracking_record import closing, load_record
 from core.db import Database
 from schema.labels import sender_label
 from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentInput
@@ -36,7 +36,7 @@ from schema.reports import (
     TrackingView,
     unique_ids,
 )
-from schema.states import REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
+from schema.states import PRIMARY_CHANGED_EVENT, REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
 from schema.tables import IncidentEvent, Report
 from schema.text import clean_text
 
@@ -123,9 +123,10 @@ def public_timeline(events: Sequence[Any], created_at: datetime,
     staff messages and the reporter's replies, each with the state reached by then (at
     least the receipt). For a merged report, `primary_events` (the primary's public
     steps, api/services/tracking_record.py) are shown in full, marked `from_primary`
-    with the primary's state, in place of the PRIMARY_CHANGED notes the report recorded
-    from them."""
-    own = [ev for ev in events if not (primary_events and ev.action == PRIMARY_CHANGED)]
+    with the primary's state, in place of the PRIMARY_CHANGED_EVENT notes the report
+    recorded from them (the primary's own steps say it better)."""
+    own = [ev for ev in events
+           if not (primary_events and ev.action == PRIMARY_CHANGED_EVENT)]
     timeline = _lines(own) + _lines(primary_events, from_primary=True)
     timeline.sort(key=lambda e: e.at)  # stable: the report's own line first at one time
     return timeline or [TrackingEvent(at=created_at, state=State.RECEIVED)]

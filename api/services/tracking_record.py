@@ -31,9 +31,6 @@ from schema.tables import Incident, IncidentEvent, Report
 # minus the messages to that reporter and the primary's own merges.
 PRIMARY_PUBLIC: frozenset[str] = CITIZEN_VISIBLE_EVENTS - STAFF_MESSAGE_EVENTS - {
     Action.MERGE.value}
-# The note a merged report's workflow records each time the primary's state changes; the
-# primary's own steps say it better wherever they are shown.
-PRIMARY_CHANGED = "primary_changed"
 
 
 @dataclass
