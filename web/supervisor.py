@@ -18,7 +18,7 @@ from api.services.alerts import list_alerts
 from api.services.stats import incident_stats
 from core.db import Database
 from core.settings import HCMC_TZ
-from schema.incidents import IncidentDetail
+from schema.incidents import AlertOut, IncidentDetail
 from schema.stats import GroupBy
 from schema.tables import Ward, utcnow
 from web import i18n
@@ -62,13 +62,13 @@ async def _alerts_context(db: Database, user: Principal) -> dict[str, Any]:
     now = utcnow()
     async with db.session() as s:
         names = dict((await s.execute(select(col(Ward.code), col(Ward.name)))).all())
-    alerts = [{"a": a, "ward_name": names.get(a.ward_code, ""),
-               "overdue_s": (now - a.overdue_since).total_seconds()}
-              for a in sorted(best.values(), key=lambda a: (-a.level, a.overdue_since))]
-    return {"alerts": alerts, "stalled": [
-                {"a": a, "ward_name": names.get(a.ward_code, ""),
-                 "overdue_s": (now - a.overdue_since).total_seconds()}
-                for a in stalled[:STALLED_SHOWN]],
+
+    def shown(a: AlertOut) -> dict[str, Any]:
+        return {"a": a, "ward_name": names.get(a.ward_code, ""),
+                "overdue_s": (now - a.overdue_since).total_seconds()}
+
+    alerts = [shown(a) for a in sorted(best.values(), key=lambda a: (-a.level, a.overdue_since))]
+    return {"alerts": alerts, "stalled": [shown(a) for a in stalled[:STALLED_SHOWN]],
             "stalled_more": max(0, len(stalled) - STALLED_SHOWN),
             "units": await active_units(db) if alerts else [],
             "outcomes": OUTCOMES, "form_key": str(uuid.uuid4())}
