@@ -131,8 +131,8 @@ class ActionInput(Payload):
     expected_version: int | None = None
     # When the API took the request (api/cases.Cases.update sets it): the time of the
     # events the action records (IncidentWorkflow._when). Kept in history with the update,
-    # so a replay gives the time that was written to SQL; the task's own clock may not
-    # (Temporal records a speculative or retried workflow task's start when it completes).
+    # so a replay gives the time that was written to SQL, which the task's own clock may
+    # not (why: IncidentWorkflow._moment).
     at: datetime | None = None
 
 

@@ -853,27 +853,27 @@ class IncidentWorkflow:
         return min(max(at, self._s.updated_at), now)
 
     def _transition(self, action: str, actor: Actor, target: State,
-                    data: dict[str, Any], now: datetime) -> None:
+                    data: dict[str, Any], at: datetime) -> None:
         s = self._s
         left = s.state
         if s.escalation.level > 0:
             self._enqueue(names.RESOLVE_ALERTS,
-                          ResolveAlertsInput(incident_id=s.id, state=left, at=now),
+                          ResolveAlertsInput(incident_id=s.id, state=left, at=at),
                           f"resolve {left.value}")
         s.state = target
         s.escalation = Escalation()
         if target is State.ACKNOWLEDGED and s.acknowledged_at is None:
-            s.acknowledged_at = now
+            s.acknowledged_at = at
         elif target is State.ON_SCENE and s.on_scene_at is None:
-            s.on_scene_at = now
+            s.on_scene_at = at
         elif target.is_terminal:
-            s.closed_at = now
+            s.closed_at = at
         s.version += 1
         s.last_change = ChangeNote(version=s.version, action=action, by=actor.username,
-                                   at=now, unit_name=s.unit.name if s.unit else None)
-        self._arm_deadline(now)
+                                   at=at, unit_name=s.unit.name if s.unit else None)
+        self._arm_deadline(at)
         self._record(action, actor, left, target, data=data,
-                     public_note=STATE_PUBLIC_NOTES[target], at=now)
+                     public_note=STATE_PUBLIC_NOTES[target], at=at)
 
     def _arm_deadline(self, entered_at: datetime) -> None:
         s = self._s
