@@ -15,6 +15,11 @@ retried with back-off, and never able to fail or slow an incident.
 A subscription past its `expires_at` (the browser's expirationTime) is deleted with its
 queued rows at the start of each pass, before anything is sent to it.
 
+Before each send the endpoint is checked again (core/push_endpoint.py, the check a
+subscription passed) and the request goes to the URL rebuilt from the parts it approved; a
+row that fails (stored under older rules, or its host since taken off
+CANHBAO_PUSH_SERVICE_HOSTS) is deleted with its queue, logged, and nothing is sent.
+
 Answers from the push service:
 - 2xx: sent, the row goes;
 - 404/410: the subscription is gone (RFC 8030 §7.3): it and its queued rows are deleted;
@@ -29,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +45,7 @@ from pywebpush import WebPushException, webpush
 from sqlalchemy import Table, delete, or_, select, update
 
 from core.db import Database
+from core.push_endpoint import EndpointRefused, check_endpoint
 from core.settings import Settings
 from core.vapid import VapidKeys, cached_vapid
 from schema.push import payload_json
@@ -193,10 +199,26 @@ class PushSender:
             title=row["title"], body=row["body"], urgent=bool(row["urgent"]))
 
     async def _deliver(self, d: Delivery) -> bool:
+        try:
+            # Checked again here, and sent to the URL rebuilt from what the check read: a
+            # row stored under older rules, or hosts changed since, never reaches the wire.
+            d = replace(d, endpoint=check_endpoint(self.settings, d.endpoint).url)
+        except EndpointRefused as exc:
+            await self._forget(d.subscription_id)
+            PUSHES.labels("refused").inc()
+            log.warning("push endpoint refused before sending: subscription deleted",
+                        incident_id=d.incident_id, subscription=d.subscription_id,
+                        reason=exc.reason.value)
+            return False
         async with self.sem:
             answer = await asyncio.to_thread(self.send, d, self.payload(d))
         logged = log.bind(incident_id=d.incident_id, seq=d.seq, subscription=d.subscription_id,
                           status=answer.status)
+        if answer.status in GONE:
+            PUSHES.labels("gone").inc()
+            await self._forget(d.subscription_id)
+            logged.info("push subscription gone: deleted")
+            return False
         async with self.db.engine.begin() as conn:
             if 200 <= answer.status < 300:
                 PUSHES.labels("sent").inc()
@@ -205,14 +227,6 @@ class PushSender:
                     SUBSCRIPTIONS.c.id == d.subscription_id).values(last_sent_at=utcnow()))
                 logged.info("push sent")
                 return True
-            if answer.status in GONE:
-                PUSHES.labels("gone").inc()
-                await conn.execute(delete(OUTBOX).where(
-                    OUTBOX.c.subscription_id == d.subscription_id))
-                await conn.execute(delete(SUBSCRIPTIONS).where(
-                    SUBSCRIPTIONS.c.id == d.subscription_id))
-                logged.info("push subscription gone: deleted")
-                return False
             give_up = answer.status in PERMANENT or d.attempts >= MAX_ATTEMPTS
             wait = answer.retry_after_s or min(2.0 ** d.attempts, 600.0)
             PUSHES.labels("given_up" if give_up else "retry").inc()
@@ -225,6 +239,13 @@ class PushSender:
             logged.warning("push failed, retrying", attempts=d.attempts, in_s=wait,
                            error=answer.error)
         return False
+
+
+    async def _forget(self, subscription_id: str) -> None:
+        """Delete a subscription and everything queued for it."""
+        async with self.db.engine.begin() as conn:
+            await conn.execute(delete(OUTBOX).where(OUTBOX.c.subscription_id == subscription_id))
+            await conn.execute(delete(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == subscription_id))
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -76,6 +76,7 @@ class PushServiceStandIn:
     received: list[Received] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     answer: dict[str, int] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)  # every path asked, any method
 
     @property
     def origin(self) -> str:
@@ -95,6 +96,12 @@ class PushServiceStandIn:
     # --- the service --------------------------------------------------------------------
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.middleware("http")
+        async def log(request: Request, call_next: Any) -> Response:
+            self.requests.append(request.url.path)
+            response: Response = await call_next(request)
+            return response
 
         @app.post("/push/{sub_id}")
         async def push(sub_id: str, request: Request) -> Response:

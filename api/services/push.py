@@ -2,18 +2,15 @@
 removing a browser's subscription to one report's news, authorised by the tracking token.
 
 Sending is not here: the projection queues a push per event and the worker sends it
-(activities/push.py). Rules: the endpoint is an https URL on port 443 of a browser push
-service listed in CANHBAO_PUSH_SERVICE_HOSTS (the worker will POST to it, so nothing else:
-no address literal, no local name, no other host) unless its origin is listed in
-CANHBAO_PUSH_TEST_ORIGINS; a subscription whose `expirationTime` has already passed is
-refused (the worker drops one once it passes); at most CANHBAO_PUSH_MAX_SUBSCRIPTIONS per
-report; the same endpoint again updates its keys and expiry.
+(activities/push.py). Rules: the endpoint is read once by core/push_endpoint.py (a plain
+host, https on port 443, a browser push service listed in CANHBAO_PUSH_SERVICE_HOSTS: the
+worker will POST to it, so nothing else) and kept as rebuilt from the parts approved, the
+same check the worker makes again before each send; a subscription whose
+`expirationTime` has already passed is refused (the worker drops one once it passes); at
+most CANHBAO_PUSH_MAX_SUBSCRIPTIONS per report; the same endpoint again updates its keys and expiry.
 """
 
 from __future__ import annotations
-
-import ipaddress
-from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy import delete, func, select
@@ -22,15 +19,13 @@ from sqlmodel import col
 from api.errors import ApiError, FieldError
 from api.infra import Infra
 from api.services.tracking import TrackingConflict, report_for
+from core.push_endpoint import EndpointRefused, Refusal, check_endpoint, parse_endpoint
 from core.settings import Settings
 from core.vapid import VapidKeys, cached_vapid
 from schema.push import PushKeyOut, PushSubscriptionIn, PushSubscriptionOut, PushUnsubscribeIn
 from schema.tables import Incident, PushOutbox, PushSubscription, Report, utcnow
 
 log = structlog.get_logger(__name__)
-
-_LOCAL_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home.arpa")
-
 
 class PushDisabled(ApiError):
     """404 `push_disabled`: this server sends no Web Push (no VAPID key configured)."""
@@ -66,36 +61,34 @@ def public_key(settings: Settings) -> PushKeyOut:
     return PushKeyOut(public_key=push_keys(settings).public_key_b64)
 
 
-def check_endpoint(settings: Settings, endpoint: str) -> str:
-    """The endpoint if the worker may send to it, else a 422 FieldError (see module)."""
-    bad = FieldError("endpoint", "Địa chỉ nhận thông báo không hợp lệ",
-                     "The push endpoint is not a valid URL")
+_REFUSALS = {
+    Refusal.INVALID: ("Địa chỉ nhận thông báo không hợp lệ",
+                      "The push endpoint is not a valid URL"),
+    Refusal.NOT_HTTPS: ("Địa chỉ nhận thông báo phải dùng https",
+                        "The push endpoint must be an https URL"),
+    Refusal.NOT_PUSH_SERVICE: ("Địa chỉ nhận thông báo phải thuộc một dịch vụ thông báo của "
+                               "trình duyệt",
+                               "The push endpoint must belong to a browser's push service"),
+}
+
+
+def checked_endpoint(settings: Settings, endpoint: str) -> str:
+    """The endpoint as the worker will send to it (core/push_endpoint.py: read once,
+    rebuilt from the approved parts), or a 422 FieldError "endpoint" saying why not."""
     try:
-        url = urlsplit(endpoint.strip())
-        host = (url.hostname or "").lower()
-        url.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise bad from None
-    if not host or url.username or url.password \
-            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in endpoint):
-        raise bad
-    origin = f"{url.scheme.lower()}://{url.netloc.lower()}"
-    if origin in settings.push_test_origin_set:
+        return check_endpoint(settings, endpoint).url
+    except EndpointRefused as exc:
+        vi, en = _REFUSALS[exc.reason]
+        raise FieldError("endpoint", vi, en) from None
+
+
+def stored_form(endpoint: str) -> str:
+    """How an endpoint is kept: the grammar's reading when it has one (so an
+    unsubscription finds what a subscription stored), else as given, trimmed."""
+    try:
+        return parse_endpoint(endpoint).url
+    except EndpointRefused:
         return endpoint.strip()
-    if url.scheme.lower() != "https":
-        raise FieldError("endpoint", "Địa chỉ nhận thông báo phải dùng https",
-                         "The push endpoint must be an https URL")
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        literal = True
-    except ValueError:
-        literal = False
-    if literal or "." not in host or host == "localhost" or host.endswith(_LOCAL_SUFFIXES) \
-            or url.port not in (None, 443) or not settings.is_push_service(host):
-        raise FieldError("endpoint",
-                         "Địa chỉ nhận thông báo phải thuộc một dịch vụ thông báo của trình "
-                         "duyệt", "The push endpoint must belong to a browser's push service")
-    return endpoint.strip()
 
 
 def check_expiry(body: PushSubscriptionIn) -> None:
@@ -114,7 +107,7 @@ async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscri
     the per-report limit, 422 for an endpoint the worker may not send to or an
     `expirationTime` already past."""
     push_keys(infra.settings)
-    endpoint = check_endpoint(infra.settings, body.endpoint)
+    endpoint = checked_endpoint(infra.settings, body.endpoint)
     check_expiry(body)
     report = await report_for(infra, body.tracking_token)
     limit = infra.settings.push_max_subscriptions
@@ -158,7 +151,7 @@ async def unsubscribe(infra: Infra, body: PushUnsubscribeIn) -> None:
     async with infra.db.session() as s:
         ids = list((await s.execute(select(col(PushSubscription.id)).where(
             col(PushSubscription.incident_id) == report.id,
-            col(PushSubscription.endpoint) == body.endpoint.strip()))).scalars().all())
+            col(PushSubscription.endpoint) == stored_form(body.endpoint)))).scalars().all())
         if ids:
             await s.execute(delete(PushOutbox).where(col(PushOutbox.subscription_id).in_(ids)))
             await s.execute(delete(PushSubscription).where(col(PushSubscription.id).in_(ids)))

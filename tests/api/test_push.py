@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import col
 
 from activities.push import PushSender
@@ -207,6 +207,14 @@ async def test_subscription_rules(push_stack: Stack, standin: PushServiceStandIn
         ({**good, "endpoint": "https://push.services.mozilla.com.evil.example/x"},
          "push service"),
         ({**good, "endpoint": "not a url"}, "endpoint"),
+        # Hosts that urllib.parse reads one way and urllib3 (pywebpush) another (#20).
+        ({**good, "endpoint": "https://127.0.0.1\\.push.apple.com/ssrf-proof"}, "valid URL"),
+        ({**good, "endpoint": "https://evil.example\\.push.apple.com/x"}, "valid URL"),
+        ({**good, "endpoint": "https://evil.example%5c.push.apple.com/x"}, "valid URL"),
+        ({**good, "endpoint": "https://evil.example%2f.push.apple.com/x"}, "valid URL"),
+        ({**good, "endpoint": "https://evil.example;.push.apple.com/x"}, "valid URL"),
+        ({**good, "endpoint": "https://bücher.push.apple.com/x"}, "valid URL"),
+        ({**good, "endpoint": good["endpoint"].replace("/push/", "\\push/")}, "valid URL"),
         ({**good, "keys": {**good["keys"], "p256dh": good["keys"]["p256dh"][:40]}}, "65 bytes"),
         ({**good, "keys": {**good["keys"], "p256dh": bad_point}}, "P-256"),
         ({**good, "keys": {**good["keys"], "auth": b64url(b"x" * 15)}}, "16 bytes"),
@@ -221,6 +229,11 @@ async def test_subscription_rules(push_stack: Stack, standin: PushServiceStandIn
         assert vi.json()["detail"] == "Dữ liệu không hợp lệ"
     r = await post({"tracking_token": "no-such-token", **good})
     assert r.status_code == 404
+    # Upper case is read as lower case, and kept as the worker will send to it.
+    other = (await stack.submit())["tracking_token"]
+    upper = await post({"tracking_token": other, **good,
+                        "endpoint": "HTTPS://WEB.Push.Apple.COM:443/AbC"})
+    assert upper.status_code == 201 and upper.json()["endpoint"] == "https://web.push.apple.com/AbC"
     # Five per report; the same endpoint again only refreshes its keys.
     first = await post({"tracking_token": token, **good})
     assert first.status_code == 201 and first.json()["subscriptions"] == 1
@@ -355,3 +368,30 @@ async def test_an_expired_subscription_is_refused_and_one_that_expires_is_droppe
         left = (await s.execute(select(col(PushSubscription.endpoint)).where(
             col(PushSubscription.incident_id) == iid))).scalars().all()
     assert left == [kept.endpoint]
+
+
+async def test_the_worker_checks_again_before_sending(push_stack: Stack,
+                                                      standin: PushServiceStandIn) -> None:
+    """A stored endpoint the check refuses today (kept under older rules: issue #20's
+    backslash, which urllib3 would send to the stand-in's own host and port) is deleted
+    with its queue; the worker opens no connection to it."""
+    stack = push_stack
+    accepted, kept = await subscribed(stack, standin)
+    iid = accepted["incident_id"]
+    bad = await subscribe(stack, standin, accepted["tracking_token"])
+    aimed = f"{standin.origin}\\.push.apple.com/push/{bad.id}"
+    async with stack.app.state.db.session() as s:
+        await s.execute(update(PushSubscription).where(
+            col(PushSubscription.endpoint) == bad.endpoint).values(endpoint=aimed))
+        await s.commit()
+    await verified(stack, iid)
+
+    async def settled() -> bool:
+        return await count(stack, PushOutbox, incident_id=iid) == 0
+
+    await drain_until(sender(stack), settled)
+    async with stack.app.state.db.session() as s:
+        left = (await s.execute(select(col(PushSubscription.endpoint)).where(
+            col(PushSubscription.incident_id) == iid))).scalars().all()
+    assert left == [kept.endpoint]
+    assert standin.requests == [f"/push/{kept.id}"]  # nothing reached the aimed path
