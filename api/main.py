@@ -21,6 +21,7 @@ from fastapi import FastAPI, Response
 from api import sessions
 from api.errors import install_handlers
 from api.infra import Infra
+from api.json_guard import JsonBodyGuard
 from api.metrics import REQUEST_LATENCY
 from api.openapi_links import linked_openapi
 from api.routes import (
@@ -148,6 +149,7 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
     app.state.outbox_marks = OutboxMarks()
     app.state.sse_poll_s = 1.0
     install_handlers(app)
+    app.add_middleware(JsonBodyGuard)
     app.add_middleware(RequestContext)
     for module in (ops, auth, reports, push, incidents, actions, attachments, alerts, places,
                    stats, events, open311, cap, report_groups):

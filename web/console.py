@@ -25,6 +25,7 @@ from api.errors import ApiError
 from api.services.detail import incident_detail
 from api.services.incidents import list_page
 from api.services.report_groups import clear_group, reject_group
+from core import jsonbound
 from core.db import Database
 from schema.abuse import GroupRejectIn
 from schema.incidents import IncidentDetail, IncidentFilters
@@ -57,6 +58,9 @@ from web.staffkit import (
 from web.templating import render
 
 log = structlog.get_logger(__name__)
+
+# The "versions" field of a group rejection: {incident id: version}, ~50 bytes a report.
+VERSIONS_MAX_BYTES = 256 * 1024
 router = APIRouter(include_in_schema=False)
 
 _ward_outlines: dict[str, bytes] = {}
@@ -248,14 +252,20 @@ async def console_group_reject(request: Request, group_id: str, db: DbDep,
     form = await request.form()
     raw_versions = form.get("versions")
     try:
-        versions = json.loads(raw_versions) if isinstance(raw_versions, str) else None
+        versions = jsonbound.loads(raw_versions, max_bytes=VERSIONS_MAX_BYTES, max_depth=1) \
+            if isinstance(raw_versions, str) else None
+    except ValueError:  # over its bounds, or not JSON
+        return toast(request, i18n.t(lang, "staff.group.bad_versions"), 422)
+    try:
         body = GroupRejectIn(reason=str(form.get("reason") or ""), versions=versions)
         result = await reject_group(db, cases, user, group_id, body, lang)
     except ApiError as exc:
         status, text = error_text(exc, lang)
         return toast(request, text, status)
-    except (ValidationError, ValueError):  # no reason, or versions that do not read
-        return toast(request, i18n.t(lang, "staff.group.need_reason"), 422)
+    except ValidationError as exc:  # no reason, or versions of the wrong shape
+        key = "need_reason" if any(e["loc"][:1] == ("reason",) for e in exc.errors()) \
+            else "bad_versions"
+        return toast(request, i18n.t(lang, f"staff.group.{key}"), 422)
     text, kind = groups.reject_summary(lang, result)
     return await _group_answer(request, db, user, text, kind)
 

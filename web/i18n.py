@@ -407,6 +407,8 @@ CATALOGS["vi"].update({
     "staff.group.failed": "{n} báo tin không từ chối được:",
     "staff.group.cleared": "Đã bỏ đánh dấu spam cho {n} báo tin.",
     "staff.group.need_reason": "Cần nhập lý do từ chối.",
+    "staff.group.bad_versions": "Không đọc được danh sách tin báo của nhóm; hãy tải lại trang "
+                                "rồi thử lại.",
     "staff.f.state": "Trạng thái", "staff.f.open": "Đang xử lý", "staff.f.all": "Tất cả",
     "staff.f.category": "Loại", "staff.f.ward": "Phường/xã", "staff.f.overdue": "Quá hạn",
     "staff.f.q": "Tìm mã hoặc nội dung", "staff.f.apply": "Lọc",
@@ -523,6 +525,8 @@ CATALOGS["en"].update({
     "staff.group.failed": "{n} reports could not be rejected:",
     "staff.group.cleared": "Spam mark removed from {n} reports.",
     "staff.group.need_reason": "Give a reason for the rejection.",
+    "staff.group.bad_versions": "The group's list of reports could not be read; reload the "
+                                "page and try again.",
     "staff.f.state": "State", "staff.f.open": "Open", "staff.f.all": "All",
     "staff.f.category": "Category", "staff.f.ward": "Ward", "staff.f.overdue": "Overdue",
     "staff.f.q": "Search code or text", "staff.f.apply": "Filter",

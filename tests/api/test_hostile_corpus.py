@@ -84,6 +84,9 @@ JSON_VALUES: list[Any] = [*TEXTS, 1e308, -1e308, float("inf"), float("nan"), 10*
 RAW_BODIES: list[str] = ["[]", "1e308", '"x"', "null", "true", "{", "{}" * 10, DEEP,
                          '{"a":' * 3000 + "1" + "}" * 3000, "\ufeff{}", "\x00",
                          json.dumps({"x": "A" * 100_000})]
+# Form fields whose value the app reads as JSON, and what each of them always gets.
+JSON_FORM_FIELDS = {"versions"}
+JSON_TEXTS = [DEEP, "{" * 100_000, '{"a": ' + DEEP + "}", '{"x": 1}' * 50_000]
 LEAKS = ("root:x:0:0", "[project]", "[extensions]", "CANHBAO_SECRET")
 
 # Query names the pages read (request.query_params) beside those in the OpenAPI.
@@ -326,14 +329,19 @@ def _page_requests(world: World, people: People) -> Iterator[Req]:
                        ("supervisor", "supervisor")):
         forms.append((f"/{page}/incidents/{{incident_id}}/actions/{{action}}", "action",
                       ACTION_FORM, role))
+    # The console's flood-group forms; "versions" is JSON read from a form field.
+    for verb in ("reject", "not-spam"):
+        forms.append((f"/console/report-groups/{{group_id}}/{verb}", "group",
+                      ["reason", "versions"], "operator"))
     actions = ["note", "classify", "route", "reject", "publish_alert", "close", "merge",
                "reassign", "acknowledge", "arrive", "verify", "bogus"]
     for template, kind, names, role in forms:
         for name in names:
-            for n, value in enumerate(pick(TEXTS, index)):
+            values = pick(TEXTS, index) + (JSON_TEXTS if name in JSON_FORM_FIELDS else [])
+            for n, value in enumerate(values):
                 action = actions[(index + n) % len(actions)]
                 path = template.format(token=_path_value(token), incident_id=iid,
-                                       action=action)
+                                       action=action, group_id=uuid.uuid4())
                 headers: dict[str, Any] = {}
                 if role:
                     headers = {"Cookie": _cookie(world.cookies[role]),
@@ -350,7 +358,8 @@ def _page_requests(world: World, people: People) -> Iterator[Req]:
         for value in pick(TEXTS, index):  # the action in the path
             if role:
                 path = template.format(incident_id=_path_value(value),
-                                       action=_path_value(value))
+                                       action=_path_value(value),
+                                       group_id=_path_value(value))
                 yield Req(f"POST {template} path", "post", world.base + path,
                           headers={"Cookie": _cookie(world.cookies[role]),
                                    "X-CSRF-Token": world.csrf[role]}, data={"text": "x"})

@@ -3,9 +3,13 @@ they stay fixed whatever values its sampling picks:
 - a ward filter of 400 digits reached PostgreSQL (integer out of range) from the console;
 - "²³" passes `str.isdigit` and then fails `int` (console ward, staff action forms,
   Last-Event-ID): schema.text.ascii_int reads such numbers now;
-- an X-Request-ID that is not UTF-8 failed the request middleware."""
+- an X-Request-ID that is not UTF-8 failed the request middleware;
+- JSON nested 100,000 deep (RecursionError, not a ValueError) in the console's group
+  rejection form and any JSON body (issue #20): core/jsonbound.py."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 
@@ -90,3 +94,44 @@ async def test_cancel_form_with_a_reason_past_the_limit(stack: Stack) -> None:
     assert r.status_code == 303
     view = (await stack.client.get(f"/api/v1/track/{token}")).json()
     assert view["state"] == "cancelled"
+
+
+DEEP = "[" * 100_000
+
+
+@pytest.mark.parametrize(("versions", "reason", "key"), [
+    (DEEP, "spam", "bad_versions"), ("{" * 100_000, "spam", "bad_versions"),
+    ('{"a": ' * 40 + "1" + "}" * 40, "spam", "bad_versions"), ("[1, 2]", "spam", "bad_versions"),
+    ("not json", "spam", "bad_versions"), ("{}", "", "need_reason"),
+])
+async def test_console_group_rejection_json(stack: Stack, versions: str, reason: str,
+                                            key: str) -> None:
+    for lang, words in (("vi", {"bad_versions": "tải lại trang", "need_reason": "lý do"}),
+                        ("en", {"bad_versions": "reload the page", "need_reason": "reason"})):
+        r = await stack.client.post(
+            f"/console/report-groups/{uuid.uuid4()}/reject?lang={lang}",
+            data={"reason": reason, "versions": versions},
+            headers={**stack.auth("operator"), "HX-Request": "true"})
+        assert r.status_code == 422, r.text
+        assert words[key] in r.text, r.text
+
+
+@pytest.mark.parametrize("body", [DEEP, '{"description": ' + DEEP + "}",
+                                  '{"a": ' * 33 + "1" + "}" * 33])
+async def test_json_body_nested_too_deep(stack: Stack, body: str) -> None:
+    for lang, words in (("en", "nested too deeply"), ("vi", "lồng nhau quá sâu")):
+        r = await stack.client.post("/api/v1/reports", content=body,
+                                    headers={"Content-Type": "application/json",
+                                             "Accept-Language": lang})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == "json_too_deep" and words in r.json()["detail"]
+
+
+async def test_json_body_too_large(stack: Stack) -> None:
+    body = '{"description": "' + "x" * (1 << 20) + '"}'
+    r = await stack.client.post("/api/v1/reports", content=body,
+                                headers={"Content-Type": "application/json; charset=utf-8",
+                                         "Accept-Language": "en"})
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large", r.text
+    # Within the bounds, a body goes through untouched.
+    assert (await stack.submit())["tracking_token"]

@@ -1,0 +1,85 @@
+"""Pure ASGI middleware: a JSON request body is bounded in size and nesting depth before
+FastAPI parses it (core/jsonbound.py says why).
+
+Over the size, 413 `body_too_large`; nested too deeply, 422 `json_too_deep`; both in the
+caller's language. Other bodies (forms, uploads) pass untouched and still stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.errors import ApiError, request_lang
+from core import jsonbound
+
+
+def _is_json(scope: dict) -> bool:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+def refusal(exc: jsonbound.JsonRefused) -> ApiError:
+    """The answer for a body over a bound of core/jsonbound.py."""
+    if exc.reason == "too_large":
+        kib = exc.limit // 1024
+        return ApiError(413, "body_too_large",
+                        f"Nội dung gửi lên quá lớn (tối đa {kib} KiB)",
+                        f"The request body is too large (at most {kib} KiB)")
+    return ApiError(422, "json_too_deep",
+                    f"Dữ liệu JSON lồng nhau quá sâu (tối đa {exc.limit} tầng)",
+                    f"The JSON is nested too deeply (at most {exc.limit} levels)")
+
+
+class JsonBodyGuard:
+    """Reads a JSON body (up to `max_bytes` + 1), checks it, and hands the same bytes on."""
+
+    def __init__(self, app: Any, max_bytes: int = jsonbound.MAX_BODY_BYTES,
+                 max_depth: int = jsonbound.MAX_DEPTH) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more and size <= self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay(message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            jsonbound.check(body, max_bytes=self.max_bytes, max_depth=self.max_depth)
+        except jsonbound.JsonRefused as exc:
+            error = refusal(exc)
+            response = JSONResponse(error.body(request_lang(Request(scope))),
+                                    status_code=error.status)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, _replay(
+            {"type": "http.request", "body": body, "more_body": False}, receive), send)
+
+
+def _replay(first: dict, receive: Any) -> Any:
+    """A `receive` that gives `first` (the whole body, or what ended it), then whatever
+    the server's own `receive` says next (a disconnect)."""
+    pending = [first]
+
+    async def replayed() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replayed
