@@ -17,9 +17,9 @@ from web.routes import router as pages
 
 def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
     """The API (api.main.create_api) plus the citizen and staff pages and static files."""
-    app = create_api(settings, run_relay=run_relay)
+    app = create_api(settings, run_relay=run_relay,
+                     error_page=error_page)  # 503s as a page for browsers (api/handlers.py)
     app.include_router(pages)
-    app.state.error_page = error_page  # 503s as a page for browsers (api/errors.py)
     static_dir = ROOT / "web" / "static"
     if static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=static_dir), name="static")

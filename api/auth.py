@@ -24,6 +24,7 @@ from sqlmodel import col
 
 from api import sessions, throttle
 from api.errors import ApiError
+from api.infra import infra_of
 from core.db import Database
 from core.security import DUMMY_HASH, verify_password
 from core.settings import Settings
@@ -95,7 +96,7 @@ def csrf_valid(settings: Settings, sid: str, token: str | None) -> bool:
 def csrf_token(request: Request) -> str:
     """The CSRF token for the browser session of `request` (for forms and HTMX headers).
     Without a session, one bound to a pre-login cookie id is made (see `login_csrf`)."""
-    settings: Settings = request.app.state.settings
+    settings = infra_of(request.app).settings
     principal = request.scope.get("canhbao.principal")
     if principal is not None:
         return csrf_token_for(settings, principal.sid)
@@ -109,7 +110,7 @@ def _session_data(request: Request) -> dict | None:
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
-    return read_token(request.app.state.settings, raw, "session")
+    return read_token(infra_of(request.app).settings, raw, "session")
 
 
 def set_session_cookie(response: Response, settings: Settings, user: User) -> str:
@@ -153,8 +154,8 @@ async def principal_from_request(request: Request, read_form: bool = True) -> Pr
     cached = request.scope.get("canhbao.principal")
     if cached is not None:
         return cached
-    settings: Settings = request.app.state.settings
-    db: Database = request.app.state.db
+    infra = infra_of(request.app)
+    settings, db = infra.settings, infra.db
     principal = None
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):

@@ -1,5 +1,6 @@
 """FastAPI dependencies shared by the API routes and the web pages, as `Annotated`
-aliases: a route declares what it uses (`db: DbDep`, `user: CurrentUser`, ...)."""
+aliases: a route declares what it uses (`db: DbDep`, `user: CurrentUser`, ...). Every
+part of the process comes from the one Infra on the app (api.infra.infra_of)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.auth import Principal, principal_from_request
 from api.cases import Cases
 from api.errors import ApiError, request_lang
-from api.infra import Infra
+from api.infra import Infra, infra_of
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
@@ -20,33 +21,36 @@ from core.temporal import TemporalHolder
 
 
 def get_infra(request: Request) -> Infra:
-    return Infra.from_state(request.app.state)
+    return infra_of(request.app)
 
 
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+InfraDep = Annotated[Infra, Depends(get_infra)]
 
 
-def get_db(request: Request) -> Database:
-    return request.app.state.db
+def get_settings_dep(infra: InfraDep) -> Settings:
+    return infra.settings
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+def get_db(infra: InfraDep) -> Database:
+    return infra.db
+
+
+async def get_session(infra: InfraDep) -> AsyncIterator[AsyncSession]:
     """One session for the request (not for streamed answers: use DbDep there)."""
-    async with request.app.state.db.session() as session:
+    async with infra.db.session() as session:
         yield session
 
 
-def get_storage(request: Request) -> Storage:
-    return request.app.state.storage
+def get_storage(infra: InfraDep) -> Storage:
+    return infra.storage
 
 
-def get_temporal(request: Request) -> TemporalHolder:
-    return request.app.state.temporal
+def get_temporal(infra: InfraDep) -> TemporalHolder:
+    return infra.temporal
 
 
-def get_cases(request: Request) -> Cases:
-    return Cases(request.app.state.temporal)
+def get_cases(infra: InfraDep) -> Cases:
+    return infra.cases
 
 
 async def current_user(request: Request) -> Principal:
@@ -67,7 +71,6 @@ def get_lang(request: Request) -> str:
     return request_lang(request)
 
 
-InfraDep = Annotated[Infra, Depends(get_infra)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,14 +1,19 @@
-"""What every service needs from the process: settings, the database, file storage and
-the Temporal client holder, plus the outbox marks of the intake relay (core/outbox.py).
+"""What every service needs from the process: settings, the database, file storage, the
+Temporal client holder, the outbox marks of the intake relay (core/outbox.py), and the
+workflow gateway and starter built on them.
 
-Routes get it through `api.deps.InfraDep`; the CLI builds one with `Infra.open`. Services
-take it (or the single part they use) as a typed argument: there is no `app_state: Any`.
+The API process makes one with `Infra.open` in its lifespan (api.main) and keeps it on
+the app, read back through `infra_of`; routes get it, or a part of it, through api.deps.
+Services take it (or the single part they use) as a typed argument: nothing else is kept
+on the app's state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+
+from starlette.applications import Starlette
 
 from api.cases import Cases
 from core.db import Database
@@ -18,10 +23,11 @@ from core.storage import Storage, make_storage
 from core.temporal import TemporalHolder
 
 
-@dataclass
+@dataclass(frozen=True)
 class Infra:
-    """The process's connections. `temporal` may be swapped on the app's state (tests point
-    it at another server); `from_state` reads the current one on each request."""
+    """The process's connections, made once and kept for the process's life. None is
+    replaced: tests point Temporal at another server with `temporal.point_at(address)`,
+    which the gateway and the relay see, as they hold the same holder."""
 
     settings: Settings
     db: Database
@@ -30,27 +36,30 @@ class Infra:
     marks: OutboxMarks = field(default_factory=OutboxMarks)
 
     @classmethod
-    def from_state(cls, state: Any) -> Infra:
-        """The infra held on a Starlette `app.state` (set up by api.main's lifespan)."""
-        return cls(settings=state.settings, db=state.db, storage=state.storage,
-                   temporal=state.temporal, marks=state.outbox_marks)
-
-    @classmethod
-    def open(cls, settings: Settings, connect_timeout_s: float = 3.0) -> Infra:
-        """A fresh one outside the API process (CLI); `await infra.close()` after use."""
+    def open(cls, settings: Settings) -> Infra:
+        """A new one from `settings` (nothing connects yet); `await infra.close()` after
+        use."""
         return cls(settings=settings, db=Database.from_settings(settings),
-                   storage=make_storage(settings),
-                   temporal=TemporalHolder(settings, connect_timeout_s=connect_timeout_s))
+                   storage=make_storage(settings), temporal=TemporalHolder(settings))
 
-    @property
+    @cached_property
+    def cases(self) -> Cases:
+        """The workflow gateway over this infra's Temporal holder (one for the process:
+        what it remembers is kept)."""
+        return Cases(self.temporal)
+
+    @cached_property
     def starter(self) -> WorkflowStarter:
         """Starts incident workflows (the outbox relay) with this infra."""
         return WorkflowStarter(self.settings, self.db, self.temporal, self.marks)
 
-    @property
-    def cases(self) -> Cases:
-        """The workflow gateway over this infra's Temporal holder."""
-        return Cases(self.temporal)
-
     async def close(self) -> None:
         await self.db.dispose()
+
+
+def infra_of(app: Starlette) -> Infra:
+    """The Infra that api.main's lifespan keeps on `app` (`app.state.infra`)."""
+    infra = getattr(app.state, "infra", None)
+    if not isinstance(infra, Infra):
+        raise RuntimeError("the app has no Infra: its lifespan (api.main) has not run")
+    return infra

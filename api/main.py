@@ -1,5 +1,6 @@
 """The API half of the application: the JSON API under /api/v1, Open311, CAP, operations
-endpoints and /docs, with the process's connections set up by `lifespan`.
+endpoints and /docs, with the process's connections (one api.infra.Infra) set up by
+`lifespan`.
 
 The composition root `app.py` adds the web pages (`uvicorn app:create_app --factory`);
 nothing here imports web/.
@@ -11,15 +12,15 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Response
 
 from api import sessions
-from api.errors import install_handlers
+from api.handlers import ErrorPage, install_handlers
 from api.infra import Infra
 from api.json_guard import JsonBodyGuard
 from api.metrics import REQUEST_LATENCY
@@ -40,12 +41,9 @@ from api.routes import (
     stats,
 )
 from api.routes import open311 as open311
-from core.db import Database
 from core.logging import configure_logging
-from core.outbox import OutboxMarks, relay_forever
+from core.outbox import relay_forever
 from core.settings import ROOT, Settings, get_settings
-from core.storage import make_storage
-from core.temporal import TemporalHolder
 
 log = structlog.get_logger(__name__)
 
@@ -100,38 +98,43 @@ class RequestContext:
                          ms=round(elapsed * 1000, 1))
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    configure_logging(settings)
-    sessions.warn_if_forgeable(settings)
-    app.state.db = Database.from_settings(settings)
-    app.state.storage = make_storage(settings)
-    if getattr(app.state, "temporal", None) is None:
-        app.state.temporal = TemporalHolder(settings)
-    relay = None
-    if app.state.run_relay:
-        relay = asyncio.create_task(relay_forever(lambda: Infra.from_state(app.state).starter),
-                                    name="intake-relay")
-    log.info("api started", database=settings.database_url.split("@")[-1],
-             temporal=settings.temporal_address,
-             storage="s3" if settings.s3_bucket else "local")
-    try:
-        yield
-    finally:
-        if relay is not None:
-            relay.cancel()
-            with suppress(asyncio.CancelledError):
-                await relay
-        with suppress(Exception):
-            await Infra.from_state(app.state).starter.flush_started()
-        await app.state.db.dispose()
+def lifespan(settings: Settings, run_relay: bool
+             ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The process's connections for the app's life: one Infra (api/infra.py) kept on the
+    app (read back with `infra_of`), and the intake relay unless `run_relay` is False."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)
+        sessions.warn_if_forgeable(settings)
+        infra = Infra.open(settings)
+        app.state.infra = infra
+        relay = None
+        if run_relay:
+            relay = asyncio.create_task(relay_forever(infra.starter), name="intake-relay")
+        log.info("api started", database=settings.database_url.split("@")[-1],
+                 temporal=settings.temporal_address,
+                 storage="s3" if settings.s3_bucket else "local")
+        try:
+            yield
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with suppress(asyncio.CancelledError):
+                    await relay
+            with suppress(Exception):
+                await infra.starter.flush_started()
+            await infra.close()
+
+    return run
 
 
-def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
+def create_api(settings: Settings | None = None, *, run_relay: bool = True,
+               error_page: ErrorPage | None = None) -> FastAPI:
     """The application with the API routes only. `run_relay=False` leaves starting
     pending workflows to someone else (`canhbao relay-once`, or a test calling
-    relay_once)."""
+    relay_once). `error_page` answers errors to browsers asking for a page (app.py gives
+    web/outage.py's); without it every error is JSON."""
     settings = settings or get_settings()
     app = FastAPI(
         title="CanhBao API",
@@ -139,16 +142,11 @@ def create_api(settings: Settings | None = None, *, run_relay: bool = True) -> F
         description="Tin báo ANTT TP.HCM — citizen reports, dispatch and tracking. "
                     "Errors are JSON {error, detail} in Vietnamese or English "
                     "(Accept-Language).",
-        lifespan=lifespan,
+        lifespan=lifespan(settings, run_relay),
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.run_relay = run_relay
-    app.state.temporal = None
-    app.state.outbox_marks = OutboxMarks()
-    app.state.sse_poll_s = 1.0
-    install_handlers(app)
+    install_handlers(app, error_page)
     app.add_middleware(JsonBodyGuard)
     app.add_middleware(RequestContext)
     for module in (ops, auth, reports, push, incidents, actions, attachments, alerts, places,

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from fastapi import Request
 
 from api.errors import ApiError
+from api.infra import infra_of
 
 _SAME = ("same-origin", "none")
 
@@ -44,7 +45,7 @@ def is_cross_site(request: Request) -> bool:
     if origin is None:
         return False
     ours = {request.headers.get("host", "").lower()}
-    public_url = getattr(request.app.state.settings, "public_url", None)
+    public_url = infra_of(request.app).settings.public_url
     if public_url:
         ours.add(_netloc(public_url))
     # "null" (sandboxed frames, some redirects) has no host: refused.

@@ -9,7 +9,6 @@ later with the same workflow id, so a workflow is started once whoever starts it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -219,11 +218,9 @@ class WorkflowStarter:
         return started
 
 
-async def relay_forever(current: Callable[[], WorkflowStarter]) -> None:
-    """The API process's background relay loop; `current()` gives the starter for each
-    pass (the app's Temporal holder may be replaced while it runs)."""
+async def relay_forever(starter: WorkflowStarter) -> None:
+    """The API process's background relay loop, one pass every `relay_interval_s`."""
     while True:
-        starter = current()
         try:
             await starter.relay_once()
         except asyncio.CancelledError:

@@ -165,7 +165,7 @@ async def report_submit(request: Request, infra: InfraDep) -> Response:
     part, within their size limits), validate, submit, go to tracking. Any problem, a
     too-large file included, gives the form back with the typed values kept."""
     lang, _ = i18n.negotiate(request)
-    form = await read_form(request, lang)
+    form = await read_form(request, infra, lang)
     response = await _report_result(request, infra, form, lang)
     return form.finish(response)
 

@@ -159,7 +159,7 @@ async def tracking_add_info(token: str, request: Request, infra: InfraDep) -> Re
         response = render(request, "citizen/not_found.html", status_code=404)
         response.headers["Connection"] = "close"
         return response
-    form = await read_form(request, lang)
+    form = await read_form(request, infra, lang)
     return form.finish(await _add_info_result(request, infra, token, form))
 
 
@@ -219,7 +219,7 @@ async def _back_to_tracking(token: str, change: Awaitable[object], done: str,
 @router.post("/t/{token}/cancel")
 async def tracking_cancel(token: str, request: Request, infra: InfraDep) -> Response:
     lang, _ = i18n.negotiate(request)
-    form = await read_form(request, lang, max_files=0)  # text only, capped at 64 KB
+    form = await read_form(request, infra, lang, max_files=0)  # text only, capped at 64 KB
     reason = str(form.get("reason") or "").strip() or None
     if form.fields_too_large or form.broken:
         return form.finish(RedirectResponse(f"/t/{token}?msg=busy", status_code=303))

@@ -112,13 +112,14 @@ async def _read_urlencoded(request: Request, form: StreamedForm) -> None:
 
 async def read_form(
     request: Request,
+    infra: Infra,
     lang: str,
     file_field: str = "files",
     max_files: int = MAX_ATTACHMENTS,
 ) -> StreamedForm:
     """Read a plain form post part by part; never raises for a bad or oversized body
-    (the result says what happened). At most `max_files` files are stored."""
-    infra = Infra.from_state(request.app.state)
+    (the result says what happened). At most `max_files` files are stored, with `infra`'s
+    storage and database."""
     settings = infra.settings
     per_file = max(settings.max_image_bytes, settings.max_video_bytes)
     form = StreamedForm()

@@ -5,7 +5,7 @@ The API answers errors as JSON (api/errors.py). For a browser asking for a page 
 answers a small page instead, in the page's language (web/i18n.py), with the same status
 and Retry-After, a reload after that many seconds (`<meta http-equiv="refresh">`: no script
 needed) and the 113/114/115 call buttons of the citizen layout. The composition root
-(app.py) hands it to api.errors as `app.state.error_page`; this is the one place the rule
+(app.py) hands it to api.main.create_api as `error_page`; this is the one place the rule
 lives.
 """
 

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from api.infra import infra_of
 from core.settings import HCMC_TZ
 from web import i18n
 
@@ -62,11 +63,10 @@ templates.env.filters["iso"] = _iso
 templates.env.filters["local_clock"] = _local_clock
 
 
-def content_security_policy(request: Request) -> str:
-    """Strict CSP for the pages: scripts only from this origin, no inline scripts."""
+def content_security_policy(tile_url: str) -> str:
+    """Strict CSP for the pages: scripts only from this origin, no inline scripts; images
+    also from the host of the map's `tile_url` (settings.map_tile_url) when it has one."""
     img = "'self' data: blob:"
-    settings = getattr(request.app.state, "settings", None)
-    tile_url = getattr(settings, "map_tile_url", "") if settings else ""
     if tile_url.startswith(("http://", "https://")):
         parts = tile_url.split("/")
         host = "/".join(parts[:3]).replace("{s}", "*")
@@ -101,15 +101,16 @@ def render(
         )
     else:
         response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-    secure_headers(request, response)
+    settings = infra_of(request.app).settings
+    secure_headers(response, settings.map_tile_url)
     if from_query:
         response.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax",
-                            secure=request.app.state.settings.cookies_secure)
+                            secure=settings.cookies_secure)
     response.headers["Vary"] = "Cookie, Accept-Language, HX-Request"
     return response
 
 
-def secure_headers(request: Request, response: Any) -> None:
-    response.headers["Content-Security-Policy"] = content_security_policy(request)
+def secure_headers(response: Any, tile_url: str) -> None:
+    response.headers["Content-Security-Policy"] = content_security_policy(tile_url)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -27,6 +27,7 @@ from schema.text import ascii_int
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 _ERR = {"model": dict}
 MAX_ID = 2**62
+POLL_S = 1.0  # how often an open stream looks for new events
 SESSION_RECHECK_S = 15.0  # how soon an open stream notices that its session was revoked
 
 
@@ -43,7 +44,6 @@ async def staff_events(
     """`event:` is the kind (incident.new, incident.changed, alert.raised,
     alert.resolved), `id:` the feed position, `data:` JSON. `max_events`/`max_seconds`
     end the stream early (for simple clients and tests)."""
-    poll_s = getattr(request.app.state, "sse_poll_s", 1.0)
     start = after
     if start is None:
         start = ascii_int(last_event_id, 0, MAX_ID)
@@ -81,6 +81,6 @@ async def staff_events(
                                                       user.token_version):
                     return
                 recheck_at = time.monotonic() + SESSION_RECHECK_S
-            await asyncio.sleep(poll_s)
+            await asyncio.sleep(POLL_S)
 
     return EventSourceResponse(stream(), ping=15)

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from api.auth import make_token
+from api.infra import Infra, infra_of
 from app import create_app
 from core import seed
 from core.db import Database, make_sync_engine
@@ -127,6 +128,11 @@ class Stack:
         self.settings = settings
         self.people = people
 
+    @property
+    def infra(self) -> Infra:
+        """The app's one Infra (api/infra.py): its database, storage, Temporal holder."""
+        return infra_of(self.app)
+
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {make_token(self.settings, self.people.users[who])}"}
 
@@ -170,7 +176,7 @@ class Stack:
         from schema.tables import Incident
 
         async def located() -> bool:
-            async with self.app.state.db.session() as s:
+            async with self.infra.db.session() as s:
                 row = await s.get(Incident, incident_id)
                 return row is not None and row.ward_code is not None
         await eventually(located, timeout)

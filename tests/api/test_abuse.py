@@ -63,7 +63,7 @@ def anonymous(stack: Stack, **overrides: Any) -> dict[str, Any]:
 
 
 async def flags(stack: Stack, ids: list[str]) -> dict[str, ReportFlag]:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         rows = (await s.execute(select(ReportFlag).where(
             col(ReportFlag.report_id).in_(ids)))).scalars().all()
     return {r.report_id: r for r in rows}
@@ -109,7 +109,7 @@ async def test_flood_from_one_address_is_accepted_marked_and_grouped(stack: Stac
     g = mine[0]
     assert (g["size"], g["pending"], g["source"]) == (25, 25, "address")
     assert g["span_s"] < 60 and [m["incident_id"] for m in g["members"]] == ids
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         events = (await s.execute(select(StaffEvent).where(
             col(StaffEvent.kind) == GROUP_EVENT))).scalars().all()
     assert any(e.payload.get("group_id") == group_id for e in events)
@@ -259,7 +259,7 @@ async def test_every_intake_counts_the_client_address(stack: Stack) -> None:
             "lat": place.lat, "lon": place.lon, "address": "Chợ Bến Thành"},
             follow_redirects=False)
         assert r.status_code == 303, r.text
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         rows = (await s.execute(select(ReportSource).where(
             col(ReportSource.key).in_([address, device])))).scalars().all()
     assert sorted((r.kind, r.key) for r in rows) == sorted(
@@ -299,7 +299,7 @@ async def test_forged_forwarded_for_does_not_evade(stack: Stack) -> None:
     marks = await flags(stack, ids)
     assert len(marks) == len(ids) and len({f.flood_group for f in marks.values()}) == 1
     assert marks[ids[-1]].suspected_spam
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         keys = set((await s.execute(select(col(ReportSource.key)).where(
             col(ReportSource.report_id).in_(ids), col(ReportSource.kind) == "address")))
             .scalars().all())

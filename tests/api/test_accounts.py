@@ -45,7 +45,7 @@ def account(pg_url: str) -> User:
 @pytest_asyncio.fixture
 async def clean_attempts(stack: Stack) -> AsyncIterator[None]:
     yield
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         await s.execute(delete(LoginAttempt))
         await s.commit()
 
@@ -97,7 +97,7 @@ async def test_a_stranger_cannot_lock_an_account(stack: Stack, account: User,
 
 async def test_delays_grow_with_each_failure(stack: Stack, account: User,
                                              clean_attempts: None) -> None:
-    db = stack.app.state.db
+    db = stack.infra.db
     address, name = "203.0.113.9", account.username
     start = utcnow() - timedelta(minutes=30)
     waits = []
@@ -160,7 +160,7 @@ async def _failed_from(stack: Stack, base_url: str, username: str, **headers: st
         r = await client.post("/api/v1/auth/token", headers=headers,
                               data={"username": username, "password": "sai"})
         assert r.status_code == 401
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         return (await s.execute(select(col(LoginAttempt.address))
                                 .where(col(LoginAttempt.username) == username))).scalar_one()
 
@@ -269,7 +269,7 @@ async def test_sign_out_everywhere_ends_every_token_and_session(stack: Stack,
     stack.client.cookies.clear()
     bearer = {"Authorization": f"Bearer {token}"}
     assert (await stack.client.get("/api/v1/auth/me", headers=bearer)).status_code == 200
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         await sessions.end_all(s, account.id)
         await s.commit()
     assert (await stack.client.get("/api/v1/auth/me", headers=bearer)).status_code == 401
@@ -340,7 +340,7 @@ async def test_an_open_event_stream_ends_when_its_session_is_revoked(
     from api.routes import events
 
     monkeypatch.setattr(events, "SESSION_RECHECK_S", 0.2)
-    stack.app.state.sse_poll_s = 0.05
+    monkeypatch.setattr(events, "POLL_S", 0.05)
     token = (await _token(stack.client, account.username)).json()["access_token"]
     bearer = {"Authorization": f"Bearer {token}"}
     loop = asyncio.get_running_loop()

@@ -49,7 +49,7 @@ async def test_repeated_close_after_the_incident_ended(
 
     # The close was applied but its answer never kept (the API timed out or died): the
     # workflow's event carries the key, so the repeat is still told it was done.
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         await s.execute(delete(ActionReceipt).where(ActionReceipt.incident_id == iid))
         await s.commit()
         events = (await s.execute(select(IncidentEvent).where(

@@ -8,7 +8,6 @@ import socket
 from sqlalchemy import delete
 
 from api import throttle
-from core.temporal import TemporalHolder
 from schema.tables import LoginAttempt
 from tests.api.conftest import PASSWORD, Stack
 
@@ -47,7 +46,7 @@ async def test_repeated_failures_are_throttled(stack: Stack) -> None:
     r = await stack.client.post("/api/v1/auth/token",
                                 data={"username": "t.admin", "password": PASSWORD})
     assert r.status_code == 200
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         await s.execute(delete(LoginAttempt).where(LoginAttempt.username == "t.supervisor"))
         await s.commit()
 
@@ -107,9 +106,7 @@ def _closed_port() -> int:
 
 async def test_readyz_names_what_is_down(make_stack) -> None:
     stack = await make_stack(with_worker=False)
-    stack.app.state.temporal = TemporalHolder(
-        stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{_closed_port()}"}),
-        connect_timeout_s=1)
+    stack.infra.temporal.point_at(f"127.0.0.1:{_closed_port()}")
     r = await stack.client.get("/readyz", headers={"Accept-Language": "en"})
     assert r.status_code == 503
     assert r.json()["down"] == ["temporal"] and "temporal" in r.json()["detail"]

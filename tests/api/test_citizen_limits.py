@@ -29,7 +29,7 @@ async def _add(stack: Stack, token: str, text: str | None = None,
 
 
 async def _rows(stack: Stack, report_id: str) -> int:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         return (await s.execute(select(func.count()).select_from(CitizenAddition).where(
             CitizenAddition.report_id == report_id))).scalar_one()
 
@@ -54,7 +54,7 @@ async def test_additions_per_hour(make_stack: StackMaker) -> None:
     assert await _rows(stack, mine["incident_id"]) == 3
     # An hour after the oldest, one more fits.
     later = utcnow() + timedelta(hours=1, seconds=1)
-    await limits.reserve(stack.app.state.db, stack.settings, mine["incident_id"], "x",
+    await limits.reserve(stack.infra.db, stack.settings, mine["incident_id"], "x",
                          now=later)
 
 

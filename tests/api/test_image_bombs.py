@@ -32,7 +32,7 @@ BOMBS = {
 
 
 async def _count(stack: Stack) -> int:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         return (await s.execute(select(func.count()).select_from(Attachment))).scalar_one()
 
 

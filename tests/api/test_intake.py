@@ -27,9 +27,9 @@ async def test_upload_sniffs_type_from_bytes(stack: Stack, kind: str) -> None:
     assert body["content_type"] == mime
     assert body["size"] == len(data)
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         row = await s.get(Attachment, body["attachment_id"])
-    assert row is not None and await stack.app.state.storage.exists(row.storage_key)
+    assert row is not None and await stack.infra.storage.exists(row.storage_key)
 
 
 async def test_upload_rejects_other_types_and_empty_files(stack: Stack) -> None:
@@ -73,22 +73,22 @@ async def test_report_is_accepted_and_reaches_a_workflow(stack: Stack) -> None:
     assert len(code) == 8 and set(code) <= set(TRACKING_ALPHABET)
     assert len(out["tracking_token"]) >= 22  # >= 128 bits in base64url
     assert out["status_url"] == f"/t/{out['tracking_token']}"
-    client = await stack.app.state.temporal.get()
+    client = await stack.infra.temporal.get()
     case = await client.get_workflow_handle(workflow_id(out["incident_id"])).query(
         "case", result_type=IncidentState)
     assert case.tracking_code == code
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         att = await s.get(Attachment, photo["attachment_id"])
     assert att is not None and att.incident_id == out["incident_id"]
 
     async def projected() -> bool:  # the workflow writes the row; the query may come first
-        async with stack.app.state.db.session() as s:
+        async with stack.infra.db.session() as s:
             row = await s.get(Incident, out["incident_id"])
         return row is not None and row.reporter_phone == "+84912345678"  # E.164
     await eventually(projected)
 
     async def marked() -> bool:  # the relay writes the marks of request-started workflows
-        async with stack.app.state.db.session() as s:
+        async with stack.infra.db.session() as s:
             outbox = await s.get(Outbox, out["incident_id"])
         return outbox is not None and outbox.started_at is not None
     await eventually(marked)
@@ -100,7 +100,7 @@ async def test_resubmission_is_idempotent(stack: Stack) -> None:
     again = await stack.client.post("/api/v1/reports", json=body)
     assert first.status_code == again.status_code == 202
     assert first.json() == again.json()
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         count = (await s.execute(select(func.count()).select_from(Report).where(
             Report.id == body["report_id"]))).scalar_one()
     assert count == 1
@@ -183,7 +183,7 @@ async def test_add_info_and_cancel(stack: Stack) -> None:
                                 json={"text": "Đối tượng mặc áo đỏ",
                                       "attachments": [video["attachment_id"]]})
     assert r.status_code == 200, r.text
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         actions = (await s.execute(select(IncidentEvent.action).where(
             IncidentEvent.incident_id == out["incident_id"]))).scalars().all()
     assert "add_info" in actions
@@ -202,7 +202,7 @@ async def test_add_info_and_cancel(stack: Stack) -> None:
 
 async def test_cancel_is_refused_once_acknowledged(stack: Stack) -> None:
     iid = await stack.routed()
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         token = (await s.get(Report, iid)).tracking_token
     r = await stack.act(iid, "acknowledge", "officer_a")
     assert r.status_code == 200, r.text
@@ -290,10 +290,10 @@ async def test_streamed_upload_in_small_pieces_and_odd_bodies(make_stack) -> Non
     out = r.json()
     assert out["content_type"] == "image/png" and out["size"] == len(data)
     assert out["sha256"] == hashlib.sha256(data).hexdigest()
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         row = await s.get(Attachment, out["attachment_id"])
     assert row is not None and row.original_name == "ảnh hiện trường.png"
-    stored = b"".join([c async for c in stack.app.state.storage.open(row.storage_key)])
+    stored = b"".join([c async for c in stack.infra.storage.open(row.storage_key)])
     assert stored == data
 
     cut = whole[: len(whole) - 40]  # the closing boundary never comes

@@ -123,7 +123,7 @@ async def test_case_attachments_carry_renditions_and_keep_the_original(stack: St
             im = _open(r.content)
             assert max(im.size) == longest and im.size[0] < im.size[1]
             _no_metadata(im)
-        assert await stack.app.state.storage.exists(
+        assert await stack.infra.storage.exists(
             media.rendition_key(att["attachment_id"], "preview"))
     video = atts[a_video["attachment_id"]]
     assert video["preview_url"] is None and video["thumbnail_url"] is None
@@ -150,19 +150,21 @@ async def test_an_unreadable_image_answers_422_not_500(stack: Stack) -> None:
     assert r.status_code == 422 and r.json()["error"] == "unreadable_image"
 
 
-async def test_the_preview_takes_every_image_the_upload_takes(stack: Stack) -> None:
+async def test_the_preview_takes_every_image_the_upload_takes(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """One pixel limit: an image at the upload's limit renders; one stored before the limit
     was lowered is "too large" as the upload says, never "unreadable"."""
-    stack.app.state.settings = stack.settings.model_copy(update={"max_image_pixels": 640_000})
+    settings = stack.infra.settings  # the app's, read on every request
+    monkeypatch.setattr(settings, "max_image_pixels", 640_000)
     att = await _upload(stack, "x.png", real_image("PNG", (800, 800)), "image/png")
     iid = await stack.routed(attachments=[att["attachment_id"]])
     ref = (await stack.detail(iid)).json()["attachments"][0]
     h = stack.auth("operator")
-    stack.app.state.settings = stack.settings.model_copy(update={"max_image_pixels": 500_000})
+    monkeypatch.setattr(settings, "max_image_pixels", 500_000)
     r = await stack.client.get(ref["thumbnail_url"], headers=h)
     assert r.status_code == 422 and r.json()["error"] == "image_too_large", r.text
     assert "800×800" in r.json()["detail"]
-    stack.app.state.settings = stack.settings.model_copy(update={"max_image_pixels": 640_000})
+    monkeypatch.setattr(settings, "max_image_pixels", 640_000)
     assert (await stack.client.get(ref["thumbnail_url"], headers=h)).status_code == 200
 
 

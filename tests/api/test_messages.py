@@ -170,7 +170,7 @@ async def test_no_message_once_closed(stack: Stack) -> None:
 
 
 async def _additions(stack: Stack, report_id: str) -> int:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         return (await s.execute(select(func.count()).select_from(CitizenAddition).where(
             CitizenAddition.report_id == report_id))).scalar_one()
 

@@ -37,7 +37,7 @@ async def push_stack(make_stack: Callable[..., Awaitable[Stack]],
 def sender(stack: Stack) -> PushSender:
     keys, why = cached_vapid(stack.settings)
     assert keys is not None, why
-    return PushSender(stack.settings, stack.app.state.db, keys)
+    return PushSender(stack.settings, stack.infra.db, keys)
 
 
 async def subscribe(stack: Stack, standin: PushServiceStandIn, token: str,
@@ -77,7 +77,7 @@ async def drain_until(push: PushSender, done: Callable[[], bool | Awaitable[bool
 
 
 async def count(stack: Stack, table: Any, **where: str) -> int:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         stmt = select(func.count()).select_from(table)
         for name, value in where.items():
             stmt = stmt.where(col(getattr(table, name)) == value)
@@ -142,7 +142,7 @@ async def test_gone_subscription_is_deleted(push_stack: Stack,
         return await count(stack, PushOutbox, incident_id=iid) == 0
 
     await drain_until(sender(stack), settled)
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         left = (await s.execute(select(col(PushSubscription.endpoint)).where(
             col(PushSubscription.incident_id) == iid))).scalars().all()
     assert left == [kept.endpoint]
@@ -168,13 +168,13 @@ async def test_failing_service_is_retried_later(push_stack: Stack,
     await verified(stack, iid)
 
     async def attempted() -> bool:
-        async with stack.app.state.db.session() as s:
+        async with stack.infra.db.session() as s:
             row = (await s.execute(select(PushOutbox).where(
                 col(PushOutbox.incident_id) == iid))).scalar_one_or_none()
         return row is not None and row.attempts == 1 and row.last_error is not None
 
     await drain_until(sender(stack), attempted)
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         row = (await s.execute(select(PushOutbox).where(
             col(PushOutbox.incident_id) == iid))).scalar_one()
     assert row.next_attempt_at is not None and "503" in (row.last_error or "")
@@ -289,7 +289,7 @@ async def test_the_worker_loop_sends(push_stack: Stack, standin: PushServiceStan
     iid = accepted["incident_id"]
     await verified(stack, iid)
     built = build_push_sender(stack.settings.model_copy(update={"push_interval_s": 0.1}),
-                              stack.app.state.db)
+                              stack.infra.db)
     assert built is not None
     loop = asyncio.create_task(push_forever(built))
     try:
@@ -344,7 +344,7 @@ async def test_an_expired_subscription_is_refused_and_one_that_expires_is_droppe
     r = await post({**soon.to_json(), "expirationTime": now_ms + 3_600_000})
     assert r.status_code == 201, r.text
     kept = await subscribe(stack, standin, token)  # no expirationTime: never expires
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         row = (await s.execute(select(PushSubscription).where(
             col(PushSubscription.endpoint) == soon.endpoint))).scalar_one()
         assert abs(row.expires_at - datetime.fromtimestamp(now_ms / 1000 + 3600, UTC)
@@ -364,7 +364,7 @@ async def test_an_expired_subscription_is_refused_and_one_that_expires_is_droppe
     await eventually(settled, timeout=20)
     assert standin.for_subscription(soon.id) == []
     assert len(standin.for_subscription(kept.id)) == 1
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         left = (await s.execute(select(col(PushSubscription.endpoint)).where(
             col(PushSubscription.incident_id) == iid))).scalars().all()
     assert left == [kept.endpoint]
@@ -380,7 +380,7 @@ async def test_the_worker_checks_again_before_sending(push_stack: Stack,
     iid = accepted["incident_id"]
     bad = await subscribe(stack, standin, accepted["tracking_token"])
     aimed = f"{standin.origin}\\.push.apple.com/push/{bad.id}"
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         await s.execute(update(PushSubscription).where(
             col(PushSubscription.endpoint) == bad.endpoint).values(endpoint=aimed))
         await s.commit()
@@ -390,7 +390,7 @@ async def test_the_worker_checks_again_before_sending(push_stack: Stack,
         return await count(stack, PushOutbox, incident_id=iid) == 0
 
     await drain_until(sender(stack), settled)
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         left = (await s.execute(select(col(PushSubscription.endpoint)).where(
             col(PushSubscription.incident_id) == iid))).scalars().all()
     assert left == [kept.endpoint]

@@ -15,7 +15,7 @@ from tests.images import real_image
 
 
 async def _reports_with_id(stack: Stack, report_id: str) -> int:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         return (await s.execute(select(func.count()).select_from(Report)
                                 .where(Report.id == report_id))).scalar_one()
 
@@ -75,7 +75,7 @@ async def test_a_report_without_a_stored_print_never_matches(stack: Stack) -> No
     """Reports accepted before fingerprints existed: their token is not given out."""
     body = stack.report_body()
     first = (await stack.client.post("/api/v1/reports", json=body)).json()
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         await s.execute(update(Report).where(Report.id == body["report_id"])
                         .values(fingerprint=None))
         await s.commit()
@@ -90,7 +90,7 @@ async def test_concurrent_submissions_with_one_id(stack: Stack) -> None:
     codes = sorted(r.status_code for r in answers)
     assert await _reports_with_id(stack, body["report_id"]) == 1
     winner = next(r.json() for r in answers if r.status_code == 202)
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         stored = await s.get(Report, body["report_id"])
     assert stored is not None
     if stored.payload["description"] == body["description"]:

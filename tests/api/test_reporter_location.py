@@ -73,7 +73,7 @@ async def test_only_staff_who_see_the_incident_see_the_location(
     assert r.status_code == 401
     # The live feed's event carries the incident's unit, so api/scope.py keeps it from
     # other units' officers like every staff event.
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         ev = (await s.execute(select(StaffEvent).where(
             col(StaffEvent.incident_id) == iid, col(StaffEvent.kind) == "reporter.location"))
         ).scalar_one()

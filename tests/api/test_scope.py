@@ -139,7 +139,7 @@ async def _world(stack: Stack) -> World:
 async def _overdue(stack: Stack, *incidents: tuple[dict[str, str], str | None]) -> None:
     """An open SLA alert (level 1, routed, P2 crime) for each (incident {id, code}, unit id
     or None), as the escalation would write it."""
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         for incident, unit_id in incidents:
             s.add(Alert(id=str(uuid.uuid4()), incident_id=incident["id"],
                         tracking_code=incident["code"], level=1, state="routed",

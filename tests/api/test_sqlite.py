@@ -17,7 +17,7 @@ async def test_intake_and_list_on_sqlite(make_stack, sqlite_url: str) -> None:
     assert again.json() == first
     now = utcnow()
     operator = stack.people.users["operator"]
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         if await s.get(User, operator.id) is None:
             s.add(User(id=operator.id, username=operator.username, role="operator",
                        password_hash=operator.password_hash))
@@ -59,7 +59,7 @@ async def test_sla_overrides_travel_with_the_report(make_stack, sqlite_url: str)
     stack: Stack = await make_stack(with_worker=False, DATABASE_URL=sqlite_url,
                                     CANHBAO_SLA={1: {"routed": 90}}, CANHBAO_SLA_SCALE=0.5)
     accepted = await stack.submit()
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         report = await s.get(Report, accepted["incident_id"])
     assert report is not None
     assert report.payload["sla"] == {"1": {"routed": 90.0}}

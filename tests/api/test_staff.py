@@ -238,7 +238,7 @@ async def test_alerts_stats_and_events(make_stack) -> None:
     h = stack.auth("supervisor")
     start = (await stack.client.get("/api/v1/events?max_seconds=0.1", headers=h))
     assert start.status_code == 200
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         # Replay from here: other tests' events may be more than one page.
         before = (await s.execute(select(func.max(StaffEvent.id)))).scalar() or 0
     iid = await stack.routed()
@@ -357,7 +357,7 @@ async def test_a_deadline_nobody_acted_on_is_an_alert(stack: Stack) -> None:
     h = stack.auth("supervisor")
     listed = (await stack.client.get("/api/v1/alerts?open=true", headers=h)).json()
     assert not any(a["incident_id"] == iid for a in listed)  # deadline ahead: nothing
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         # What a workflow that stopped acting leaves behind: its deadline passes, and
         # nothing moves it on. (Long ago: the list names the oldest first, and other
         # tests' incidents, whose workers have stopped, are stalled too.)

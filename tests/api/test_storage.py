@@ -153,7 +153,7 @@ async def test_app_on_s3_refuses_a_streamed_oversize_upload(make_stack, moto_url
     r = await stack.client.post("/api/v1/attachments", content=body("mp4", 160),
                                 headers=headers)
     assert r.status_code == 201, r.text
-    client = stack.app.state.storage.client
+    client = stack.infra.storage.client
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="canhbao-big").get("Contents", [])]
     assert len(keys) == 1 and keys[0].endswith(".mp4")
     assert client.head_object(Bucket="canhbao-big", Key=keys[0])["ContentLength"] == \

@@ -25,7 +25,7 @@ async def _post(stack: Stack, path: str, body: dict, who: str | None = None) -> 
 
 
 async def _row(stack: Stack, iid: str) -> Incident:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         row = await s.get(Incident, iid)
     assert row is not None
     return row
@@ -69,7 +69,7 @@ async def test_nul_in_every_citizen_text_is_stored_clean_and_listed(stack: Stack
     row = await _row(stack, api_id)
     assert row.address == "12 Lê Lợi" and row.reporter_name == "Nguyễn Văn A"
     assert row.reporter_phone == "+84912345678"
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         form_row = (await s.execute(
             Incident.__table__.select().where(Incident.tracking_code == form_code))).one()
     assert form_row.description == f"Đánh\n nhau {tag}" and form_row.address == "Chợ Bến Thành"
@@ -99,7 +99,7 @@ async def test_nul_in_staff_texts_never_wedges_an_incident(stack: Stack) -> None
     async def acknowledged() -> bool:
         return (await _row(stack, iid)).state == "acknowledged"
     await eventually(acknowledged)
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         notes = (await s.execute(IncidentEvent.__table__.select().where(
             IncidentEvent.incident_id == iid, IncidentEvent.action == "note"))).all()
         alerts = (await s.execute(PublicAlert.__table__.select().where(

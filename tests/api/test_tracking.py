@@ -85,7 +85,7 @@ async def test_a_merged_reporter_reads_the_primarys_public_progress_in_full(
     assert r.status_code == 200, r.text
 
     async def told_routed() -> bool:  # the child's own note of the primary's new state
-        async with stack.app.state.db.session() as s:
+        async with stack.infra.db.session() as s:
             rows = (await s.execute(select(IncidentEvent).where(
                 col(IncidentEvent.incident_id) == child,
                 col(IncidentEvent.action) == "primary_changed"))).scalars().all()

@@ -22,10 +22,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from api.infra import Infra
 from bench.faults.proxy import CutProxy, free_port
 from core.db import Database
-from core.temporal import TemporalHolder
 from schema.ids import UNCHECKED_TRACKING_LENGTH, workflow_id
 from schema.tables import Incident, Outbox, Report
 from tests.api.conftest import MEDIA, Stack, eventually
@@ -145,7 +143,7 @@ async def test_reports_accepted_while_database_unreachable(
                                  )).scalars().all()
     assert len(outbox) == 10 and all(o.started_at is not None for o in outbox)
     assert sorted(codes) == sorted(a["tracking_code"] for a in answers)
-    assert await Infra.from_state(stack.app.state).starter.relay_once() == 0
+    assert await stack.infra.starter.relay_once() == 0
     for a in answers:
         handle = temporal_env.client.get_workflow_handle(workflow_id(a["incident_id"]))
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
@@ -161,10 +159,8 @@ async def test_both_stores_down_refuses_and_stores_nothing(
         proxied_stack: Stack, proxy: CutProxy, worker_db: Database,
         temporal_env: WorkflowEnvironment) -> None:
     stack = proxied_stack
-    live = stack.app.state.temporal
-    stack.app.state.temporal = TemporalHolder(
-        stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"}),
-        connect_timeout_s=1, retry_s=0.2)
+    live = stack.infra.temporal.address
+    stack.infra.temporal.point_at(f"127.0.0.1:{free_port()}")
     proxy.cut()
     body = stack.report_body()
     r = await stack.client.post("/api/v1/reports", json=body)
@@ -181,7 +177,7 @@ async def test_both_stores_down_refuses_and_stores_nothing(
         await temporal_env.client.get_workflow_handle(workflow_id(body["report_id"])).describe()
 
     # The phone sends it again once a store is back: accepted once.
-    stack.app.state.temporal = live
+    stack.infra.temporal.point_at(live)
 
     async def accepted() -> bool:
         r = await stack.client.post("/api/v1/reports", json=body)
@@ -227,7 +223,7 @@ async def test_resubmitted_after_the_database_returned_before_the_projection(
     first = await stack.client.post("/api/v1/reports", json=body)
     assert first.status_code == 202, first.text
     proxy.restore()
-    stack.app.state.db.note_reachable()
+    stack.infra.db.note_reachable()
     again = await stack.client.post("/api/v1/reports", json=body)
     assert again.status_code == 202 and again.json() == first.json()
     other = await stack.client.post("/api/v1/reports", json={**body, "description": "Khác"})

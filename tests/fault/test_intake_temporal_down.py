@@ -11,9 +11,7 @@ from sqlalchemy import func, select
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from api.infra import Infra
 from core.db import Database
-from core.temporal import TemporalHolder
 from schema.ids import workflow_id
 from schema.payloads import IncidentState
 from schema.tables import Attachment, Incident, Outbox
@@ -27,7 +25,7 @@ def _free_port() -> int:
 
 
 async def _pending(stack: Stack, ids: list[str]) -> int:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         return (await s.execute(select(func.count()).select_from(Outbox).where(
             Outbox.report_id.in_(ids), Outbox.started_at.is_(None)))).scalar_one()
 
@@ -37,7 +35,7 @@ async def _no_pending(stack: Stack, ids: list[str]) -> bool:
 
 
 async def _all_projected(stack: Stack, ids: list[str]) -> bool:
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         n = (await s.execute(select(func.count()).select_from(Incident).where(
             Incident.id.in_(ids)))).scalar_one()
     return n == len(ids)
@@ -47,9 +45,7 @@ async def test_reports_while_temporal_unreachable_then_relayed(
         make_stack, temporal_env: WorkflowEnvironment) -> None:
     stack = await make_stack()
     # Point the API at a port where nothing listens.
-    stack.app.state.temporal = TemporalHolder(
-        stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{_free_port()}"}),
-        connect_timeout_s=1, retry_s=0.2)
+    stack.infra.temporal.point_at(f"127.0.0.1:{_free_port()}")
     photo = await stack.upload("jpeg")
     answers = []
     for i in range(4):
@@ -69,10 +65,10 @@ async def test_reports_while_temporal_unreachable_then_relayed(
     again = await stack.client.post("/api/v1/reports", json={
         **stack.report_body(), "report_id": ids[2]})
     assert again.json() == answers[2]
-    assert await Infra.from_state(stack.app.state).starter.relay_once() == 0
+    assert await stack.infra.starter.relay_once() == 0
 
     # Temporal is back: the background relay starts every workflow.
-    stack.app.state.temporal.point_at(temporal_env.client.service_client.config.target_host)
+    stack.infra.temporal.point_at(temporal_env.client.service_client.config.target_host)
 
     async def relayed() -> bool:
         return await _pending(stack, ids) == 0
@@ -84,7 +80,7 @@ async def test_reports_while_temporal_unreachable_then_relayed(
             "case", result_type=IncidentState)
         assert case.tracking_code == a["tracking_code"]
     assert case.state.value == "received"
-    async with stack.app.state.db.session() as s:
+    async with stack.infra.db.session() as s:
         attached = await s.get(Attachment, photo["attachment_id"])
     assert attached is not None and attached.incident_id == ids[0]
 
@@ -125,9 +121,7 @@ async def test_cli_relay_once_starts_what_the_api_could_not(make_stack) -> None:
     from core.outbox import run_relay_once_standalone
 
     stack = await make_stack(with_worker=False)
-    stack.app.state.temporal = TemporalHolder(
-        stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{_free_port()}"}),
-        connect_timeout_s=1)
+    stack.infra.temporal.point_at(f"127.0.0.1:{_free_port()}")
     ids = [(await stack.submit())["incident_id"] for _ in range(2)]
     assert await _pending(stack, ids) == 2
     assert await run_relay_once_standalone(stack.settings) >= 2

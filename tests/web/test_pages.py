@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from starlette.requests import Request
 
 from web import i18n
 from web.templating import content_security_policy
 
 
-def _request(query: str = "", cookie: str = "", accept: str = "", tile_url: str = "") -> Request:
+def _request(query: str = "", cookie: str = "", accept: str = "") -> Request:
     headers = []
     if cookie:
         headers.append((b"cookie", cookie.encode()))
     if accept:
         headers.append((b"accept-language", accept.encode()))
-    app = SimpleNamespace(state=SimpleNamespace(settings=SimpleNamespace(map_tile_url=tile_url)))
     scope = {"type": "http", "method": "GET", "path": "/", "query_string": query.encode(),
-             "headers": headers, "app": app}
+             "headers": headers}
     return Request(scope)
 
 
@@ -47,11 +44,10 @@ def _fields(text: str) -> list[str]:
 
 
 def test_csp_is_strict_and_allows_the_tile_host_only_when_set() -> None:
-    csp = content_security_policy(_request())
+    csp = content_security_policy("")
     assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert "img-src 'self' data: blob:;" in csp
-    tiles = content_security_policy(
-        _request(tile_url="https://{s}.tile.example.org/{z}/{x}/{y}.png"))
+    tiles = content_security_policy("https://{s}.tile.example.org/{z}/{x}/{y}.png")
     assert "img-src 'self' data: blob: https://*.tile.example.org;" in tiles
 
 
