@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench-lifecycle bench-intake fault-report clean help
+.PHONY: run test lint docs bench-lifecycle bench-intake fault-report clean help
 
 help:
 	@echo "make run    start Temporal, the worker and the web/API on http://127.0.0.1:8000 with demo data"
 	@echo "make test   install test dependencies and run the whole suite"
+	@echo "make docs   rewrite the settings table of docs/configuration.md from core/settings.py"
 	@echo "make fault-report   the fault suite at full size (100 lifecycles per fault): a table of lost, duplicated, SQL-vs-history differences and 5xx"
 
 $(BIN)/python:
@@ -41,6 +42,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy schema core workflows activities api web worker.py app.py
 	$(BIN)/lint-imports
+
+docs: $(VENV)/.installed-run
+	$(BIN)/python -m core.settings_doc
 
 bench-lifecycle: $(VENV)/.installed-test
 	CANHBAO_DEMO=1 $(BIN)/python -m bench.lifecycle

@@ -35,128 +35,245 @@ def _default_wards_geojson() -> str:
 
 
 class Settings(BaseSettings):
+    """Each field's description is what docs/configuration.md says of it (`make docs`)."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    # Where the embedded defaults keep their files.
-    var_dir: Path = Field(default=ROOT / "var", alias="CANHBAO_VAR_DIR")
+    # --- files ---
+    var_dir: Path = Field(
+        default=ROOT / "var", alias="CANHBAO_VAR_DIR",
+        description="Where the embedded defaults keep their files: the SQLite database, "
+                    "local attachments, the demo VAPID key, the dev server's state and logs.")
 
     # --- database ---
-    database_url: str = Field(default="", alias="DATABASE_URL")
-    db_pool_size: int = Field(default=10, alias="CANHBAO_DB_POOL_SIZE")
-    # Seconds to wait for a new PostgreSQL connection before the database counts as
-    # unreachable (libpq's connect_timeout: whole seconds, at least 2).
-    db_connect_timeout_s: int = Field(default=5, ge=2, le=60,
-                                      alias="CANHBAO_DB_CONNECT_TIMEOUT_S")
-    # Seconds a database found unreachable is not tried again by intake (reports go
-    # straight to a workflow meanwhile) and the Retry-After of the 503 answers.
-    db_retry_s: float = Field(default=5.0, gt=0, le=300, alias="CANHBAO_DB_RETRY_S")
+    database_url: str = Field(
+        default="", alias="DATABASE_URL",
+        description="The SQL database (the read model, intake outbox, users, units), e.g. "
+                    "`postgresql://user:pass@host:5432/canhbao` (psycopg 3). Empty: a SQLite "
+                    "file, `canhbao.db` in CANHBAO_VAR_DIR.")
+    db_pool_size: int = Field(
+        default=10, alias="CANHBAO_DB_POOL_SIZE",
+        description="Connections in each process's pool; a worker runs twice as many "
+                    "activities at once (at least 10).")
+    db_connect_timeout_s: int = Field(
+        default=5, ge=2, le=60, alias="CANHBAO_DB_CONNECT_TIMEOUT_S",
+        description="Seconds to wait for a new PostgreSQL connection before the database "
+                    "counts as unreachable (libpq's connect_timeout: whole seconds, at least 2).")
+    db_retry_s: float = Field(
+        default=5.0, gt=0, le=300, alias="CANHBAO_DB_RETRY_S",
+        description="Seconds a database found unreachable is not tried again by intake "
+                    "(reports go straight to a workflow meanwhile) and the Retry-After of "
+                    "the 503 answers.")
 
     # --- Temporal ---
-    temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
-    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
-    task_queue: str = Field(default="canhbao", alias="CANHBAO_TASK_QUEUE")
-    temporal_tls: bool = Field(default=False, alias="TEMPORAL_TLS")
-    temporal_api_key: str | None = Field(default=None, alias="TEMPORAL_API_KEY")
+    temporal_address: str = Field(
+        default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS",
+        description="The Temporal frontend: the dev server `make run` starts, a cluster, or "
+                    "Temporal Cloud.")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE",
+                                    description="The Temporal namespace.")
+    task_queue: str = Field(default="canhbao", alias="CANHBAO_TASK_QUEUE",
+                            description="The workers' task queue.")
+    temporal_tls: bool = Field(default=False, alias="TEMPORAL_TLS",
+                               description="Connect to Temporal over TLS (Temporal Cloud).")
+    temporal_api_key: str | None = Field(default=None, alias="TEMPORAL_API_KEY",
+                                         description="An API key for Temporal Cloud.")
 
     # --- object storage: local folder unless S3_BUCKET is set ---
-    storage_dir: Path | None = Field(default=None, alias="CANHBAO_STORAGE_DIR")
-    s3_bucket: str | None = Field(default=None, alias="S3_BUCKET")
-    s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
-    s3_region: str = Field(default="us-east-1", alias="S3_REGION")
-    s3_access_key_id: str | None = Field(default=None, alias="S3_ACCESS_KEY_ID")
-    s3_secret_access_key: str | None = Field(default=None, alias="S3_SECRET_ACCESS_KEY")
-    s3_presign_seconds: int = Field(default=300, alias="S3_PRESIGN_SECONDS")
+    storage_dir: Path | None = Field(
+        default=None, alias="CANHBAO_STORAGE_DIR",
+        description="The local folder for attachments when S3_BUCKET is unset. Unset: "
+                    "`files` in CANHBAO_VAR_DIR.")
+    s3_bucket: str | None = Field(
+        default=None, alias="S3_BUCKET",
+        description="Keep attachments in this S3 or MinIO bucket (through boto3); the "
+                    "bucket must exist. Unset: the local folder.")
+    s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL",
+                                        description="The S3 endpoint, for MinIO or another "
+                                                    "S3-compatible server; unset: AWS.")
+    s3_region: str = Field(default="us-east-1", alias="S3_REGION", description="The S3 region.")
+    s3_access_key_id: str | None = Field(
+        default=None, alias="S3_ACCESS_KEY_ID",
+        description="S3 credentials; unset: boto3's usual sources (environment, instance role).")
+    s3_secret_access_key: str | None = Field(default=None, alias="S3_SECRET_ACCESS_KEY",
+                                             description="See S3_ACCESS_KEY_ID.")
+    s3_presign_seconds: int = Field(
+        default=300, alias="S3_PRESIGN_SECONDS",
+        description="How long a presigned attachment URL given to staff stays valid.")
 
     # --- web/API ---
-    host: str = Field(default="127.0.0.1", alias="CANHBAO_HOST")
-    port: int = Field(default=8000, alias="CANHBAO_PORT")
-    public_url: str | None = Field(default=None, alias="CANHBAO_PUBLIC_URL")
-    secret_key: str = Field(default=DEMO_SECRET, alias="CANHBAO_SECRET_KEY")
-    session_hours: int = Field(default=12, alias="CANHBAO_SESSION_HOURS")
-    map_tile_url: str = Field(default="", alias="CANHBAO_MAP_TILE_URL")
-    secure_cookies: bool = Field(default=False, alias="CANHBAO_SECURE_COOKIES")
-    # Proxies (comma-separated addresses or networks) whose X-Forwarded-For and
-    # X-Forwarded-Proto are believed; empty: none, the client address is the peer's.
-    forwarded_allow_ips: str = Field(default="", alias="CANHBAO_FORWARDED_ALLOW_IPS")
+    host: str = Field(default="127.0.0.1", alias="CANHBAO_HOST",
+                      description="The address the web/API server listens on.")
+    port: int = Field(default=8000, alias="CANHBAO_PORT",
+                      description="The port the web/API server listens on.")
+    public_url: str | None = Field(
+        default=None, alias="CANHBAO_PUBLIC_URL",
+        description="The public address, for tracking links, Web Push, Open311 and CAP; "
+                    "unset: the address of the request. An https URL turns on secure cookies.")
+    secret_key: str = Field(
+        default=DEMO_SECRET, alias="CANHBAO_SECRET_KEY",
+        description="Signs sessions and tokens: a long random value. The built-in demo key is "
+                    "refused outside demo mode.")
+    session_hours: int = Field(
+        default=12, alias="CANHBAO_SESSION_HOURS",
+        description="How long a token or session lasts unless signed out first.")
+    map_tile_url: str = Field(
+        default="", alias="CANHBAO_MAP_TILE_URL",
+        description="A map tile URL template (`https://…/{z}/{x}/{y}.png`); empty: maps draw "
+                    "ward boundaries without tiles.")
+    secure_cookies: bool = Field(
+        default=False, alias="CANHBAO_SECURE_COOKIES",
+        description="Cookies only over https (on by itself when CANHBAO_PUBLIC_URL is https).")
+    forwarded_allow_ips: str = Field(
+        default="", alias="CANHBAO_FORWARDED_ALLOW_IPS",
+        description="Proxies (comma-separated addresses or networks) whose X-Forwarded-For "
+                    "and X-Forwarded-Proto are believed; empty: none, the client address is "
+                    "the peer's. Every way of serving (`make run`, `canhbao serve`, the image) "
+                    "passes it to uvicorn.")
 
     # --- demo ---
-    demo: bool = Field(default=False, alias="CANHBAO_DEMO")
-    demo_password: str = Field(default="demo-password", alias="CANHBAO_DEMO_PASSWORD")
+    demo: bool = Field(
+        default=False, alias="CANHBAO_DEMO",
+        description="Demo mode (`make run` sets it): demo accounts and the built-in secret "
+                    "key, logged loudly at start since such tokens can be forged.")
+    demo_password: str = Field(default="demo-password", alias="CANHBAO_DEMO_PASSWORD",
+                               description="The password of every demo account.")
 
     # --- incidents ---
-    sla_scale: float = Field(default=1.0, gt=0, alias="CANHBAO_SLA_SCALE")
-    # JSON overrides of the SLA table in seconds, e.g. {"1": {"routed": 120}}; the rest keeps
-    # the defaults in schema/states.py.
-    sla_overrides: dict[int, dict[str, float]] = Field(default_factory=dict, alias="CANHBAO_SLA")
-    # Seconds between reminders once an overdue incident reached the top escalation level,
-    # e.g. [900, 1800, 3600] (the last repeats); empty: schema/escalation.py's defaults.
-    reminders: list[float] = Field(default_factory=list, alias="CANHBAO_REMINDERS")
+    sla_scale: float = Field(
+        default=1.0, gt=0, alias="CANHBAO_SLA_SCALE",
+        description="Multiplies every deadline and reminder (0.05 for demos: twenty times "
+                    "faster); fixed per incident when it is reported.")
+    sla_overrides: dict[int, dict[str, float]] = Field(
+        default_factory=dict, alias="CANHBAO_SLA",
+        description="JSON overrides of the SLA table in seconds, e.g. "
+                    "`{\"1\": {\"routed\": 120}}`; the rest keeps the defaults in "
+                    "schema/states.py (priority 1: verify 1 min, route 2 min, acknowledge "
+                    "3 min, on scene 15 min). Fixed per incident when it is reported.")
+    reminders: list[float] = Field(
+        default_factory=list, alias="CANHBAO_REMINDERS",
+        description="Seconds between reminders once an overdue incident reached the top "
+                    "escalation level, e.g. `[900, 1800, 3600]` (the last repeats); empty: "
+                    "schema/escalation.py's defaults (15, 30, then every 60 minutes).")
     wards_geojson: str = Field(
-        default_factory=_default_wards_geojson, alias="CANHBAO_WARDS_GEOJSON"
-    )
-    outside_city_m: float = Field(default=2000.0, alias="CANHBAO_OUTSIDE_CITY_M")
-    duplicate_radius_m: float = Field(default=300.0, alias="CANHBAO_DUPLICATE_RADIUS_M")
-    duplicate_window_min: float = Field(default=30.0, alias="CANHBAO_DUPLICATE_WINDOW_MIN")
+        default_factory=_default_wards_geojson, alias="CANHBAO_WARDS_GEOJSON",
+        description="The ward boundaries (GeoJSON) that locate reports and that "
+                    "`canhbao import-wards` reads.")
+    outside_city_m: float = Field(
+        default=2000.0, alias="CANHBAO_OUTSIDE_CITY_M",
+        description="A point farther than this many metres from every ward is flagged as "
+                    "outside the city (the report is still taken).")
+    duplicate_radius_m: float = Field(
+        default=300.0, alias="CANHBAO_DUPLICATE_RADIUS_M",
+        description="Possible duplicates shown to the operator: open incidents of the same "
+                    "category within this many metres of a new report.")
+    duplicate_window_min: float = Field(
+        default=30.0, alias="CANHBAO_DUPLICATE_WINDOW_MIN",
+        description="...and reported at most this many minutes before it.")
 
     # --- citizen additions (POST /track/{token}/info), per tracking token ---
-    info_per_hour: int = Field(default=20, gt=0, alias="CANHBAO_INFO_PER_HOUR")
-    info_text_budget: int = Field(default=50_000, gt=0, alias="CANHBAO_INFO_TEXT_BUDGET")
+    info_per_hour: int = Field(
+        default=20, gt=0, alias="CANHBAO_INFO_PER_HOUR",
+        description="Additions (text or photos) one tracking token may make in any hour; "
+                    "past it 429 with Retry-After.")
+    info_text_budget: int = Field(
+        default=50_000, gt=0, alias="CANHBAO_INFO_TEXT_BUDGET",
+        description="Characters of added text one report takes over its life (each text at "
+                    "most 5,000); past it 429 saying photos are still taken.")
 
     # --- Web Push to reporters (core/vapid.py) and live location from the tracking page ---
-    # The VAPID private key: PEM text, or the raw 32-byte key in base64url; or a file
-    # holding either. Unset outside demo mode: push is off (GET /api/v1/push/key says so);
-    # in demo mode one is generated once and kept in var/vapid_private.pem.
-    vapid_private_key: str = Field(default="", alias="CANHBAO_VAPID_PRIVATE_KEY")
-    vapid_private_key_file: Path | None = Field(default=None,
-                                                alias="CANHBAO_VAPID_PRIVATE_KEY_FILE")
-    # Who push services may contact about our pushes: mailto: or https: (RFC 8292 `sub`).
-    vapid_subject: str = Field(default="", alias="CANHBAO_VAPID_SUBJECT")
-    # Origins (comma-separated) taken as push endpoints without https and on a local
-    # address: a push-service stand-in for tests only. Empty in production.
-    push_test_origins: str = Field(default="", alias="CANHBAO_PUSH_TEST_ORIGINS")
-    # The browsers' push services the worker may send to (comma-separated host names; a
-    # leading "*." takes any subdomain), always on https port 443: any other endpoint is
-    # refused, so a subscription cannot make the worker call an address of its choosing.
-    # Chrome/Edge (FCM), Firefox (Mozilla autopush), Safari (Apple), Windows (WNS).
+    vapid_private_key: str = Field(
+        default="", alias="CANHBAO_VAPID_PRIVATE_KEY",
+        description="The VAPID private key: PEM text, or the raw 32-byte P-256 key in "
+                    "base64url. Unset outside demo mode: push is off (GET /api/v1/push/key "
+                    "says so); in demo mode one is generated once and kept in "
+                    "`vapid_private.pem` in CANHBAO_VAR_DIR.")
+    vapid_private_key_file: Path | None = Field(
+        default=None, alias="CANHBAO_VAPID_PRIVATE_KEY_FILE",
+        description="A file holding the VAPID private key, in place of "
+                    "CANHBAO_VAPID_PRIVATE_KEY.")
+    vapid_subject: str = Field(
+        default="", alias="CANHBAO_VAPID_SUBJECT",
+        description="Who push services may contact about our pushes: a mailto: or https: "
+                    "URL (RFC 8292 `sub`); required for push outside demo mode.")
+    push_test_origins: str = Field(
+        default="", alias="CANHBAO_PUSH_TEST_ORIGINS",
+        description="Origins (comma-separated) taken as push endpoints without https and on "
+                    "a local address: a push-service stand-in for tests only. Empty in "
+                    "production.")
     push_service_hosts: str = Field(
         default="fcm.googleapis.com,android.googleapis.com,*.push.services.mozilla.com,"
                 "*.push.apple.com,*.notify.windows.com",
-        alias="CANHBAO_PUSH_SERVICE_HOSTS")
-    push_max_subscriptions: int = Field(default=5, gt=0, le=50,
-                                        alias="CANHBAO_PUSH_MAX_SUBSCRIPTIONS")
-    push_ttl_s: int = Field(default=6 * 3600, ge=0, le=28 * 86400, alias="CANHBAO_PUSH_TTL_S")
-    push_interval_s: float = Field(default=2.0, gt=0, alias="CANHBAO_PUSH_INTERVAL_S")
-    # Live location: at most one position per token in this many seconds (429 sooner),
-    # and how many of the latest positions the read model keeps per incident.
-    location_min_interval_s: float = Field(default=10.0, ge=0,
-                                           alias="CANHBAO_LOCATION_MIN_INTERVAL_S")
-    location_trail: int = Field(default=20, ge=1, le=500, alias="CANHBAO_LOCATION_TRAIL")
+        alias="CANHBAO_PUSH_SERVICE_HOSTS",
+        description="The browsers' push services the worker may send to (comma-separated "
+                    "host names; a leading `*.` takes any subdomain), always on https port "
+                    "443: any other endpoint is refused (422), so a subscription cannot make "
+                    "the worker call an address of its choosing. Chrome/Edge (FCM), Firefox "
+                    "(Mozilla autopush), Safari (Apple), Windows (WNS).")
+    push_max_subscriptions: int = Field(
+        default=5, gt=0, le=50, alias="CANHBAO_PUSH_MAX_SUBSCRIPTIONS",
+        description="Browsers that may subscribe to one report's pushes.")
+    push_ttl_s: int = Field(
+        default=6 * 3600, ge=0, le=28 * 86400, alias="CANHBAO_PUSH_TTL_S",
+        description="How long a push service keeps a notification it could not deliver yet.")
+    push_interval_s: float = Field(default=2.0, gt=0, alias="CANHBAO_PUSH_INTERVAL_S",
+                                   description="How often the worker sends queued pushes.")
+    location_min_interval_s: float = Field(
+        default=10.0, ge=0, alias="CANHBAO_LOCATION_MIN_INTERVAL_S",
+        description="Live location: at most one position per tracking token in this many "
+                    "seconds (429 sooner).")
+    location_trail: int = Field(
+        default=20, ge=1, le=500, alias="CANHBAO_LOCATION_TRAIL",
+        description="Live location: how many of the latest positions the read model keeps "
+                    "per incident.")
+
     # --- reports from one source (schema/abuse.py: marked as suspected spam, never refused) ---
-    report_limit_device: str = Field(default=DEFAULT_LIMITS[SourceKind.DEVICE],
-                                     alias="CANHBAO_REPORT_LIMIT_DEVICE")
+    report_limit_device: str = Field(
+        default=DEFAULT_LIMITS[SourceKind.DEVICE], alias="CANHBAO_REPORT_LIMIT_DEVICE",
+        description="Reports one device id may send (`count/seconds`, comma-separated) before "
+                    "the next ones are marked as suspected spam for the operator; a report is "
+                    "never refused or dropped for it (schema/abuse.py says why these "
+                    "figures). Empty: off.")
     report_limit_phone: str = Field(default=DEFAULT_LIMITS[SourceKind.PHONE],
-                                    alias="CANHBAO_REPORT_LIMIT_PHONE")
+                                    alias="CANHBAO_REPORT_LIMIT_PHONE",
+                                    description="The same, per reporter phone number.")
     report_limit_address: str = Field(default=DEFAULT_LIMITS[SourceKind.ADDRESS],
-                                      alias="CANHBAO_REPORT_LIMIT_ADDRESS")
-    flood_device: str = Field(default=DEFAULT_FLOOD[SourceKind.DEVICE],
-                              alias="CANHBAO_FLOOD_DEVICE")
-    flood_phone: str = Field(default=DEFAULT_FLOOD[SourceKind.PHONE], alias="CANHBAO_FLOOD_PHONE")
+                                      alias="CANHBAO_REPORT_LIMIT_ADDRESS",
+                                      description="The same, per client address (IPv6 by "
+                                                  "its /64).")
+    flood_device: str = Field(
+        default=DEFAULT_FLOOD[SourceKind.DEVICE], alias="CANHBAO_FLOOD_DEVICE",
+        description="`count/seconds`: that many reports from one device within that many "
+                    "seconds form a flood group, one console row to reject in one action (or "
+                    "clear as not spam). Empty: no grouping.")
+    flood_phone: str = Field(default=DEFAULT_FLOOD[SourceKind.PHONE], alias="CANHBAO_FLOOD_PHONE",
+                             description="The same, per reporter phone number.")
     flood_address: str = Field(default=DEFAULT_FLOOD[SourceKind.ADDRESS],
-                               alias="CANHBAO_FLOOD_ADDRESS")
+                               alias="CANHBAO_FLOOD_ADDRESS",
+                               description="The same, per client address.")
 
     # --- uploads ---
-    max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES")
-    # Pixels (width × height) an image may have; its header says, before anything is stored
-    # (api/imagecheck.py). At most MAX_IMAGE_PIXELS: what the previews can render.
-    max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS, gt=0, le=MAX_IMAGE_PIXELS,
-                                  alias="CANHBAO_MAX_IMAGE_PIXELS")
-    max_video_bytes: int = Field(default=200 * 1024 * 1024, alias="CANHBAO_MAX_VIDEO_BYTES")
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, alias="CANHBAO_MAX_IMAGE_BYTES",
+                                 description="The largest image, in bytes (20 MiB); more is 413.")
+    max_image_pixels: int = Field(
+        default=MAX_IMAGE_PIXELS, gt=0, le=MAX_IMAGE_PIXELS, alias="CANHBAO_MAX_IMAGE_PIXELS",
+        description="Pixels (width × height) an image may have; its header says, before "
+                    "anything is stored (api/imagecheck.py), and more is 422 "
+                    "`image_too_large`. At most MAX_IMAGE_PIXELS: what the previews can render.")
+    max_video_bytes: int = Field(default=200 * 1024 * 1024, alias="CANHBAO_MAX_VIDEO_BYTES",
+                                 description="The largest video, in bytes (200 MiB); more is 413.")
 
     # --- intake relay ---
-    relay_interval_s: float = Field(default=2.0, alias="CANHBAO_RELAY_INTERVAL_S")
+    relay_interval_s: float = Field(
+        default=2.0, alias="CANHBAO_RELAY_INTERVAL_S",
+        description="How often the API process's relay starts workflows for stored reports "
+                    "Temporal missed (core/outbox.py).")
 
-    log_level: str = Field(default="INFO", alias="CANHBAO_LOG_LEVEL")
-    log_json: bool = Field(default=False, alias="CANHBAO_LOG_JSON")
+    # --- logging ---
+    log_level: str = Field(default="INFO", alias="CANHBAO_LOG_LEVEL",
+                           description="The log level.")
+    log_json: bool = Field(default=False, alias="CANHBAO_LOG_JSON",
+                           description="Logs as JSON lines instead of text.")
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
