@@ -207,9 +207,10 @@ class Settings(BaseSettings):
         alias="CANHBAO_PUSH_SERVICE_HOSTS",
         description="The browsers' push services the worker may send to (comma-separated "
                     "host names; a leading `*.` takes any subdomain), always on https port "
-                    "443: any other endpoint is refused (422), so a subscription cannot make "
-                    "the worker call an address of its choosing. Chrome/Edge (FCM), Firefox "
-                    "(Mozilla autopush), Safari (Apple), Windows (WNS).")
+                    "443: any other endpoint is refused (422) and checked again before each "
+                    "send (core/push_endpoint.py), so a subscription cannot make the worker "
+                    "call an address of its choosing. Chrome/Edge (FCM), Firefox (Mozilla "
+                    "autopush), Safari (Apple), Windows (WNS).")
     push_max_subscriptions: int = Field(
         default=5, gt=0, le=50, alias="CANHBAO_PUSH_MAX_SUBSCRIPTIONS",
         description="Browsers that may subscribe to one report's pushes.")
