@@ -76,6 +76,17 @@ async def drain_until(push: PushSender, done: Callable[[], bool | Awaitable[bool
     await eventually(drained, timeout=20)
 
 
+async def endpoints_once_drained(stack: Stack, iid: str) -> list[str]:
+    """Drain until nothing is queued for incident `iid`; the endpoints it still has then."""
+    async def settled() -> bool:
+        return await count(stack, PushOutbox, incident_id=iid) == 0
+
+    await drain_until(sender(stack), settled)
+    async with stack.infra.db.session() as s:
+        return list((await s.execute(select(col(PushSubscription.endpoint)).where(
+            col(PushSubscription.incident_id) == iid))).scalars().all())
+
+
 async def count(stack: Stack, table: Any, **where: str) -> int:
     async with stack.infra.db.session() as s:
         stmt = select(func.count()).select_from(table)
@@ -138,14 +149,7 @@ async def test_gone_subscription_is_deleted(push_stack: Stack,
     standin.answer[gone.id] = 410
     await verified(stack, iid)
 
-    async def settled() -> bool:
-        return await count(stack, PushOutbox, incident_id=iid) == 0
-
-    await drain_until(sender(stack), settled)
-    async with stack.infra.db.session() as s:
-        left = (await s.execute(select(col(PushSubscription.endpoint)).where(
-            col(PushSubscription.incident_id) == iid))).scalars().all()
-    assert left == [kept.endpoint]
+    assert await endpoints_once_drained(stack, iid) == [kept.endpoint]
     assert len(standin.for_subscription(kept.id)) == 1
 
 
@@ -386,12 +390,5 @@ async def test_the_worker_checks_again_before_sending(push_stack: Stack,
         await s.commit()
     await verified(stack, iid)
 
-    async def settled() -> bool:
-        return await count(stack, PushOutbox, incident_id=iid) == 0
-
-    await drain_until(sender(stack), settled)
-    async with stack.infra.db.session() as s:
-        left = (await s.execute(select(col(PushSubscription.endpoint)).where(
-            col(PushSubscription.incident_id) == iid))).scalars().all()
-    assert left == [kept.endpoint]
+    assert await endpoints_once_drained(stack, iid) == [kept.endpoint]
     assert standin.requests == [f"/push/{kept.id}"]  # nothing reached the aimed path
