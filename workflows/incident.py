@@ -17,11 +17,13 @@ source of truth for its state, with a history that stays bounded whatever comes 
   when Temporal suggests it, the workflow drains its handlers and writes, then
   continues-as-new with its compact state (`IncidentInput.resume`).
 - Merge is a handshake: the merging incident asks its target (`merge_request`), which
-  accepts only if it is open, not merged, not merging elsewhere, and not merging into the
-  asker (two opposite merges at once: the one into the smaller id wins); the merging
-  incident then commits and confirms (`merged_child`). The primary reports each later
-  state to its merged children (`primary_changed`), which complete when it is terminal.
-  A citizen of a merged report may still add information: it is recorded on both.
+  accepts only if it is open, not merged and not merging elsewhere. Of two opposite
+  merges at once (each incident asking the other), the one into the larger id wins: a
+  target that is itself merging into the asker accepts only an asker with the smaller
+  id (`_absorb_refusal`). The merging incident then commits and confirms
+  (`merged_child`). The primary reports each later state to its merged children
+  (`primary_changed`), which complete when it is terminal. A citizen of a merged report
+  may still add information: it is recorded on both.
 """
 
 from __future__ import annotations
