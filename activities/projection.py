@@ -37,7 +37,7 @@ from schema.payloads import (
 )
 from schema.push import push_message
 from schema.search import search_document
-from schema.states import Action, State
+from schema.states import RECEIVE_EVENT, Action, State
 from schema.tables import (
     Alert,
     Attachment,
@@ -131,7 +131,7 @@ def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
 
 
 def staff_kind(event: TimelineEvent) -> str:
-    return "incident.new" if event.action == "receive" else "incident.changed"
+    return "incident.new" if event.action == RECEIVE_EVENT else "incident.changed"
 
 
 class ProjectionActivities:
@@ -374,7 +374,7 @@ def _json_norm(data: Any) -> Any:
 
 def _event_attachments(case: IncidentCase | IncidentState, event: TimelineEvent,
                        report: IncidentInput | None) -> list[str]:
-    if event.action == "receive":
+    if event.action == RECEIVE_EVENT:
         if isinstance(case, IncidentCase):
             return list(case.attachments)
         return list(report.attachments) if report else []

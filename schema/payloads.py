@@ -271,7 +271,7 @@ class TimelineEvent(Payload):
     seq: int
     at: datetime
     actor: Actor
-    action: str  # an Action value, or receive / escalate / merged_in / primary_changed
+    action: str  # an Action value, or one of schema.states' *_EVENT kinds
     from_state: State | None = None
     to_state: State | None = None
     data: dict[str, Any] = Field(default_factory=dict)

@@ -194,10 +194,19 @@ UNIT_SCOPED: frozenset[Action] = frozenset(
 CITIZEN_ACTIONS: frozenset[Action] = frozenset(
     a for a, roles in ACTION_ROLES.items() if Role.CITIZEN in roles)
 
-# Timeline event kinds that are not actions of their own: the reporter's answer to a staff
-# message (taken through ADD_INFO with `reply_to`, recorded as "reply"), and the note a
-# merged report records each time its primary's state changes.
+# Timeline event kinds that are not actions of their own. The values are in every recorded
+# history and in the read model: never change one.
+# - the report received (the first event of every incident);
+RECEIVE_EVENT = "receive"
+# - the ward and proposed unit looked up, and the possible duplicates found;
+LOCATE_EVENT = "locate"
+# - an escalation level reached (schema/escalation.py);
+ESCALATE_EVENT = "escalate"
+# - another report merged into this one (recorded on the primary);
+MERGED_IN_EVENT = "merged_in"
+# - the reporter's answer to a staff message (taken through ADD_INFO with `reply_to`);
 REPLY_EVENT = "reply"
+# - the note a merged report records each time its primary's state changes.
 PRIMARY_CHANGED_EVENT = "primary_changed"
 
 # Timeline events the reporter reads on the tracking page (web/tracking_story.py words

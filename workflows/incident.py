@@ -89,7 +89,11 @@ with workflow.unsafe.imports_passed_through():
     from schema.states import (
         ACTION_ROLES,
         DEFAULT_PRIORITY,
+        ESCALATE_EVENT,
+        LOCATE_EVENT,
+        MERGED_IN_EVENT,
         PRIMARY_CHANGED_EVENT,
+        RECEIVE_EVENT,
         REPLY_EVENT,
         STATE_PUBLIC_NOTES,
         UNIT_SCOPED,
@@ -191,7 +195,7 @@ class IncidentWorkflow:
             reminders=inp.reminders,
         )
         self._located = False
-        self._record("receive", CITIZEN_ACTOR, None, State.RECEIVED, at=received,
+        self._record(RECEIVE_EVENT, CITIZEN_ACTOR, None, State.RECEIVED, at=received,
                      data={"category": inp.category.value, "source": inp.source,
                            "silent": inp.silent, "attachments": list(inp.attachments)},
                      public_note=STATE_PUBLIC_NOTES[State.RECEIVED], report=inp)
@@ -308,7 +312,7 @@ class IncidentWorkflow:
             workflow.logger.warning("duplicate search failed: %s", duplicates)
             data["duplicates_error"] = str(duplicates)
         self._located = True
-        self._record("locate", SYSTEM_ACTOR, None, None, data=data, at=self._moment(
+        self._record(LOCATE_EVENT, SYSTEM_ACTOR, None, None, data=data, at=self._moment(
             located.at if isinstance(located, LocateResult) else None))
         await self._drain(self._ops_queued)
 
@@ -339,7 +343,7 @@ class IncidentWorkflow:
                   "ward_code": s.ward.code if s.ward else None,
                   "unit_id": s.unit.id if s.unit else None}
         if s.escalation.reminders == 0:
-            event = self._record("escalate", SYSTEM_ACTOR, None, None, data={
+            event = self._record(ESCALATE_EVENT, SYSTEM_ACTOR, None, None, data={
                 "level": level, "state": s.state.value,
                 "overdue_since": overdue_since.isoformat(),
                 "next_deadline": next_deadline.isoformat(),
@@ -626,7 +630,7 @@ class IncidentWorkflow:
             return
         self._s.told[sig.incident_id] = None
         self._s.merged_incidents.append(sig.incident_id)
-        self._record("merged_in", sig.by, None, None, data={
+        self._record(MERGED_IN_EVENT, sig.by, None, None, data={
             "incident_id": sig.incident_id, "tracking_code": sig.tracking_code},
             at=self._moment(sig.at))
         await self._drain(self._ops_queued)
