@@ -1,14 +1,13 @@
 """Project the workflow's events into the SQL read model.
 
-`project` (v2, `ProjectEvent`) and `project_event` (v1, `ProjectInput`) write one event
-row and upsert the incidents row in one transaction. Both converge to the committed
-history: a re-delivered event changes nothing; a different event at the same (incident,
-seq) — written by a workflow task that never completed before a crash — replaces the
-earlier one, and an alert raised by the replaced event is withdrawn with it; the same
-event again with a later time (the retried task's) takes that time. A retried task always
-has a later time than the attempts before it, so a write older than the stored event is
-a dead attempt's and is ignored. The incident row moves forward only (it is rewritten
-when seq >= last_seq).
+`project` writes one event row and upserts the incidents row in one transaction. It
+converges to the committed history: a re-delivered event changes nothing; a different
+event at the same (incident, seq) — written by a workflow task that never completed
+before a crash — replaces the earlier one, and an alert raised by the replaced event is
+withdrawn with it; the same event again with a later time (the retried task's) takes that
+time. A retried task always has a later time than the attempts before it, so a write older
+than the stored event is a dead attempt's and is ignored. The incident row moves forward
+only (it is rewritten when seq >= last_seq).
 """
 
 from __future__ import annotations
@@ -27,14 +26,7 @@ from activities import names
 from activities.sql import insert, stable_id
 from core.db import Database
 from schema.ids import UNCHECKED_TRACKING_LENGTH, make_tracking_code
-from schema.payloads import (
-    IncidentCase,
-    IncidentInput,
-    IncidentState,
-    ProjectEvent,
-    ProjectInput,
-    TimelineEvent,
-)
+from schema.payloads import IncidentInput, IncidentState, ProjectEvent, TimelineEvent
 from schema.push import push_message
 from schema.search import search_document
 from schema.states import RECEIVE_EVENT, Action, State
@@ -71,15 +63,15 @@ OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
 PERMANENT = (DataError, IntegrityError)
 UNREADABLE = "[Không lưu được nội dung: xem nhật ký lỗi ghi / content could not be stored]"
 _FIRST_SEEN = {State.VERIFIED: "verified_at", State.ROUTED: "routed_at"}
-# Written from the report only: a v2 event without it leaves them as they are.
+# Written from the report only: an event without it leaves them as they are.
 TEXT_COLUMNS = ("description", "address", "reporter_name", "reporter_phone", "search_text")
 
 
-def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
+def incident_values(case: IncidentState, event: TimelineEvent,
                     report: IncidentInput | None = None) -> dict[str, Any]:
-    """The incidents row for `case` as of `event`. A v1 case carries its texts; a v2
-    state does not, so description, address and reporter are written only when the
-    report comes with the event (the receive event)."""
+    """The incidents row for `case` as of `event`. The state keeps no texts, so
+    description, address and reporter are written only when the report comes with the
+    event (the receive event)."""
     ward, unit = case.ward, case.unit
     values: dict[str, Any] = {
         "id": case.id,
@@ -111,20 +103,19 @@ def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
         "on_scene_at": case.on_scene_at,
         "closed_at": case.closed_at,
         "last_seq": event.seq,
+        "version": case.version,
+        "silent": case.silent,
     }
-    texts = case if isinstance(case, IncidentCase) else report
-    if texts is not None:
+    if report is not None:
         values.update(
-            description=texts.description, address=texts.address,
-            search_text=search_document(texts.description, texts.address),
-            reporter_name=texts.reporter.name if texts.reporter else None,
-            reporter_phone=texts.reporter.phone if texts.reporter else None)
+            description=report.description, address=report.address,
+            search_text=search_document(report.description, report.address),
+            reporter_name=report.reporter.name if report.reporter else None,
+            reporter_phone=report.reporter.phone if report.reporter else None)
     else:
         # Only a first insert uses this (the column is NOT NULL, and PostgreSQL checks
         # that before ON CONFLICT); an existing row keeps its texts (see TEXT_COLUMNS).
         values["description"] = ""
-    if isinstance(case, IncidentState):
-        values.update(version=case.version, silent=case.silent)
     for state, column in _FIRST_SEEN.items():
         values[column] = event.at if event.to_state == state else None
     return values
@@ -140,16 +131,8 @@ class ProjectionActivities:
 
     @activity.defn(name=names.PROJECT)
     async def project(self, inp: ProjectEvent) -> None:
-        """v2: write `inp.event` and the incident row from the compact state."""
-        await self._write(inp.state, inp.event, inp.report)
-
-    @activity.defn(name=names.PROJECT_EVENT)
-    async def project_event(self, inp: ProjectInput) -> None:
-        """v1: the same from a whole `IncidentCase` (incidents started before v2)."""
-        await self._write(inp.case, inp.event, None)
-
-    async def _write(self, case: IncidentCase | IncidentState, event: TimelineEvent,
-                     report: IncidentInput | None) -> None:
+        """Write `inp.event` and the incident row from the compact state."""
+        case, event, report = inp.state, inp.event, inp.report
         if event.seq < 1 or not case.id:
             raise ApplicationError(f"bad event seq {event.seq} for {case.id!r}",
                                    type="Invalid", non_retryable=True)
@@ -159,9 +142,6 @@ class ProjectionActivities:
             # Keep the incident visible: record what was refused, then write the event and
             # the row without their texts. Nothing is retried silently forever.
             await self._dead_letter(case, event, report, exc)
-            if isinstance(case, IncidentCase):
-                case = case.model_copy(update={"description": UNREADABLE, "address": None,
-                                               "reporter": None})
             if report is not None:
                 report = report.model_copy(update={"description": UNREADABLE,
                                                    "address": None, "reporter": None})
@@ -169,7 +149,7 @@ class ProjectionActivities:
                                             "public_note": None})
             await self._upsert(case, bare, report)
 
-    async def _dead_letter(self, case: IncidentCase | IncidentState, event: TimelineEvent,
+    async def _dead_letter(self, case: IncidentState, event: TimelineEvent,
                            report: IncidentInput | None, exc: Exception) -> None:
         error = f"{exc.__class__.__name__}: {exc}"[:4000]
         log.error("projection refused by the database", incident_id=case.id, seq=event.seq,
@@ -193,7 +173,7 @@ class ProjectionActivities:
                       "visible and the refused content is kept for an administrator."),
                 created_at=utcnow()).on_conflict_do_nothing())
 
-    async def _upsert(self, case: IncidentCase | IncidentState, event: TimelineEvent,
+    async def _upsert(self, case: IncidentState, event: TimelineEvent,
                       report: IncidentInput | None) -> None:
         values = event_values(case.id, event)
         async with self.db.engine.begin() as conn:
@@ -236,7 +216,7 @@ class ProjectionActivities:
             # with (a code re-drawn by _ensure_report, unknown to the workflow).
             keep: tuple[str, ...] = ("id", "tracking_code", "created_at",
                                      *_FIRST_SEEN.values())
-            if isinstance(case, IncidentState) and report is None:
+            if report is None:
                 keep += TEXT_COLUMNS
             set_: dict[str, Any] = {k: stmt.excluded[k] for k in row if k not in keep}
             for column in _FIRST_SEEN.values():
@@ -275,7 +255,7 @@ class ProjectionActivities:
                     ).on_conflict_do_nothing(index_elements=["dedupe_key"])
                 )
             await self._queue_push(conn, case, event)
-            attachments = _event_attachments(case, event, report)
+            attachments = _event_attachments(event, report)
             if attachments:
                 await conn.execute(
                     update(ATTACHMENTS)
@@ -283,7 +263,7 @@ class ProjectionActivities:
                     .values(incident_id=case.id)
                 )
 
-    async def _queue_push(self, conn: Any, case: IncidentCase | IncidentState,
+    async def _queue_push(self, conn: Any, case: IncidentState,
                           event: TimelineEvent) -> None:
         """Queue the reporter's notification of `event` (schema.push.PUSH_WORTHY) for each
         of the report's push subscriptions, in the event's own transaction: one row per
@@ -372,11 +352,8 @@ def _json_norm(data: Any) -> Any:
     return json.loads(json.dumps(data, default=str, sort_keys=True))
 
 
-def _event_attachments(case: IncidentCase | IncidentState, event: TimelineEvent,
-                       report: IncidentInput | None) -> list[str]:
+def _event_attachments(event: TimelineEvent, report: IncidentInput | None) -> list[str]:
     if event.action == RECEIVE_EVENT:
-        if isinstance(case, IncidentCase):
-            return list(case.attachments)
         return list(report.attachments) if report else []
     found = event.data.get("attachments") or []
     return [str(a) for a in found]

@@ -257,20 +257,6 @@ def steps(action: Action, state: State) -> list[State] | None:
     return path
 
 
-# Incidents started before workflow v2 run on as the v1 workflow, whose Temporal type is
-# "IncidentWorkflow" (workflows/incident_v1.py; new ones start as schema.payloads
-# .INCIDENT_WORKFLOW). It has no update for the actions added with v2, so these are never
-# offered nor sent on a v1 incident (api/services/detail.py asks `workflow_takes`).
-V1_WORKFLOW_TYPE = "IncidentWorkflow"
-NOT_IN_V1: frozenset[Action] = frozenset({Action.MESSAGE})
-
-
-def workflow_takes(action: Action, workflow_type: str | None) -> bool:
-    """Whether an incident whose workflow has Temporal type `workflow_type` has an update
-    for `action` (None: the type is not known, taken as the current workflow)."""
-    return not (workflow_type == V1_WORKFLOW_TYPE and action in NOT_IN_V1)
-
-
 def may_add_info_to_merged(state: State, primary_state: State | None) -> bool:
     """A citizen of a report merged into another may still add information while the
     primary is open: it is recorded on both incidents (`steps` answers for the others)."""

@@ -623,8 +623,7 @@ class IncidentWorkflow:
 
     @workflow.signal(name="merged_child")
     async def merged_child(self, sig: MergedChild) -> None:
-        """Another report was merged into this one (it confirms what we accepted; a v1
-        incident sends only this)."""
+        """Another report was merged into this one (it confirms what we accepted)."""
         self._s.held.pop(sig.incident_id, None)
         if sig.incident_id in self._s.told or sig.incident_id == self._s.id:
             return
