@@ -24,6 +24,12 @@ source of truth for its state, with a history that stays bounded whatever comes 
   (`merged_child`). The primary reports each later state to its merged children
   (`primary_changed`), which complete when it is terminal. A citizen of a merged report
   may still add information: it is recorded on both.
+
+How this class changes: it keeps its name and type. A change that alters the commands a
+running incident's history holds goes `workflow.patched` → `workflow.deprecate_patch` →
+removal, one release each, with a recorded history of each shape under tests/histories/
+(its README says when each step may be taken). A handler old histories never call needs
+none of it.
 """
 
 from __future__ import annotations
