@@ -16,7 +16,6 @@ from api.infra import Infra
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
-from core.temporal import TemporalHolder
 
 
 def get_infra(request: Request) -> Infra:
@@ -39,10 +38,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 def get_storage(request: Request) -> Storage:
     return request.app.state.storage
-
-
-def get_temporal(request: Request) -> TemporalHolder:
-    return request.app.state.temporal
 
 
 def get_cases(request: Request) -> Cases:
@@ -72,7 +67,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-TemporalDep = Annotated[TemporalHolder, Depends(get_temporal)]
 CasesDep = Annotated[Cases, Depends(get_cases)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
 HtmxDep = Annotated[bool, Depends(is_htmx)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schema.states import Action, Category, Outcome, Priority, Role, State
+from schema.states import Category, Outcome, Priority, Role, State
 
 
 class Payload(BaseModel):
@@ -434,17 +434,6 @@ class DuplicatesInput(Payload):
     lat: float
     lon: float
     at: datetime
-
-
-class AttachInput(Payload):
-    incident_id: str
-    attachment_ids: list[str]
-
-
-class ActionName(Payload):
-    """For API documentation: the action names the workflow accepts."""
-
-    action: Action
 
 
 IncidentInput.model_rebuild()
