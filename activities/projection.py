@@ -175,93 +175,114 @@ class ProjectionActivities:
 
     async def _upsert(self, case: IncidentState, event: TimelineEvent,
                       report: IncidentInput | None) -> None:
-        values = event_values(case.id, event)
+        """Everything `event` writes, in one transaction."""
         async with self.db.engine.begin() as conn:
             if report is not None and report.intake is not None:
                 code = await self._ensure_report(conn, report)
                 if code != case.tracking_code:
                     case = case.model_copy(update={"tracking_code": code})
-            earlier = (await conn.execute(
-                select(EVENTS).where(EVENTS.c.incident_id == case.id,
-                                     EVENTS.c.seq == event.seq))).mappings().first()
-            if earlier is not None and _utc(earlier["at"]) > event.at:
-                # Written by an older attempt of the workflow task than the row (a dead
-                # attempt's write landing late): the row is the later attempt's, keep it.
-                log.info("older write of an event ignored", incident_id=case.id,
-                         seq=event.seq, action=event.action)
+            if not await self._write_event(conn, case.id, event):
                 return
-            if earlier is None:
-                await conn.execute(insert(self.db, EVENTS).values(**values)
-                                   .on_conflict_do_nothing(index_elements=["incident_id", "seq"]))
-            elif _differs(earlier, values):
-                log.warning("event replaced", incident_id=case.id, seq=event.seq,
-                            was=earlier["action"], now=event.action)
-                await conn.execute(update(EVENTS).where(
-                    EVENTS.c.incident_id == case.id, EVENTS.c.seq == event.seq).values(**values))
-                # An alert raised by the replaced event goes with it.
-                await conn.execute(delete(ALERTS).where(
-                    ALERTS.c.incident_id == case.id, ALERTS.c.seq == event.seq))
-            elif _utc(earlier["at"]) < event.at:
-                # The same event from a later workflow task: the first one never completed
-                # (Temporal or the worker died before it was recorded), and the retried task
-                # has its own, later time. The committed attempt is always the last, so the
-                # latest time is the history's, in whatever order the writes arrive. Found
-                # by the fault suite (bench/faults): SQL and history differed in `at`.
-                await conn.execute(update(EVENTS).where(
-                    EVENTS.c.incident_id == case.id, EVENTS.c.seq == event.seq
-                ).values(at=event.at))
-            row = incident_values(case, event, report)
-            stmt = insert(self.db, INCIDENTS).values(**row)
-            # A tracking code never changes; the row keeps the one it was first written
-            # with (a code re-drawn by _ensure_report, unknown to the workflow).
-            keep: tuple[str, ...] = ("id", "tracking_code", "created_at",
-                                     *_FIRST_SEEN.values())
-            if report is None:
-                keep += TEXT_COLUMNS
-            set_: dict[str, Any] = {k: stmt.excluded[k] for k in row if k not in keep}
-            for column in _FIRST_SEEN.values():
-                set_[column] = func.coalesce(INCIDENTS.c[column], stmt.excluded[column])
-            await conn.execute(stmt.on_conflict_do_update(
-                index_elements=["id"], set_=set_,
-                where=INCIDENTS.c.last_seq <= stmt.excluded.last_seq,
-            ))
+            await self._write_incident(conn, case, event, report)
+            await self._tell_staff(conn, case, event)
+            await self._queue_push(conn, case, event)
+            await self._link_attachments(conn, case.id, event, report)
+
+    async def _write_event(self, conn: Any, incident_id: str, event: TimelineEvent) -> bool:
+        """Write the incident_events row of `event`: insert it, replace another event at
+        its seq (and withdraw that one's alert), or take a later time for the same event.
+        False when the stored row is newer (a dead attempt's write landing late): then
+        nothing else is written."""
+        values = event_values(incident_id, event)
+        at_seq = (EVENTS.c.incident_id == incident_id, EVENTS.c.seq == event.seq)
+        earlier = (await conn.execute(select(EVENTS).where(*at_seq))).mappings().first()
+        if earlier is not None and _utc(earlier["at"]) > event.at:
+            # Written by an older attempt of the workflow task than the row (a dead
+            # attempt's write landing late): the row is the later attempt's, keep it.
+            log.info("older write of an event ignored", incident_id=incident_id,
+                     seq=event.seq, action=event.action)
+            return False
+        if earlier is None:
+            await conn.execute(insert(self.db, EVENTS).values(**values)
+                               .on_conflict_do_nothing(index_elements=["incident_id", "seq"]))
+        elif _differs(earlier, values):
+            log.warning("event replaced", incident_id=incident_id, seq=event.seq,
+                        was=earlier["action"], now=event.action)
+            await conn.execute(update(EVENTS).where(*at_seq).values(**values))
+            # An alert raised by the replaced event goes with it.
+            await conn.execute(delete(ALERTS).where(
+                ALERTS.c.incident_id == incident_id, ALERTS.c.seq == event.seq))
+        elif _utc(earlier["at"]) < event.at:
+            # The same event from a later workflow task: the first one never completed
+            # (Temporal or the worker died before it was recorded), and the retried task
+            # has its own, later time. The committed attempt is always the last, so the
+            # latest time is the history's, in whatever order the writes arrive. Found
+            # by the fault suite (bench/faults): SQL and history differed in `at`.
+            await conn.execute(update(EVENTS).where(*at_seq).values(at=event.at))
+        return True
+
+    async def _write_incident(self, conn: Any, case: IncidentState, event: TimelineEvent,
+                              report: IncidentInput | None) -> None:
+        """Upsert the incidents row, forward only (not over a row of a later seq)."""
+        row = incident_values(case, event, report)
+        stmt = insert(self.db, INCIDENTS).values(**row)
+        # A tracking code never changes; the row keeps the one it was first written
+        # with (a code re-drawn by _ensure_report, unknown to the workflow).
+        keep: tuple[str, ...] = ("id", "tracking_code", "created_at", *_FIRST_SEEN.values())
+        if report is None:
+            keep += TEXT_COLUMNS
+        set_: dict[str, Any] = {k: stmt.excluded[k] for k in row if k not in keep}
+        for column in _FIRST_SEEN.values():
+            set_[column] = func.coalesce(INCIDENTS.c[column], stmt.excluded[column])
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["id"], set_=set_,
+            where=INCIDENTS.c.last_seq <= stmt.excluded.last_seq,
+        ))
+
+    async def _tell_staff(self, conn: Any, case: IncidentState, event: TimelineEvent) -> None:
+        """The staff event of `event` (the live lists and cards), once per seq; and when
+        the incident left a unit, one for that unit too (its officers' phones drop the
+        card)."""
+        await conn.execute(
+            insert(self.db, STAFF_EVENTS).values(
+                kind=staff_kind(event), incident_id=case.id,
+                unit_id=case.unit.id if case.unit else None,
+                ward_code=case.ward.code if case.ward else None,
+                payload={
+                    "state": case.state.value, "tracking_code": case.tracking_code,
+                    "seq": event.seq, "action": event.action,
+                    "category": case.category.value, "priority": int(case.priority),
+                    "from_state": event.from_state.value if event.from_state else None,
+                    "to_state": event.to_state.value if event.to_state else None,
+                    "previous_unit_id": event.data.get("previous_unit_id"),
+                },
+                dedupe_key=f"event:{case.id}:{event.seq}",
+            ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+        left = event.data.get("previous_unit_id")
+        if left and (case.unit is None or left != case.unit.id):
             await conn.execute(
                 insert(self.db, STAFF_EVENTS).values(
-                    kind=staff_kind(event), incident_id=case.id,
-                    unit_id=case.unit.id if case.unit else None,
+                    kind="incident.left", incident_id=case.id, unit_id=left,
                     ward_code=case.ward.code if case.ward else None,
-                    payload={
-                        "state": case.state.value, "tracking_code": case.tracking_code,
-                        "seq": event.seq, "action": event.action,
-                        "category": case.category.value, "priority": int(case.priority),
-                        "from_state": event.from_state.value if event.from_state else None,
-                        "to_state": event.to_state.value if event.to_state else None,
-                        "previous_unit_id": event.data.get("previous_unit_id"),
-                    },
-                    dedupe_key=f"event:{case.id}:{event.seq}",
+                    payload={"tracking_code": case.tracking_code, "seq": event.seq,
+                             "action": event.action, "state": case.state.value,
+                             "unit_name": case.unit.name if case.unit else None},
+                    dedupe_key=f"left:{case.id}:{event.seq}",
                 ).on_conflict_do_nothing(index_elements=["dedupe_key"])
             )
-            left = event.data.get("previous_unit_id")
-            if left and (case.unit is None or left != case.unit.id):
-                # The unit it left must hear of it too (its officers' phones drop the card).
-                await conn.execute(
-                    insert(self.db, STAFF_EVENTS).values(
-                        kind="incident.left", incident_id=case.id, unit_id=left,
-                        ward_code=case.ward.code if case.ward else None,
-                        payload={"tracking_code": case.tracking_code, "seq": event.seq,
-                                 "action": event.action, "state": case.state.value,
-                                 "unit_name": case.unit.name if case.unit else None},
-                        dedupe_key=f"left:{case.id}:{event.seq}",
-                    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                )
-            await self._queue_push(conn, case, event)
-            attachments = _event_attachments(event, report)
-            if attachments:
-                await conn.execute(
-                    update(ATTACHMENTS)
-                    .where(ATTACHMENTS.c.id.in_(attachments), ATTACHMENTS.c.incident_id.is_(None))
-                    .values(incident_id=case.id)
-                )
+
+    async def _link_attachments(self, conn: Any, incident_id: str, event: TimelineEvent,
+                                report: IncidentInput | None) -> None:
+        """Link the attachments `event` names (the report's, with the receive event) to
+        the incident, unless another incident has them already."""
+        attachments = _event_attachments(event, report)
+        if attachments:
+            await conn.execute(
+                update(ATTACHMENTS)
+                .where(ATTACHMENTS.c.id.in_(attachments), ATTACHMENTS.c.incident_id.is_(None))
+                .values(incident_id=incident_id)
+            )
 
     async def _queue_push(self, conn: Any, case: IncidentState,
                           event: TimelineEvent) -> None:
