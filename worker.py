@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import PatchActivationInput, Worker
+from temporalio.worker import Worker
 
 from activities.duplicates import DuplicateActivities
 from activities.geo import GeoActivities
@@ -26,7 +26,6 @@ from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from workflows.incident import IncidentWorkflow
-from workflows.incident_v1 import LOCAL_WRITES_PATCH, IncidentWorkflowV1
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +41,6 @@ def build_activities(settings: Settings, db: Database,
     duplicates = DuplicateActivities(settings, db)
     return [
         projection.project,
-        projection.project_event,
         notify.raise_alert,
         notify.remind_alert,
         notify.resolve_alerts,
@@ -54,27 +52,17 @@ def build_activities(settings: Settings, db: Database,
 
 def build_worker(client: Client, settings: Settings, db: Database,
                  task_queue: str | None = None,
-                 graceful_shutdown: timedelta = timedelta(0),
-                 local_writes: bool = True) -> Worker:
-    """A worker for the incident workflow (v2, and v1 for incidents started before it)
-    and all their activities. On shutdown, running activities get `graceful_shutdown` to
-    finish before they are cancelled (they are idempotent, so a cancelled one is simply
-    retried elsewhere).
-
-    `local_writes=False` keeps v1 incidents on regular activities for their SQL writes
-    (patch `local-projection` not taken); v2 always writes with local activities."""
-
-    def activate(inp: PatchActivationInput) -> bool:
-        return local_writes or inp.patch_id != LOCAL_WRITES_PATCH
-
+                 graceful_shutdown: timedelta = timedelta(0)) -> Worker:
+    """A worker for the incident workflow and all its activities. On shutdown, running
+    activities get `graceful_shutdown` to finish before they are cancelled (they are
+    idempotent, so a cancelled one is simply retried elsewhere)."""
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentWorkflowV1],
+        workflows=[IncidentWorkflow],
         activities=build_activities(settings, db),
         max_concurrent_activities=max(10, settings.db_pool_size * 2),
         graceful_shutdown_timeout=graceful_shutdown,
-        patch_activation_callback=activate,
     )
 
 

@@ -1,11 +1,10 @@
 """Activity names, shared by the workflow (which must not import the activity modules:
 they load SQLAlchemy) and the classes that implement them."""
 
-PROJECT_EVENT = "project_event"
 RAISE_ALERT = "raise_alert"
 RESOLVE_ALERTS = "resolve_alerts"
 PUBLISH_PUBLIC_ALERT = "publish_public_alert"
 LOCATE_WARD = "locate_ward"
 FIND_DUPLICATES = "find_duplicates"
-PROJECT = "project"  # v2: ProjectEvent (compact state + event + the report once)
+PROJECT = "project"  # ProjectEvent: the compact state + the event (+ the report once)
 REMIND_ALERT = "remind_alert"

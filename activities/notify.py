@@ -1,9 +1,8 @@
 """Escalation alerts, notifications up the ladder of `schema.escalation`, reminders past
 its top level, public warnings.
 
-Every write is idempotent: alerts by the event that raised them (v2: incident + seq; v1:
-incident, state, level, overdue_since), notifications and staff events by a dedupe key,
-public alerts by id.
+Every write is idempotent: alerts by the event that raised them (incident + seq),
+notifications and staff events by a dedupe key, public alerts by id.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ class NotifyActivities:
     async def raise_alert(self, inp: EscalationInput) -> None:
         key = (f"{inp.incident_id}:{inp.state.value}:{inp.level}:"
                f"{inp.overdue_since.isoformat()}")
-        alert_id = stable_id("alert", key if inp.seq is None else f"{inp.incident_id}:{inp.seq}")
+        alert_id = stable_id("alert", f"{inp.incident_id}:{inp.seq}")
         waiting = STATE_VI.get(inp.state.value, inp.state.value)
         subject = f"Quá hạn cấp {inp.level}: vụ việc {inp.tracking_code}"
         body = (

@@ -1,14 +1,13 @@
 """Project the workflow's events into the SQL read model.
 
-`project` (v2, `ProjectEvent`) and `project_event` (v1, `ProjectInput`) write one event
-row and upsert the incidents row in one transaction. Both converge to the committed
-history: a re-delivered event changes nothing; a different event at the same (incident,
-seq) — written by a workflow task that never completed before a crash — replaces the
-earlier one, and an alert raised by the replaced event is withdrawn with it; the same
-event again with a later time (the retried task's) takes that time. A retried task always
-has a later time than the attempts before it, so a write older than the stored event is
-a dead attempt's and is ignored. The incident row moves forward only (it is rewritten
-when seq >= last_seq).
+`project` writes one event row and upserts the incidents row in one transaction. It
+converges to the committed history: a re-delivered event changes nothing; a different
+event at the same (incident, seq) — written by a workflow task that never completed
+before a crash — replaces the earlier one, and an alert raised by the replaced event is
+withdrawn with it; the same event again with a later time (the retried task's) takes that
+time. A retried task always has a later time than the attempts before it, so a write older
+than the stored event is a dead attempt's and is ignored. The incident row moves forward
+only (it is rewritten when seq >= last_seq).
 """
 
 from __future__ import annotations
@@ -27,17 +26,10 @@ from activities import names
 from activities.sql import insert, stable_id
 from core.db import Database
 from schema.ids import UNCHECKED_TRACKING_LENGTH, make_tracking_code
-from schema.payloads import (
-    IncidentCase,
-    IncidentInput,
-    IncidentState,
-    ProjectEvent,
-    ProjectInput,
-    TimelineEvent,
-)
+from schema.payloads import IncidentInput, IncidentState, ProjectEvent, TimelineEvent
 from schema.push import push_message
 from schema.search import search_document
-from schema.states import Action, State
+from schema.states import RECEIVE_EVENT, Action, State
 from schema.tables import (
     Alert,
     Attachment,
@@ -71,15 +63,15 @@ OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
 PERMANENT = (DataError, IntegrityError)
 UNREADABLE = "[Không lưu được nội dung: xem nhật ký lỗi ghi / content could not be stored]"
 _FIRST_SEEN = {State.VERIFIED: "verified_at", State.ROUTED: "routed_at"}
-# Written from the report only: a v2 event without it leaves them as they are.
+# Written from the report only: an event without it leaves them as they are.
 TEXT_COLUMNS = ("description", "address", "reporter_name", "reporter_phone", "search_text")
 
 
-def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
+def incident_values(case: IncidentState, event: TimelineEvent,
                     report: IncidentInput | None = None) -> dict[str, Any]:
-    """The incidents row for `case` as of `event`. A v1 case carries its texts; a v2
-    state does not, so description, address and reporter are written only when the
-    report comes with the event (the receive event)."""
+    """The incidents row for `case` as of `event`. The state keeps no texts, so
+    description, address and reporter are written only when the report comes with the
+    event (the receive event)."""
     ward, unit = case.ward, case.unit
     values: dict[str, Any] = {
         "id": case.id,
@@ -111,27 +103,26 @@ def incident_values(case: IncidentCase | IncidentState, event: TimelineEvent,
         "on_scene_at": case.on_scene_at,
         "closed_at": case.closed_at,
         "last_seq": event.seq,
+        "version": case.version,
+        "silent": case.silent,
     }
-    texts = case if isinstance(case, IncidentCase) else report
-    if texts is not None:
+    if report is not None:
         values.update(
-            description=texts.description, address=texts.address,
-            search_text=search_document(texts.description, texts.address),
-            reporter_name=texts.reporter.name if texts.reporter else None,
-            reporter_phone=texts.reporter.phone if texts.reporter else None)
+            description=report.description, address=report.address,
+            search_text=search_document(report.description, report.address),
+            reporter_name=report.reporter.name if report.reporter else None,
+            reporter_phone=report.reporter.phone if report.reporter else None)
     else:
         # Only a first insert uses this (the column is NOT NULL, and PostgreSQL checks
         # that before ON CONFLICT); an existing row keeps its texts (see TEXT_COLUMNS).
         values["description"] = ""
-    if isinstance(case, IncidentState):
-        values.update(version=case.version, silent=case.silent)
     for state, column in _FIRST_SEEN.items():
         values[column] = event.at if event.to_state == state else None
     return values
 
 
 def staff_kind(event: TimelineEvent) -> str:
-    return "incident.new" if event.action == "receive" else "incident.changed"
+    return "incident.new" if event.action == RECEIVE_EVENT else "incident.changed"
 
 
 class ProjectionActivities:
@@ -140,16 +131,8 @@ class ProjectionActivities:
 
     @activity.defn(name=names.PROJECT)
     async def project(self, inp: ProjectEvent) -> None:
-        """v2: write `inp.event` and the incident row from the compact state."""
-        await self._write(inp.state, inp.event, inp.report)
-
-    @activity.defn(name=names.PROJECT_EVENT)
-    async def project_event(self, inp: ProjectInput) -> None:
-        """v1: the same from a whole `IncidentCase` (incidents started before v2)."""
-        await self._write(inp.case, inp.event, None)
-
-    async def _write(self, case: IncidentCase | IncidentState, event: TimelineEvent,
-                     report: IncidentInput | None) -> None:
+        """Write `inp.event` and the incident row from the compact state."""
+        case, event, report = inp.state, inp.event, inp.report
         if event.seq < 1 or not case.id:
             raise ApplicationError(f"bad event seq {event.seq} for {case.id!r}",
                                    type="Invalid", non_retryable=True)
@@ -159,9 +142,6 @@ class ProjectionActivities:
             # Keep the incident visible: record what was refused, then write the event and
             # the row without their texts. Nothing is retried silently forever.
             await self._dead_letter(case, event, report, exc)
-            if isinstance(case, IncidentCase):
-                case = case.model_copy(update={"description": UNREADABLE, "address": None,
-                                               "reporter": None})
             if report is not None:
                 report = report.model_copy(update={"description": UNREADABLE,
                                                    "address": None, "reporter": None})
@@ -169,7 +149,7 @@ class ProjectionActivities:
                                             "public_note": None})
             await self._upsert(case, bare, report)
 
-    async def _dead_letter(self, case: IncidentCase | IncidentState, event: TimelineEvent,
+    async def _dead_letter(self, case: IncidentState, event: TimelineEvent,
                            report: IncidentInput | None, exc: Exception) -> None:
         error = f"{exc.__class__.__name__}: {exc}"[:4000]
         log.error("projection refused by the database", incident_id=case.id, seq=event.seq,
@@ -193,97 +173,118 @@ class ProjectionActivities:
                       "visible and the refused content is kept for an administrator."),
                 created_at=utcnow()).on_conflict_do_nothing())
 
-    async def _upsert(self, case: IncidentCase | IncidentState, event: TimelineEvent,
+    async def _upsert(self, case: IncidentState, event: TimelineEvent,
                       report: IncidentInput | None) -> None:
-        values = event_values(case.id, event)
+        """Everything `event` writes, in one transaction."""
         async with self.db.engine.begin() as conn:
             if report is not None and report.intake is not None:
                 code = await self._ensure_report(conn, report)
                 if code != case.tracking_code:
                     case = case.model_copy(update={"tracking_code": code})
-            earlier = (await conn.execute(
-                select(EVENTS).where(EVENTS.c.incident_id == case.id,
-                                     EVENTS.c.seq == event.seq))).mappings().first()
-            if earlier is not None and _utc(earlier["at"]) > event.at:
-                # Written by an older attempt of the workflow task than the row (a dead
-                # attempt's write landing late): the row is the later attempt's, keep it.
-                log.info("older write of an event ignored", incident_id=case.id,
-                         seq=event.seq, action=event.action)
+            if not await self._write_event(conn, case.id, event):
                 return
-            if earlier is None:
-                await conn.execute(insert(self.db, EVENTS).values(**values)
-                                   .on_conflict_do_nothing(index_elements=["incident_id", "seq"]))
-            elif _differs(earlier, values):
-                log.warning("event replaced", incident_id=case.id, seq=event.seq,
-                            was=earlier["action"], now=event.action)
-                await conn.execute(update(EVENTS).where(
-                    EVENTS.c.incident_id == case.id, EVENTS.c.seq == event.seq).values(**values))
-                # An alert raised by the replaced event goes with it.
-                await conn.execute(delete(ALERTS).where(
-                    ALERTS.c.incident_id == case.id, ALERTS.c.seq == event.seq))
-            elif _utc(earlier["at"]) < event.at:
-                # The same event from a later workflow task: the first one never completed
-                # (Temporal or the worker died before it was recorded), and the retried task
-                # has its own, later time. The committed attempt is always the last, so the
-                # latest time is the history's, in whatever order the writes arrive. Found
-                # by the fault suite (bench/faults): SQL and history differed in `at`.
-                await conn.execute(update(EVENTS).where(
-                    EVENTS.c.incident_id == case.id, EVENTS.c.seq == event.seq
-                ).values(at=event.at))
-            row = incident_values(case, event, report)
-            stmt = insert(self.db, INCIDENTS).values(**row)
-            # A tracking code never changes; the row keeps the one it was first written
-            # with (a code re-drawn by _ensure_report, unknown to the workflow).
-            keep: tuple[str, ...] = ("id", "tracking_code", "created_at",
-                                     *_FIRST_SEEN.values())
-            if isinstance(case, IncidentState) and report is None:
-                keep += TEXT_COLUMNS
-            set_: dict[str, Any] = {k: stmt.excluded[k] for k in row if k not in keep}
-            for column in _FIRST_SEEN.values():
-                set_[column] = func.coalesce(INCIDENTS.c[column], stmt.excluded[column])
-            await conn.execute(stmt.on_conflict_do_update(
-                index_elements=["id"], set_=set_,
-                where=INCIDENTS.c.last_seq <= stmt.excluded.last_seq,
-            ))
+            await self._write_incident(conn, case, event, report)
+            await self._tell_staff(conn, case, event)
+            await self._queue_push(conn, case, event)
+            await self._link_attachments(conn, case.id, event, report)
+
+    async def _write_event(self, conn: Any, incident_id: str, event: TimelineEvent) -> bool:
+        """Write the incident_events row of `event`: insert it, replace another event at
+        its seq (and withdraw that one's alert), or take a later time for the same event.
+        False when the stored row is newer (a dead attempt's write landing late): then
+        nothing else is written."""
+        values = event_values(incident_id, event)
+        at_seq = (EVENTS.c.incident_id == incident_id, EVENTS.c.seq == event.seq)
+        earlier = (await conn.execute(select(EVENTS).where(*at_seq))).mappings().first()
+        if earlier is not None and _utc(earlier["at"]) > event.at:
+            # Written by an older attempt of the workflow task than the row (a dead
+            # attempt's write landing late): the row is the later attempt's, keep it.
+            log.info("older write of an event ignored", incident_id=incident_id,
+                     seq=event.seq, action=event.action)
+            return False
+        if earlier is None:
+            await conn.execute(insert(self.db, EVENTS).values(**values)
+                               .on_conflict_do_nothing(index_elements=["incident_id", "seq"]))
+        elif _differs(earlier, values):
+            log.warning("event replaced", incident_id=incident_id, seq=event.seq,
+                        was=earlier["action"], now=event.action)
+            await conn.execute(update(EVENTS).where(*at_seq).values(**values))
+            # An alert raised by the replaced event goes with it.
+            await conn.execute(delete(ALERTS).where(
+                ALERTS.c.incident_id == incident_id, ALERTS.c.seq == event.seq))
+        elif _utc(earlier["at"]) < event.at:
+            # The same event from a later workflow task: the first one never completed
+            # (Temporal or the worker died before it was recorded), and the retried task
+            # has its own, later time. The committed attempt is always the last, so the
+            # latest time is the history's, in whatever order the writes arrive. Found
+            # by the fault suite (bench/faults): SQL and history differed in `at`.
+            await conn.execute(update(EVENTS).where(*at_seq).values(at=event.at))
+        return True
+
+    async def _write_incident(self, conn: Any, case: IncidentState, event: TimelineEvent,
+                              report: IncidentInput | None) -> None:
+        """Upsert the incidents row, forward only (not over a row of a later seq)."""
+        row = incident_values(case, event, report)
+        stmt = insert(self.db, INCIDENTS).values(**row)
+        # A tracking code never changes; the row keeps the one it was first written
+        # with (a code re-drawn by _ensure_report, unknown to the workflow).
+        keep: tuple[str, ...] = ("id", "tracking_code", "created_at", *_FIRST_SEEN.values())
+        if report is None:
+            keep += TEXT_COLUMNS
+        set_: dict[str, Any] = {k: stmt.excluded[k] for k in row if k not in keep}
+        for column in _FIRST_SEEN.values():
+            set_[column] = func.coalesce(INCIDENTS.c[column], stmt.excluded[column])
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["id"], set_=set_,
+            where=INCIDENTS.c.last_seq <= stmt.excluded.last_seq,
+        ))
+
+    async def _tell_staff(self, conn: Any, case: IncidentState, event: TimelineEvent) -> None:
+        """The staff event of `event` (the live lists and cards), once per seq; and when
+        the incident left a unit, one for that unit too (its officers' phones drop the
+        card)."""
+        await conn.execute(
+            insert(self.db, STAFF_EVENTS).values(
+                kind=staff_kind(event), incident_id=case.id,
+                unit_id=case.unit.id if case.unit else None,
+                ward_code=case.ward.code if case.ward else None,
+                payload={
+                    "state": case.state.value, "tracking_code": case.tracking_code,
+                    "seq": event.seq, "action": event.action,
+                    "category": case.category.value, "priority": int(case.priority),
+                    "from_state": event.from_state.value if event.from_state else None,
+                    "to_state": event.to_state.value if event.to_state else None,
+                    "previous_unit_id": event.data.get("previous_unit_id"),
+                },
+                dedupe_key=f"event:{case.id}:{event.seq}",
+            ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+        left = event.data.get("previous_unit_id")
+        if left and (case.unit is None or left != case.unit.id):
             await conn.execute(
                 insert(self.db, STAFF_EVENTS).values(
-                    kind=staff_kind(event), incident_id=case.id,
-                    unit_id=case.unit.id if case.unit else None,
+                    kind="incident.left", incident_id=case.id, unit_id=left,
                     ward_code=case.ward.code if case.ward else None,
-                    payload={
-                        "state": case.state.value, "tracking_code": case.tracking_code,
-                        "seq": event.seq, "action": event.action,
-                        "category": case.category.value, "priority": int(case.priority),
-                        "from_state": event.from_state.value if event.from_state else None,
-                        "to_state": event.to_state.value if event.to_state else None,
-                        "previous_unit_id": event.data.get("previous_unit_id"),
-                    },
-                    dedupe_key=f"event:{case.id}:{event.seq}",
+                    payload={"tracking_code": case.tracking_code, "seq": event.seq,
+                             "action": event.action, "state": case.state.value,
+                             "unit_name": case.unit.name if case.unit else None},
+                    dedupe_key=f"left:{case.id}:{event.seq}",
                 ).on_conflict_do_nothing(index_elements=["dedupe_key"])
             )
-            left = event.data.get("previous_unit_id")
-            if left and (case.unit is None or left != case.unit.id):
-                # The unit it left must hear of it too (its officers' phones drop the card).
-                await conn.execute(
-                    insert(self.db, STAFF_EVENTS).values(
-                        kind="incident.left", incident_id=case.id, unit_id=left,
-                        ward_code=case.ward.code if case.ward else None,
-                        payload={"tracking_code": case.tracking_code, "seq": event.seq,
-                                 "action": event.action, "state": case.state.value,
-                                 "unit_name": case.unit.name if case.unit else None},
-                        dedupe_key=f"left:{case.id}:{event.seq}",
-                    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                )
-            await self._queue_push(conn, case, event)
-            attachments = _event_attachments(case, event, report)
-            if attachments:
-                await conn.execute(
-                    update(ATTACHMENTS)
-                    .where(ATTACHMENTS.c.id.in_(attachments), ATTACHMENTS.c.incident_id.is_(None))
-                    .values(incident_id=case.id)
-                )
 
-    async def _queue_push(self, conn: Any, case: IncidentCase | IncidentState,
+    async def _link_attachments(self, conn: Any, incident_id: str, event: TimelineEvent,
+                                report: IncidentInput | None) -> None:
+        """Link the attachments `event` names (the report's, with the receive event) to
+        the incident, unless another incident has them already."""
+        attachments = _event_attachments(event, report)
+        if attachments:
+            await conn.execute(
+                update(ATTACHMENTS)
+                .where(ATTACHMENTS.c.id.in_(attachments), ATTACHMENTS.c.incident_id.is_(None))
+                .values(incident_id=incident_id)
+            )
+
+    async def _queue_push(self, conn: Any, case: IncidentState,
                           event: TimelineEvent) -> None:
         """Queue the reporter's notification of `event` (schema.push.PUSH_WORTHY) for each
         of the report's push subscriptions, in the event's own transaction: one row per
@@ -372,11 +373,8 @@ def _json_norm(data: Any) -> Any:
     return json.loads(json.dumps(data, default=str, sort_keys=True))
 
 
-def _event_attachments(case: IncidentCase | IncidentState, event: TimelineEvent,
-                       report: IncidentInput | None) -> list[str]:
-    if event.action == "receive":
-        if isinstance(case, IncidentCase):
-            return list(case.attachments)
+def _event_attachments(event: TimelineEvent, report: IncidentInput | None) -> list[str]:
+    if event.action == RECEIVE_EVENT:
         return list(report.attachments) if report else []
     found = event.data.get("attachments") or []
     return [str(a) for a in found]

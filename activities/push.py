@@ -4,7 +4,7 @@ The projection queues one `push_outbox` row per (subscription, event) in the tra
 that writes the event (activities/projection.py `_queue_push`); `PushSender.drain_once`,
 run every CANHBAO_PUSH_INTERVAL_S by the worker process (`push_forever`), sends them.
 
-Why an outbox and not an activity of the workflow: v2 writes the read model with local
+Why an outbox and not an activity of the workflow: it writes the read model with local
 activities inside the workflow task, and a call to a push service there would hold the
 workflow up for as long as the service is slow; a new activity scheduled by the workflow
 would change the command sequence of every incident (a patch and new recorded histories)

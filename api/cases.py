@@ -22,7 +22,6 @@ passed back untyped unless the caller names `result_type`.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +52,6 @@ log = structlog.get_logger(__name__)
 CASE_QUERY = "case"
 RPC_TIMEOUT = timedelta(seconds=5)
 CALL_TIMEOUT_S = 8.0
-TYPE_TIMEOUT = timedelta(seconds=2)  # a workflow's type, asked while a page is built
 UPDATE_TIMEOUT_S = CALL_TIMEOUT_S * 2
 RETRIES = 8
 RETRY_STATUSES = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED)
@@ -200,38 +198,8 @@ async def send_update(handle: Any, update: Any, arg: Any, *, update_id: str | No
 class Cases:
     """Calls on incident workflows through one TemporalHolder."""
 
-    # Workflow types known (an incident's never changes): at most this many kept.
-    TYPES_KEPT = 10_000
-
     def __init__(self, holder: TemporalHolder) -> None:
         self.holder = holder
-        self._types: OrderedDict[str, str] = OrderedDict()
-
-    async def workflow_type(self, incident_id: str) -> str | None:
-        """The Temporal workflow type of the incident's workflow ("IncidentWorkflowV2",
-        or "IncidentWorkflow" for one started before v2), or None when it cannot be told
-        now (no workflow; Temporal unreachable, slower than TYPE_TIMEOUT, or failing
-        recently). Asked once per incident (describe) and then remembered."""
-        known = self._types.get(incident_id)
-        if known is not None:
-            self._types.move_to_end(incident_id)
-            return known
-        if self.holder.recently_failed():
-            return None  # no page waits on a server that just failed
-        try:
-            client = await self.holder.get()
-            described = await asyncio.wait_for(
-                client.get_workflow_handle(workflow_id(incident_id)).describe(
-                    rpc_timeout=TYPE_TIMEOUT), TYPE_TIMEOUT.total_seconds() + 0.5)
-        except (TemporalUnavailable, RPCError, TimeoutError) as exc:
-            if not (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND):
-                self.holder.note_failure(f"{exc.__class__.__name__}: {exc}")
-            log.info("workflow type unknown", incident_id=incident_id, error=str(exc))
-            return None
-        self._types[incident_id] = described.workflow_type
-        while len(self._types) > self.TYPES_KEPT:
-            self._types.popitem(last=False)
-        return described.workflow_type
 
     async def _client(self) -> Client:
         try:

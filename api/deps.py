@@ -17,7 +17,6 @@ from api.infra import Infra, infra_of
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
-from core.temporal import TemporalHolder
 
 
 def get_infra(request: Request) -> Infra:
@@ -43,10 +42,6 @@ async def get_session(infra: InfraDep) -> AsyncIterator[AsyncSession]:
 
 def get_storage(infra: InfraDep) -> Storage:
     return infra.storage
-
-
-def get_temporal(infra: InfraDep) -> TemporalHolder:
-    return infra.temporal
 
 
 def get_cases(infra: InfraDep) -> Cases:
@@ -75,7 +70,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-TemporalDep = Annotated[TemporalHolder, Depends(get_temporal)]
 CasesDep = Annotated[Cases, Depends(get_cases)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
 HtmxDep = Annotated[bool, Depends(is_htmx)]

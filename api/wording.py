@@ -32,15 +32,6 @@ def not_in_state(action: Action, state: State) -> tuple[str, str]:
             f"Cannot “{act_en}”: the incident is in state “{st_en}”")
 
 
-def not_in_workflow(action: Action) -> tuple[str, str]:
-    """The incident runs on the older workflow (v1), which has no such action."""
-    act_vi, act_en = ACTION_LABELS[action]
-    return (f"Vụ việc này được tạo trước khi có “{act_vi}” nên không thể thực hiện thao tác "
-            "này; hãy dùng ghi chú công khai",
-            f"This incident was created before “{act_en}” existed, so it cannot take it; "
-            "use a public note instead")
-
-
 def role_not_now(action: Action, state: State, role: Role) -> tuple[str, str]:
     """The role may take the action, but not in this state."""
     (act_vi, act_en), (st_vi, st_en) = ACTION_LABELS[action], STATE_LABELS[state]

@@ -5,7 +5,7 @@
 
 Each incident: start, verify, classify, route, acknowledge, arrive, close, then wait for the
 workflow to complete. Every update returns only after its event is in SQL, so a transition's
-latency includes the projection; it returns a small `ActionResult` (IncidentWorkflow v2),
+latency includes the projection; it returns a small `ActionResult` (IncidentWorkflow),
 and the proposed unit is read with the `case` query (not timed). For scale, the same run
 measures a bare no-op workflow (start + one signal, own in-process worker) at the same
 concurrency, and prints the ratios. After the timed phases it describes every measured
@@ -14,8 +14,7 @@ incident and prints its history length (events) and size (bytes), p50 and max.
 --worker runs an incident worker in this process on a fresh task queue (otherwise the
 stack's worker on CANHBAO_TASK_QUEUE does the work); --prepare migrates and seeds the
 database first (wards, units). --rounds R splits the N incidents into R slices, so a
-repeat on a shared machine is averaged over time. (The v1 `--compare` of regular against
-local activity writes is gone: v2 always writes through local activities.)
+repeat on a shared machine is averaged over time.
 """
 
 from __future__ import annotations

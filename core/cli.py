@@ -1,5 +1,5 @@
 """`canhbao`: the admin command line (users, sign-out, wards, demo data, the outbox relay,
-serving the web/API)."""
+serving the web/API, ending executions of retired workflow types)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from core.logging import configure_logging
 from core.migrate import upgrade
 from core.security import end_all_sessions
 from core.settings import get_settings
+from schema.payloads import RETIRED_WORKFLOW_TYPES
 from schema.states import STAFF_ROLES, Role
 from schema.tables import Unit, User
 from schema.text import clean_line
@@ -165,6 +166,33 @@ def relay_once() -> None:
 
     started = asyncio.run(run_relay_once_standalone(get_settings()))
     typer.echo(f"{started} workflow(s) started")
+
+
+@app.command("retired-workflows")
+def retired_workflows(
+    terminate: Annotated[bool, typer.Option(
+        "--terminate", help="terminate every one listed, with --reason")] = False,
+    reason: Annotated[str, typer.Option(help="kept in each terminated history")] = (
+        "workflow type retired: no worker runs it any more"),
+) -> None:
+    """List the open executions of retired incident workflow types
+    (schema.payloads.RETIRED_WORKFLOW_TYPES) on the configured Temporal; with
+    --terminate, end them. Run it before a type's code is removed."""
+    from core import retired
+    from core.temporal import connect
+
+    async def run() -> None:
+        client = await connect(get_settings())
+        found = await retired.open_executions(client, RETIRED_WORKFLOW_TYPES)
+        for ex in found:
+            typer.echo(f"{ex.workflow_id}\t{ex.run_id}\t{ex.workflow_type}\t"
+                       f"started {ex.started.isoformat()}")
+        typer.echo(f"{len(found)} open execution(s) of {', '.join(RETIRED_WORKFLOW_TYPES)}")
+        if terminate and found:
+            ended = await retired.terminate(client, found, reason)
+            typer.echo(f"{ended} terminated ({reason})")
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

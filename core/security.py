@@ -26,10 +26,6 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
-
-
 # A hash to verify against when the user does not exist, so timing does not tell.
 DUMMY_HASH = _hasher.hash("not-a-real-password")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schema.states import Action, Category, Outcome, Priority, Role, State
+from schema.states import Category, Outcome, Priority, Role, State
 
 
 class Payload(BaseModel):
@@ -79,8 +79,10 @@ class Escalation(Payload):
 
 
 # --- workflow input ----------------------------------------------------------------------
-# The workflow type new incidents start as (v1's "IncidentWorkflow" runs on for older ones).
+# The incident workflow's Temporal type (workflows/incident.py). "IncidentWorkflow" was the
+# first shape's, retired before CanhBao was deployed (`canhbao retired-workflows`).
 INCIDENT_WORKFLOW = "IncidentWorkflowV2"
+RETIRED_WORKFLOW_TYPES = ("IncidentWorkflow",)
 
 
 class IntakeRecord(Payload):
@@ -271,54 +273,19 @@ class TimelineEvent(Payload):
     seq: int
     at: datetime
     actor: Actor
-    action: str  # an Action value, or receive / escalate / merged_in / primary_changed
+    action: str  # an Action value, or one of schema.states' *_EVENT kinds
     from_state: State | None = None
     to_state: State | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     public_note: str | None = None  # what the citizen's tracking page may show
 
 
-class IncidentCase(Payload):
-    id: str
-    tracking_code: str
-    state: State
-    category: Category
-    priority: Priority
-    description: str
-    location: Location
-    address: str | None = None
-    reporter: Reporter | None = None
-    attachments: list[str] = Field(default_factory=list)
-    source: str = "web"
-    ward: WardInfo | None = None
-    proposed_unit: UnitRef | None = None
-    unit: UnitRef | None = None
-    created_at: datetime
-    updated_at: datetime
-    deadline: datetime | None = None
-    escalation: Escalation = Field(default_factory=Escalation)
-    outcome: Outcome | None = None
-    duplicates: list[DuplicateSuggestion] = Field(default_factory=list)
-    merged_into: str | None = None
-    merged_incidents: list[str] = Field(default_factory=list)
-    primary_state: State | None = None  # for a merged incident, the primary's state
-    acknowledged_at: datetime | None = None
-    on_scene_at: datetime | None = None
-    closed_at: datetime | None = None
-    sla_scale: float = 1.0
-    sla: dict[int, dict[str, float]] | None = None
-    timeline: list[TimelineEvent] = Field(default_factory=list)
-
-    @property
-    def last_seq(self) -> int:
-        return self.timeline[-1].seq if self.timeline else 0
-
-
 class IncidentState(Payload):
-    """What IncidentWorkflow (v2) keeps: only what its rules need, never the texts or the
+    """What IncidentWorkflow keeps: only what its rules need, never the texts or the
     timeline (those live in the read model), so the state stays a few kilobytes however
     long the incident lives. It is the `case` query's answer and is carried through
-    continue-as-new. Reading a v1 `IncidentCase` into it keeps the shared fields."""
+    continue-as-new. Fields it does not know are ignored, so a reader older than the
+    worker still reads a newer state."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -415,17 +382,9 @@ class ReminderInput(Payload):
 
 
 # --- activity arguments --------------------------------------------------------------------
-class ProjectInput(Payload):
-    """Append `event` and upsert the incident row from `case`; idempotent by
-    (case.id, event.seq)."""
-
-    case: IncidentCase
-    event: TimelineEvent
-
-
 class EscalationInput(Payload):
     incident_id: str
-    seq: int | None = None  # the escalate event that raised it (v2); keys the alert
+    seq: int  # the escalate event that raised it; keys the alert
     tracking_code: str
     level: int
     state: State
@@ -475,17 +434,6 @@ class DuplicatesInput(Payload):
     lat: float
     lon: float
     at: datetime
-
-
-class AttachInput(Payload):
-    incident_id: str
-    attachment_ids: list[str]
-
-
-class ActionName(Payload):
-    """For API documentation: the action names the workflow accepts."""
-
-    action: Action
 
 
 IncidentInput.model_rebuild()

@@ -194,10 +194,19 @@ UNIT_SCOPED: frozenset[Action] = frozenset(
 CITIZEN_ACTIONS: frozenset[Action] = frozenset(
     a for a, roles in ACTION_ROLES.items() if Role.CITIZEN in roles)
 
-# Timeline event kinds that are not actions of their own: the reporter's answer to a staff
-# message (taken through ADD_INFO with `reply_to`, recorded as "reply"), and the note a
-# merged report records each time its primary's state changes.
+# Timeline event kinds that are not actions of their own. The values are in every recorded
+# history and in the read model: never change one.
+# - the report received (the first event of every incident);
+RECEIVE_EVENT = "receive"
+# - the ward and proposed unit looked up, and the possible duplicates found;
+LOCATE_EVENT = "locate"
+# - an escalation level reached (schema/escalation.py);
+ESCALATE_EVENT = "escalate"
+# - another report merged into this one (recorded on the primary);
+MERGED_IN_EVENT = "merged_in"
+# - the reporter's answer to a staff message (taken through ADD_INFO with `reply_to`);
 REPLY_EVENT = "reply"
+# - the note a merged report records each time its primary's state changes.
 PRIMARY_CHANGED_EVENT = "primary_changed"
 
 # Timeline events the reporter reads on the tracking page (web/tracking_story.py words
@@ -246,20 +255,6 @@ def steps(action: Action, state: State) -> list[State] | None:
             return None
         current = nxt
     return path
-
-
-# Incidents started before workflow v2 run on as the v1 workflow, whose Temporal type is
-# "IncidentWorkflow" (workflows/incident_v1.py; new ones start as schema.payloads
-# .INCIDENT_WORKFLOW). It has no update for the actions added with v2, so these are never
-# offered nor sent on a v1 incident (api/services/detail.py asks `workflow_takes`).
-V1_WORKFLOW_TYPE = "IncidentWorkflow"
-NOT_IN_V1: frozenset[Action] = frozenset({Action.MESSAGE})
-
-
-def workflow_takes(action: Action, workflow_type: str | None) -> bool:
-    """Whether an incident whose workflow has Temporal type `workflow_type` has an update
-    for `action` (None: the type is not known, taken as the current workflow)."""
-    return not (workflow_type == V1_WORKFLOW_TYPE and action in NOT_IN_V1)
 
 
 def may_add_info_to_merged(state: State, primary_state: State | None) -> bool:

@@ -348,7 +348,7 @@ class Alert(SQLModel, table=True):
     created_at: datetime = _tz(default_factory=utcnow)
     resolved_at: datetime | None = _tz(default=None, nullable=True)
     acknowledged_by: str | None = None
-    seq: int | None = None  # the escalate event that raised it (v2): withdrawn with it
+    seq: int | None = None  # the escalate event that raised it: withdrawn with it
     reminders: int = 0  # reminders sent past the top level
     last_reminded_at: datetime | None = _tz(default=None, nullable=True)
 

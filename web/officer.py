@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -11,10 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.auth import Principal
-from api.cases import Cases
 from api.deps import CasesDep, DbDep, HtmxDep
 from api.errors import ApiError
-from api.services.detail import incident_detail, offered_actions
+from api.services.detail import allowed_actions, incident_detail
 from api.services.incidents import list_page
 from core.db import Database
 from schema.incidents import IncidentDetail, IncidentFilters
@@ -34,28 +32,25 @@ from web.templating import render
 log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 
-async def _officer_cards(cases: Cases, user: Principal, items: list[Any]
-                         ) -> list[dict[str, Any]]:
-    offered = await asyncio.gather(*(offered_actions(
-        cases, user, i.state, i.unit.id if i.unit else None, i.id) for i in items))
-    return [{"i": i, "actions": {a.value for a in actions}}
-            for i, actions in zip(items, offered, strict=True)]
+
+def _officer_cards(user: Principal, items: list[Any]) -> list[dict[str, Any]]:
+    return [{"i": i, "actions": {a.value for a in allowed_actions(
+        user, i.state, i.unit.id if i.unit else None)}} for i in items]
 
 
-async def _officer_context(db: Database, cases: Cases, user: Principal) -> dict[str, Any]:
+async def _officer_context(db: Database, user: Principal) -> dict[str, Any]:
     page = await list_page(db, user, IncidentFilters(state=list(OPEN_STATES)), LIST_LIMIT)
-    return {"cards": await _officer_cards(cases, user, page.items), "outcomes": OUTCOMES,
+    return {"cards": _officer_cards(user, page.items), "outcomes": OUTCOMES,
             "form_key": str(uuid.uuid4())}
 
 
 @router.get("/officer")
-async def officer_page(request: Request, db: DbDep, cases: CasesDep,
-                       htmx: HtmxDep) -> Response:
+async def officer_page(request: Request, db: DbDep, htmx: HtmxDep) -> Response:
     user = await page_user(request, OFFICER_ROLES)
     if isinstance(user, Response):
         return user
     ctx = staff_ctx(request, user, "officer")
-    ctx.update(await _officer_context(db, cases, user))
+    ctx.update(await _officer_context(db, user))
     block = "cards" if htmx else None
     return render(request, "staff/officer.html", ctx, block=block)
 
@@ -81,7 +76,7 @@ async def officer_detail(request: Request, incident_id: str, db: DbDep,
 async def officer_action(request: Request, incident_id: str, action: str, db: DbDep,
                          cases: CasesDep) -> Response:
     async def cards(user: Principal, _detail: IncidentDetail) -> dict[str, Any]:
-        return await _officer_context(db, cases, user)
+        return await _officer_context(db, user)
 
     return await action_answer(request, db, cases, incident_id, action, ActionPage(
         "officer", "staff/officer.html", "cards", "/officer", cards, OFFICER_ROLES))

@@ -25,7 +25,14 @@ from sqlmodel import col
 
 from api.services.tracking import conversation, report_by_token, staff_message
 from api.services.tracking_record import PRIMARY_PUBLIC, closing, closing_of, load_record
-from schema.states import REPLY_EVENT, STAFF_MESSAGE_EVENTS, State
+from schema.states import (
+    ESCALATE_EVENT,
+    MERGED_IN_EVENT,
+    RECEIVE_EVENT,
+    REPLY_EVENT,
+    STAFF_MESSAGE_EVENTS,
+    State,
+)
 from schema.tables import Attachment, IncidentEvent
 from web import i18n
 
@@ -58,10 +65,10 @@ def _entry(ev: IncidentEvent, lang: str, own: dict[str, Attachment], token: str,
                              "mine": False, "kind": action, "primary": primary}
     if primary and action not in PRIMARY_PUBLIC:
         return None
-    if action == "receive":
+    if action == RECEIVE_EVENT:
         entry.update(text=t("story.receive"), files=_files(data.get("attachments"), own, token))
     elif action in ("verify", "classify", "acknowledge", "arrive", "reject", "cancel",
-                    "escalate"):
+                    ESCALATE_EVENT):
         if action == "cancel" and ev.to_state != State.CANCELLED.value:
             return None
         entry["text"] = t(f"story.{action}")
@@ -98,7 +105,7 @@ def _entry(ev: IncidentEvent, lang: str, own: dict[str, Attachment], token: str,
                      answers=t("story.reply_to", q=question) if question else None)
     elif action == "merge":
         entry["text"] = t("story.merged")
-    elif action == "merged_in":
+    elif action == MERGED_IN_EVENT:
         entry["text"] = t("story.merged_in")
     else:  # locate, primary_changed, publish_alert...: nothing for the citizen
         return None
@@ -128,15 +135,15 @@ async def build_story(db: Any, token: str, lang: str) -> dict[str, Any] | None:
     thread = conversation(events)
     asked = {m.seq: m.text for m in thread}
     story = [e for ev in events if (e := _entry(ev, lang, own, token, asked=asked)) is not None]
-    if not any(e["kind"] == "receive" for e in story):
+    if not any(e["kind"] == RECEIVE_EVENT for e in story):
         story.insert(0, {"at": report.created_at, "text": i18n.t(lang, "story.receive"),
                          "quote": None, "files": _files(report.payload.get("attachments"),
                                                         own, token),
-                         "mine": False, "kind": "receive", "primary": False})
+                         "mine": False, "kind": RECEIVE_EVENT, "primary": False})
     # A merged report: the primary's public steps in full, before the merge too.
     story += [e for ev in record.primary_events
               if (e := _entry(ev, lang, {}, token, primary=True)) is not None]
-    story.sort(key=lambda e: (e["at"], e["kind"] != "receive"), reverse=True)
+    story.sort(key=lambda e: (e["at"], e["kind"] != RECEIVE_EVENT), reverse=True)
     ended = closing(record)
     closing_words = ({"outcome": ended.outcome_label(lang), "summary": ended.summary}
                      if ended is not None else None)

@@ -17,11 +17,19 @@ source of truth for its state, with a history that stays bounded whatever comes 
   when Temporal suggests it, the workflow drains its handlers and writes, then
   continues-as-new with its compact state (`IncidentInput.resume`).
 - Merge is a handshake: the merging incident asks its target (`merge_request`), which
-  accepts only if it is open, not merged, not merging elsewhere, and not merging into the
-  asker (two opposite merges at once: the one into the smaller id wins); the merging
-  incident then commits and confirms (`merged_child`). The primary reports each later
-  state to its merged children (`primary_changed`), which complete when it is terminal.
-  A citizen of a merged report may still add information: it is recorded on both.
+  accepts only if it is open, not merged and not merging elsewhere. Of two opposite
+  merges at once (each incident asking the other), the one into the larger id wins: a
+  target that is itself merging into the asker accepts only an asker with the smaller
+  id (`_absorb_refusal`). The merging incident then commits and confirms
+  (`merged_child`). The primary reports each later state to its merged children
+  (`primary_changed`), which complete when it is terminal. A citizen of a merged report
+  may still add information: it is recorded on both.
+
+How this class changes: it keeps its name and type. A change that alters the commands a
+running incident's history holds goes `workflow.patched` → `workflow.deprecate_patch` →
+removal, one release each, with a recorded history of each shape under tests/histories/
+(its README says when each step may be taken). A handler old histories never call needs
+none of it.
 """
 
 from __future__ import annotations
@@ -87,7 +95,11 @@ with workflow.unsafe.imports_passed_through():
     from schema.states import (
         ACTION_ROLES,
         DEFAULT_PRIORITY,
+        ESCALATE_EVENT,
+        LOCATE_EVENT,
+        MERGED_IN_EVENT,
         PRIMARY_CHANGED_EVENT,
+        RECEIVE_EVENT,
         REPLY_EVENT,
         STATE_PUBLIC_NOTES,
         UNIT_SCOPED,
@@ -189,7 +201,7 @@ class IncidentWorkflow:
             reminders=inp.reminders,
         )
         self._located = False
-        self._record("receive", CITIZEN_ACTOR, None, State.RECEIVED, at=received,
+        self._record(RECEIVE_EVENT, CITIZEN_ACTOR, None, State.RECEIVED, at=received,
                      data={"category": inp.category.value, "source": inp.source,
                            "silent": inp.silent, "attachments": list(inp.attachments)},
                      public_note=STATE_PUBLIC_NOTES[State.RECEIVED], report=inp)
@@ -306,7 +318,7 @@ class IncidentWorkflow:
             workflow.logger.warning("duplicate search failed: %s", duplicates)
             data["duplicates_error"] = str(duplicates)
         self._located = True
-        self._record("locate", SYSTEM_ACTOR, None, None, data=data, at=self._moment(
+        self._record(LOCATE_EVENT, SYSTEM_ACTOR, None, None, data=data, at=self._moment(
             located.at if isinstance(located, LocateResult) else None))
         await self._drain(self._ops_queued)
 
@@ -337,7 +349,7 @@ class IncidentWorkflow:
                   "ward_code": s.ward.code if s.ward else None,
                   "unit_id": s.unit.id if s.unit else None}
         if s.escalation.reminders == 0:
-            event = self._record("escalate", SYSTEM_ACTOR, None, None, data={
+            event = self._record(ESCALATE_EVENT, SYSTEM_ACTOR, None, None, data={
                 "level": level, "state": s.state.value,
                 "overdue_since": overdue_since.isoformat(),
                 "next_deadline": next_deadline.isoformat(),
@@ -617,14 +629,13 @@ class IncidentWorkflow:
 
     @workflow.signal(name="merged_child")
     async def merged_child(self, sig: MergedChild) -> None:
-        """Another report was merged into this one (it confirms what we accepted; a v1
-        incident sends only this)."""
+        """Another report was merged into this one (it confirms what we accepted)."""
         self._s.held.pop(sig.incident_id, None)
         if sig.incident_id in self._s.told or sig.incident_id == self._s.id:
             return
         self._s.told[sig.incident_id] = None
         self._s.merged_incidents.append(sig.incident_id)
-        self._record("merged_in", sig.by, None, None, data={
+        self._record(MERGED_IN_EVENT, sig.by, None, None, data={
             "incident_id": sig.incident_id, "tracking_code": sig.tracking_code},
             at=self._moment(sig.at))
         await self._drain(self._ops_queued)

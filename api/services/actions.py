@@ -24,7 +24,7 @@ from core.db import Database
 from schema import payloads as p
 from schema.actions import BODIES, ActionBody, MergeBody, NoteBody, Resolved, RouteBody
 from schema.incidents import IncidentDetail
-from schema.states import ACTION_ROLES, NOT_IN_V1, Action, State, workflow_takes
+from schema.states import ACTION_ROLES, Action, State
 from schema.tables import Incident, IncidentEvent, Report, Unit
 
 log = structlog.get_logger(__name__)
@@ -137,9 +137,6 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
             return await _applied_answer(db, cases, user, key)
         raise ApiError(409, "illegal_transition",
                        *wording.not_in_state(action, State(row.state)))
-    if action in NOT_IN_V1 and not workflow_takes(action,
-                                                  await cases.workflow_type(incident_id)):
-        raise ApiError(409, "illegal_transition", *wording.not_in_workflow(action))
     async with db.session() as s:
         found = await _resolve(s, parsed, incident_id, idempotency_key)
     try:

@@ -8,6 +8,8 @@ deadline, escalation, merged_into, primary_state and outcome come from the query
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 import structlog
 from sqlalchemy import or_, select
 from sqlmodel import col
@@ -27,7 +29,6 @@ from schema.actions import STAFF_ACTIONS
 from schema.incidents import AttachmentRef, IncidentDetail, ReporterOut
 from schema.states import (
     DEFAULT_PRIORITY,
-    NOT_IN_V1,
     UNIT_SCOPED,
     Action,
     Category,
@@ -35,7 +36,6 @@ from schema.states import (
     Role,
     State,
     may_take,
-    workflow_takes,
 )
 from schema.tables import Attachment, Incident, IncidentEvent, Report, Unit
 
@@ -46,25 +46,25 @@ def incident_not_found() -> ApiError:
     return not_found("Không tìm thấy vụ việc", "No such incident")
 
 
-def allowed_actions(user: Principal, state: State, unit_id: str | None,
-                    workflow_type: str | None = None) -> list[Action]:
-    """What `user` may do now, from schema.states (the workflow validators use the same),
-    on an incident whose workflow is of `workflow_type` (None: the current workflow)."""
+def allowed_actions(user: Principal, state: State, unit_id: str | None) -> list[Action]:
+    """What `user` may do now, from schema.states (the workflow validators use the same)."""
     role = user.role
     return [a for a in STAFF_ACTIONS
             if may_take(a, role, state)
-            and not (a in UNIT_SCOPED and not scope.sees_unit(user, unit_id))
-            and workflow_takes(a, workflow_type)]
+            and not (a in UNIT_SCOPED and not scope.sees_unit(user, unit_id))]
 
 
-async def offered_actions(cases: Cases, user: Principal, state: State, unit_id: str | None,
-                          incident_id: str) -> list[Action]:
-    """`allowed_actions` for the incident, asking its workflow's type (api/cases.py) only
-    when an action that not every workflow version takes would be offered."""
-    actions = allowed_actions(user, state, unit_id)
-    if NOT_IN_V1.isdisjoint(actions):
-        return actions
-    return allowed_actions(user, state, unit_id, await cases.workflow_type(incident_id))
+@dataclass
+class CaseView:
+    """One incident for the detail: `case` holds what the workflow keeps (as the read
+    model has it, the live fields overlaid), the rest what only the read model keeps."""
+
+    case: LiveCase
+    description: str
+    address: str | None = None
+    reporter: p.Reporter | None = None
+    attachments: list[str] = field(default_factory=list)
+    timeline: list[p.TimelineEvent] = field(default_factory=list)
 
 
 async def visible_row(s: AsyncSession, user: Principal, incident_id: str
@@ -113,7 +113,7 @@ async def _duplicates(s: AsyncSession, row: Incident, events: list[IncidentEvent
         for d in (found[i] for i in ids if i in found)]
 
 
-async def case_from_sql(s: AsyncSession, row: Incident) -> p.IncidentCase:
+async def case_from_sql(s: AsyncSession, row: Incident) -> CaseView:
     """The case as the read model has it (the incidents row, its events, its units)."""
     events = list((await s.execute(select(IncidentEvent).where(
         col(IncidentEvent.incident_id) == row.id).order_by(col(IncidentEvent.seq))
@@ -124,13 +124,10 @@ async def case_from_sql(s: AsyncSession, row: Incident) -> p.IncidentCase:
         col(Incident.merged_into) == row.id).order_by(col(Incident.created_at))
     )).scalars().all())
     primary = await s.get(Incident, row.merged_into) if row.merged_into else None
-    return p.IncidentCase(
+    case = LiveCase(
         id=row.id, tracking_code=row.tracking_code, state=State(row.state),
-        category=Category(row.category), priority=row.priority, description=row.description,
+        category=Category(row.category), priority=row.priority,
         location=p.Location(lat=row.lat, lon=row.lon, accuracy_m=row.accuracy_m),
-        address=row.address,
-        reporter=p.Reporter(name=row.reporter_name, phone=row.reporter_phone)
-        if row.reporter_name or row.reporter_phone else None,
         source=row.source,
         ward=p.WardInfo(code=row.ward_code, name=row.ward_name or "", exact=row.ward_exact,
                         outside_city=row.outside_city) if row.ward_code else None,
@@ -141,39 +138,45 @@ async def case_from_sql(s: AsyncSession, row: Incident) -> p.IncidentCase:
         merged_incidents=merged, primary_state=State(primary.state) if primary else None,
         duplicates=await _duplicates(s, row, events),
         acknowledged_at=row.acknowledged_at, on_scene_at=row.on_scene_at,
-        closed_at=row.closed_at, timeline=[_event(e) for e in events])
+        closed_at=row.closed_at)
+    return CaseView(
+        case=case, description=row.description, address=row.address,
+        reporter=p.Reporter(name=row.reporter_name, phone=row.reporter_phone)
+        if row.reporter_name or row.reporter_phone else None,
+        timeline=[_event(e) for e in events])
 
 
-def case_from_report(report: Report) -> p.IncidentCase:
+def case_from_report(report: Report) -> CaseView:
     """The case of an accepted report that the workflow has not projected yet."""
     inp = p.IncidentInput.model_validate(report.payload)
-    return p.IncidentCase(
+    case = LiveCase(
         id=report.id, tracking_code=report.tracking_code, state=State.RECEIVED,
         category=inp.category, priority=DEFAULT_PRIORITY[inp.category],
-        description=inp.description,
-        location=inp.location, address=inp.address, reporter=inp.reporter,
-        attachments=list(inp.attachments), source=report.source,
+        location=inp.location, source=report.source,
         created_at=report.created_at, updated_at=report.created_at)
+    return CaseView(case=case, description=inp.description, address=inp.address,
+                    reporter=inp.reporter, attachments=list(inp.attachments))
 
 
-def overlay(case: p.IncidentCase, live: LiveCase) -> p.IncidentCase:
+def overlay(view: CaseView, live: LiveCase) -> CaseView:
     """The read-model case with the live fields from the workflow's state."""
-    return case.model_copy(update={
+    case = view.case
+    return replace(view, case=case.model_copy(update={
         "state": live.state, "category": live.category, "priority": live.priority,
         "unit": live.unit, "ward": live.ward or case.ward, "proposed_unit": live.proposed_unit,
         "deadline": live.deadline, "escalation": live.escalation, "outcome": live.outcome,
         "duplicates": live.duplicates or case.duplicates, "merged_into": live.merged_into,
         "merged_incidents": live.merged_incidents, "primary_state": live.primary_state,
         "acknowledged_at": live.acknowledged_at, "on_scene_at": live.on_scene_at,
-        "closed_at": live.closed_at, "updated_at": live.updated_at})
+        "closed_at": live.closed_at, "updated_at": live.updated_at}))
 
 
-async def _attachment_refs(s: AsyncSession, case: p.IncidentCase) -> list[AttachmentRef]:
-    ids = set(case.attachments)
-    for ev in case.timeline:
+async def _attachment_refs(s: AsyncSession, view: CaseView) -> list[AttachmentRef]:
+    ids = set(view.attachments)
+    for ev in view.timeline:
         ids.update(str(a) for a in ev.data.get("attachments") or [])
     rows = (await s.execute(select(Attachment).where(
-        or_(col(Attachment.incident_id) == case.id, col(Attachment.id).in_(ids or {""})))
+        or_(col(Attachment.incident_id) == view.case.id, col(Attachment.id).in_(ids or {""})))
         .order_by(col(Attachment.created_at)))).scalars().all()
     return [AttachmentRef(attachment_id=a.id, content_type=a.content_type, size=a.size,
                           sha256=a.sha256, url=f"/api/v1/attachments/{a.id}/content",
@@ -189,39 +192,40 @@ async def incident_detail(db: Database, cases: Cases, user: Principal,
     officer's), 503 when it is only an accepted report and Temporal cannot answer."""
     async with db.session() as s:
         row, report = await visible_row(s, user, incident_id)
-        case = await case_from_sql(s, row) if row is not None else None
+        view = await case_from_sql(s, row) if row is not None else None
     live = await cases.query(incident_id)
     if live is not None:
         if not scope.sees_unit(user, live.unit.id if live.unit else None):
             raise incident_not_found()
-        if case is None and report is not None:
-            case = case_from_report(report)
-        if case is not None and row is not None and live.seq > row.last_seq:
+        if view is None and report is not None:
+            view = case_from_report(report)
+        if view is not None and row is not None and live.seq > row.last_seq:
             # The workflow has moved on and is writing it: show the read model as it
             # is, so the state never runs ahead of the timeline (the next refresh shows it).
             live = None
-        elif case is not None:
-            case = overlay(case, live)
-    if case is None:
+        elif view is not None:
+            view = overlay(view, live)
+    if view is None:
         raise CaseUnavailable("the report is not projected and the workflow cannot answer")
     version = live.version if live is not None else (row.version if row is not None else 0)
+    case = view.case
     async with db.session() as s:
-        attachments = await _attachment_refs(s, case)
+        attachments = await _attachment_refs(s, view)
         shared = await reporter_location(s, case.id)
         silent = case.id in await silent_ids(s, [case.id])
     unit_id = case.unit.id if case.unit else None
     return IncidentDetail(
         id=case.id, tracking_code=case.tracking_code, state=case.state, category=case.category,
-        priority=int(case.priority), description=case.description, location=case.location,
-        address=case.address, ward=case.ward, unit=case.unit, proposed_unit=case.proposed_unit,
-        reporter=ReporterOut.of(case.reporter), source=case.source, attachments=attachments,
-        timeline=case.timeline, created_at=case.created_at, updated_at=case.updated_at,
+        priority=int(case.priority), description=view.description, location=case.location,
+        address=view.address, ward=case.ward, unit=case.unit, proposed_unit=case.proposed_unit,
+        reporter=ReporterOut.of(view.reporter), source=case.source, attachments=attachments,
+        timeline=view.timeline, created_at=case.created_at, updated_at=case.updated_at,
         deadline=case.deadline, escalation_level=case.escalation.level,
         overdue_since=case.escalation.overdue_since, outcome=case.outcome,
         duplicates=case.duplicates, merged_into=case.merged_into,
         merged_incidents=case.merged_incidents, primary_state=case.primary_state,
         acknowledged_at=case.acknowledged_at, on_scene_at=case.on_scene_at,
         closed_at=case.closed_at,
-        allowed_actions=await offered_actions(cases, user, case.state, unit_id, case.id),
+        allowed_actions=allowed_actions(user, case.state, unit_id),
         version=version, escalation_reminders=case.escalation.reminders,
         live=live is not None, reporter_location=shared, silent=silent)

@@ -104,7 +104,7 @@ def decode_cursor(cursor: str) -> Cursor:
 
 async def silent_ids(s: AsyncSession, ids: Sequence[str]) -> set[str]:
     """Which of `ids` came in as a silent SOS: the one source is the report as accepted
-    (`reports.payload["silent"]`), the same for v1 and v2 incidents. The list, the detail
+    (`reports.payload["silent"]`). The list, the detail
     and the console's "SOS im lặng" badge all read it here."""
     if not ids:
         return set()

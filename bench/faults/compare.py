@@ -44,12 +44,10 @@ from activities import names
 from activities.projection import event_values
 from core.db import Database
 from schema.ids import workflow_id
-from schema.payloads import IncidentCase, IncidentState, ProjectEvent, ProjectInput, TimelineEvent
+from schema.payloads import IncidentState, ProjectEvent, TimelineEvent
 from schema.tables import Incident, IncidentEvent
 from workflows.incident import IncidentWorkflow
-from workflows.incident_v1 import IncidentWorkflowV1
 
-PROJECTIONS = (names.PROJECT, names.PROJECT_EVENT)
 # The columns of incident_events compared (incident_id and seq are the key).
 EVENT_COLUMNS = ("at", "actor", "actor_role", "actor_unit_id", "action", "from_state",
                  "to_state", "data", "public_note")
@@ -76,11 +74,11 @@ class Difference:
 @dataclass
 class HistoryTimeline:
     """What one incident's workflow recorded, over all its runs: its events by seq and
-    the state that came with the last one (v2 `IncidentState` or v1 `IncidentCase`)."""
+    the state that came with the last one."""
 
     incident_id: str
     events: dict[int, TimelineEvent]
-    last_state: IncidentState | IncidentCase | None
+    last_state: IncidentState | None
     runs: int
     starts: int  # runs that were started afresh, not continued as new (more than 1: twice)
     replay_failures: list[str]
@@ -88,18 +86,15 @@ class HistoryTimeline:
 
 # Inputs of projection calls seen while replaying, by run id (replays run one at a time
 # per Replayer call, but several runs may interleave inside one call).
-_captured: dict[str, list[tuple[TimelineEvent, IncidentState | IncidentCase]]] = \
-    defaultdict(list)
+_captured: dict[str, list[tuple[TimelineEvent, IncidentState]]] = defaultdict(list)
 
 
 class _CaptureOutbound(WorkflowOutboundInterceptor):
     def start_local_activity(self, input: StartLocalActivityInput) -> Any:
-        if input.activity in PROJECTIONS and input.args:
+        if input.activity == names.PROJECT and input.args:
             arg = input.args[0]
             if isinstance(arg, ProjectEvent):
                 _captured[workflow.info().run_id].append((arg.event, arg.state))
-            elif isinstance(arg, ProjectInput):
-                _captured[workflow.info().run_id].append((arg.event, arg.case))
         return super().start_local_activity(input)
 
 
@@ -114,7 +109,7 @@ class _Capture(Interceptor):
         return _CaptureInbound
 
 
-_replayer = Replayer(workflows=[IncidentWorkflow, IncidentWorkflowV1],
+_replayer = Replayer(workflows=[IncidentWorkflow],
                      data_converter=pydantic_data_converter, interceptors=[_Capture()],
                      workflow_runner=UnsandboxedWorkflowRunner())
 
@@ -143,7 +138,7 @@ def timeline_from_histories(incident_id: str, histories: Sequence[WorkflowHistor
     """Replay each run (oldest first) and keep the events its history completed. Not
     reentrant (one capture): callers replay one incident at a time."""
     events: dict[int, TimelineEvent] = {}
-    last_state: IncidentState | IncidentCase | None = None
+    last_state: IncidentState | None = None
     failures: list[str] = []
     for history in histories:
         _captured.clear()
@@ -213,7 +208,7 @@ def diff_timeline(incident_id: str, history: HistoryTimeline,
         else:
             last_seq = max(history.events)
             expected_row = {"state": state.state.value, "last_seq": last_seq,
-                            "version": getattr(state, "version", incident.version)}
+                            "version": state.version}
             for column in ROW_COLUMNS:
                 if getattr(incident, column) != expected_row[column]:
                     found.append(Difference(incident_id, None, column,

@@ -40,6 +40,7 @@ from bench.faults.compare import Difference, compare_incidents, run_histories
 from bench.faults.stack import WARDS, FaultStack, Proc, Staff
 from core.db import Database
 from core.settings import ROOT
+from schema.states import RECEIVE_EVENT
 from schema.tables import Incident, Outbox
 
 # Phases whose 5xx answers are known and not handled yet. Each entry says why and where
@@ -438,7 +439,7 @@ async def measure(client: Client, db: Database, records: list[Record], result: P
             lost += 1
             result.details.append(f"lost {r.report_id}: runs={history.runs} "
                                   f"row={r.report_id in rows} missing={missing}")
-        twice = [a for a in ("receive", *LIFECYCLE) if actions[a] > 1]
+        twice = [a for a in (RECEIVE_EVENT, *LIFECYCLE) if actions[a] > 1]
         if history.starts > 1 or twice:
             duplicated += 1
             result.details.append(f"duplicated {r.report_id}: starts={history.starts} "

@@ -10,9 +10,9 @@ import pytest
 from activities.duplicates import DuplicateActivities, bounding_box, haversine_m
 from activities.projection import ProjectionActivities
 from core.db import Database
-from schema.payloads import DuplicatesInput, IncidentCase, Location, ProjectInput
+from schema.payloads import DuplicatesInput, Location
 from schema.states import Category, State
-from tests.workflows.factories import case_for, event, incident_input, new_id
+from tests.workflows.factories import incident_input, new_id, receipt
 
 
 def test_haversine_and_box() -> None:
@@ -33,12 +33,8 @@ async def test_finds_open_same_category_nearby_recent(any_db: Database, make_set
                      age_min: float = 5, state: State = State.RECEIVED) -> str:
         inp = incident_input(category=category, received_at=now - timedelta(minutes=age_min),
                              location=Location(lat=lat + dlat_m / 111_000, lon=lon))
-        case = case_for(inp, state=state)
-        await projection.project_event(projection_input(case))
-        return case.id
-
-    def projection_input(case: IncidentCase) -> ProjectInput:
-        return ProjectInput(case=case, event=event(1, at=case.created_at))
+        await projection.project(receipt(inp, state=state))
+        return inp.incident_id
 
     near = await stored(100)
     nearer = await stored(-40)

@@ -15,8 +15,9 @@ from tests.workflows.factories import new_id, tracking_code
 
 
 def escalation(incident_id: str, level: int, since: datetime) -> EscalationInput:
-    return EscalationInput(incident_id=incident_id, tracking_code=tracking_code(), level=level,
-                           state=State.ROUTED, priority=Priority.CRITICAL,
+    """The alert raised by the escalate event of `level` (here at seq `level`)."""
+    return EscalationInput(incident_id=incident_id, seq=level, tracking_code=tracking_code(),
+                           level=level, state=State.ROUTED, priority=Priority.CRITICAL,
                            category=Category.CRIME, overdue_since=since, ward_code=26743)
 
 

@@ -1,4 +1,4 @@
-"""project_event on PostgreSQL and SQLite: append-only events, forward-only incident row."""
+"""project on PostgreSQL and SQLite: append-only events, forward-only incident row."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from sqlmodel import func, select
 
 from activities.projection import ProjectionActivities
 from core.db import Database
-from schema.payloads import WardInfo
+from schema.payloads import ProjectEvent, WardInfo
 from schema.states import State
 from schema.tables import Attachment, Incident, StaffEvent
 from tests.workflows.factories import (
-    case_for,
     event,
     incident_input,
     new_id,
     operator,
-    project_input,
+    receipt,
+    state_for,
     stored_events,
     unit_ref,
 )
@@ -37,23 +37,24 @@ async def staff_events(db: Database, incident_id: str) -> list[StaffEvent]:
 
 async def test_redelivery_of_the_same_event_is_a_no_op(any_db: Database) -> None:
     acts = ProjectionActivities(any_db)
-    case = case_for()
-    receive = event(1)
+    inp = incident_input()
+    received = receipt(inp)
     for _ in range(3):
-        await acts.project_event(project_input(case, receive))
-    rows = await stored_events(any_db, case.id)
+        await acts.project(received)
+    rows = await stored_events(any_db, inp.incident_id)
     assert [(r.seq, r.action, r.to_state) for r in rows] == [(1, "receive", "received")]
-    row = await incident_row(any_db, case.id)
+    row = await incident_row(any_db, inp.incident_id)
     assert (row.state, row.is_open, row.last_seq) == ("received", True, 1)
-    assert row.created_at == case.created_at
-    assert [s.kind for s in await staff_events(any_db, case.id)] == ["incident.new"]
+    assert row.created_at == inp.received_at
+    assert [s.kind for s in await staff_events(any_db, inp.incident_id)] == ["incident.new"]
 
 
 async def test_row_moves_forward_only(any_db: Database) -> None:
     acts = ProjectionActivities(any_db)
-    case = case_for()
+    inp = incident_input()
+    case = state_for(inp)
     t0 = case.created_at
-    await acts.project_event(project_input(case, event(1, at=t0)))
+    await acts.project(receipt(inp))
     unit = unit_ref()
     verified = case.model_copy(update={
         "state": State.VERIFIED, "updated_at": t0 + timedelta(seconds=5),
@@ -63,10 +64,10 @@ async def test_row_moves_forward_only(any_db: Database) -> None:
     routed = verified.model_copy(update={"state": State.ROUTED, "unit": unit})
     route = event(3, "route", State.ROUTED, State.VERIFIED, operator(),
                   at=t0 + timedelta(seconds=9), unit_id=unit.id)
-    await acts.project_event(project_input(verified, verify))
-    await acts.project_event(project_input(routed, route))
+    await acts.project(ProjectEvent(state=verified, event=verify))
+    await acts.project(ProjectEvent(state=routed, event=route))
     # A late re-delivery of seq 2 must not move the row back.
-    await acts.project_event(project_input(verified, verify))
+    await acts.project(ProjectEvent(state=verified, event=verify))
     row = await incident_row(any_db, case.id)
     assert (row.state, row.last_seq, row.unit_id, row.ward_code) == ("routed", 3, unit.id, 26743)
     assert row.verified_at == t0 + timedelta(seconds=5)
@@ -89,13 +90,13 @@ async def test_terminal_state_closes_the_row_and_links_attachments(any_db: Datab
         session.add(note_attachment)
         await session.commit()
     inp = incident_input(attachments=[attachment.id])
-    case = case_for(inp, attachments=[attachment.id])
-    await acts.project_event(project_input(case, event(1)))
+    case = state_for(inp)
+    await acts.project(receipt(inp))
     note = event(2, "note", None, None, operator(), text="ảnh", attachments=[note_attachment.id])
-    await acts.project_event(project_input(case, note))
+    await acts.project(ProjectEvent(state=case, event=note))
     done = case.model_copy(update={"state": State.CANCELLED, "closed_at": datetime.now(UTC)})
-    await acts.project_event(project_input(
-        done, event(3, "cancel", State.CANCELLED, State.RECEIVED)))
+    await acts.project(ProjectEvent(
+        state=done, event=event(3, "cancel", State.CANCELLED, State.RECEIVED)))
     row = await incident_row(any_db, case.id)
     assert (row.state, row.is_open) == ("cancelled", False) and row.closed_at is not None
     async with any_db.session() as session:
@@ -104,30 +105,17 @@ async def test_terminal_state_closes_the_row_and_links_attachments(any_db: Datab
     assert linked == 2
 
 
-def v2_state(inp, **overrides):  # type: ignore[no-untyped-def]
-    """The compact v2 state right after receipt of `inp`."""
-    from schema.payloads import IncidentState
-    from schema.states import DEFAULT_PRIORITY
-
-    values = {"id": inp.incident_id, "tracking_code": inp.tracking_code,
-              "state": State.RECEIVED, "category": inp.category,
-              "priority": DEFAULT_PRIORITY[inp.category], "location": inp.location,
-              "created_at": inp.received_at, "updated_at": inp.received_at}
-    values.update(overrides)
-    return IncidentState(**values)
-
-
 async def test_a_different_event_at_the_same_seq_replaces_it_and_its_alert(
         any_db: Database) -> None:
     """A workflow task that never completed wrote an escalation at seq 2 (and its alert);
     the committed history has a verify there: the read model follows the history."""
     from activities.notify import NotifyActivities
-    from schema.payloads import EscalationInput, ProjectEvent
+    from schema.payloads import EscalationInput
     from schema.tables import Alert
 
     inp = incident_input()
     acts, notify = ProjectionActivities(any_db), NotifyActivities(any_db)
-    state = v2_state(inp)
+    state = state_for(inp)
     await acts.project(ProjectEvent(state=state, event=event(1), report=inp))
     phantom = event(2, action="escalate", to_state=None, level=1)
     await acts.project(ProjectEvent(state=state, event=phantom))
@@ -154,11 +142,10 @@ async def test_the_same_event_from_a_later_workflow_task_takes_its_time(
     """Temporal died before the task that wrote seq 2 was recorded; the retried task makes
     the same event with its own (later) time: the row takes the history's time, whatever
     the order the writes land in, and nothing else moves (no second staff event)."""
-    from schema.payloads import ProjectEvent
 
     inp = incident_input()
     acts = ProjectionActivities(any_db)
-    state = v2_state(inp)
+    state = state_for(inp)
     await acts.project(ProjectEvent(state=state, event=event(1), report=inp))
     first = event(2, action="note", to_state=None, actor=operator(), text="Đã liên hệ")
     later = first.model_copy(update={"at": first.at + timedelta(seconds=5)})
@@ -182,12 +169,11 @@ async def test_text_the_database_refuses_is_dead_lettered_and_the_incident_stays
     """PostgreSQL refuses a NUL in text. The boundary removes it; should one get past
     (an older client, a new field), the event is written without its texts, the refused
     content is kept in projection_failures and supervisors are told."""
-    from schema.payloads import ProjectEvent
     from schema.tables import Notification, ProjectionFailure
 
     inp = incident_input(description="Cháy\x00 nhà")
     acts = ProjectionActivities(pg_db)
-    await acts.project(ProjectEvent(state=v2_state(inp), event=event(1), report=inp))
+    await acts.project(ProjectEvent(state=state_for(inp), event=event(1), report=inp))
     row = await incident_row(pg_db, inp.incident_id)
     assert row.state == "received" and "Không lưu được nội dung" in row.description
     async with pg_db.session() as session:
@@ -199,7 +185,7 @@ async def test_text_the_database_refuses_is_dead_lettered_and_the_incident_stays
     assert failures[0].payload["report"]["description"] == "Cháy nhà"
     assert [n.audience for n in notices] == ["supervisors"]
     # A retry of the same write changes nothing more.
-    await acts.project(ProjectEvent(state=v2_state(inp), event=event(1), report=inp))
+    await acts.project(ProjectEvent(state=state_for(inp), event=event(1), report=inp))
     async with pg_db.session() as session:
         assert len((await session.exec(select(ProjectionFailure).where(
             ProjectionFailure.incident_id == inp.incident_id))).all()) == 1
@@ -210,7 +196,7 @@ async def test_report_accepted_without_the_database_gets_its_row(any_db: Databas
     started outbox row) from the workflow input, once, however often it is delivered; a
     tracking code another report holds already is drawn again, for both rows."""
     from schema.ids import UNCHECKED_TRACKING_LENGTH
-    from schema.payloads import IntakeRecord, ProjectEvent
+    from schema.payloads import IntakeRecord
     from schema.tables import Outbox, Report
 
     acts = ProjectionActivities(any_db)
@@ -224,7 +210,7 @@ async def test_report_accepted_without_the_database_gets_its_row(any_db: Databas
                 incident_input(tracking_code=taken.tracking_code)):
         inp.intake = IntakeRecord(tracking_token=f"token-{inp.incident_id}", fingerprint="f" * 64)
         for _ in range(2):
-            await acts.project(ProjectEvent(state=v2_state(inp), event=event(1), report=inp))
+            await acts.project(ProjectEvent(state=state_for(inp), event=event(1), report=inp))
         async with any_db.session() as session:
             report = await session.get(Report, inp.incident_id)
             outbox = await session.get(Outbox, inp.incident_id)
@@ -239,7 +225,7 @@ async def test_report_accepted_without_the_database_gets_its_row(any_db: Databas
         else:
             assert report.tracking_code == inp.tracking_code
         # A later event (the workflow still holds the old code) keeps the row's code.
-        later = v2_state(inp, state=State.VERIFIED, seq=2, version=1)
+        later = state_for(inp, state=State.VERIFIED, seq=2, version=1)
         await acts.project(ProjectEvent(state=later, event=event(
             2, action="verify", from_state=State.RECEIVED, to_state=State.VERIFIED,
             actor=operator())))

@@ -18,7 +18,7 @@ from schema.incidents import IncidentFilters
 from schema.payloads import Location
 from schema.states import Role, State
 from schema.tables import Incident
-from tests.workflows.factories import case_for, event, incident_input, project_input
+from tests.workflows.factories import incident_input, receipt
 
 NFD = lambda s: unicodedata.normalize("NFD", s)  # noqa: E731 - Unikey "tổ hợp", macOS
 
@@ -69,10 +69,9 @@ LONG_AGO = datetime(2021, 3, 1, tzinfo=UTC)
 async def _project(db: Database, text: str, minutes_ago: int = 0) -> str:
     inp = incident_input(description=text, address=None, location=ELSEWHERE,
                          received_at=LONG_AGO)
-    case = case_for(inp, state=State.REJECTED,
-                    created_at=LONG_AGO - timedelta(minutes=minutes_ago))
-    await ProjectionActivities(db).project_event(project_input(case, event(1)))
-    return case.id
+    await ProjectionActivities(db).project(receipt(
+        inp, state=State.REJECTED, created_at=LONG_AGO - timedelta(minutes=minutes_ago)))
+    return inp.incident_id
 
 
 async def _found(db: Database, query: str, among: list[str]) -> list[str]:

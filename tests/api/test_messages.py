@@ -8,12 +8,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
-from temporalio.testing import WorkflowEnvironment
 
-from schema.ids import workflow_id
-from schema.states import V1_WORKFLOW_TYPE
 from schema.tables import CitizenAddition
 from tests.api.conftest import WARD_A, Stack
 
@@ -235,37 +231,3 @@ async def test_a_question_can_always_be_answered_once(make_stack: StackMaker) ->
 async def test_unknown_token_cannot_answer(stack: Stack) -> None:
     r = await _answer(stack, "no-such-token", "Có", 2)
     assert r.status_code == 404
-
-
-async def test_no_message_is_offered_on_an_incident_of_the_older_workflow(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch, temporal_env: WorkflowEnvironment
-) -> None:
-    """An incident started before workflow v2 runs on as v1 ("IncidentWorkflow"), which
-    has no `message` update: the detail, the officer's card and the action itself say so
-    (schema.states.workflow_takes), while a v2 incident beside it offers it."""
-    v2 = await stack.routed(WARD_A)
-    monkeypatch.setattr("core.outbox.INCIDENT_WORKFLOW", V1_WORKFLOW_TYPE)
-    old = await stack.routed(WARD_A)
-    described = await temporal_env.client.get_workflow_handle(workflow_id(old)).describe()
-    assert described.workflow_type == V1_WORKFLOW_TYPE  # the setup is what it claims
-
-    for who in ("operator", "officer_a", "supervisor"):
-        offered = (await stack.detail(old, who)).json()["allowed_actions"]
-        assert "message" not in offered and "note" in offered, (who, offered)
-        assert "message" in (await stack.detail(v2, who)).json()["allowed_actions"], who
-    cards = await stack.client.get("/officer", headers=stack.auth("officer_a"))
-    assert cards.status_code == 200, cards.text
-    assert f'id="msg-{v2}"' in cards.text and f'id="msg-{old}"' not in cards.text
-
-    r = await stack.act(old, "message", "operator", {"text": QUESTION})
-    assert r.status_code == 409, r.text
-    assert r.json() == {"error": "illegal_transition", "detail": (
-        "Vụ việc này được tạo trước khi có “Hỏi người báo tin” nên không thể thực hiện "
-        "thao tác này; hãy dùng ghi chú công khai")}
-    en = await stack.client.post(f"/api/v1/incidents/{old}/actions/message",
-                                 json={"text": QUESTION},
-                                 headers={**stack.auth("operator"), "Accept-Language": "en"})
-    assert en.status_code == 409 and "public note" in en.json()["detail"]
-    # What v1 does take still works.
-    r = await stack.act(old, "note", "officer_a", {"text": "Đang đến", "public": True})
-    assert r.status_code == 200 and "message" not in r.json()["allowed_actions"]

@@ -1,21 +1,26 @@
 """The admin command line, run as an operator would: migrate, import wards, create a user,
-seed demo data, and start the workflow of a report that Temporal missed."""
+seed demo data, start the workflow of a report that Temporal missed, and end the open
+executions of a retired workflow type."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import Session, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import make_sync_engine
 from core.settings import ROOT
-from schema.payloads import IncidentInput, Location
+from schema.payloads import INCIDENT_WORKFLOW, IncidentInput, Location
 from schema.states import Category
 from schema.tables import Outbox, Report, Unit, User, Ward
 
@@ -99,3 +104,43 @@ async def test_cli_end_to_end(tmp_path: Path, wards_geojson: Path,
         assert session.get(Outbox, incident_id).started_at is not None  # type: ignore[union-attr]
     assert "0 workflow(s) started" in canhbao(env, "relay-once").stdout
     engine.dispose()
+
+
+async def test_retired_workflow_executions_are_listed_then_terminated(
+        tmp_path: Path, temporal_env: WorkflowEnvironment) -> None:
+    """An open execution of the retired type "IncidentWorkflow" (started raw on a queue no
+    worker polls: no worker registers that type any more) is listed, then terminated with
+    the reason given; an incident of the current type beside it is left running."""
+    client = temporal_env.client
+    queue = f"retired-{uuid.uuid4()}"
+    old = await client.start_workflow("IncidentWorkflow", {"incident_id": "old"},
+                                      id=f"incident-{uuid.uuid4()}", task_queue=queue)
+    current = await client.start_workflow(INCIDENT_WORKFLOW, {"incident_id": "new"},
+                                          id=f"incident-{uuid.uuid4()}", task_queue=queue)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+           "CANHBAO_DEMO": "1", "CANHBAO_VAR_DIR": str(tmp_path),
+           "TEMPORAL_ADDRESS": client.service_client.config.target_host}
+    try:
+        # Visibility (what the command lists from) follows a start within a moment.
+        deadline = time.monotonic() + 30
+        while True:
+            listed = await asyncio.to_thread(canhbao, env, "retired-workflows")
+            assert listed.returncode == 0, listed.stderr
+            if old.id in listed.stdout or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert old.id in listed.stdout and "IncidentWorkflow\t" in listed.stdout
+        assert current.id not in listed.stdout
+        assert (await old.describe()).status == WorkflowExecutionStatus.RUNNING  # only listed
+
+        done = await asyncio.to_thread(canhbao, env, "retired-workflows", "--terminate",
+                                       "--reason", "retired by test")
+        assert done.returncode == 0, done.stderr
+        assert old.id in done.stdout and "terminated (retired by test)" in done.stdout
+        assert (await old.describe()).status == WorkflowExecutionStatus.TERMINATED
+        last = (await old.fetch_history()).events[-1]
+        assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+        assert last.workflow_execution_terminated_event_attributes.reason == "retired by test"
+        assert (await current.describe()).status == WorkflowExecutionStatus.RUNNING
+    finally:
+        await current.terminate(reason="test over")

@@ -23,11 +23,10 @@ from core.settings import Settings
 from core.temporal import workflow_id
 from schema.payloads import (
     Actor,
-    IncidentCase,
     IncidentInput,
     IncidentState,
     Location,
-    ProjectInput,
+    ProjectEvent,
     Reporter,
     TimelineEvent,
     UnitRef,
@@ -94,18 +93,16 @@ async def ward_unit(db: Database, short_codename: str = "ben_thanh") -> UnitRef:
     return UnitRef(id=unit.id, name=unit.name, kind=unit.kind, ward_code=unit.ward_code)
 
 
-def case_for(inp: IncidentInput | None = None, **overrides: Any) -> IncidentCase:
-    """A case as the workflow would hold it right after receipt (for activity tests)."""
-    inp = inp or incident_input()
+def state_for(inp: IncidentInput, **overrides: Any) -> IncidentState:
+    """The state the workflow keeps right after receipt of `inp` (for activity tests)."""
     values: dict[str, Any] = {
         "id": inp.incident_id, "tracking_code": inp.tracking_code, "state": State.RECEIVED,
         "category": inp.category, "priority": DEFAULT_PRIORITY[inp.category],
-        "description": inp.description, "location": inp.location, "address": inp.address,
-        "reporter": inp.reporter, "created_at": inp.received_at,
+        "location": inp.location, "created_at": inp.received_at,
         "updated_at": inp.received_at,
     }
     values.update(overrides)
-    return IncidentCase(**values)
+    return IncidentState(**values)
 
 
 def event(seq: int, action: str = "receive", to_state: State | None = State.RECEIVED,
@@ -115,8 +112,11 @@ def event(seq: int, action: str = "receive", to_state: State | None = State.RECE
                          action=action, from_state=from_state, to_state=to_state, data=data)
 
 
-def project_input(case: IncidentCase, ev: TimelineEvent) -> ProjectInput:
-    return ProjectInput(case=case, event=ev)
+def receipt(inp: IncidentInput, **overrides: Any) -> ProjectEvent:
+    """The receive event of `inp` as the workflow hands it to the projection: the state
+    (`state_for`, with `overrides`), seq 1 at the report's time, and the report itself."""
+    return ProjectEvent(state=state_for(inp, **overrides),
+                        event=event(1, at=inp.received_at), report=inp)
 
 
 # --- running workflows ----------------------------------------------------------------------
@@ -130,7 +130,7 @@ async def running_worker(client: Client, settings: Settings, db: Database,
 
 def worker_with_projection(client: Client, settings: Settings, db: Database, task_queue: str,
                            projection: ProjectionActivities) -> Worker:
-    """A v2 worker (not started) whose SQL writes go through `projection.project` (a test's
+    """A worker (not started) whose SQL writes go through `projection.project` (a test's
     subclass that fails, stalls or counts), with every other activity the real one."""
     others = [a for a in build_activities(settings, db)
               if getattr(a, "__name__", "") != "project"]
@@ -139,11 +139,10 @@ def worker_with_projection(client: Client, settings: Settings, db: Database, tas
 
 
 async def start_incident(client: Client, task_queue: str,
-                         inp: IncidentInput | None = None,
-                         workflow: Any = IncidentWorkflow) -> WorkflowHandle:
-    """Start an incident workflow (v2 unless `workflow` names another class)."""
+                         inp: IncidentInput | None = None) -> WorkflowHandle:
+    """Start an incident workflow."""
     inp = inp or incident_input()
-    return await client.start_workflow(workflow.run, inp, id=workflow_id(inp.incident_id),
+    return await client.start_workflow(IncidentWorkflow.run, inp, id=workflow_id(inp.incident_id),
                                        task_queue=task_queue)
 
 

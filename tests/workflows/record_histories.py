@@ -6,10 +6,8 @@
 Runs the named scenarios (v2_lifecycle, v2_escalation, v2_merge, v2_continued) on a fresh
 Temporal dev server with a worker and the given database (it is reset), then writes each
 history as JSON under tests/histories/. Record again only on purpose: old histories must
-keep replaying, that is their point. lifecycle, escalation, merge_*, cancel and
-lifecycle_local are histories of v1 (workflow type "IncidentWorkflow", now
-`workflows.incident_v1`); they cannot be recorded again, and stay to prove that incidents
-started before v2 still run.
+keep replaying, that is their point. A change to the workflow's shape adds a scenario and
+its history here (tests/histories/README.md says how a shape is added and retired).
 """
 
 from __future__ import annotations
@@ -298,8 +296,6 @@ async def v2_dated(client: Client, tq: str) -> list[tuple[str, WorkflowHandle]]:
     return [("v2_dated_primary", primary), ("v2_dated_child", child)]
 
 
-# lifecycle, escalation, merge, cancel and lifecycle_local are v1 histories, recorded
-# before v2 existed: start_incident now starts v2, so never record them again.
 SCENARIOS = {"v2_lifecycle": v2_lifecycle, "v2_escalation": v2_escalation,
              "v2_merge": v2_merge, "v2_continued": v2_continued,
              "v2_versions": v2_versions, "v2_message": v2_message, "v2_keyed": v2_keyed,

@@ -12,19 +12,26 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.settings import ROOT
+from schema.payloads import INCIDENT_WORKFLOW
 from workflows.incident import IncidentWorkflow
-from workflows.incident_v1 import IncidentWorkflowV1
 
 HISTORIES = sorted((ROOT / "tests" / "histories").glob("*.json"))
 
 
 def test_histories_are_recorded() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"lifecycle", "escalation", "merge_primary", "merge_child", "cancel",
-            "lifecycle_local"} <= names  # v1
     assert {"v2_lifecycle", "v2_escalation", "v2_merge_primary", "v2_merge_child",
             "v2_continued_first", "v2_continued_next", "v2_versions",
             "v2_message", "v2_keyed", "v2_dated_primary", "v2_dated_child"} <= names
+
+
+def test_histories_are_of_the_workflow_type_that_runs() -> None:
+    """Every recorded history is of the type the worker runs: a retired type's histories
+    go with its code (tests/histories/README.md)."""
+    for path in HISTORIES:
+        history = WorkflowHistory.from_json(path.stem, path.read_text("utf-8"))
+        started = history.events[0].workflow_execution_started_event_attributes
+        assert started.workflow_type.name == INCIDENT_WORKFLOW, path.name
 
 
 def test_v2_histories_cover_the_hand_over() -> None:
@@ -38,31 +45,10 @@ def test_v2_histories_cover_the_hand_over() -> None:
     assert sum(e.ByteSize() for e in first.events) < 2_000_000
 
 
-def event_types(path: Path) -> set[str]:
-    history = WorkflowHistory.from_json("incident", path.read_text("utf-8"))
-    return {EventType.Name(e.event_type) for e in history.events}
-
-
-def test_histories_cover_both_write_paths() -> None:
-    """The old histories write with regular activities; lifecycle_local with local ones
-    (patch `local-projection`), so both branches of `_write` are replayed."""
-    old = event_types(ROOT / "tests" / "histories" / "lifecycle.json")
-    assert "EVENT_TYPE_MARKER_RECORDED" not in old
-    new = WorkflowHistory.from_json(
-        "incident", (ROOT / "tests" / "histories" / "lifecycle_local.json").read_text("utf-8"))
-    markers = [e.marker_recorded_event_attributes.marker_name for e in new.events
-               if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    assert "core_patch" in markers and "core_local_activity" in markers
-    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
-                 for e in new.events
-                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-    assert "project_event" not in scheduled
-
-
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"incident-{path.stem}", path.read_text("utf-8"))
-    replayer = Replayer(workflows=[IncidentWorkflow, IncidentWorkflowV1],
+    replayer = Replayer(workflows=[IncidentWorkflow],
                         data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
