@@ -2,7 +2,8 @@
 FastAPI parses it (core/jsonbound.py says why).
 
 Over the size, 413 `body_too_large`; nested too deeply, 422 `json_too_deep`; both in the
-caller's language. Other bodies (forms, uploads) pass untouched and still stream.
+caller's language, as `{error, detail}` (Open311 routes: GeoReport's `[{code,
+description}]`). Other bodies (forms, uploads) pass untouched and still stream.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from starlette.responses import JSONResponse
 
 from api.errors import ApiError, request_lang
 from core import jsonbound
+
+OPEN311_PREFIX = "/open311/"
 
 
 def _is_json(scope: dict) -> bool:
@@ -66,8 +69,13 @@ class JsonBodyGuard:
             jsonbound.check(body, max_bytes=self.max_bytes, max_depth=self.max_depth)
         except jsonbound.JsonRefused as exc:
             error = refusal(exc)
-            response = JSONResponse(error.body(request_lang(Request(scope))),
-                                    status_code=error.status)
+            request = Request(scope)
+            lang = request_lang(request)
+            if request.url.path.startswith(OPEN311_PREFIX):  # GeoReport's own error shape
+                response = JSONResponse([{"code": error.status, "description": error.body(
+                    lang)["detail"]}], status_code=error.status)
+            else:
+                response = JSONResponse(error.body(lang), status_code=error.status)
             await response(scope, receive, send)
             return
         await self.app(scope, _replay(

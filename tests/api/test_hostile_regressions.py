@@ -103,6 +103,8 @@ DEEP = "[" * 100_000
     (DEEP, "spam", "bad_versions"), ("{" * 100_000, "spam", "bad_versions"),
     ('{"a": ' * 40 + "1" + "}" * 40, "spam", "bad_versions"), ("[1, 2]", "spam", "bad_versions"),
     ("not json", "spam", "bad_versions"), ("{}", "", "need_reason"),
+    # NULs made json.loads(bytes) read the field as UTF-16, past a byte-wise depth count.
+    ('[\x00"\x00"\x01"\x00,\x00' + "[\x00" * 2000 + '"\x00', "spam", "bad_versions"),
 ])
 async def test_console_group_rejection_json(stack: Stack, versions: str, reason: str,
                                             key: str) -> None:
@@ -117,8 +119,10 @@ async def test_console_group_rejection_json(stack: Stack, versions: str, reason:
 
 
 @pytest.mark.parametrize("body", [DEEP, '{"description": ' + DEEP + "}",
-                                  '{"a": ' * 33 + "1" + "}" * 33])
-async def test_json_body_nested_too_deep(stack: Stack, body: str) -> None:
+                                  '{"a": ' * 33 + "1" + "}" * 33,
+                                  ('["\u0122",' + "[" * 5000 + '"').encode("utf-16-le"),
+                                  ("[" * 5000).encode("utf-32")])
+async def test_json_body_nested_too_deep(stack: Stack, body: str | bytes) -> None:
     for lang, words in (("en", "nested too deeply"), ("vi", "lồng nhau quá sâu")):
         r = await stack.client.post("/api/v1/reports", content=body,
                                     headers={"Content-Type": "application/json",
@@ -135,3 +139,12 @@ async def test_json_body_too_large(stack: Stack) -> None:
     assert r.status_code == 413 and r.json()["error"] == "body_too_large", r.text
     # Within the bounds, a body goes through untouched.
     assert (await stack.submit())["tracking_token"]
+
+
+async def test_open311_json_body_nested_too_deep(stack: Stack) -> None:
+    r = await stack.client.post("/open311/v2/requests.json", content=DEEP,
+                                headers={"Content-Type": "application/json",
+                                         "Accept-Language": "en"})
+    assert r.status_code == 422
+    assert r.json() == [{"code": 422,
+                         "description": "The JSON is nested too deeply (at most 32 levels)"}]
