@@ -1,10 +1,11 @@
 """IncidentWorkflow (type "IncidentWorkflowV2"): one durable workflow per incident, the
 source of truth for its state, with a history that stays bounded whatever comes in.
 
-- Human actions are updates named as `schema.states.Action` values. Each validator checks
-  the transition (`steps()`), the actor's role (`role_may()`) and, for an officer, the
-  unit; a refused update raises `ApplicationError` of type IllegalTransition, Forbidden or
-  Invalid and never enters history. An accepted update returns a small `ActionResult`
+- Human actions are updates named as `schema.states.Action` values. Each validator asks
+  the rules of schema/rules.py (the transition, the actor's role and unit, the merge in
+  progress); a refused update raises `ApplicationError` of the refusal's kind
+  (IllegalTransition, Forbidden, Invalid, Stale, NoChange) with its code in the details,
+  and never enters history. An accepted update returns a small `ActionResult`
   once its events are in SQL; the HTTP layer reads the case afresh.
 - The workflow keeps only `IncidentState`: no texts, no timeline. Every accepted change
   becomes a `TimelineEvent` (seq + 1) handed to the projection, which writes it to SQL in
@@ -28,9 +29,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -38,6 +40,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
+    from schema import rules
     from schema.escalation import TOP_LEVEL, reminder_delay
     from schema.ids import workflow_id
     from schema.payloads import (
@@ -84,20 +87,17 @@ with workflow.unsafe.imports_passed_through():
         UnitRef,
         VerifyInput,
     )
+    from schema.rules import Kind, Refusal
     from schema.states import (
-        ACTION_ROLES,
         DEFAULT_PRIORITY,
+        IMPLIED_ACTION,
         PRIMARY_CHANGED_EVENT,
         REPLY_EVENT,
         STATE_PUBLIC_NOTES,
-        UNIT_SCOPED,
         Action,
         Role,
         State,
-        may_add_info_to_merged,
-        role_may,
         sla_deadline,
-        steps,
     )
 
 WORKFLOW_TYPE = INCIDENT_WORKFLOW
@@ -123,23 +123,34 @@ LOOKUP_TIMEOUT = timedelta(seconds=30)
 # of 5,000-character updates lands in the hand-over's last workflow tasks.
 HISTORY_EVENTS_BOUND = 2_000
 HISTORY_BYTES_BOUND = 1_000_000
-# How long a merging incident waits for its target's answer, and how long a target holds
-# a merge it accepted for a child that never confirmed nor cancelled.
+# How long a merging incident waits for its target's answer (how long the target holds
+# a merge it accepted is schema.rules.MERGE_HOLD).
 MERGE_REPLY_TIMEOUT = timedelta(seconds=20)
-MERGE_HOLD = timedelta(minutes=2)
 MAX_DUPLICATES = 10
 
-# The action recorded for the state an implied step passes through.
-IMPLIED_ACTION: dict[State, Action] = {
-    State.VERIFIED: Action.VERIFY,
-    State.ACKNOWLEDGED: Action.ACKNOWLEDGE,
-}
+
+def refused(refusal: Refusal) -> ApplicationError:
+    """A rule's refusal as the update's failure: its kind is the error's type, its code
+    and details are the error's details (the API words them: api/wording.py); the
+    message is plain English for logs."""
+    return ApplicationError(str(refusal), dict(refusal.details, code=refusal.code),
+                            type=refusal.kind, non_retryable=True)
 
 
-def refuse(kind: str, message_vi: str, message_en: str, **details: Any) -> ApplicationError:
-    """A non-retryable refusal: kind is IllegalTransition, Forbidden or Invalid."""
-    return ApplicationError(f"{message_vi} / {message_en}", dict(details, message_en=message_en),
-                            type=kind, non_retryable=True)
+def refusing(kind: Kind, code: str, **details: Any) -> ApplicationError:
+    return refused(Refusal(kind, code, **details))
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def obey(rule: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`rule`'s answer, its refusal raised as the update's failure."""
+    try:
+        return rule(*args, **kwargs)
+    except Refusal as refusal:
+        raise refused(refusal) from None
 
 
 @dataclass
@@ -360,23 +371,23 @@ class IncidentWorkflow:
     # --- updates ----------------------------------------------------------------------
     @workflow.update
     async def verify(self, inp: VerifyInput) -> ActionResult:
-        path = self._authorize(Action.VERIFY, inp.actor, inp.expected_version)
+        path = self._authorize(Action.VERIFY, inp)
         self._walk(Action.VERIFY, inp, path)
         return await self._done()
 
     @verify.validator
     def _check_verify(self, inp: VerifyInput) -> None:
-        self._authorize(Action.VERIFY, inp.actor, inp.expected_version)
+        self._authorize(Action.VERIFY, inp)
 
     @workflow.update
     async def reject(self, inp: RejectInput) -> ActionResult:
-        path = self._authorize(Action.REJECT, inp.actor, inp.expected_version)
+        path = self._authorize(Action.REJECT, inp)
         self._walk(Action.REJECT, inp, path, {"reason": inp.reason})
         return await self._done()
 
     @reject.validator
     def _check_reject(self, inp: RejectInput) -> None:
-        self._authorize(Action.REJECT, inp.actor, inp.expected_version)
+        self._authorize(Action.REJECT, inp)
 
     @workflow.update
     async def merge(self, inp: MergeInput) -> ActionResult:
@@ -388,18 +399,15 @@ class IncidentWorkflow:
         try:
             reply = await self._ask_target(target, request_id, inp.actor)
             if not reply.accepted:
-                raise refuse("IllegalTransition",
-                             reply.reason_vi or "Vụ việc đích không nhận gộp",
-                             reply.reason_en or "the target incident refused the merge",
-                             into_incident_id=target)
+                raise refusing("IllegalTransition", reply.reason or "target_refused",
+                               into_incident_id=target)
             # The target holds us; confirming makes it final there. Other state changes
-            # of this incident are refused while `_merge_request` is set.
+            # of this incident are refused while `merging_into` is set.
             if not await self._signal(target, "merged_child", MergedChild(
                     incident_id=s.id, tracking_code=s.tracking_code, by=inp.actor,
                     at=self._when(inp))):
-                raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
-                             "the target incident is not open", into_incident_id=target)
-            path = self._authorize(Action.MERGE, inp.actor, inp.expected_version)
+                raise refusing("IllegalTransition", "target_gone", into_incident_id=target)
+            path = self._authorize(Action.MERGE, inp)
             s.merged_into = target
             s.primary_state = reply.target_state
             self._walk(Action.MERGE, inp, path, {
@@ -421,23 +429,20 @@ class IncidentWorkflow:
             request_id=request_id, child_id=self._s.id,
             child_tracking_code=self._s.tracking_code, by=actor))
         if not sent:
-            raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
-                         "the target incident is not open", into_incident_id=target)
+            raise refusing("IllegalTransition", "target_gone", into_incident_id=target)
         try:
             await workflow.wait_condition(lambda: request_id in self._replies,
                                           timeout=MERGE_REPLY_TIMEOUT)
         except TimeoutError:
             await self._signal(target, "merge_cancel",
                                MergeCancel(request_id=request_id, child_id=self._s.id))
-            raise refuse("IllegalTransition",
-                         "Vụ việc đích chưa trả lời yêu cầu gộp, hãy thử lại",
-                         "the target incident did not answer the merge; try again",
-                         into_incident_id=target) from None
+            raise refusing("IllegalTransition", "target_silent",
+                           into_incident_id=target) from None
         return self._replies.pop(request_id)
 
     @workflow.update
     async def classify(self, inp: ClassifyInput) -> ActionResult:
-        path = self._authorize(Action.CLASSIFY, inp.actor, inp.expected_version)
+        path = self._authorize(Action.CLASSIFY, inp)
         data = {"category": inp.category.value, "priority": int(inp.priority),
                 "previous_category": self._s.category.value,
                 "previous_priority": int(self._s.priority)}
@@ -448,7 +453,7 @@ class IncidentWorkflow:
 
     @classify.validator
     def _check_classify(self, inp: ClassifyInput) -> None:
-        self._authorize(Action.CLASSIFY, inp.actor, inp.expected_version)
+        self._authorize(Action.CLASSIFY, inp)
 
     @workflow.update
     async def route(self, inp: RouteInput) -> ActionResult:
@@ -465,27 +470,27 @@ class IncidentWorkflow:
 
     @workflow.update
     async def acknowledge(self, inp: AcknowledgeInput) -> ActionResult:
-        path = self._authorize(Action.ACKNOWLEDGE, inp.actor, inp.expected_version)
+        path = self._authorize(Action.ACKNOWLEDGE, inp)
         self._walk(Action.ACKNOWLEDGE, inp, path)
         return await self._done()
 
     @acknowledge.validator
     def _check_acknowledge(self, inp: AcknowledgeInput) -> None:
-        self._authorize(Action.ACKNOWLEDGE, inp.actor, inp.expected_version)
+        self._authorize(Action.ACKNOWLEDGE, inp)
 
     @workflow.update
     async def arrive(self, inp: ArriveInput) -> ActionResult:
-        path = self._authorize(Action.ARRIVE, inp.actor, inp.expected_version)
+        path = self._authorize(Action.ARRIVE, inp)
         self._walk(Action.ARRIVE, inp, path)
         return await self._done()
 
     @arrive.validator
     def _check_arrive(self, inp: ArriveInput) -> None:
-        self._authorize(Action.ARRIVE, inp.actor, inp.expected_version)
+        self._authorize(Action.ARRIVE, inp)
 
     @workflow.update
     async def note(self, inp: NoteInput) -> ActionResult:
-        self._authorize(Action.NOTE, inp.actor, inp.expected_version)
+        self._authorize(Action.NOTE, inp)
         self._record(Action.NOTE.value, inp.actor, None, None,
                      data={"text": inp.text, "attachments": inp.attachments,
                            "public": inp.public},
@@ -494,7 +499,7 @@ class IncidentWorkflow:
 
     @note.validator
     def _check_note(self, inp: NoteInput) -> None:
-        self._authorize(Action.NOTE, inp.actor, inp.expected_version)
+        self._authorize(Action.NOTE, inp)
 
     @workflow.update
     async def message(self, inp: MessageInput) -> ActionResult:
@@ -502,7 +507,7 @@ class IncidentWorkflow:
         changes nothing another staff member acted on). The event records the sender's role
         and, for an officer, the unit's name: what the tracking page shows instead of a
         name. A handler old histories never call, so it needs no `workflow.patched`."""
-        self._authorize(Action.MESSAGE, inp.actor, inp.expected_version)
+        self._authorize(Action.MESSAGE, inp)
         s = self._s
         unit_name = s.unit.name if inp.actor.role is Role.OFFICER and s.unit else None
         event = self._record(Action.MESSAGE.value, inp.actor, None, None,
@@ -513,11 +518,11 @@ class IncidentWorkflow:
 
     @message.validator
     def _check_message(self, inp: MessageInput) -> None:
-        self._authorize(Action.MESSAGE, inp.actor, inp.expected_version)
+        self._authorize(Action.MESSAGE, inp)
 
     @workflow.update
     async def close(self, inp: CloseInput) -> ActionResult:
-        path = self._authorize(Action.CLOSE, inp.actor, inp.expected_version)
+        path = self._authorize(Action.CLOSE, inp)
         self._s.outcome = inp.outcome
         self._walk(Action.CLOSE, inp, path,
                    {"outcome": inp.outcome.value, "summary": inp.summary})
@@ -525,7 +530,7 @@ class IncidentWorkflow:
 
     @close.validator
     def _check_close(self, inp: CloseInput) -> None:
-        self._authorize(Action.CLOSE, inp.actor, inp.expected_version)
+        self._authorize(Action.CLOSE, inp)
 
     @workflow.update
     async def reassign(self, inp: ReassignInput) -> ActionResult:
@@ -543,7 +548,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def publish_alert(self, inp: PublishAlertInput) -> ActionResult:
-        self._authorize(Action.PUBLISH_ALERT, inp.actor, inp.expected_version)
+        self._authorize(Action.PUBLISH_ALERT, inp)
         s = self._s
         event = self._record(Action.PUBLISH_ALERT.value, inp.actor, None, None, data={
             "alert_id": inp.alert_id, "headline": inp.headline,
@@ -559,17 +564,17 @@ class IncidentWorkflow:
 
     @publish_alert.validator
     def _check_publish_alert(self, inp: PublishAlertInput) -> None:
-        self._authorize(Action.PUBLISH_ALERT, inp.actor, inp.expected_version)
+        self._authorize(Action.PUBLISH_ALERT, inp)
 
     @workflow.update
     async def cancel(self, inp: CancelInput) -> ActionResult:
-        path = self._authorize(Action.CANCEL, inp.actor, inp.expected_version)
+        path = self._authorize(Action.CANCEL, inp)
         self._walk(Action.CANCEL, inp, path, {"reason": inp.reason})
         return await self._done()
 
     @cancel.validator
     def _check_cancel(self, inp: CancelInput) -> None:
-        self._authorize(Action.CANCEL, inp.actor, inp.expected_version)
+        self._authorize(Action.CANCEL, inp)
 
     @workflow.update
     async def add_info(self, inp: AddInfoInput) -> ActionResult:
@@ -597,12 +602,13 @@ class IncidentWorkflow:
     @workflow.signal(name="merge_request")
     async def merge_request(self, req: MergeRequest) -> None:
         """Another incident asks to be merged into this one: decide and answer."""
-        vi, en = self._absorb_refusal(req.child_id)
-        if vi is None:
+        refusal = rules.absorb_refusal(self._s, req.child_id)
+        if refusal is None:
             self._s.held[req.child_id] = workflow.now()
         reply = MergeReply(request_id=req.request_id, target_id=self._s.id,
-                           accepted=vi is None, target_tracking_code=self._s.tracking_code,
-                           target_state=self._s.state, reason_vi=vi, reason_en=en)
+                           accepted=refusal is None, target_tracking_code=self._s.tracking_code,
+                           target_state=self._s.state,
+                           reason=refusal.code if refusal is not None else None)
         if not await self._signal(req.child_id, "merge_reply", reply):
             self._s.held.pop(req.child_id, None)
 
@@ -663,24 +669,6 @@ class IncidentWorkflow:
                      public_note=STATE_PUBLIC_NOTES[sig.state], at=self._moment(sig.at))
         await self._drain(self._ops_queued)
 
-    def _absorb_refusal(self, child_id: str) -> tuple[str | None, str | None]:
-        """Why this incident cannot take `child_id` in now, or (None, None)."""
-        s = self._s
-        if child_id in s.told:
-            return None, None  # already merged here: the same answer again
-        if s.state.is_terminal:
-            return "Vụ việc đích đã kết thúc", "the target incident is no longer open"
-        if child_id == s.id:
-            return "Không thể gộp vụ việc vào chính nó", "an incident cannot be merged into itself"
-        if s.merging_into is not None and s.merging_into != child_id:
-            return ("Vụ việc đích đang được gộp vào vụ việc khác",
-                    "the target incident is being merged into another one")
-        if s.merging_into == child_id and not child_id < s.id:
-            # Two opposite merges at once: exactly one wins, the one into the larger id.
-            return ("Vụ việc đích đang được gộp ngược vào vụ việc này",
-                    "the target incident is being merged into this one at the same time")
-        return None, None
-
     def _children_behind(self) -> bool:
         return any(told != self._s.state for told in self._s.told.values())
 
@@ -703,119 +691,22 @@ class IncidentWorkflow:
             return False
         return True
 
-    # --- rules --------------------------------------------------------------------------
-    def _authorize(self, action: Action, actor: Actor,
-                   expected_version: int | None = None) -> list[State]:
-        """The path `action` takes, or a refusal. Read-only: validators call it too."""
-        state = self._s.state
-        if expected_version is not None and expected_version != self._s.version:
-            raise self._changed("Stale", "Vụ việc đã thay đổi", "the incident has changed",
-                                action)
-        path = steps(action, state)
-        if path and self._merge_request is not None and action is not Action.MERGE:
-            raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
-                         "the incident is being merged; try again in a moment",
-                         action=action.value, state=state.value)
-        if path and path[-1].is_terminal and self._live_holds():
-            # A report merging into this one has our word; let it commit first.
-            raise refuse("IllegalTransition",
-                         "Đang có tin báo được gộp vào vụ việc này, hãy thử lại sau giây lát",
-                         "a report is being merged into this incident; try again in a moment",
-                         action=action.value, state=state.value)
-        if path is None:
-            raise refuse("IllegalTransition",
-                         f"Không thể thực hiện '{action.value}' khi vụ việc ở trạng thái "
-                         f"'{state.value}'",
-                         f"'{action.value}' is not allowed in state '{state.value}'",
-                         action=action.value, state=state.value)
-        if not role_may(action, actor.role, state):
-            if actor.role in ACTION_ROLES[action]:
-                # The role may do this, just not now (an officer closing what nobody took).
-                raise refuse("IllegalTransition",
-                             f"Vai trò '{actor.role.value}' không thể '{action.value}' khi vụ "
-                             f"việc ở trạng thái '{state.value}'",
-                             f"role '{actor.role.value}' cannot '{action.value}' in state "
-                             f"'{state.value}'", action=action.value, state=state.value)
-            raise refuse("Forbidden",
-                         f"Vai trò '{actor.role.value}' không được phép '{action.value}'",
-                         f"role '{actor.role.value}' may not '{action.value}'",
-                         action=action.value, state=state.value)
-        if actor.role is Role.OFFICER and action in UNIT_SCOPED:
-            unit = self._s.unit
-            if unit is None or actor.unit_id != unit.id:
-                raise refuse("Forbidden", "Vụ việc không được giao cho đơn vị của bạn",
-                             "the incident is not assigned to your unit",
-                             action=action.value, state=state.value, reason="other_unit")
-        return path
-
-    def _changed(self, kind: str, vi: str, en: str, action: Action) -> ApplicationError:
-        """Stale (a newer version than the actor saw) or NoChange (the action would change
-        nothing), naming the last change: what, by whom, when, to which unit."""
-        last = self._s.last_change
-        details: dict[str, Any] = {"action": action.value, "state": self._s.state.value,
-                                   "version": self._s.version}
-        if last is not None:
-            details.update(changed_action=last.action, changed_by=last.by,
-                           changed_at=last.at.isoformat(), unit_name=last.unit_name)
-            vi = f"{vi}: '{last.action}' bởi {last.by}"
-            en = f"{en}: '{last.action}' by {last.by}"
-        return refuse(kind, vi, en, **details)
+    # --- rules (schema/rules.py) ---------------------------------------------------------
+    # Read-only, so validators call them too; a handler asks again (the case may have
+    # moved on while the update waited for its turn).
+    def _authorize(self, action: Action, inp: ActionInput) -> list[State]:
+        return obey(rules.authorize, self._s, action, inp.actor, workflow.now(),
+                    inp.expected_version)
 
     def _authorize_unit(self, action: Action, inp: RouteInput | ReassignInput) -> list[State]:
-        """Route and reassign: refused as NoChange when the unit is already the one."""
-        path = self._authorize(action, inp.actor, inp.expected_version)
-        unit = self._s.unit
-        if unit is not None and unit.id == inp.unit.id:
-            raise self._changed("NoChange", f"Vụ việc đã được giao cho {unit.name}",
-                                f"the incident is already assigned to {unit.name}", action)
-        return path
+        return obey(rules.authorize_unit, self._s, action, inp.actor, inp.unit, workflow.now(),
+                    inp.expected_version)
 
     def _authorize_merge(self, inp: MergeInput) -> list[State]:
-        path = self._authorize(Action.MERGE, inp.actor, inp.expected_version)
-        s = self._s
-        target = inp.into_incident_id
-        if target == s.id:
-            raise refuse("Invalid", "Không thể gộp vụ việc vào chính nó",
-                         "an incident cannot be merged into itself")
-        if self._merge_request is not None:
-            raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
-                         "this incident is already being merged; try again in a moment",
-                         action=Action.MERGE.value, state=s.state.value)
-        if target in s.told or target in self._live_holds():
-            raise refuse("IllegalTransition",
-                         "Vụ việc đích đã được gộp vào vụ việc này",
-                         "the target incident was merged into this one",
-                         action=Action.MERGE.value, state=s.state.value)
-        if s.told:
-            # Its merged reports follow it: merge the other incident into this one instead.
-            raise refuse("IllegalTransition",
-                         "Vụ việc này đã có tin báo khác gộp vào: hãy gộp vụ việc kia vào đây",
-                         "other reports were merged into this incident: merge the other "
-                         "incident into this one instead",
-                         action=Action.MERGE.value, state=s.state.value)
-        return path
-
-    def _live_holds(self) -> list[str]:
-        """Children whose merge into this incident was accepted and not yet confirmed."""
-        now = workflow.now()
-        return [child for child, at in self._s.held.items() if now - at < MERGE_HOLD]
+        return obey(rules.authorize_merge, self._s, inp, workflow.now())
 
     def _authorize_add_info(self, inp: AddInfoInput) -> None:
-        s = self._s
-        if may_add_info_to_merged(s.state, s.primary_state):
-            if inp.actor.role not in ACTION_ROLES[Action.ADD_INFO]:
-                raise refuse("Forbidden", "Không được phép bổ sung thông tin",
-                             "may not add information", action=Action.ADD_INFO.value,
-                             state=s.state.value)
-        else:
-            self._authorize(Action.ADD_INFO, inp.actor, inp.expected_version)
-        if not (inp.text and inp.text.strip()) and not inp.attachments:
-            raise refuse("Invalid", "Cần có nội dung hoặc tệp đính kèm",
-                         "text or an attachment is required")
-        if inp.reply_to is not None and inp.reply_to not in s.messages:
-            raise refuse("Invalid", "Không có câu hỏi này để trả lời",
-                         "there is no such question to answer", field="reply_to",
-                         reply_to=inp.reply_to)
+        obey(rules.authorize_add_info, self._s, inp, workflow.now())
 
     # --- changing the case -------------------------------------------------------------
     def _walk(self, action: Action, inp: ActionInput, path: list[State],
