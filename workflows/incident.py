@@ -28,15 +28,15 @@ source of truth for its state, with a history that stays bounded whatever comes 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError
+
+from workflows.writes import Writes
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
@@ -102,15 +102,6 @@ with workflow.unsafe.imports_passed_through():
 
 WORKFLOW_TYPE = INCIDENT_WORKFLOW
 
-# Projections and alerts must land eventually: retry forever, at most every 30 s. Each
-# attempt is short, and every retry waits on a durable timer (not in the workflow task).
-WRITE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30), maximum_attempts=0,
-    non_retryable_error_types=["Invalid"],
-)
-WRITE_TIMEOUT = timedelta(seconds=10)
-LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=500)
 # Ward and duplicate look-ups help the operator but must not hold the incident up.
 LOOKUP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
@@ -153,16 +144,6 @@ def obey(rule: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         raise refused(refusal) from None
 
 
-@dataclass
-class _Op:
-    """A side effect waiting to be written, in order: one local activity call."""
-
-    n: int
-    activity: str
-    arg: Any
-    summary: str
-
-
 def _request_key() -> str | None:
     """The update id of the update being handled when the API named it from an
     Idempotency-Key (`<action>:<key>`, api/services/actions.py), else None. Recorded in
@@ -178,10 +159,7 @@ class IncidentWorkflow:
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._inp = inp
-        self._lock = asyncio.Lock()
-        self._ops: deque[_Op] = deque()
-        self._ops_queued = 0
-        self._ops_done = 0
+        self._writes = Writes(inp.incident_id)
         self._replies: dict[str, MergeReply] = {}
         self._merge_request: str | None = None  # this incident's merge in progress
         self._early_primary: PrimaryChanged | None = None  # came before our merge committed
@@ -263,8 +241,8 @@ class IncidentWorkflow:
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
             await self._tell_children()
-            await self._drain(self._ops_queued)
-            if workflow.all_handlers_finished() and not self._ops:
+            await self._writes.drain()
+            if workflow.all_handlers_finished() and not self._writes.pending:
                 return
 
     async def _hand_over(self) -> None:
@@ -284,7 +262,7 @@ class IncidentWorkflow:
         s = self._s
         loc = s.location
         results: tuple[Any, Any, Any] = await asyncio.gather(
-            self._drain(self._ops_queued),
+            self._writes.drain(),
             workflow.execute_activity(
                 names.LOCATE_WARD, LocateInput(lat=loc.lat, lon=loc.lon),
                 result_type=LocateResult, start_to_close_timeout=LOOKUP_TIMEOUT,
@@ -319,7 +297,7 @@ class IncidentWorkflow:
         self._located = True
         self._record("locate", SYSTEM_ACTOR, None, None, data=data, at=self._moment(
             located.at if isinstance(located, LocateResult) else None))
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     async def _escalate(self) -> None:
         """The deadline passed: climb one level, or past the top only remind."""
@@ -361,7 +339,7 @@ class IncidentWorkflow:
                 **common, reminder=s.escalation.reminders, at=now,
                 next_deadline=next_deadline),
                 f"reminder {s.escalation.reminders}")
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     # --- queries ----------------------------------------------------------------------
     @workflow.query
@@ -371,9 +349,7 @@ class IncidentWorkflow:
     # --- updates ----------------------------------------------------------------------
     @workflow.update
     async def verify(self, inp: VerifyInput) -> ActionResult:
-        path = self._authorize(Action.VERIFY, inp)
-        self._walk(Action.VERIFY, inp, path)
-        return await self._done()
+        return await self._step(Action.VERIFY, inp)
 
     @verify.validator
     def _check_verify(self, inp: VerifyInput) -> None:
@@ -381,9 +357,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def reject(self, inp: RejectInput) -> ActionResult:
-        path = self._authorize(Action.REJECT, inp)
-        self._walk(Action.REJECT, inp, path, {"reason": inp.reason})
-        return await self._done()
+        return await self._step(Action.REJECT, inp, {"reason": inp.reason})
 
     @reject.validator
     def _check_reject(self, inp: RejectInput) -> None:
@@ -470,9 +444,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def acknowledge(self, inp: AcknowledgeInput) -> ActionResult:
-        path = self._authorize(Action.ACKNOWLEDGE, inp)
-        self._walk(Action.ACKNOWLEDGE, inp, path)
-        return await self._done()
+        return await self._step(Action.ACKNOWLEDGE, inp)
 
     @acknowledge.validator
     def _check_acknowledge(self, inp: AcknowledgeInput) -> None:
@@ -480,9 +452,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def arrive(self, inp: ArriveInput) -> ActionResult:
-        path = self._authorize(Action.ARRIVE, inp)
-        self._walk(Action.ARRIVE, inp, path)
-        return await self._done()
+        return await self._step(Action.ARRIVE, inp)
 
     @arrive.validator
     def _check_arrive(self, inp: ArriveInput) -> None:
@@ -568,9 +538,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def cancel(self, inp: CancelInput) -> ActionResult:
-        path = self._authorize(Action.CANCEL, inp)
-        self._walk(Action.CANCEL, inp, path, {"reason": inp.reason})
-        return await self._done()
+        return await self._step(Action.CANCEL, inp, {"reason": inp.reason})
 
     @cancel.validator
     def _check_cancel(self, inp: CancelInput) -> None:
@@ -633,7 +601,7 @@ class IncidentWorkflow:
         self._record("merged_in", sig.by, None, None, data={
             "incident_id": sig.incident_id, "tracking_code": sig.tracking_code},
             at=self._moment(sig.at))
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     @workflow.signal(name="child_info")
     async def child_info(self, sig: ChildInfo) -> None:
@@ -645,7 +613,7 @@ class IncidentWorkflow:
             "text": sig.text, "attachments": sig.attachments,
             "via_incident_id": sig.child_id, "via_tracking_code": sig.child_tracking_code},
             at=self._moment(sig.at))
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     @workflow.signal(name="primary_changed")
     async def primary_changed(self, sig: PrimaryChanged) -> None:
@@ -667,7 +635,7 @@ class IncidentWorkflow:
         self._record(PRIMARY_CHANGED_EVENT, SYSTEM_ACTOR, None, None,
                      data={"primary_id": sig.primary_id, "state": sig.state.value},
                      public_note=STATE_PUBLIC_NOTES[sig.state], at=self._moment(sig.at))
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     def _children_behind(self) -> bool:
         return any(told != self._s.state for told in self._s.told.values())
@@ -709,6 +677,12 @@ class IncidentWorkflow:
         obey(rules.authorize_add_info, self._s, inp, workflow.now())
 
     # --- changing the case -------------------------------------------------------------
+    async def _step(self, action: Action, inp: ActionInput,
+                    data: dict[str, Any] | None = None) -> ActionResult:
+        """The whole of an update that only changes the state: authorize, walk, write."""
+        self._walk(action, inp, self._authorize(action, inp), data)
+        return await self._done()
+
     def _walk(self, action: Action, inp: ActionInput, path: list[State],
               data: dict[str, Any] | None = None) -> None:
         """Move through `path`, one event per state; implied steps name their own action.
@@ -800,10 +774,9 @@ class IncidentWorkflow:
         s = self._s
         return ActionResult(incident_id=s.id, state=s.state, version=s.version, seq=s.seq)
 
-    # --- side effects, in order ----------------------------------------------------------
+    # --- side effects, in order (workflows/writes.py) -------------------------------------
     def _enqueue(self, activity: str, arg: Any, summary: str) -> None:
-        self._ops_queued += 1
-        self._ops.append(_Op(self._ops_queued, activity, arg, summary))
+        self._writes.enqueue(activity, arg, summary)
 
     async def _done(self) -> ActionResult:
         """The action's result as it stood when the action was recorded, returned once
@@ -812,23 +785,5 @@ class IncidentWorkflow:
         result promises only what is in SQL. Update results are not replayed, so taking
         them earlier changes no recorded history."""
         result = self._result()
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
         return result
-
-    async def _drain(self, upto: int) -> None:
-        """Write queued side effects in order until op `upto` is written."""
-        async with self._lock:
-            while self._ops and self._ops_done < upto:
-                op = self._ops[0]
-                try:
-                    await workflow.execute_local_activity(
-                        op.activity, op.arg, start_to_close_timeout=WRITE_TIMEOUT,
-                        retry_policy=WRITE_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                        summary=op.summary)
-                except ActivityError as exc:
-                    # Only a non-retryable (Invalid) failure gets here: the projection has
-                    # recorded it in its dead-letter table; keep the case going.
-                    workflow.logger.error("%s failed for incident %s: %s", op.activity,
-                                          self._s.id, exc)
-                self._ops.popleft()
-                self._ops_done = op.n
