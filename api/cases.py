@@ -22,6 +22,8 @@ passed back untyped unless the caller names `result_type`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,14 +40,13 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import wording
-from api.errors import ApiError
+from api.errors import ApiError, field_error
 from api.metrics import ACTIONS
-from core.settings import HCMC_TZ
 from core.temporal import TemporalHolder, TemporalUnavailable
 from schema.ids import workflow_id
-from schema.labels import ACTION_LABELS
 from schema.payloads import ActionInput, IncidentState
-from schema.states import Action, Role
+from schema.rules import Refusal
+from schema.states import Role
 
 log = structlog.get_logger(__name__)
 
@@ -130,49 +131,46 @@ def _application_cause(exc: BaseException) -> ApplicationError | None:
     return cause
 
 
-def _changed_words(kind: str, d: dict[str, Any]) -> tuple[str, str]:
-    """What changed, by whom and when, for a Stale (412) or NoChange (409) refusal:
-    "đã chuyển xử lý cho Công an Phường Bến Thành bởi operator2 lúc 15:02"."""
-    try:
-        action_vi, action_en = ACTION_LABELS[Action(d.get("changed_action", ""))]
-    except ValueError:
-        action_vi = action_en = str(d.get("changed_action") or "")
-    unit = d.get("unit_name")
-    at = d.get("changed_at")
-    when = datetime.fromisoformat(at).astimezone(HCMC_TZ).strftime("%H:%M") if at else ""
-    what_vi = f"đã {action_vi.lower()}" + (f" cho {unit}" if unit else "") \
-        + (f" bởi {d['changed_by']}" if d.get("changed_by") else "") \
-        + (f" lúc {when}" if when else "")
-    what_en = f"{action_en.lower()}" + (f" to {unit}" if unit else "") \
-        + (f" by {d['changed_by']}" if d.get("changed_by") else "") \
-        + (f" at {when}" if when else "")
-    if kind == "Stale":
-        return (f"Vụ việc vừa thay đổi ({what_vi}). Hãy xem lại rồi thao tác tiếp.",
-                f"The incident has just changed ({what_en}). Look again, then act.")
-    return (f"Không có gì thay đổi: vụ việc {what_vi}.",
-            f"Nothing to change: the incident was already {what_en}.")
-
-
 def refusal(exc: WorkflowUpdateFailedError, role: Role | None = None) -> CaseRefused:
-    """The refusal in both languages: worded from the details' action and state (and the
-    caller's role) when they explain it, else the workflow's own "vi / en" message. Stale
-    and NoChange name the last change (changed_by, changed_at stay in the answer)."""
+    """The workflow's refusal in both languages, worded from its code and details
+    (api/wording.py); Stale and NoChange keep changed_by, changed_at and version in the
+    answer. A failure without a code (not one of our refusals) keeps its own message."""
     cause = _application_cause(exc)
     if cause is None:
         return CaseRefused(None, str(exc), str(exc))
     details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) \
         else {}
-    if cause.type in ("Stale", "NoChange"):
-        refused = CaseRefused(cause.type, *_changed_words(cause.type, details), details)
-        refused.extra.update({k: details[k] for k in ("changed_by", "changed_at", "version")
-                              if details.get(k) is not None})
+    code = details.get("code") or {"Stale": "stale", "NoChange": "no_change"}.get(
+        cause.type or "")
+    if code is not None:
+        refused = CaseRefused(cause.type, *wording.refusal_words(str(code), details), details)
+        if cause.type in ("Stale", "NoChange"):
+            refused.extra.update({k: details[k] for k in ("changed_by", "changed_at", "version")
+                                  if details.get(k) is not None})
         return refused
-    worded = wording.refusal(cause.type, details.get("action"), details.get("state"), role)
-    if worded is not None:
-        return CaseRefused(cause.type, *worded, details=details)
     vi, _, en = cause.message.partition(" / ")
     en = str(details.get("message_en") or en)
     return CaseRefused(cause.type, vi or cause.message, en or vi or cause.message, details)
+
+
+def refusal_error(refusal: Refusal) -> ApiError:
+    """A rule of schema/rules.py checked by the API itself, refused as the workflow's
+    refusal would be answered; an Invalid one that names a field is that field's 422."""
+    vi, en = wording.refusal_words(refusal.code, refusal.details)
+    field = refusal.details.get("field")
+    if refusal.kind == "Invalid" and field:
+        return field_error(str(field), vi, en)
+    return CaseRefused(refusal.kind, vi, en, refusal.details)
+
+
+@contextmanager
+def checking() -> Iterator[None]:
+    """Around a rule the API checks from what it knows (its read model, the caller):
+    a refusal is answered by `refusal_error`."""
+    try:
+        yield
+    except Refusal as refusal:
+        raise refusal_error(refusal) from None
 
 
 async def send_update(handle: Any, update: Any, arg: Any, *, update_id: str | None = None,

@@ -247,6 +247,8 @@ class MergeReply(Payload):
     accepted: bool
     target_tracking_code: str
     target_state: State
+    reason: str | None = None  # a refusal's code (schema/rules.py absorb_refusal)
+    # The words of a refusal as older runs (and the v1 workflow) sent them; unused.
     reason_vi: str | None = None
     reason_en: str | None = None
 

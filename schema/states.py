@@ -1,14 +1,17 @@
 """The incident lifecycle: states, categories, priorities, the legal transitions and SLAs.
 
-This module is the single place that says which transition is legal (`ALLOWED`) and which
-action leads where (`ACTION_TARGET`). Workflow validators, the API's `allowed_actions`
-and the web screens all consult it, so they cannot disagree.
+This module is the single place that says from which states each action is legal
+(`LEGAL_FROM`) and where it leads (`ACTION_TARGET`, `IMPLIED_STEP`); `steps` reads them,
+and the single-step table `ALLOWED` is derived from them. The refusals built on them
+(schema/rules.py), the API's `allowed_actions` and the web screens all consult it, so
+they cannot disagree.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from enum import IntEnum, StrEnum
+from itertools import pairwise
 
 
 class State(StrEnum):
@@ -112,26 +115,28 @@ class Outcome(StrEnum):
     UNFOUNDED = "unfounded"
 
 
-# The one table of legal transitions: a single step from a state to the next. A state
-# missing from a set cannot be reached from it in one step.
-ALLOWED: dict[State, frozenset[State]] = {
-    State.RECEIVED: frozenset({State.VERIFIED, State.REJECTED, State.MERGED, State.CANCELLED}),
-    State.VERIFIED: frozenset(
-        {State.CLASSIFIED, State.ROUTED, State.REJECTED, State.MERGED, State.CANCELLED}
-    ),
-    State.CLASSIFIED: frozenset(
-        {State.CLASSIFIED, State.ROUTED, State.REJECTED, State.MERGED, State.CANCELLED}
-    ),
-    # ROUTED -> ROUTED is a re-route before anyone acknowledged; -> CLOSED is a supervisor
-    # closing what nobody took (e.g. a duplicate found late).
-    State.ROUTED: frozenset({State.ROUTED, State.ACKNOWLEDGED, State.CLOSED, State.CANCELLED}),
-    # -> ROUTED from here is a supervisor's reassign.
-    State.ACKNOWLEDGED: frozenset({State.ROUTED, State.ON_SCENE, State.CLOSED}),
-    State.ON_SCENE: frozenset({State.ROUTED, State.CLOSED}),
-    State.CLOSED: frozenset(),
-    State.REJECTED: frozenset(),
-    State.MERGED: frozenset(),
-    State.CANCELLED: frozenset(),
+# The one table of what is legal: each action and the states it may be taken from.
+# `steps` reads it with ACTION_TARGET and IMPLIED_STEP; ALLOWED and IMPLIED_ACTION below are
+# derived from the three. Notes: ROUTE from ROUTED is a re-route before anyone acknowledged;
+# REASSIGN (a supervisor's) is from any state after routing; CLOSE from ROUTED is a
+# supervisor closing what nobody took (e.g. a duplicate found late: `role_may`).
+_EARLY = frozenset({State.RECEIVED, State.VERIFIED, State.CLASSIFIED})
+_DISPATCHED = frozenset({State.ROUTED, State.ACKNOWLEDGED, State.ON_SCENE})
+LEGAL_FROM: dict[Action, frozenset[State]] = {
+    Action.VERIFY: frozenset({State.RECEIVED}),
+    Action.REJECT: _EARLY,
+    Action.MERGE: _EARLY,
+    Action.CLASSIFY: _EARLY,
+    Action.ROUTE: frozenset({State.VERIFIED, State.CLASSIFIED, State.ROUTED}),
+    Action.ACKNOWLEDGE: frozenset({State.ROUTED}),
+    Action.ARRIVE: frozenset({State.ROUTED, State.ACKNOWLEDGED}),
+    Action.NOTE: frozenset(OPEN_STATES),
+    Action.MESSAGE: frozenset(OPEN_STATES),
+    Action.CLOSE: _DISPATCHED,
+    Action.REASSIGN: _DISPATCHED,
+    Action.PUBLISH_ALERT: frozenset(OPEN_STATES) - {State.RECEIVED},
+    Action.CANCEL: _EARLY | {State.ROUTED},
+    Action.ADD_INFO: frozenset(OPEN_STATES),
 }
 
 # Where each state-changing action leads. NOTE, MESSAGE, PUBLISH_ALERT and ADD_INFO keep
@@ -220,41 +225,37 @@ CITIZEN_VISIBLE_EVENTS: frozenset[str] = frozenset(
                        Action.REJECT, Action.MERGE)}
     | STAFF_MESSAGE_EVENTS)
 
-_ROUTE_FROM = frozenset({State.VERIFIED, State.CLASSIFIED, State.ROUTED})
-_REASSIGN_FROM = frozenset({State.ROUTED, State.ACKNOWLEDGED, State.ON_SCENE})
-_CANCEL_FROM = frozenset({State.RECEIVED, State.VERIFIED, State.CLASSIFIED, State.ROUTED})
-_ALERT_FROM = frozenset(
-    {State.VERIFIED, State.CLASSIFIED, State.ROUTED, State.ACKNOWLEDGED, State.ON_SCENE}
-)
-
-
 def steps(action: Action, state: State) -> list[State] | None:
     """The states `action` passes through from `state`, or None when it is illegal there.
 
     An empty list means the action is legal and keeps the state (a note, say).
     """
-    if state.is_terminal:
+    if state not in LEGAL_FROM[action]:
         return None
-    if action in (Action.NOTE, Action.MESSAGE, Action.ADD_INFO):
+    target = ACTION_TARGET.get(action)
+    if target is None:
         return []
-    if action is Action.PUBLISH_ALERT:
-        return [] if state in _ALERT_FROM else None
-    # Route and reassign share the ROUTED target but not their starting states.
-    if action is Action.ROUTE and state not in _ROUTE_FROM:
-        return None
-    if action is Action.REASSIGN and state not in _REASSIGN_FROM:
-        return None
-    if action is Action.CANCEL and state not in _CANCEL_FROM:
-        return None
-    target = ACTION_TARGET[action]
     middle = IMPLIED_STEP.get((action, state))
-    path = [middle, target] if middle else [target]
-    current = state
-    for nxt in path:
-        if nxt not in ALLOWED[current]:
-            return None
-        current = nxt
-    return path
+    return [middle, target] if middle else [target]
+
+
+def _single_steps() -> dict[State, frozenset[State]]:
+    pairs = {(a, b) for action in Action for state in State
+             for path in [steps(action, state)] if path
+             for a, b in pairwise([state, *path])}
+    return {s: frozenset(b for a, b in pairs if a is s) for s in State}
+
+
+# Every single step from a state to the next that some action takes (derived from
+# LEGAL_FROM): a state missing from a set cannot be reached from it in one step.
+ALLOWED: dict[State, frozenset[State]] = _single_steps()
+
+# The action recorded for the state an implied step passes through (VERIFIED: verify):
+# the one action that takes its starting state there in a single step.
+IMPLIED_ACTION: dict[State, Action] = {
+    middle: next(a for a in Action if steps(a, start) == [middle])
+    for (_, start), middle in IMPLIED_STEP.items()
+}
 
 
 def may_add_info_to_merged(state: State, primary_state: State | None) -> bool:

@@ -1,10 +1,11 @@
 """IncidentWorkflow (type "IncidentWorkflowV2"): one durable workflow per incident, the
 source of truth for its state, with a history that stays bounded whatever comes in.
 
-- Human actions are updates named as `schema.states.Action` values. Each validator checks
-  the transition (`steps()`), the actor's role (`role_may()`) and, for an officer, the
-  unit; a refused update raises `ApplicationError` of type IllegalTransition, Forbidden or
-  Invalid and never enters history. An accepted update returns a small `ActionResult`
+- Human actions are updates named as `schema.states.Action` values. Each validator asks
+  the rules of schema/rules.py (the transition, the actor's role and unit, the merge in
+  progress); a refused update raises `ApplicationError` of the refusal's kind
+  (IllegalTransition, Forbidden, Invalid, Stale, NoChange) with its code in the details,
+  and never enters history. An accepted update returns a small `ActionResult`
   once its events are in SQL; the HTTP layer reads the case afresh.
 - The workflow keeps only `IncidentState`: no texts, no timeline. Every accepted change
   becomes a `TimelineEvent` (seq + 1) handed to the projection, which writes it to SQL in
@@ -35,17 +36,19 @@ none of it.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError
+
+from workflows.writes import Writes
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
+    from schema import rules
     from schema.escalation import TOP_LEVEL, reminder_delay
     from schema.ids import workflow_id
     from schema.payloads import (
@@ -92,37 +95,25 @@ with workflow.unsafe.imports_passed_through():
         UnitRef,
         VerifyInput,
     )
+    from schema.rules import Kind, Refusal
     from schema.states import (
-        ACTION_ROLES,
         DEFAULT_PRIORITY,
         ESCALATE_EVENT,
+        IMPLIED_ACTION,
         LOCATE_EVENT,
         MERGED_IN_EVENT,
         PRIMARY_CHANGED_EVENT,
         RECEIVE_EVENT,
         REPLY_EVENT,
         STATE_PUBLIC_NOTES,
-        UNIT_SCOPED,
         Action,
         Role,
         State,
-        may_add_info_to_merged,
-        role_may,
         sla_deadline,
-        steps,
     )
 
 WORKFLOW_TYPE = INCIDENT_WORKFLOW
 
-# Projections and alerts must land eventually: retry forever, at most every 30 s. Each
-# attempt is short, and every retry waits on a durable timer (not in the workflow task).
-WRITE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30), maximum_attempts=0,
-    non_retryable_error_types=["Invalid"],
-)
-WRITE_TIMEOUT = timedelta(seconds=10)
-LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=500)
 # Ward and duplicate look-ups help the operator but must not hold the incident up.
 LOOKUP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
@@ -135,33 +126,34 @@ LOOKUP_TIMEOUT = timedelta(seconds=30)
 # of 5,000-character updates lands in the hand-over's last workflow tasks.
 HISTORY_EVENTS_BOUND = 2_000
 HISTORY_BYTES_BOUND = 1_000_000
-# How long a merging incident waits for its target's answer, and how long a target holds
-# a merge it accepted for a child that never confirmed nor cancelled.
+# How long a merging incident waits for its target's answer (how long the target holds
+# a merge it accepted is schema.rules.MERGE_HOLD).
 MERGE_REPLY_TIMEOUT = timedelta(seconds=20)
-MERGE_HOLD = timedelta(minutes=2)
 MAX_DUPLICATES = 10
 
-# The action recorded for the state an implied step passes through.
-IMPLIED_ACTION: dict[State, Action] = {
-    State.VERIFIED: Action.VERIFY,
-    State.ACKNOWLEDGED: Action.ACKNOWLEDGE,
-}
+
+def refused(refusal: Refusal) -> ApplicationError:
+    """A rule's refusal as the update's failure: its kind is the error's type, its code
+    and details are the error's details (the API words them: api/wording.py); the
+    message is plain English for logs."""
+    return ApplicationError(str(refusal), dict(refusal.details, code=refusal.code),
+                            type=refusal.kind, non_retryable=True)
 
 
-def refuse(kind: str, message_vi: str, message_en: str, **details: Any) -> ApplicationError:
-    """A non-retryable refusal: kind is IllegalTransition, Forbidden or Invalid."""
-    return ApplicationError(f"{message_vi} / {message_en}", dict(details, message_en=message_en),
-                            type=kind, non_retryable=True)
+def refusing(kind: Kind, code: str, **details: Any) -> ApplicationError:
+    return refused(Refusal(kind, code, **details))
 
 
-@dataclass
-class _Op:
-    """A side effect waiting to be written, in order: one local activity call."""
+P = ParamSpec("P")
+T = TypeVar("T")
 
-    n: int
-    activity: str
-    arg: Any
-    summary: str
+
+def obey(rule: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`rule`'s answer, its refusal raised as the update's failure."""
+    try:
+        return rule(*args, **kwargs)
+    except Refusal as refusal:
+        raise refused(refusal) from None
 
 
 def _request_key() -> str | None:
@@ -179,10 +171,7 @@ class IncidentWorkflow:
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._inp = inp
-        self._lock = asyncio.Lock()
-        self._ops: deque[_Op] = deque()
-        self._ops_queued = 0
-        self._ops_done = 0
+        self._writes = Writes(inp.incident_id)
         self._replies: dict[str, MergeReply] = {}
         self._merge_request: str | None = None  # this incident's merge in progress
         self._early_primary: PrimaryChanged | None = None  # came before our merge committed
@@ -264,8 +253,8 @@ class IncidentWorkflow:
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
             await self._tell_children()
-            await self._drain(self._ops_queued)
-            if workflow.all_handlers_finished() and not self._ops:
+            await self._writes.drain()
+            if workflow.all_handlers_finished() and not self._writes.pending:
                 return
 
     async def _hand_over(self) -> None:
@@ -285,7 +274,7 @@ class IncidentWorkflow:
         s = self._s
         loc = s.location
         results: tuple[Any, Any, Any] = await asyncio.gather(
-            self._drain(self._ops_queued),
+            self._writes.drain(),
             workflow.execute_activity(
                 names.LOCATE_WARD, LocateInput(lat=loc.lat, lon=loc.lon),
                 result_type=LocateResult, start_to_close_timeout=LOOKUP_TIMEOUT,
@@ -320,7 +309,7 @@ class IncidentWorkflow:
         self._located = True
         self._record(LOCATE_EVENT, SYSTEM_ACTOR, None, None, data=data, at=self._moment(
             located.at if isinstance(located, LocateResult) else None))
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     async def _escalate(self) -> None:
         """The deadline passed: climb one level, or past the top only remind."""
@@ -362,7 +351,7 @@ class IncidentWorkflow:
                 **common, reminder=s.escalation.reminders, at=now,
                 next_deadline=next_deadline),
                 f"reminder {s.escalation.reminders}")
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     # --- queries ----------------------------------------------------------------------
     @workflow.query
@@ -372,23 +361,19 @@ class IncidentWorkflow:
     # --- updates ----------------------------------------------------------------------
     @workflow.update
     async def verify(self, inp: VerifyInput) -> ActionResult:
-        path = self._authorize(Action.VERIFY, inp.actor, inp.expected_version)
-        self._walk(Action.VERIFY, inp, path)
-        return await self._done()
+        return await self._step(Action.VERIFY, inp)
 
     @verify.validator
     def _check_verify(self, inp: VerifyInput) -> None:
-        self._authorize(Action.VERIFY, inp.actor, inp.expected_version)
+        self._authorize(Action.VERIFY, inp)
 
     @workflow.update
     async def reject(self, inp: RejectInput) -> ActionResult:
-        path = self._authorize(Action.REJECT, inp.actor, inp.expected_version)
-        self._walk(Action.REJECT, inp, path, {"reason": inp.reason})
-        return await self._done()
+        return await self._step(Action.REJECT, inp, {"reason": inp.reason})
 
     @reject.validator
     def _check_reject(self, inp: RejectInput) -> None:
-        self._authorize(Action.REJECT, inp.actor, inp.expected_version)
+        self._authorize(Action.REJECT, inp)
 
     @workflow.update
     async def merge(self, inp: MergeInput) -> ActionResult:
@@ -400,18 +385,15 @@ class IncidentWorkflow:
         try:
             reply = await self._ask_target(target, request_id, inp.actor)
             if not reply.accepted:
-                raise refuse("IllegalTransition",
-                             reply.reason_vi or "Vụ việc đích không nhận gộp",
-                             reply.reason_en or "the target incident refused the merge",
-                             into_incident_id=target)
+                raise refusing("IllegalTransition", reply.reason or "target_refused",
+                               into_incident_id=target)
             # The target holds us; confirming makes it final there. Other state changes
-            # of this incident are refused while `_merge_request` is set.
+            # of this incident are refused while `merging_into` is set.
             if not await self._signal(target, "merged_child", MergedChild(
                     incident_id=s.id, tracking_code=s.tracking_code, by=inp.actor,
                     at=self._when(inp))):
-                raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
-                             "the target incident is not open", into_incident_id=target)
-            path = self._authorize(Action.MERGE, inp.actor, inp.expected_version)
+                raise refusing("IllegalTransition", "target_gone", into_incident_id=target)
+            path = self._authorize(Action.MERGE, inp)
             s.merged_into = target
             s.primary_state = reply.target_state
             self._walk(Action.MERGE, inp, path, {
@@ -433,23 +415,20 @@ class IncidentWorkflow:
             request_id=request_id, child_id=self._s.id,
             child_tracking_code=self._s.tracking_code, by=actor))
         if not sent:
-            raise refuse("IllegalTransition", "Vụ việc đích không còn mở",
-                         "the target incident is not open", into_incident_id=target)
+            raise refusing("IllegalTransition", "target_gone", into_incident_id=target)
         try:
             await workflow.wait_condition(lambda: request_id in self._replies,
                                           timeout=MERGE_REPLY_TIMEOUT)
         except TimeoutError:
             await self._signal(target, "merge_cancel",
                                MergeCancel(request_id=request_id, child_id=self._s.id))
-            raise refuse("IllegalTransition",
-                         "Vụ việc đích chưa trả lời yêu cầu gộp, hãy thử lại",
-                         "the target incident did not answer the merge; try again",
-                         into_incident_id=target) from None
+            raise refusing("IllegalTransition", "target_silent",
+                           into_incident_id=target) from None
         return self._replies.pop(request_id)
 
     @workflow.update
     async def classify(self, inp: ClassifyInput) -> ActionResult:
-        path = self._authorize(Action.CLASSIFY, inp.actor, inp.expected_version)
+        path = self._authorize(Action.CLASSIFY, inp)
         data = {"category": inp.category.value, "priority": int(inp.priority),
                 "previous_category": self._s.category.value,
                 "previous_priority": int(self._s.priority)}
@@ -460,7 +439,7 @@ class IncidentWorkflow:
 
     @classify.validator
     def _check_classify(self, inp: ClassifyInput) -> None:
-        self._authorize(Action.CLASSIFY, inp.actor, inp.expected_version)
+        self._authorize(Action.CLASSIFY, inp)
 
     @workflow.update
     async def route(self, inp: RouteInput) -> ActionResult:
@@ -477,27 +456,23 @@ class IncidentWorkflow:
 
     @workflow.update
     async def acknowledge(self, inp: AcknowledgeInput) -> ActionResult:
-        path = self._authorize(Action.ACKNOWLEDGE, inp.actor, inp.expected_version)
-        self._walk(Action.ACKNOWLEDGE, inp, path)
-        return await self._done()
+        return await self._step(Action.ACKNOWLEDGE, inp)
 
     @acknowledge.validator
     def _check_acknowledge(self, inp: AcknowledgeInput) -> None:
-        self._authorize(Action.ACKNOWLEDGE, inp.actor, inp.expected_version)
+        self._authorize(Action.ACKNOWLEDGE, inp)
 
     @workflow.update
     async def arrive(self, inp: ArriveInput) -> ActionResult:
-        path = self._authorize(Action.ARRIVE, inp.actor, inp.expected_version)
-        self._walk(Action.ARRIVE, inp, path)
-        return await self._done()
+        return await self._step(Action.ARRIVE, inp)
 
     @arrive.validator
     def _check_arrive(self, inp: ArriveInput) -> None:
-        self._authorize(Action.ARRIVE, inp.actor, inp.expected_version)
+        self._authorize(Action.ARRIVE, inp)
 
     @workflow.update
     async def note(self, inp: NoteInput) -> ActionResult:
-        self._authorize(Action.NOTE, inp.actor, inp.expected_version)
+        self._authorize(Action.NOTE, inp)
         self._record(Action.NOTE.value, inp.actor, None, None,
                      data={"text": inp.text, "attachments": inp.attachments,
                            "public": inp.public},
@@ -506,7 +481,7 @@ class IncidentWorkflow:
 
     @note.validator
     def _check_note(self, inp: NoteInput) -> None:
-        self._authorize(Action.NOTE, inp.actor, inp.expected_version)
+        self._authorize(Action.NOTE, inp)
 
     @workflow.update
     async def message(self, inp: MessageInput) -> ActionResult:
@@ -514,7 +489,7 @@ class IncidentWorkflow:
         changes nothing another staff member acted on). The event records the sender's role
         and, for an officer, the unit's name: what the tracking page shows instead of a
         name. A handler old histories never call, so it needs no `workflow.patched`."""
-        self._authorize(Action.MESSAGE, inp.actor, inp.expected_version)
+        self._authorize(Action.MESSAGE, inp)
         s = self._s
         unit_name = s.unit.name if inp.actor.role is Role.OFFICER and s.unit else None
         event = self._record(Action.MESSAGE.value, inp.actor, None, None,
@@ -525,11 +500,11 @@ class IncidentWorkflow:
 
     @message.validator
     def _check_message(self, inp: MessageInput) -> None:
-        self._authorize(Action.MESSAGE, inp.actor, inp.expected_version)
+        self._authorize(Action.MESSAGE, inp)
 
     @workflow.update
     async def close(self, inp: CloseInput) -> ActionResult:
-        path = self._authorize(Action.CLOSE, inp.actor, inp.expected_version)
+        path = self._authorize(Action.CLOSE, inp)
         self._s.outcome = inp.outcome
         self._walk(Action.CLOSE, inp, path,
                    {"outcome": inp.outcome.value, "summary": inp.summary})
@@ -537,7 +512,7 @@ class IncidentWorkflow:
 
     @close.validator
     def _check_close(self, inp: CloseInput) -> None:
-        self._authorize(Action.CLOSE, inp.actor, inp.expected_version)
+        self._authorize(Action.CLOSE, inp)
 
     @workflow.update
     async def reassign(self, inp: ReassignInput) -> ActionResult:
@@ -555,7 +530,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def publish_alert(self, inp: PublishAlertInput) -> ActionResult:
-        self._authorize(Action.PUBLISH_ALERT, inp.actor, inp.expected_version)
+        self._authorize(Action.PUBLISH_ALERT, inp)
         s = self._s
         event = self._record(Action.PUBLISH_ALERT.value, inp.actor, None, None, data={
             "alert_id": inp.alert_id, "headline": inp.headline,
@@ -571,17 +546,15 @@ class IncidentWorkflow:
 
     @publish_alert.validator
     def _check_publish_alert(self, inp: PublishAlertInput) -> None:
-        self._authorize(Action.PUBLISH_ALERT, inp.actor, inp.expected_version)
+        self._authorize(Action.PUBLISH_ALERT, inp)
 
     @workflow.update
     async def cancel(self, inp: CancelInput) -> ActionResult:
-        path = self._authorize(Action.CANCEL, inp.actor, inp.expected_version)
-        self._walk(Action.CANCEL, inp, path, {"reason": inp.reason})
-        return await self._done()
+        return await self._step(Action.CANCEL, inp, {"reason": inp.reason})
 
     @cancel.validator
     def _check_cancel(self, inp: CancelInput) -> None:
-        self._authorize(Action.CANCEL, inp.actor, inp.expected_version)
+        self._authorize(Action.CANCEL, inp)
 
     @workflow.update
     async def add_info(self, inp: AddInfoInput) -> ActionResult:
@@ -609,12 +582,13 @@ class IncidentWorkflow:
     @workflow.signal(name="merge_request")
     async def merge_request(self, req: MergeRequest) -> None:
         """Another incident asks to be merged into this one: decide and answer."""
-        vi, en = self._absorb_refusal(req.child_id)
-        if vi is None:
+        refusal = rules.absorb_refusal(self._s, req.child_id)
+        if refusal is None:
             self._s.held[req.child_id] = workflow.now()
         reply = MergeReply(request_id=req.request_id, target_id=self._s.id,
-                           accepted=vi is None, target_tracking_code=self._s.tracking_code,
-                           target_state=self._s.state, reason_vi=vi, reason_en=en)
+                           accepted=refusal is None, target_tracking_code=self._s.tracking_code,
+                           target_state=self._s.state,
+                           reason=refusal.code if refusal is not None else None)
         if not await self._signal(req.child_id, "merge_reply", reply):
             self._s.held.pop(req.child_id, None)
 
@@ -638,7 +612,7 @@ class IncidentWorkflow:
         self._record(MERGED_IN_EVENT, sig.by, None, None, data={
             "incident_id": sig.incident_id, "tracking_code": sig.tracking_code},
             at=self._moment(sig.at))
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     @workflow.signal(name="child_info")
     async def child_info(self, sig: ChildInfo) -> None:
@@ -650,7 +624,7 @@ class IncidentWorkflow:
             "text": sig.text, "attachments": sig.attachments,
             "via_incident_id": sig.child_id, "via_tracking_code": sig.child_tracking_code},
             at=self._moment(sig.at))
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
 
     @workflow.signal(name="primary_changed")
     async def primary_changed(self, sig: PrimaryChanged) -> None:
@@ -672,25 +646,7 @@ class IncidentWorkflow:
         self._record(PRIMARY_CHANGED_EVENT, SYSTEM_ACTOR, None, None,
                      data={"primary_id": sig.primary_id, "state": sig.state.value},
                      public_note=STATE_PUBLIC_NOTES[sig.state], at=self._moment(sig.at))
-        await self._drain(self._ops_queued)
-
-    def _absorb_refusal(self, child_id: str) -> tuple[str | None, str | None]:
-        """Why this incident cannot take `child_id` in now, or (None, None)."""
-        s = self._s
-        if child_id in s.told:
-            return None, None  # already merged here: the same answer again
-        if s.state.is_terminal:
-            return "Vụ việc đích đã kết thúc", "the target incident is no longer open"
-        if child_id == s.id:
-            return "Không thể gộp vụ việc vào chính nó", "an incident cannot be merged into itself"
-        if s.merging_into is not None and s.merging_into != child_id:
-            return ("Vụ việc đích đang được gộp vào vụ việc khác",
-                    "the target incident is being merged into another one")
-        if s.merging_into == child_id and not child_id < s.id:
-            # Two opposite merges at once: exactly one wins, the one into the larger id.
-            return ("Vụ việc đích đang được gộp ngược vào vụ việc này",
-                    "the target incident is being merged into this one at the same time")
-        return None, None
+        await self._writes.drain()
 
     def _children_behind(self) -> bool:
         return any(told != self._s.state for told in self._s.told.values())
@@ -714,121 +670,30 @@ class IncidentWorkflow:
             return False
         return True
 
-    # --- rules --------------------------------------------------------------------------
-    def _authorize(self, action: Action, actor: Actor,
-                   expected_version: int | None = None) -> list[State]:
-        """The path `action` takes, or a refusal. Read-only: validators call it too."""
-        state = self._s.state
-        if expected_version is not None and expected_version != self._s.version:
-            raise self._changed("Stale", "Vụ việc đã thay đổi", "the incident has changed",
-                                action)
-        path = steps(action, state)
-        if path and self._merge_request is not None and action is not Action.MERGE:
-            raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
-                         "the incident is being merged; try again in a moment",
-                         action=action.value, state=state.value)
-        if path and path[-1].is_terminal and self._live_holds():
-            # A report merging into this one has our word; let it commit first.
-            raise refuse("IllegalTransition",
-                         "Đang có tin báo được gộp vào vụ việc này, hãy thử lại sau giây lát",
-                         "a report is being merged into this incident; try again in a moment",
-                         action=action.value, state=state.value)
-        if path is None:
-            raise refuse("IllegalTransition",
-                         f"Không thể thực hiện '{action.value}' khi vụ việc ở trạng thái "
-                         f"'{state.value}'",
-                         f"'{action.value}' is not allowed in state '{state.value}'",
-                         action=action.value, state=state.value)
-        if not role_may(action, actor.role, state):
-            if actor.role in ACTION_ROLES[action]:
-                # The role may do this, just not now (an officer closing what nobody took).
-                raise refuse("IllegalTransition",
-                             f"Vai trò '{actor.role.value}' không thể '{action.value}' khi vụ "
-                             f"việc ở trạng thái '{state.value}'",
-                             f"role '{actor.role.value}' cannot '{action.value}' in state "
-                             f"'{state.value}'", action=action.value, state=state.value)
-            raise refuse("Forbidden",
-                         f"Vai trò '{actor.role.value}' không được phép '{action.value}'",
-                         f"role '{actor.role.value}' may not '{action.value}'",
-                         action=action.value, state=state.value)
-        if actor.role is Role.OFFICER and action in UNIT_SCOPED:
-            unit = self._s.unit
-            if unit is None or actor.unit_id != unit.id:
-                raise refuse("Forbidden", "Vụ việc không được giao cho đơn vị của bạn",
-                             "the incident is not assigned to your unit",
-                             action=action.value, state=state.value, reason="other_unit")
-        return path
-
-    def _changed(self, kind: str, vi: str, en: str, action: Action) -> ApplicationError:
-        """Stale (a newer version than the actor saw) or NoChange (the action would change
-        nothing), naming the last change: what, by whom, when, to which unit."""
-        last = self._s.last_change
-        details: dict[str, Any] = {"action": action.value, "state": self._s.state.value,
-                                   "version": self._s.version}
-        if last is not None:
-            details.update(changed_action=last.action, changed_by=last.by,
-                           changed_at=last.at.isoformat(), unit_name=last.unit_name)
-            vi = f"{vi}: '{last.action}' bởi {last.by}"
-            en = f"{en}: '{last.action}' by {last.by}"
-        return refuse(kind, vi, en, **details)
+    # --- rules (schema/rules.py) ---------------------------------------------------------
+    # Read-only, so validators call them too; a handler asks again (the case may have
+    # moved on while the update waited for its turn).
+    def _authorize(self, action: Action, inp: ActionInput) -> list[State]:
+        return obey(rules.authorize, self._s, action, inp.actor, workflow.now(),
+                    inp.expected_version)
 
     def _authorize_unit(self, action: Action, inp: RouteInput | ReassignInput) -> list[State]:
-        """Route and reassign: refused as NoChange when the unit is already the one."""
-        path = self._authorize(action, inp.actor, inp.expected_version)
-        unit = self._s.unit
-        if unit is not None and unit.id == inp.unit.id:
-            raise self._changed("NoChange", f"Vụ việc đã được giao cho {unit.name}",
-                                f"the incident is already assigned to {unit.name}", action)
-        return path
+        return obey(rules.authorize_unit, self._s, action, inp.actor, inp.unit, workflow.now(),
+                    inp.expected_version)
 
     def _authorize_merge(self, inp: MergeInput) -> list[State]:
-        path = self._authorize(Action.MERGE, inp.actor, inp.expected_version)
-        s = self._s
-        target = inp.into_incident_id
-        if target == s.id:
-            raise refuse("Invalid", "Không thể gộp vụ việc vào chính nó",
-                         "an incident cannot be merged into itself")
-        if self._merge_request is not None:
-            raise refuse("IllegalTransition", "Vụ việc đang được gộp, hãy thử lại sau giây lát",
-                         "this incident is already being merged; try again in a moment",
-                         action=Action.MERGE.value, state=s.state.value)
-        if target in s.told or target in self._live_holds():
-            raise refuse("IllegalTransition",
-                         "Vụ việc đích đã được gộp vào vụ việc này",
-                         "the target incident was merged into this one",
-                         action=Action.MERGE.value, state=s.state.value)
-        if s.told:
-            # Its merged reports follow it: merge the other incident into this one instead.
-            raise refuse("IllegalTransition",
-                         "Vụ việc này đã có tin báo khác gộp vào: hãy gộp vụ việc kia vào đây",
-                         "other reports were merged into this incident: merge the other "
-                         "incident into this one instead",
-                         action=Action.MERGE.value, state=s.state.value)
-        return path
-
-    def _live_holds(self) -> list[str]:
-        """Children whose merge into this incident was accepted and not yet confirmed."""
-        now = workflow.now()
-        return [child for child, at in self._s.held.items() if now - at < MERGE_HOLD]
+        return obey(rules.authorize_merge, self._s, inp, workflow.now())
 
     def _authorize_add_info(self, inp: AddInfoInput) -> None:
-        s = self._s
-        if may_add_info_to_merged(s.state, s.primary_state):
-            if inp.actor.role not in ACTION_ROLES[Action.ADD_INFO]:
-                raise refuse("Forbidden", "Không được phép bổ sung thông tin",
-                             "may not add information", action=Action.ADD_INFO.value,
-                             state=s.state.value)
-        else:
-            self._authorize(Action.ADD_INFO, inp.actor, inp.expected_version)
-        if not (inp.text and inp.text.strip()) and not inp.attachments:
-            raise refuse("Invalid", "Cần có nội dung hoặc tệp đính kèm",
-                         "text or an attachment is required")
-        if inp.reply_to is not None and inp.reply_to not in s.messages:
-            raise refuse("Invalid", "Không có câu hỏi này để trả lời",
-                         "there is no such question to answer", field="reply_to",
-                         reply_to=inp.reply_to)
+        obey(rules.authorize_add_info, self._s, inp, workflow.now())
 
     # --- changing the case -------------------------------------------------------------
+    async def _step(self, action: Action, inp: ActionInput,
+                    data: dict[str, Any] | None = None) -> ActionResult:
+        """The whole of an update that only changes the state: authorize, walk, write."""
+        self._walk(action, inp, self._authorize(action, inp), data)
+        return await self._done()
+
     def _walk(self, action: Action, inp: ActionInput, path: list[State],
               data: dict[str, Any] | None = None) -> None:
         """Move through `path`, one event per state; implied steps name their own action.
@@ -920,10 +785,9 @@ class IncidentWorkflow:
         s = self._s
         return ActionResult(incident_id=s.id, state=s.state, version=s.version, seq=s.seq)
 
-    # --- side effects, in order ----------------------------------------------------------
+    # --- side effects, in order (workflows/writes.py) -------------------------------------
     def _enqueue(self, activity: str, arg: Any, summary: str) -> None:
-        self._ops_queued += 1
-        self._ops.append(_Op(self._ops_queued, activity, arg, summary))
+        self._writes.enqueue(activity, arg, summary)
 
     async def _done(self) -> ActionResult:
         """The action's result as it stood when the action was recorded, returned once
@@ -932,23 +796,5 @@ class IncidentWorkflow:
         result promises only what is in SQL. Update results are not replayed, so taking
         them earlier changes no recorded history."""
         result = self._result()
-        await self._drain(self._ops_queued)
+        await self._writes.drain()
         return result
-
-    async def _drain(self, upto: int) -> None:
-        """Write queued side effects in order until op `upto` is written."""
-        async with self._lock:
-            while self._ops and self._ops_done < upto:
-                op = self._ops[0]
-                try:
-                    await workflow.execute_local_activity(
-                        op.activity, op.arg, start_to_close_timeout=WRITE_TIMEOUT,
-                        retry_policy=WRITE_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                        summary=op.summary)
-                except ActivityError as exc:
-                    # Only a non-retryable (Invalid) failure gets here: the projection has
-                    # recorded it in its dead-letter table; keep the case going.
-                    workflow.logger.error("%s failed for incident %s: %s", op.activity,
-                                          self._s.id, exc)
-                self._ops.popleft()
-                self._ops_done = op.n

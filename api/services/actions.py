@@ -13,18 +13,19 @@ from sqlalchemy import select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import idempotency, wording
+from api import idempotency
 from api.auth import Principal
-from api.cases import CaseEnded, CaseNotFound, CaseRefused, Cases
+from api.cases import CaseEnded, CaseNotFound, CaseRefused, Cases, checking
 from api.errors import ApiError, field_error
 from api.services import receipts
 from api.services.attachments import claim_attachments
 from api.services.detail import incident_detail, visible_row
 from core.db import Database
 from schema import payloads as p
+from schema import rules
 from schema.actions import BODIES, ActionBody, MergeBody, NoteBody, Resolved, RouteBody
 from schema.incidents import IncidentDetail
-from schema.states import ACTION_ROLES, Action, State
+from schema.states import Action, State
 from schema.tables import Incident, IncidentEvent, Report, Unit
 
 log = structlog.get_logger(__name__)
@@ -74,9 +75,8 @@ async def _resolve(s: AsyncSession, body: ActionBody, incident_id: str,
         return Resolved(unit=await resolve_unit(s, body.unit_id, body.ward_code))
     if isinstance(body, MergeBody):
         target_id = str(body.into_incident_id)
-        if target_id == incident_id:
-            raise field_error("into_incident_id", "Không thể gộp vào chính nó",
-                              "Cannot merge an incident into itself")
+        with checking():
+            rules.check_merge_target(incident_id, target_id, None)
         target = await s.get(Incident, target_id)
         if target is None:
             # Accepted a moment ago and not yet in the read model: its workflow decides.
@@ -85,9 +85,8 @@ async def _resolve(s: AsyncSession, body: ActionBody, incident_id: str,
                 raise field_error("into_incident_id", "Không tìm thấy vụ việc đích",
                                   "No such target incident")
             return Resolved(target_tracking_code=report.tracking_code)
-        if not target.is_open:
-            raise ApiError(409, "illegal_transition", "Vụ việc đích đã kết thúc",
-                           "The target incident is no longer open")
+        with checking():  # an ended target stays ended: the workflow would refuse alike
+            rules.check_merge_target(incident_id, target_id, State(target.state))
         return Resolved(target_tracking_code=target.tracking_code)
     if isinstance(body, NoteBody):
         await claim_attachments(s, body.attachment_ids, incident_id)
@@ -121,8 +120,8 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
                                "The incident was handed to another unit") from exc
             raise
     role = user.role
-    if role not in ACTION_ROLES[action]:
-        raise ApiError(403, "forbidden", *wording.role_never(action, role))
+    with checking():
+        rules.check_role(action, role)
     parsed = parse_body(action, body)
     key = receipts.Key(incident_id, action.value, idempotency_key, idempotency.action_fingerprint(
         user.username, action.value, parsed.model_dump(mode="json"), expected_version)
@@ -135,8 +134,8 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
     if row is not None and not row.is_open:
         if key is not None and await receipts.applied(db, key):
             return await _applied_answer(db, cases, user, key)
-        raise ApiError(409, "illegal_transition",
-                       *wording.not_in_state(action, State(row.state)))
+        with checking():  # an ended incident stays ended: the workflow would refuse alike
+            rules.permit(action, role, State(row.state))
     async with db.session() as s:
         found = await _resolve(s, parsed, incident_id, idempotency_key)
     try:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from api import wording
 from schema import labels
-from schema.states import Action, Category, Outcome, Role, State, role_may, steps
+from schema.states import Action, Category, Outcome, Role, State
 
 
 def test_every_token_has_words() -> None:
@@ -24,30 +27,37 @@ def test_every_token_has_words() -> None:
 def test_refusals_never_show_raw_tokens(action: Action) -> None:
     for state in State:
         for role in Role:
-            for kind in ("IllegalTransition", "Forbidden"):
-                worded = wording.refusal(kind, action.value, state.value, role.value)
-                if worded is None:
-                    continue
-                vi, en = worded
+            details = {"action": action.value, "state": state.value, "role": role.value}
+            for code in ("not_from_state", "role_not_now", "role_never"):
+                vi, en = wording.refusal_words(code, details)
+                assert (vi, en) != wording.UNKNOWN_REFUSAL
                 assert f"'{action.value}'" not in vi + en and f"'{state.value}'" not in vi + en
                 assert vi != en
-        vi, en = wording.refusal("IllegalTransition", action, state) or ("", "")
-        if steps(action, state) is None:
-            assert vi.startswith("Không thể thực hiện") and labels.STATE_LABELS[state][0] in vi
-        else:
-            assert vi == ""
+        vi, _ = wording.refusal_words("not_from_state", {"action": action, "state": state})
+        assert vi.startswith("Không thể thực hiện") and labels.STATE_LABELS[state][0] in vi
 
 
-def test_which_refusal_is_worded() -> None:
-    assert wording.refusal("IllegalTransition", "close", "routed", "officer") == \
-        wording.role_not_now(Action.CLOSE, State.ROUTED, Role.OFFICER)
-    assert not role_may(Action.CLOSE, Role.OFFICER, State.ROUTED)
-    assert wording.refusal("Forbidden", "acknowledge", "routed", "operator") == \
-        wording.role_never(Action.ACKNOWLEDGE, Role.OPERATOR)
-    # An officer of another unit: the workflow's own words stay.
-    assert wording.refusal("Forbidden", "acknowledge", "routed", "officer") is None
-    assert wording.refusal("IllegalTransition", "fly", "routed") is None
-    assert wording.refusal("Invalid", "merge", "received", "operator") is None
+def test_every_refusal_code_has_words() -> None:
+    """Each code the rules and the workflow refuse with is worded here, by itself or from
+    its details: none is answered with the fallback."""
+    root = Path(__file__).resolve().parents[2]
+    said = re.compile(r'(?:Refusal|refusing)\(\s*"\w+",\s*"(\w+)"')
+    codes = {code for path in ("schema/rules.py", "workflows/incident.py")
+             for code in said.findall((root / path).read_text())}
+    codes |= {"stale", "no_change", "target_refused"}  # built apart (rules.changed, a reply)
+    assert {"not_from_state", "other_unit", "target_closed", "text_required"} <= codes
+    assert codes <= set(wording.REFUSALS) | wording.NAMED_REFUSALS
+    assert set(wording.REFUSALS) <= codes, "words for a code nothing refuses with"
+    assert all(vi.strip() and en.strip() and vi != en for vi, en in wording.REFUSALS.values())
+
+
+def test_stale_names_the_last_change() -> None:
+    vi, en = wording.refusal_words("stale", {
+        "changed_action": "route", "changed_by": "operator2",
+        "changed_at": "2026-01-02T08:02:00+00:00", "unit_name": "Đội 113"})
+    assert en == ("The incident has just changed (route to Đội 113 by operator2 at 15:02). "
+                  "Look again, then act.")
+    assert vi.startswith("Vụ việc vừa thay đổi (đã") and "lúc 15:02" in vi
 
 
 def test_retry_waits_are_worded_with_the_right_plural() -> None:
