@@ -1,22 +1,69 @@
 """The catalogues (schema/words/<lang>.json): one sorted file per language, the same keys
-and `{parameters}` in each, a missing key a clear failure."""
+and `{parameters}` in each, every key read somewhere, a missing key a clear failure."""
 
 from __future__ import annotations
 
 import json
 import re
 import string
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic_core import core_schema
 
 from schema import words
+from schema.abuse import SourceKind
+from schema.states import (
+    ESCALATE_EVENT,
+    LOCATE_EVENT,
+    MERGED_IN_EVENT,
+    OPEN_STATES,
+    PRIMARY_CHANGED_EVENT,
+    RECEIVE_EVENT,
+    REPLY_EVENT,
+    Action,
+    Category,
+    Outcome,
+    Priority,
+    Role,
+    State,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["schema", "core", "workflows", "activities", "api", "web", "app.py", "worker.py"]
 
 # Keys only Vietnamese has: the English of a validation error is pydantic's own message.
 VI_ONLY = ("pydantic.",)
+
+EVENTS = {a.value for a in Action} | {RECEIVE_EVENT, LOCATE_EVENT, ESCALATE_EVENT,
+                                      MERGED_IN_EVENT, REPLY_EVENT, PRIMARY_CHANGED_EVENT}
+# Keys the code builds from data (`t(lang, f"cat.{c}")`, `t('tl.' ~ ev.action)`): the
+# prefix, and the values the rest may take (None: whatever the code passes, so the prefix
+# itself must appear in the code).
+BUILT: dict[str, set[str] | None] = {
+    "st.": {s.value for s in State},
+    "note.": {s.value for s in State},
+    "state.": {s.value for s in State} | {"pending"},
+    "alert.waiting.": {s.value for s in OPEN_STATES},
+    "action.": {a.value for a in Action},
+    "staff.done.": {a.value for a in Action},
+    "tl.": EVENTS,
+    "story.": EVENTS | {"merged"},
+    "cat.": {c.value for c in Category},
+    "outcome.": {o.value for o in Outcome},
+    "role.": {r.value for r in Role},
+    "sender.": {r.value for r in Role},
+    "staff.actor.": {r.value for r in Role},
+    "source.": {s.value for s in SourceKind},
+    "prio.": {str(p.value) for p in Priority},
+    "pydantic.": set(typing.get_args(core_schema.ErrorType)) | {"generic"},
+    "step.": None,
+    "staff.field.": None,
+    "staff.src.": None,
+    "staff.sup.": None,
+    "staff.group.": None,
+}
 
 
 def _fields(text: str) -> list[str]:
@@ -50,6 +97,23 @@ def test_both_languages_have_the_same_keys_and_parameters() -> None:
     for key in en:
         assert _fields(vi[key]) == _fields(en[key]), key
     assert all(text.strip() for cat in (vi, en) for text in cat.values())
+
+
+def test_every_key_is_read_somewhere() -> None:
+    source = _source_text()
+    unused = []
+    for key in words.CATALOGUES["vi"]:
+        if re.search(rf"['\"`]{re.escape(key)}['\"`]", source):
+            continue
+        prefix = next((p for p in BUILT if key.startswith(p)), None)
+        if prefix is None:
+            unused.append(key)
+        elif (values := BUILT[prefix]) is not None:
+            if key[len(prefix):] not in values:
+                unused.append(key)
+        elif not re.search(rf"['\"]{re.escape(prefix)}['\"{{]", source):
+            unused.append(key)
+    assert not unused, f"no code reads these: {unused}"
 
 
 def test_every_key_the_pages_name_exists() -> None:
