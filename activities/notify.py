@@ -18,6 +18,7 @@ from activities import names
 from activities.sql import insert, stable_id
 from core.db import Database
 from core.settings import HCMC_TZ
+from schema import words
 from schema.escalation import audiences
 from schema.payloads import EscalationInput, PublicAlertRecord, ReminderInput, ResolveAlertsInput
 from schema.tables import Alert, Incident, Notification, PublicAlert, StaffEvent, utcnow
@@ -30,12 +31,8 @@ NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 PUBLIC_ALERTS: Table = PublicAlert.__table__  # type: ignore[attr-defined]
 STAFF_EVENTS: Table = StaffEvent.__table__  # type: ignore[attr-defined]
 
-STATE_VI = {
-    "received": "chờ xác minh", "verified": "chờ phân loại", "classified": "chờ điều phối",
-    "routed": "chờ đơn vị tiếp nhận", "acknowledged": "chờ có mặt tại hiện trường",
-    "on_scene": "đang xử lý tại hiện trường",
-}
-
+# What an overdue incident in a state is waiting for (catalogue keys `alert.waiting.*`).
+STATE_VI: dict[str, str] = words.with_prefix("vi", "alert.waiting.")
 
 
 def _local(at: datetime) -> str:

@@ -13,6 +13,8 @@ from datetime import timedelta
 from enum import IntEnum, StrEnum
 from itertools import pairwise
 
+from schema import words
+
 
 class State(StrEnum):
     RECEIVED = "received"
@@ -37,20 +39,11 @@ TERMINAL: frozenset[State] = frozenset(
 OPEN_STATES: tuple[State, ...] = tuple(s for s in State if s not in TERMINAL)
 
 
-# What the citizen's tracking page may show for each state (Vietnamese; the web layer
-# translates by state for other languages).
-STATE_PUBLIC_NOTES: dict[State, str] = {
-    State.RECEIVED: "Đã tiếp nhận tin báo.",
-    State.VERIFIED: "Tin báo đã được xác minh.",
-    State.CLASSIFIED: "Tin báo đã được phân loại.",
-    State.ROUTED: "Tin báo đã được chuyển đến đơn vị xử lý.",
-    State.ACKNOWLEDGED: "Đơn vị xử lý đã tiếp nhận.",
-    State.ON_SCENE: "Lực lượng chức năng đã có mặt tại hiện trường.",
-    State.CLOSED: "Vụ việc đã được xử lý xong.",
-    State.REJECTED: "Tin báo không được tiếp nhận xử lý.",
-    State.MERGED: "Tin báo đã được gộp vào một vụ việc khác đang được xử lý.",
-    State.CANCELLED: "Tin báo đã được hủy theo yêu cầu của người báo.",
-}
+# What the citizen's tracking page may show for each state, as the workflow records it
+# (Vietnamese: catalogue keys `note.*`; the web layer translates by state for other
+# languages).
+STATE_PUBLIC_NOTES: dict[State, str] = {state: words.t("vi", f"note.{state.value}")
+                                        for state in State}
 
 
 class Category(StrEnum):

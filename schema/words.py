@@ -1,0 +1,63 @@
+"""The words of CanhBao: one catalogue per language, as data in schema/words/<lang>.json.
+
+Every layer reads them from here: the pages (web/i18n.py), the API's errors (api/errors.py),
+the labels of states, actions, categories, outcomes, roles and senders (schema/labels.py),
+the tracking notes the workflow records (schema/states.py) and the alert texts
+(activities/notify.py). A catalogue is a flat, sorted map of dotted keys to texts; a text
+takes str.format-style `{name}` parameters. Vietnamese is the fallback language.
+
+Keys by prefix: `st.` `action.` `cat.` `outcome.` `role.` `source.` `sender.` (labels),
+`note.` (a state's public note), `alert.` (overdue alerts), `pydantic.` (validation
+errors, Vietnamese only: the English is pydantic's own message), and the pages' keys
+(`app.` `report.` `err.` `track.` `story.` `staff.` ...).
+
+The catalogues are read once, at import, so code in the workflow sandbox (which imports
+schema passed through) never touches a file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+WORDS_DIR = Path(__file__).with_name("words")
+LANGS = ("vi", "en")
+FALLBACK = "vi"
+
+
+class MissingWord(KeyError):
+    """A key that no catalogue holds."""
+
+    def __str__(self) -> str:
+        return f"no words for {self.args[0]!r} in schema/words/{FALLBACK}.json"
+
+
+def _load(lang: str) -> Mapping[str, str]:
+    with (WORDS_DIR / f"{lang}.json").open(encoding="utf-8") as f:
+        return MappingProxyType(json.load(f))
+
+
+CATALOGUES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {lang: _load(lang) for lang in LANGS})
+
+
+def t(lang: str, key: str, **params: object) -> str:
+    """The text of `key` in `lang` (in Vietnamese when `lang` or its text is missing),
+    formatted with `params` when given. Raises MissingWord when no catalogue has `key`."""
+    text = CATALOGUES.get(lang, {}).get(key) or CATALOGUES[FALLBACK].get(key)
+    if text is None:
+        raise MissingWord(key)
+    return text.format(**params) if params else text
+
+
+def both(key: str, **params: object) -> tuple[str, str]:
+    """(vi, en) of `key`, as the errors and labels that carry both languages want them."""
+    return t("vi", key, **params), t("en", key, **params)
+
+
+def with_prefix(lang: str, prefix: str) -> dict[str, str]:
+    """The texts of `lang` whose key starts with `prefix`, keyed by the rest of the key."""
+    return {key[len(prefix):]: text for key, text in CATALOGUES[lang].items()
+            if key.startswith(prefix)}
