@@ -19,9 +19,9 @@ from sqlalchemy import or_, select, update
 from sqlmodel import col
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
-from core.db import Database, unreachable
+from core.db import Database, overloaded, unreachable
 from core.settings import Settings
 from core.temporal import TemporalHolder, TemporalUnavailable
 from schema.ids import workflow_id
@@ -36,6 +36,15 @@ START_TIMEOUT_S = 8.0
 REPORTS_STARTED = Counter(
     "canhbao_intake_workflows_started_total",
     "Incident workflows started, by the request itself or by the outbox relay", ["by"])
+
+
+class StartUnconfirmed(TemporalUnavailable):
+    """A direct start got no answer in time: the workflow may or may not have started."""
+
+
+# RPC outcomes after which the server may have done the call (a refused connection,
+# UNAVAILABLE, is taken for "not done").
+_UNCONFIRMED = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN)
 
 
 @dataclass
@@ -117,8 +126,8 @@ class WorkflowStarter:
         Temporal keeps it) with the id the relay would use. Returns the input the
         workflow runs with: `inp`, or the first input when it was already started (a
         resubmission; the caller compares them). Raises TemporalUnavailable when the
-        server cannot be reached or did not confirm in time (then it may or may not have
-        started: the same report_id again finds it)."""
+        server cannot be reached, StartUnconfirmed when it did not confirm in time (then
+        it may or may not have started: the same report_id again finds it)."""
         client = await self.temporal.get()
         wid = workflow_id(inp.incident_id)
         try:
@@ -131,6 +140,8 @@ class WorkflowStarter:
         except (RPCError, TimeoutError) as exc:
             reason = f"{exc.__class__.__name__}: {exc}"
             self.temporal.note_failure(reason)
+            if isinstance(exc, TimeoutError) or exc.status in _UNCONFIRMED:
+                raise StartUnconfirmed(reason) from exc
             raise TemporalUnavailable(reason) from exc
         REPORTS_STARTED.labels("direct").inc()
         self.temporal.note_success()
@@ -226,8 +237,8 @@ async def relay_forever(starter: WorkflowStarter) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - keep relaying
-            if unreachable(exc):
-                log.warning("relay pass skipped: database unreachable",
+            if unreachable(exc) or overloaded(exc):
+                log.warning("relay pass skipped: database unreachable or busy",
                             error=f"{exc.__class__.__name__}: {str(exc)[:200]}")
             else:
                 log.exception("relay pass failed")
