@@ -45,7 +45,7 @@ from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
 from api.services.attachments import claim_attachments, release_attachments
 from core.db import Database, overloaded, unreachable
-from core.outbox import StartUnconfirmed
+from core.outbox import StartUnconfirmed, outbox_row
 from core.settings import Settings
 from core.temporal import TemporalUnavailable
 from schema.ids import (
@@ -153,6 +153,9 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
     origin = replace(origin or ReportOrigin(), device=body.device_id)
     phone = body.reporter.phone if body.reporter else None
     sources: list[ReportSource] = []
+    # Whether this request starts the workflow after its commit: the relays then leave
+    # the outbox row to it for a while (core/outbox.py).
+    request_starts = not infra.temporal.recently_failed()
     for attempt in range(5):
         if attempt:
             drawn.code, drawn.token = make_tracking_code(), make_tracking_token()
@@ -168,7 +171,7 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
                 sources = abuse.source_rows(incident_id, origin, phone, drawn.received_at)
                 s.add_all(sources)
                 await s.flush()
-                s.add(Outbox(report_id=incident_id, created_at=drawn.received_at))
+                s.add(outbox_row(incident_id, drawn.received_at, request_starts))
                 drawn.committing = True
                 await s.commit()
             break
@@ -186,22 +189,23 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
     structlog.contextvars.bind_contextvars(incident_id=incident_id)
     log.info("report accepted", tracking_code=report.tracking_code, source=source,
              attachments=len(inp.attachments))
-    return await _after_commit(infra, body, report, sources)
+    return await _after_commit(infra, body, report, sources, request_starts)
 
 
 async def _after_commit(infra: Infra, body: ReportCreate, report: Report,
-                        sources: list[ReportSource]) -> ReportAccepted:
-    """Mark the stored report's sources and start its workflow. The report is stored, so
-    the answer is 202 whatever fails here (a busy pool, the database gone, Temporal slow:
-    the relay starts the workflow later), but for `_adopt` finding another body under the
-    report_id (it deletes the row: 409)."""
+                        sources: list[ReportSource], request_starts: bool) -> ReportAccepted:
+    """Mark the stored report's sources and start its workflow (when `request_starts`;
+    the starter marks the outbox row). The report is stored, so the answer is 202
+    whatever fails here (a busy pool, the database gone, Temporal slow: the relay starts
+    the workflow later), but for `_adopt` finding another body under the report_id (it
+    deletes the row: 409)."""
     answer = _accepted(infra.settings, report.id, report.tracking_code, report.tracking_token)
     try:
         await abuse.mark(infra.db, infra.settings.abuse_policy, report.id, sources,
                          report.created_at)
     except SQLAlchemyError as exc:  # the report is stored: a mark never blocks it
         log.warning("could not mark the report's sources", error=str(exc)[:200])
-    if infra.temporal.recently_failed():
+    if not request_starts:
         return answer
     try:
         started = await infra.starter.start_checked(report.id, report.payload, by="request",
