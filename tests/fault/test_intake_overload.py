@@ -59,6 +59,13 @@ async def test_a_busy_pool_sheds_reports_and_is_no_outage(
         staff = await stack.client.get("/api/v1/incidents", headers=stack.auth("operator"))
         assert staff.status_code == 503 and staff.json()["error"] == "overloaded"
         assert staff.headers["Retry-After"]
+        # The no-JS form comes back as typed, with the same answer.
+        form = await stack.client.post("/report", data={
+            "report_id": body["report_id"], "category": "crime",
+            "description": body["description"], "lat": "10.7731", "lon": "106.7012"})
+        assert form.status_code == 503 and form.headers["Retry-After"]
+        assert form.headers["content-type"].startswith("text/html")
+        assert "quá tải" in form.text and body["description"] in form.text
         # Not an outage: intake keeps using the database.
         assert not stack.infra.db.recently_unreachable()
     # Nothing was stored, and no workflow was started without the database.
