@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import case, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -87,11 +88,17 @@ async def _counts(s: AsyncSession, row: ReportSource, rates: list[Rate]) -> list
 
 
 async def _flag(s: AsyncSession, report_id: str, at: datetime) -> ReportFlag:
+    """The report's flag, created when it has none. Created by INSERT ... ON CONFLICT DO
+    NOTHING, then read: a report's own marking and another report's group step may both
+    create it at once (a read-then-insert would then fail on the primary key and lose
+    that transaction's marks). The caller changes only the columns it sets."""
+    dialect = sqlite if s.get_bind().dialect.name == "sqlite" else postgresql
+    await s.execute(dialect.insert(ReportFlag).values(
+        report_id=report_id, suspected_spam=False, reasons=[], flagged_at=at)
+        .on_conflict_do_nothing(index_elements=["report_id"]))
     flag = await s.get(ReportFlag, report_id)
-    if flag is None:
-        flag = ReportFlag(report_id=report_id, flagged_at=at)
-        s.add(flag)
-        await s.flush()
+    if flag is None:  # cannot be: the row was there or was just inserted
+        raise RuntimeError(f"report flag {report_id} vanished")
     return flag
 
 

@@ -83,6 +83,29 @@ class DatabaseUnavailable(ApiError):
                          headers=retry_after(retry_s))
 
 
+class Overloaded(ApiError):
+    """503 `overloaded` with Retry-After: every database connection of this process stayed
+    busy (core.db.overloaded); nothing was changed by this request. Load is shed: the
+    database is not taken for unreachable."""
+
+    def __init__(self, retry_s: float = 5.0,
+                 vi: str = "Hệ thống đang quá tải, vui lòng thử lại sau ít giây",
+                 en: str = "The service is overloaded, try again in a few seconds") -> None:
+        super().__init__(503, "overloaded", vi, en, headers=retry_after(retry_s))
+
+
+class ReportOverloaded(Overloaded):
+    """503 `overloaded` for a report: too busy to take it now; nothing was stored, the
+    client keeps the report and sends it again with the same report_id."""
+
+    def __init__(self, retry_s: float = 5.0) -> None:
+        super().__init__(retry_s,
+                         "Hệ thống đang quá tải nên chưa nhận được tin báo. Tin báo vẫn được "
+                         "giữ trên máy của bạn và sẽ được gửi lại tự động",
+                         "The service is overloaded and has not received the report. It "
+                         "stays on your device and is sent again by itself")
+
+
 class ReportMaybeReceived(ApiError):
     """503 `database_unavailable` with Retry-After, for a report sent again while the
     database is down when its workflow was started from the database: it was most likely

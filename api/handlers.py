@@ -14,9 +14,15 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.errors import ApiError, DatabaseUnavailable, pydantic_messages, request_lang
+from api.errors import (
+    ApiError,
+    DatabaseUnavailable,
+    Overloaded,
+    pydantic_messages,
+    request_lang,
+)
 from api.infra import infra_of
-from core.db import unreachable
+from core.db import overloaded, unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -102,14 +108,20 @@ def install_handlers(app: FastAPI, error_page: ErrorPage | None = None) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, exc: SQLAlchemyError) -> Response:
-        # Any endpoint hit while the database is unreachable answers 503, never 500.
-        if not unreachable(exc):
+        # Any endpoint hit while the database is unreachable, or while every connection of
+        # the pool is busy, answers 503, never 500. Only the first counts as an outage.
+        error: ApiError
+        if overloaded(exc):
+            log.warning("database pool busy: request shed", path=request.url.path)
+            error = Overloaded(infra_of(request.app).settings.db_retry_s)
+        elif unreachable(exc):
+            infra = infra_of(request.app)
+            infra.db.note_unreachable()
+            log.warning("database unreachable", path=request.url.path,
+                        error=f"{exc.__class__.__name__}: {str(exc)[:300]}")
+            error = DatabaseUnavailable(infra.settings.db_retry_s)
+        else:
             return await _unexpected(request, exc)
-        infra = infra_of(request.app)
-        infra.db.note_unreachable()
-        log.warning("database unreachable", path=request.url.path,
-                    error=f"{exc.__class__.__name__}: {str(exc)[:300]}")
-        error = DatabaseUnavailable(infra.settings.db_retry_s)
         page = _page(request, error)
         if page is not None:
             return page

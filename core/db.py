@@ -1,6 +1,7 @@
 """Database engines: async for the API and activities, sync for alembic and the CLI, and
-what counts as "the database cannot be reached" (`unreachable`), which intake and the
-API's error handlers act on."""
+what counts as "the database cannot be reached" (`unreachable`) as opposed to "every
+connection of this process is busy" (`overloaded`), which intake and the API's error
+handlers act on differently."""
 
 from __future__ import annotations
 
@@ -40,16 +41,27 @@ def _make_parent_dir(sqlite_url: str) -> None:
 _UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
+def overloaded(exc: BaseException) -> bool:
+    """Whether `exc` is a pool checkout timeout: every connection of this process's pool
+    stayed busy for CANHBAO_DB_POOL_TIMEOUT_S. The database answers; there is more work
+    than connections. Not an outage: the caller sheds the request (503 `overloaded`) and
+    nothing switches to the no-database path."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return True
+    cause = exc.__cause__
+    return cause is not None and cause is not exc and overloaded(cause)
+
+
 def unreachable(exc: BaseException) -> bool:
     """Whether `exc` means the database could not be reached or dropped the connection
-    (refused, reset, DNS, connect timeout, server shut down, pool checkout timeout), as
-    opposed to an error the server answered with (constraint, syntax, deadlock, statement
-    timeout...), which a retry of the same request does not cure by itself.
+    (refused, reset, DNS, connect timeout, server shut down), as opposed to an error the
+    server answered with (constraint, syntax, deadlock, statement timeout...), which a
+    retry of the same request does not cure by itself, or a busy pool (`overloaded`).
 
     Looks through SQLAlchemy's wrapper at the driver's error: psycopg gives client-side
     connection failures no SQLSTATE."""
-    if isinstance(exc, sa_exc.TimeoutError):  # no connection from the pool in time
-        return True
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool was busy, not the server gone
+        return False
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -66,8 +78,8 @@ def unreachable(exc: BaseException) -> bool:
     return cause is not None and cause is not exc and unreachable(cause)
 
 
-def make_async_engine(url: str, pool_size: int = 10, connect_timeout_s: int = 10
-                      ) -> AsyncEngine:
+def make_async_engine(url: str, pool_size: int = 10, connect_timeout_s: int = 10,
+                      pool_timeout_s: float = 10.0) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         _make_parent_dir(url)
@@ -76,7 +88,7 @@ def make_async_engine(url: str, pool_size: int = 10, connect_timeout_s: int = 10
         return engine
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-        pool_timeout=connect_timeout_s * 2,
+        pool_timeout=pool_timeout_s,
         connect_args={"connect_timeout": connect_timeout_s},
     )
 
@@ -96,9 +108,9 @@ class Database:
     (`note_unreachable`; `recently_unreachable` for `retry_s` seconds after)."""
 
     def __init__(self, url: str, pool_size: int = 10, connect_timeout_s: int = 10,
-                 retry_s: float = 5.0) -> None:
+                 retry_s: float = 5.0, pool_timeout_s: float = 10.0) -> None:
         self.url = async_url(url)
-        self.engine = make_async_engine(url, pool_size, connect_timeout_s)
+        self.engine = make_async_engine(url, pool_size, connect_timeout_s, pool_timeout_s)
         self.sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -108,7 +120,8 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         return cls(settings.database_url, settings.db_pool_size,
-                   settings.db_connect_timeout_s, settings.db_retry_s)
+                   settings.db_connect_timeout_s, settings.db_retry_s,
+                   settings.db_pool_timeout_s)
 
     def note_unreachable(self) -> None:
         """Remember that a call just failed because the database cannot be reached."""

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default=5, ge=2, le=60, alias="CANHBAO_DB_CONNECT_TIMEOUT_S",
         description="Seconds to wait for a new PostgreSQL connection before the database "
                     "counts as unreachable (libpq's connect_timeout: whole seconds, at least 2).")
+    db_pool_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, alias="CANHBAO_DB_POOL_TIMEOUT_S",
+        description="Seconds a request waits for a free connection of its process's pool; "
+                    "then it is answered 503 `overloaded` with Retry-After (load is shed: "
+                    "a busy pool is not an unreachable database).")
     db_retry_s: float = Field(
         default=5.0, gt=0, le=300, alias="CANHBAO_DB_RETRY_S",
         description="Seconds a database found unreachable is not tried again by intake "

@@ -19,7 +19,7 @@ from sqlmodel import select
 from api.abuse import ReportOrigin
 from api.auth import client_address
 from api.deps import DbDep, InfraDep, SettingsDep
-from api.errors import FieldError, StoresUnavailable, pydantic_messages
+from api.errors import FieldError, ReportOverloaded, StoresUnavailable, pydantic_messages
 from api.idempotency import ReportIdReused
 from api.infra import Infra
 from api.services.submission import submit_report
@@ -247,8 +247,9 @@ async def _report_result(request: Request, infra: Infra, form: StreamedForm,
         errors["form"] = exc.en if lang == "en" else exc.vi
         values["report_id"] = str(uuid.uuid4())
         return _report_page(request, infra.settings, values, errors, attachments, status_code=409)
-    except StoresUnavailable as exc:
-        # Neither store can take it now: the form comes back as typed, to send again.
+    except (StoresUnavailable, ReportOverloaded) as exc:
+        # Neither store can take it now, or too busy to: the form comes back as typed, to
+        # send again.
         errors["form"] = exc.en if lang == "en" else exc.vi
         page = _report_page(request, infra.settings, values, errors, attachments,
                             status_code=503)

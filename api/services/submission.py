@@ -12,6 +12,16 @@
   claiming them needs the database, and the client sends it again.
 - Both are down: 503 with Retry-After (StoresUnavailable); nothing is stored, the phone keeps
   the report in its queue.
+- Every connection of the pool is busy (core.db.overloaded: a checkout timed out): 503
+  `overloaded` with Retry-After (ReportOverloaded). Load is shed, nothing is stored, and
+  the database is not taken for unreachable: a burst never turns into the no-database path.
+
+The answer tells the truth about storage: a 503 is given only before the report's commit
+(nothing stored), or when it cannot be known (the connection broke during the commit, or a
+direct start was not confirmed, and the other store cannot take it either): then the 503
+is ReportMaybeReceived, and the same report_id again gets the first answer. Once the
+commit went through, the answer is 202 whatever fails after it (marking, the start, its
+outbox mark: the relay starts it later).
 
 Idempotent on the client's report_id, for the same body only (api/idempotency.py), on both
 paths: while the database is down a resubmission finds the started workflow and compares
@@ -30,11 +40,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from api import abuse, idempotency
 from api.abuse import ReportOrigin
-from api.errors import ReportMaybeReceived, StoresUnavailable
+from api.errors import ReportMaybeReceived, ReportOverloaded, StoresUnavailable
 from api.infra import Infra
 from api.metrics import REPORTS_RECEIVED
 from api.services.attachments import claim_attachments, release_attachments
-from core.db import Database, unreachable
+from core.db import Database, overloaded, unreachable
+from core.outbox import StartUnconfirmed, outbox_row
 from core.settings import Settings
 from core.temporal import TemporalUnavailable
 from schema.ids import (
@@ -98,7 +109,9 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
     The same body.report_id with the same body returns the first answer; with another
     body, idempotency.ReportIdReused (409, nothing revealed). Raises FieldError (422) for
     an unknown or used attachment, StoresUnavailable (503, Retry-After) when neither store
-    can take it, or when the database is down and the report names attachments."""
+    can take it, or when the database is down and the report names attachments,
+    ReportOverloaded (503 `overloaded`, Retry-After) when no database connection was free
+    in time, ReportMaybeReceived (503) when whether it was stored cannot be known."""
     db = infra.db
     incident_id = str(body.report_id or uuid.uuid4())
     if db.recently_unreachable():
@@ -108,6 +121,12 @@ async def submit_report(infra: Infra, body: ReportCreate, source: str = "web",
         try:
             return await _submit_stored(infra, body, source, incident_id, drawn, origin)
         except SQLAlchemyError as exc:
+            # Raised before the report's commit or by it: nothing after it raises these.
+            if overloaded(exc):
+                # A checkout timed out, so no statement of this session ran: not stored.
+                log.warning("report shed: every database connection is busy",
+                            incident_id=incident_id)
+                raise ReportOverloaded(infra.settings.db_retry_s) from exc
             if not unreachable(exc):
                 raise
             db.note_unreachable()
@@ -134,6 +153,9 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
     origin = replace(origin or ReportOrigin(), device=body.device_id)
     phone = body.reporter.phone if body.reporter else None
     sources: list[ReportSource] = []
+    # Whether this request starts the workflow after its commit: the relays then leave
+    # the outbox row to it for a while (core/outbox.py).
+    request_starts = not infra.temporal.recently_failed()
     for attempt in range(5):
         if attempt:
             drawn.code, drawn.token = make_tracking_code(), make_tracking_token()
@@ -149,7 +171,7 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
                 sources = abuse.source_rows(incident_id, origin, phone, drawn.received_at)
                 s.add_all(sources)
                 await s.flush()
-                s.add(Outbox(report_id=incident_id, created_at=drawn.received_at))
+                s.add(outbox_row(incident_id, drawn.received_at, request_starts))
                 drawn.committing = True
                 await s.commit()
             break
@@ -167,18 +189,34 @@ async def _submit_stored(infra: Infra, body: ReportCreate, source: str, incident
     structlog.contextvars.bind_contextvars(incident_id=incident_id)
     log.info("report accepted", tracking_code=report.tracking_code, source=source,
              attachments=len(inp.attachments))
+    return await _after_commit(infra, body, report, sources, request_starts)
+
+
+async def _after_commit(infra: Infra, body: ReportCreate, report: Report,
+                        sources: list[ReportSource], request_starts: bool) -> ReportAccepted:
+    """Mark the stored report's sources and start its workflow (when `request_starts`;
+    the starter marks the outbox row). The report is stored, so the answer is 202
+    whatever fails here (a busy pool, the database gone, Temporal slow: the relay starts
+    the workflow later), but for `_adopt` finding another body under the report_id (it
+    deletes the row: 409)."""
+    answer = _accepted(infra.settings, report.id, report.tracking_code, report.tracking_token)
     try:
-        await abuse.mark(db, settings.abuse_policy, incident_id, sources, drawn.received_at)
+        await abuse.mark(infra.db, infra.settings.abuse_policy, report.id, sources,
+                         report.created_at)
     except SQLAlchemyError as exc:  # the report is stored: a mark never blocks it
         log.warning("could not mark the report's sources", error=str(exc)[:200])
-    if not infra.temporal.recently_failed():
-        started = await infra.starter.start_checked(incident_id, report.payload, by="request",
+    if not request_starts:
+        return answer
+    try:
+        started = await infra.starter.start_checked(report.id, report.payload, by="request",
                                                     timeout_s=REQUEST_START_TIMEOUT_S)
         if started == "existing" and body.report_id is not None:
-            adopted = await _adopt(infra, report)
-            if adopted is not None:
-                return adopted
-    return _accepted(settings, incident_id, report.tracking_code, report.tracking_token)
+            return await _adopt(infra, report) or answer
+    except idempotency.ReportIdReused:
+        raise
+    except Exception:  # noqa: BLE001 - stored: nothing after the commit turns 202 into 5xx
+        log.exception("starting a stored report's workflow failed: the relay will")
+    return answer
 
 
 async def _adopt(infra: Infra, report: Report) -> ReportAccepted | None:
@@ -204,8 +242,12 @@ async def _adopt(infra: Infra, report: Report) -> ReportAccepted | None:
                 await s.flush()
             await s.delete(row)
             await s.commit()
-            await release_attachments(infra.db, list(report.payload.get("attachments", [])),
-                                      report.id)
+            try:  # the row is gone: the answer is 409 whatever happens to its photos
+                await release_attachments(
+                    infra.db, list(report.payload.get("attachments", [])), report.id)
+            except SQLAlchemyError as exc:
+                log.warning("could not release the attachments of a refused report",
+                            incident_id=report.id, error=str(exc)[:200])
             raise idempotency.ReportIdReused()
         row.tracking_code = running.tracking_code
         row.tracking_token = running.intake.tracking_token
@@ -230,12 +272,14 @@ def _input(infra: Infra, body: ReportCreate, source: str, incident_id: str,
 
 async def _submit_direct(infra: Infra, body: ReportCreate, source: str, incident_id: str,
                          drawn: _Drawn) -> ReportAccepted:
-    """The database is unreachable: the workflow's input carries the report."""
+    """The database is unreachable: the workflow's input carries the report. When its
+    commit was on its way (`drawn.committing`) the report may be stored: a refusal then
+    says it may have been received (ReportMaybeReceived), not that nothing was stored."""
     settings = infra.settings
     retry_s = settings.db_retry_s
     if body.attachments:
         # Claiming a photo needs the database: the phone keeps the report and retries.
-        raise StoresUnavailable(retry_s)
+        raise ReportMaybeReceived(retry_s) if drawn.committing else StoresUnavailable(retry_s)
     # No attachments: the fingerprint needs no look-up.
     fingerprint = idempotency.fingerprint(body.model_dump(mode="json"), [])
     inp = _input(infra, body, source, incident_id, drawn.received_at, drawn.code)
@@ -244,7 +288,9 @@ async def _submit_direct(infra: Infra, body: ReportCreate, source: str, incident
         running = await infra.starter.start_direct(inp, timeout_s=DIRECT_START_TIMEOUT_S)
     except TemporalUnavailable as exc:
         log.warning("report refused: database and Temporal both unreachable",
-                    error=str(exc)[:200])
+                    error=str(exc)[:200], maybe_stored=drawn.committing)
+        if drawn.committing or isinstance(exc, StartUnconfirmed):
+            raise ReportMaybeReceived(retry_s) from exc  # the same report_id finds it
         raise StoresUnavailable(retry_s) from exc
     if running.intake is None:
         # Started from the database (the relay) or continued as new: the report was

@@ -12,6 +12,7 @@ import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +21,8 @@ import uvicorn
 from sqlalchemy import select
 from sqlmodel import col
 
-from api.abuse import GROUP_EVENT
+from api.abuse import GROUP_EVENT, _flag
+from core.db import Database
 from core.serving import uvicorn_options
 from schema.abuse import DEFAULT_FLOOD, DEFAULT_LIMITS, SourceKind, parse_flood, parse_rates
 from schema.tables import FloodGroup, ReportFlag, ReportSource, StaffEvent
@@ -323,6 +325,28 @@ async def test_concurrent_burst_is_counted_once_each(stack: Stack) -> None:
     assert n - ADDRESS_LIMIT.count - 1 <= len(counts) <= n - ADDRESS_LIMIT.count, counts
     assert all(ADDRESS_LIMIT.count < c <= n for c in counts), counts
     assert len(marks) == n and len({f.flood_group for f in marks.values()}) == 1
+
+
+async def test_one_report_flagged_from_many_tasks_at_once(pg_db: Database) -> None:
+    """A report's own marking and other reports' group steps create its flag at the same
+    moment (issue #19: 786 primary-key collisions in a burst, each losing that
+    transaction's marks): every one gets the single flag, none fails."""
+    report_id = str(uuid.uuid4())
+    at = datetime.now(UTC)
+
+    async def mark(n: int) -> None:
+        async with pg_db.session() as s:
+            flag = await _flag(s, report_id, at)
+            if n % 2:
+                flag.suspected_spam = True
+            await s.commit()
+
+    outcomes = await asyncio.gather(*(mark(n) for n in range(24)), return_exceptions=True)
+    assert [o for o in outcomes if o is not None] == []
+    async with pg_db.session() as s:
+        rows = (await s.execute(select(ReportFlag).where(
+            col(ReportFlag.report_id) == report_id))).scalars().all()
+    assert len(rows) == 1 and rows[0].suspected_spam
 
 
 async def test_marks_on_sqlite(make_stack: Callable[..., Awaitable[Stack]],

@@ -87,7 +87,7 @@ async def test_report_is_accepted_and_reaches_a_workflow(stack: Stack) -> None:
         return row is not None and row.reporter_phone == "+84912345678"  # E.164
     await eventually(projected)
 
-    async def marked() -> bool:  # the relay writes the marks of request-started workflows
+    async def marked() -> bool:  # the request marks its row (the relay when it could not)
         async with stack.infra.db.session() as s:
             outbox = await s.get(Outbox, out["incident_id"])
         return outbox is not None and outbox.started_at is not None

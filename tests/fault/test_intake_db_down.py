@@ -19,7 +19,7 @@ import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from bench.faults.proxy import CutProxy, free_port
@@ -185,6 +185,28 @@ async def test_both_stores_down_refuses_and_stores_nothing(
     await eventually(accepted, 30, interval=0.5)
     await stack.wait_projected(body["report_id"], 60)
     assert await _count(worker_db, Report, [body["report_id"]]) == 1
+
+
+class Unanswering:
+    """A Temporal client whose starts get no answer in time (they may have happened)."""
+
+    async def start_workflow(self, *_: Any, **__: Any) -> None:
+        raise RPCError("deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+
+async def test_an_unconfirmed_direct_start_is_not_told_nothing_was_stored(
+        proxied_stack: Stack, proxy: CutProxy) -> None:
+    """The database is down and the direct start got no answer in time: the workflow may
+    have the report, so the 503 says it may have been received (send it again with the
+    same report_id), not "nothing was stored" (issue #19)."""
+    stack = proxied_stack
+    proxy.cut()
+    stack.infra.temporal.use(Unanswering())  # type: ignore[arg-type]
+    r = await stack.client.post("/api/v1/reports", json=stack.report_body(),
+                                headers={"Accept-Language": "en"})
+    assert r.status_code == 503 and r.headers["Retry-After"], r.text
+    assert r.json()["error"] == "database_unavailable"
+    assert "may already have been received" in r.json()["detail"]
 
 
 async def test_uploads_and_reports_with_photos_wait_for_the_database(
