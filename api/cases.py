@@ -46,7 +46,6 @@ from core.temporal import TemporalHolder, TemporalUnavailable
 from schema.ids import workflow_id
 from schema.payloads import ActionInput, IncidentState
 from schema.rules import Refusal
-from schema.states import Role
 
 log = structlog.get_logger(__name__)
 
@@ -131,7 +130,7 @@ def _application_cause(exc: BaseException) -> ApplicationError | None:
     return cause
 
 
-def refusal(exc: WorkflowUpdateFailedError, role: Role | None = None) -> CaseRefused:
+def refusal(exc: WorkflowUpdateFailedError) -> CaseRefused:
     """The workflow's refusal in both languages, worded from its code and details
     (api/wording.py); Stale and NoChange keep changed_by, changed_at and version in the
     answer. A failure without a code (not one of our refusals) keeps its own message."""
@@ -219,7 +218,7 @@ class Cases:
             return None
 
     async def update(self, incident_id: str, name: str, arg: Any, *,
-                     update_id: str | None = None, role: Role | None = None,
+                     update_id: str | None = None,
                      result_type: type | None = None) -> Any:
         """Run update `name` and wait for its result (untyped unless `result_type`).
         Raises CaseRefused (403/409/412/422), CaseEnded (409), CaseNotFound (404),
@@ -237,7 +236,7 @@ class Cases:
                 UPDATE_TIMEOUT_S)
         except WorkflowUpdateFailedError as exc:
             ACTIONS.labels(name, "refused").inc()
-            raise refusal(exc, role) from exc
+            raise refusal(exc) from exc
         except CaseUnavailable:  # no connection: the update was never sent
             ACTIONS.labels(name, "unavailable").inc()
             raise

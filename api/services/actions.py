@@ -143,7 +143,7 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
         if expected_version is not None:
             inp = inp.model_copy(update={"expected_version": expected_version})
         await cases.update(incident_id, action.value, inp,
-                           update_id=key.update_id if key else None, role=role)
+                           update_id=key.update_id if key else None)
     except (CaseRefused, CaseEnded) as exc:
         if key is not None and isinstance(exc, CaseEnded) and await receipts.applied(db, key):
             return await _applied_answer(db, cases, user, key)
