@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from core.settings import HCMC_TZ
+from schema import words
 from schema.labels import ACTION_LABELS, ROLE_LABELS, STATE_LABELS
 from schema.states import Action, Role, State
 
@@ -22,8 +23,9 @@ from schema.states import Action, Role, State
 def wait_words(seconds: int, unit: str = "second") -> tuple[str, str]:
     """(vi, en) for a wait of `seconds` (or minutes with unit="minute"): "1 giây" /
     "1 second", "5 giây" / "5 seconds" — every Retry-After text is worded here."""
-    vi = {"second": "giây", "minute": "phút"}[unit]
-    return f"{seconds} {vi}", f"{seconds} {unit}" + ("" if seconds == 1 else "s")
+    one, many = {"second": ("wait.second", "wait.seconds"),
+                 "minute": ("wait.minute", "wait.minutes")}[unit]
+    return words.both(one if seconds == 1 else many, n=seconds)
 
 
 def _role(role: Role) -> tuple[str, str]:

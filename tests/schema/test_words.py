@@ -33,8 +33,9 @@ from schema.states import (
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["schema", "core", "workflows", "activities", "api", "web", "app.py", "worker.py"]
 
-# Keys only Vietnamese has: the English of a validation error is pydantic's own message.
-VI_ONLY = ("pydantic.",)
+# Keys only Vietnamese has: the English of a validation error is pydantic's own message;
+# the public feeds (CAP, Open311 discovery and services) are published in Vietnamese only.
+VI_ONLY = ("pydantic.", "feed.")
 
 EVENTS = {a.value for a in Action} | {RECEIVE_EVENT, LOCATE_EVENT, ESCALATE_EVENT,
                                       MERGED_IN_EVENT, REPLY_EVENT, PRIMARY_CHANGED_EVENT}
@@ -51,6 +52,7 @@ BUILT: dict[str, set[str] | None] = {
     "tl.": EVENTS,
     "story.": EVENTS | {"merged"},
     "cat.": {c.value for c in Category},
+    "feed.open311.service.": {c.value for c in Category},
     "outcome.": {o.value for o in Outcome},
     "role.": {r.value for r in Role},
     "sender.": {r.value for r in Role},
