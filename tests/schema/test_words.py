@@ -61,6 +61,7 @@ BUILT: dict[str, set[str] | None] = {
     "prio.": {str(p.value) for p in Priority},
     "pydantic.": set(typing.get_args(core_schema.ErrorType)) | {"generic"},
     "step.": None,
+    "refusal.": None,  # api/wording.py: REFUSALS, checked against the codes by test_wording
     "staff.field.": None,
     "staff.src.": None,
     "staff.sup.": None,
