@@ -22,7 +22,8 @@ def request_lang(request: Request) -> str:
 
 
 class ApiError(Exception):
-    """An error answer with a stable code and a message in both languages."""
+    """An error answer with a stable code and a message in both languages, read from the
+    catalogue where it is raised: `ApiError(409, "moved", *words.both("error.moved"))`."""
 
     def __init__(self, status: int, error: str, vi: str, en: str | None = None,
                  fields: list[dict[str, str]] | None = None,
