@@ -49,12 +49,12 @@ class NotifyActivities:
                f"{inp.overdue_since.isoformat()}")
         alert_id = stable_id("alert", f"{inp.incident_id}:{inp.seq}")
         waiting = STATE_VI.get(inp.state.value, inp.state.value)
-        subject = f"Quá hạn cấp {inp.level}: vụ việc {inp.tracking_code}"
-        body = (
-            f"Vụ việc {inp.tracking_code} (ưu tiên {int(inp.priority)}) {waiting} quá thời hạn "
-            f"từ {_local(inp.overdue_since)}. Mức cảnh báo {inp.level}. / Incident "
-            f"{inp.tracking_code} overdue in state {inp.state.value}, level {inp.level}."
-        )
+        subject = words.t("vi", "notice.overdue.subject", level=inp.level,
+                          code=inp.tracking_code)
+        body = words.t("vi", "notice.overdue.body", code=inp.tracking_code,
+                       priority=int(inp.priority), waiting=waiting,
+                       since=_local(inp.overdue_since), level=inp.level,
+                       state=inp.state.value)
         async with self.db.engine.begin() as conn:
             await conn.execute(
                 insert(self.db, ALERTS).values(
@@ -77,13 +77,12 @@ class NotifyActivities:
         """Past the top level: count a reminder on the open alert of this state and tell
         the top level's audiences again (one notification per reminder)."""
         waiting = STATE_VI.get(inp.state.value, inp.state.value)
-        subject = f"Nhắc lại lần {inp.reminder}: vụ việc {inp.tracking_code} quá hạn"
-        body = (
-            f"Vụ việc {inp.tracking_code} (ưu tiên {int(inp.priority)}) vẫn {waiting}, quá "
-            f"hạn từ {_local(inp.overdue_since)}. Nhắc lại lần {inp.reminder}. / Incident "
-            f"{inp.tracking_code} still overdue in state {inp.state.value}: reminder "
-            f"{inp.reminder}."
-        )
+        subject = words.t("vi", "notice.reminder.subject", reminder=inp.reminder,
+                          code=inp.tracking_code)
+        body = words.t("vi", "notice.reminder.body", code=inp.tracking_code,
+                       priority=int(inp.priority), waiting=waiting,
+                       since=_local(inp.overdue_since), reminder=inp.reminder,
+                       state=inp.state.value)
         key = f"{inp.incident_id}:{inp.state.value}:{inp.overdue_since.isoformat()}"
         async with self.db.engine.begin() as conn:
             await conn.execute(

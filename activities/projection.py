@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from activities import names
 from activities.sql import insert, stable_id
 from core.db import Database
+from schema import words
 from schema.ids import UNCHECKED_TRACKING_LENGTH, make_tracking_code
 from schema.payloads import IncidentInput, IncidentState, ProjectEvent, TimelineEvent
 from schema.push import push_message
@@ -61,7 +62,7 @@ OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
 # What the database refuses for the data itself (a retry cannot help), unlike a lost
 # connection or a timeout, which are retried forever.
 PERMANENT = (DataError, IntegrityError)
-UNREADABLE = "[Không lưu được nội dung: xem nhật ký lỗi ghi / content could not be stored]"
+UNREADABLE = words.t("vi", "notice.unreadable")
 _FIRST_SEEN = {State.VERIFIED: "verified_at", State.ROUTED: "routed_at"}
 # Written from the report only: an event without it leaves them as they are.
 TEXT_COLUMNS = ("description", "address", "reporter_name", "reporter_phone", "search_text")
@@ -166,11 +167,9 @@ class ProjectionActivities:
             await conn.execute(insert(self.db, NOTIFICATIONS).values(
                 id=stable_id("failure-notice", key), dedupe_key=f"projection-failure:{key}",
                 audience="supervisors", incident_id=case.id,
-                subject=f"Lỗi ghi dữ liệu vụ việc {case.tracking_code}",
-                body=(f"Sự kiện {event.seq} ({event.action}) của vụ việc {case.tracking_code} "
-                      "không ghi được nội dung; vụ việc vẫn hiển thị, nội dung gốc nằm trong "
-                      "nhật ký lỗi ghi. / A read-model write was refused; the incident stays "
-                      "visible and the refused content is kept for an administrator."),
+                subject=words.t("vi", "notice.write_failed.subject", code=case.tracking_code),
+                body=words.t("vi", "notice.write_failed.body", seq=event.seq,
+                             action=event.action, code=case.tracking_code),
                 created_at=utcnow()).on_conflict_do_nothing())
 
     async def _upsert(self, case: IncidentState, event: TimelineEvent,

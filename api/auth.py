@@ -28,6 +28,7 @@ from api.infra import infra_of
 from core.db import Database
 from core.security import DUMMY_HASH, verify_password
 from core.settings import Settings
+from schema import words
 from schema.states import STAFF_ROLES, Role
 from schema.tables import Unit, User
 
@@ -177,9 +178,7 @@ async def principal_from_request(request: Request, read_form: bool = True) -> Pr
                     value = form.get(CSRF_FIELD)
                     token = value if isinstance(value, str) else None
                 if not csrf_valid(settings, principal.sid, token):
-                    raise ApiError(403, "csrf_failed",
-                                   "Phiên làm việc không hợp lệ, vui lòng tải lại trang",
-                                   "Missing or invalid CSRF token; reload the page")
+                    raise ApiError(403, "csrf_failed", *words.both("error.csrf_failed"))
     if principal is not None:
         request.scope["canhbao.principal"] = principal
     return principal
@@ -188,8 +187,8 @@ async def principal_from_request(request: Request, read_form: bool = True) -> Pr
 # --- password sign-in ---------------------------------------------------------------------
 class BadCredentials(ApiError):
     def __init__(self) -> None:
-        super().__init__(401, "invalid_credentials", "Sai tên đăng nhập hoặc mật khẩu",
-                         "Wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+        super().__init__(401, "invalid_credentials", *words.both("error.invalid_credentials"),
+                         headers={"WWW-Authenticate": "Bearer"})
 
 
 async def authenticate(db: Database, username: str, password: str, address: str = "") -> User:

@@ -43,6 +43,7 @@ from api import wording
 from api.errors import ApiError, field_error
 from api.metrics import ACTIONS
 from core.temporal import TemporalHolder, TemporalUnavailable
+from schema import words
 from schema.ids import workflow_id
 from schema.payloads import ActionInput, IncidentState
 from schema.rules import Refusal
@@ -65,9 +66,7 @@ class CaseUnavailable(ApiError):
     `reached` is False when no connection could be made at all."""
 
     def __init__(self, reason: str = "", reached: bool = True) -> None:
-        super().__init__(503, "temporal_unavailable",
-                         "Hệ thống điều phối tạm thời không sẵn sàng, vui lòng thử lại",
-                         "The workflow service is unavailable, try again",
+        super().__init__(503, "temporal_unavailable", *words.both("error.temporal_unavailable"),
                          headers={"Retry-After": "5"})
         self.reason = reason
         self.reached = reached
@@ -85,10 +84,7 @@ class OutcomeUnknown(CaseUnavailable):
     def __init__(self, reason: str = "") -> None:
         super().__init__(reason)
         self.error = "outcome_unknown"
-        self.vi = ("Chưa rõ kết quả của thao tác, hãy thử lại với cùng Idempotency-Key "
-                   "(thao tác chỉ được thực hiện một lần)")
-        self.en = ("The outcome is not known yet, try again with the same Idempotency-Key "
-                   "(the action is applied at most once)")
+        self.vi, self.en = words.both("error.outcome_unknown")
         self.headers = {"Retry-After": str(self.RETRY_AFTER_S)}
 
 
@@ -96,15 +92,14 @@ class CaseNotFound(ApiError):
     """404: no workflow for this incident."""
 
     def __init__(self) -> None:
-        super().__init__(404, "not_found", "Không tìm thấy vụ việc", "No such incident")
+        super().__init__(404, "not_found", *words.both("error.not_found.incident"))
 
 
 class CaseEnded(ApiError):
     """409: the workflow has finished and takes no more updates."""
 
     def __init__(self) -> None:
-        super().__init__(409, "illegal_transition", "Vụ việc đã kết thúc",
-                         "The incident has ended")
+        super().__init__(409, "illegal_transition", *words.both("error.illegal_transition.ended"))
 
 
 class CaseRefused(ApiError):

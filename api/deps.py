@@ -17,6 +17,7 @@ from api.infra import Infra, infra_of
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
+from schema import words
 
 
 def get_infra(request: Request) -> Infra:
@@ -52,7 +53,7 @@ async def current_user(request: Request) -> Principal:
     """The signed-in staff member; 401 otherwise."""
     principal = await principal_from_request(request)
     if principal is None:
-        raise ApiError(401, "unauthorized", "Cần đăng nhập", "Authentication required",
+        raise ApiError(401, "unauthorized", *words.both("error.unauthorized"),
                        headers={"WWW-Authenticate": "Bearer"})
     return principal
 

@@ -22,7 +22,8 @@ def request_lang(request: Request) -> str:
 
 
 class ApiError(Exception):
-    """An error answer with a stable code and a message in both languages."""
+    """An error answer with a stable code and a message in both languages, read from the
+    catalogue where it is raised: `ApiError(409, "moved", *words.both("error.moved"))`."""
 
     def __init__(self, status: int, error: str, vi: str, en: str | None = None,
                  fields: list[dict[str, str]] | None = None,
@@ -44,7 +45,10 @@ class ApiError(Exception):
         return out
 
 
-def not_found(what_vi: str = "Không tìm thấy", what_en: str = "Not found") -> ApiError:
+NOT_FOUND = words.both("error.not_found")
+
+
+def not_found(what_vi: str = NOT_FOUND[0], what_en: str = NOT_FOUND[1]) -> ApiError:
     return ApiError(404, "not_found", what_vi, what_en)
 
 
@@ -53,7 +57,7 @@ class FieldError(ApiError):
     Keeps `field` and both messages for pages that show them next to the field."""
 
     def __init__(self, field: str, message_vi: str, message_en: str) -> None:
-        super().__init__(422, "validation_error", "Dữ liệu không hợp lệ", "Invalid input",
+        super().__init__(422, "validation_error", *words.both("error.validation_error"),
                          fields=[{"field": field, "message": message_vi,
                                   "message_en": message_en}])
         self.field = field
@@ -76,10 +80,7 @@ class DatabaseUnavailable(ApiError):
     nothing was changed by this request unless the answer says otherwise."""
 
     def __init__(self, retry_s: float = 5.0) -> None:
-        super().__init__(503, "database_unavailable",
-                         "Hệ thống tạm thời không truy cập được dữ liệu, vui lòng thử lại sau "
-                         "ít giây",
-                         "The database is unreachable for now, try again in a few seconds",
+        super().__init__(503, "database_unavailable", *words.both("error.database_unavailable"),
                          headers=retry_after(retry_s))
 
 
@@ -88,10 +89,8 @@ class Overloaded(ApiError):
     busy (core.db.overloaded); nothing was changed by this request. Load is shed: the
     database is not taken for unreachable."""
 
-    def __init__(self, retry_s: float = 5.0,
-                 vi: str = "Hệ thống đang quá tải, vui lòng thử lại sau ít giây",
-                 en: str = "The service is overloaded, try again in a few seconds") -> None:
-        super().__init__(503, "overloaded", vi, en, headers=retry_after(retry_s))
+    def __init__(self, retry_s: float = 5.0, key: str = "error.overloaded") -> None:
+        super().__init__(503, "overloaded", *words.both(key), headers=retry_after(retry_s))
 
 
 class ReportOverloaded(Overloaded):
@@ -99,11 +98,7 @@ class ReportOverloaded(Overloaded):
     client keeps the report and sends it again with the same report_id."""
 
     def __init__(self, retry_s: float = 5.0) -> None:
-        super().__init__(retry_s,
-                         "Hệ thống đang quá tải nên chưa nhận được tin báo. Tin báo vẫn được "
-                         "giữ trên máy của bạn và sẽ được gửi lại tự động",
-                         "The service is overloaded and has not received the report. It "
-                         "stays on your device and is sent again by itself")
+        super().__init__(retry_s, "error.overloaded.report")
 
 
 class ReportMaybeReceived(ApiError):
@@ -114,12 +109,7 @@ class ReportMaybeReceived(ApiError):
 
     def __init__(self, retry_s: float = 5.0) -> None:
         super().__init__(503, "database_unavailable",
-                         "Tin báo này có thể đã được nhận. Hệ thống tạm thời không truy cập "
-                         "được dữ liệu; vui lòng gửi lại sau ít giây để nhận đường dẫn theo "
-                         "dõi",
-                         "This report may already have been received. The database is "
-                         "unreachable for now; send it again in a few seconds to get its "
-                         "tracking link",
+                         *words.both("error.database_unavailable.report"),
                          headers=retry_after(retry_s))
 
 
@@ -128,11 +118,7 @@ class StoresUnavailable(ApiError):
     report now; nothing was stored, the client keeps the report and sends it again."""
 
     def __init__(self, retry_s: float = 5.0) -> None:
-        super().__init__(503, "unavailable",
-                         "Hệ thống tạm thời chưa nhận được tin báo. Tin báo vẫn được giữ "
-                         "trên máy của bạn và sẽ được gửi lại tự động",
-                         "The report cannot be received right now. It stays on your device "
-                         "and is sent again by itself",
+        super().__init__(503, "unavailable", *words.both("error.unavailable.report"),
                          headers=retry_after(retry_s))
 
 

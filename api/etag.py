@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from api.errors import ApiError
+from schema import words
 
 _TAG = re.compile(r'^\s*(?:W/)?"v(\d{1,9})"\s*$')
 
@@ -25,7 +26,6 @@ def expected_version(if_match: str | None) -> int | None:
         return None
     found = _TAG.match(if_match)
     if found is None:
-        raise ApiError(422, "validation_error",
-                       'If-Match phải là ETag của vụ việc, ví dụ "v7"',
-                       'If-Match must be the incident\'s ETag, e.g. "v7"', fields=[])
+        raise ApiError(422, "validation_error", *words.both("error.validation_error.if_match"),
+                       fields=[])
     return int(found.group(1))

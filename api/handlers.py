@@ -23,24 +23,25 @@ from api.errors import (
 )
 from api.infra import infra_of
 from core.db import overloaded, unreachable
+from schema import words
 
 log = structlog.get_logger(__name__)
 
 # Standard answers for HTTP statuses raised without a domain error.
 _STATUS: dict[int, tuple[str, str, str]] = {
-    400: ("bad_request", "Yêu cầu không hợp lệ", "Bad request"),
-    401: ("unauthorized", "Cần đăng nhập", "Authentication required"),
-    403: ("forbidden", "Không có quyền thực hiện", "Not allowed"),
-    404: ("not_found", "Không tìm thấy", "Not found"),
-    405: ("method_not_allowed", "Phương thức không được hỗ trợ", "Method not allowed"),
-    406: ("not_acceptable", "Định dạng không được hỗ trợ", "Not acceptable"),
-    409: ("conflict", "Xung đột trạng thái", "Conflict"),
-    413: ("too_large", "Tệp quá lớn", "Too large"),
-    415: ("unsupported_media_type", "Loại tệp không được hỗ trợ", "Unsupported media type"),
-    429: ("too_many_requests", "Quá nhiều yêu cầu, vui lòng thử lại sau",
-          "Too many requests, try again later"),
-    503: ("unavailable", "Dịch vụ tạm thời không sẵn sàng", "Service temporarily unavailable"),
+    400: ("bad_request", *words.both("error.bad_request")),
+    401: ("unauthorized", *words.both("error.unauthorized")),
+    403: ("forbidden", *words.both("error.forbidden")),
+    404: ("not_found", *words.both("error.not_found")),
+    405: ("method_not_allowed", *words.both("error.method_not_allowed")),
+    406: ("not_acceptable", *words.both("error.not_acceptable")),
+    409: ("conflict", *words.both("error.conflict")),
+    413: ("too_large", *words.both("error.too_large")),
+    415: ("unsupported_media_type", *words.both("error.unsupported_media_type")),
+    429: ("too_many_requests", *words.both("error.too_many_requests")),
+    503: ("unavailable", *words.both("error.unavailable")),
 }
+_OTHER = ("error", *words.both("error.error"))
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -89,7 +90,7 @@ def install_handlers(app: FastAPI, error_page: ErrorPage | None = None) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         lang = request_lang(request)
-        detail = "Invalid input" if lang == "en" else "Dữ liệu không hợp lệ"
+        detail = words.t(lang, "error.validation_error")
         return JSONResponse(
             {"error": "validation_error", "detail": detail,
              "fields": _validation_fields(exc, lang)},
@@ -99,7 +100,7 @@ def install_handlers(app: FastAPI, error_page: ErrorPage | None = None) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         lang = request_lang(request)
-        code, vi, en = _STATUS.get(exc.status_code, ("error", "Lỗi", "Error"))
+        code, vi, en = _STATUS.get(exc.status_code, _OTHER)
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail not in (
             "Not Found", "Method Not Allowed", "Unauthorized", "Forbidden"
         ) and lang == "en" else (en if lang == "en" else vi)
@@ -134,6 +135,6 @@ def install_handlers(app: FastAPI, error_page: ErrorPage | None = None) -> None:
         lang = request_lang(request)
         return JSONResponse(
             {"error": "internal_error",
-             "detail": "Internal error" if lang == "en" else "Lỗi hệ thống, vui lòng thử lại"},
+             "detail": words.t(lang, "error.internal_error")},
             status_code=500,
         )

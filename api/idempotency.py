@@ -23,6 +23,7 @@ from sqlmodel import col
 
 from api.errors import ApiError
 from core.db import Database
+from schema import words
 from schema.tables import Attachment, Report
 
 
@@ -31,24 +32,15 @@ class KeyReused(ApiError):
     If-Match or user). Says nothing else."""
 
     def __init__(self) -> None:
-        super().__init__(
-            409, "idempotency_key_reused",
-            "Idempotency-Key này đã được dùng cho một yêu cầu khác. "
-            "Hãy gửi lại với khóa mới.",
-            "This Idempotency-Key was already used for a different request. "
-            "Send it again with a new key.")
+        super().__init__(409, "idempotency_key_reused",
+                         *words.both("error.idempotency_key_reused"))
 
 
 class ReportIdReused(ApiError):
     """409: this `report_id` belongs to a report with another body. Says nothing else."""
 
     def __init__(self) -> None:
-        super().__init__(
-            409, "report_id_conflict",
-            "Mã tin báo (report_id) này đã được dùng cho một tin báo khác. "
-            "Hãy gửi lại với mã mới.",
-            "This report_id was already used for a different report. "
-            "Send it again with a new id.")
+        super().__init__(409, "report_id_conflict", *words.both("error.report_id_conflict"))
 
 
 def _digest(canonical: dict[str, Any]) -> str:

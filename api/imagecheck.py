@@ -24,6 +24,7 @@ import warnings
 from PIL import Image, UnidentifiedImageError
 
 from api.errors import ApiError
+from schema import words
 
 PREFIX_LIMIT = 2 * 1024 * 1024  # bytes kept while looking for the size
 _PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
@@ -37,11 +38,8 @@ class ImageTooLarge(ApiError):
         millions = f"{limit / 1e6:.0f}"
         dims = f" ({size[0]}×{size[1]})" if size else ""
         super().__init__(
-            422, "image_too_large",
-            f"Ảnh có quá nhiều điểm ảnh{dims}; tối đa {millions} triệu điểm ảnh. "
-            "Vui lòng gửi ảnh nhỏ hơn (ảnh chụp thường từ điện thoại đều được).",
-            f"The image has too many pixels{dims}; at most {millions} million. "
-            "Send a smaller picture (an ordinary phone photo is fine).",
+            422, "image_too_large", *words.both("error.image_too_large", dims=dims,
+                                                millions=millions),
             limit_pixels=limit, headers={"Connection": "close"})
 
 
@@ -49,9 +47,7 @@ class ImageUnreadable(ApiError):
     """422: the bytes say image, but no size can be read from them."""
 
     def __init__(self) -> None:
-        super().__init__(422, "image_unreadable",
-                         "Không đọc được ảnh (tệp bị hỏng hoặc không đúng định dạng)",
-                         "The image cannot be read (damaged file or wrong format)",
+        super().__init__(422, "image_unreadable", *words.both("error.image_unreadable"),
                          headers={"Connection": "close"})
 
 

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from api.errors import ApiError, request_lang
 from core import jsonbound
+from schema import words
 
 OPEN311_PREFIX = "/open311/"
 
@@ -31,12 +32,8 @@ def refusal(exc: jsonbound.JsonRefused) -> ApiError:
     """The answer for a body over a bound of core/jsonbound.py."""
     if exc.reason == "too_large":
         kib = exc.limit // 1024
-        return ApiError(413, "body_too_large",
-                        f"Nội dung gửi lên quá lớn (tối đa {kib} KiB)",
-                        f"The request body is too large (at most {kib} KiB)")
-    return ApiError(422, "json_too_deep",
-                    f"Dữ liệu JSON lồng nhau quá sâu (tối đa {exc.limit} tầng)",
-                    f"The JSON is nested too deeply (at most {exc.limit} levels)")
+        return ApiError(413, "body_too_large", *words.both("error.body_too_large", kib=kib))
+    return ApiError(422, "json_too_deep", *words.both("error.json_too_deep", limit=exc.limit))
 
 
 class JsonBodyGuard:

@@ -26,6 +26,7 @@ from api import wording
 from api.errors import ApiError
 from core.db import Database
 from core.settings import Settings
+from schema import words
 from schema.reports import MAX_TEXT
 from schema.tables import CitizenAddition, Report, utcnow
 
@@ -46,35 +47,22 @@ class AdditionLimited(ApiError):
 def _hourly(limit: int, retry_after_s: int) -> AdditionLimited:
     vi, en = wording.wait_words(max(1, math.ceil(retry_after_s / 60)), "minute")
     return AdditionLimited(
-        "hourly",
-        f"Bạn đã bổ sung {limit} lần trong một giờ. Vui lòng thử lại sau {vi}. "
-        "Nếu khẩn cấp, hãy gọi 113.",
-        f"You have added information {limit} times within an hour. Try again in {en}. "
-        "In an emergency, call 113.",
-        retry_after_s)
+        "hourly", words.t("vi", "error.too_many_additions", limit=limit, wait=vi),
+        words.t("en", "error.too_many_additions", limit=limit, wait=en), retry_after_s)
 
 
 def _budget(budget: int, left: int) -> AdditionLimited:
-    if left > 0:
-        vi = f"Nội dung quá dài: tin báo này chỉ còn nhận thêm {left} ký tự. "
-        en = f"Too much text: this report takes only {left} more characters. "
-    else:
-        vi = f"Tin báo này đã nhận đủ {budget} ký tự nội dung bổ sung. "
-        en = f"This report has taken its {budget} characters of added text. "
-    return AdditionLimited(
-        "text_budget",
-        vi + "Bạn vẫn có thể gửi ảnh hoặc video; nếu khẩn cấp, hãy gọi 113.",
-        en + "You can still send photos or videos; in an emergency, call 113.",
-        None)
+    vi, en = (words.both("error.text_budget_used.left", left=left) if left > 0
+              else words.both("error.text_budget_used", budget=budget))
+    return AdditionLimited("text_budget", vi, en, None)
 
 
 def check_text(text: str | None) -> None:
     """422 for a text longer than MAX_TEXT (forms that do not go through the model)."""
     if text and len(text) > MAX_TEXT:
-        raise ApiError(422, "validation_error", "Dữ liệu không hợp lệ", "Invalid input",
-                       fields=[{"field": "text",
-                                "message": f"Tối đa {MAX_TEXT} ký tự",
-                                "message_en": f"At most {MAX_TEXT} characters"}])
+        vi, en = words.both("field.text.too_long", max=MAX_TEXT)
+        raise ApiError(422, "validation_error", *words.both("error.validation_error"),
+                       fields=[{"field": "text", "message": vi, "message_en": en}])
 
 
 async def reserve(db: Database, settings: Settings, report_id: str, text: str | None,

@@ -18,15 +18,14 @@ from fastapi import Request
 
 from api.errors import ApiError
 from api.infra import infra_of
+from schema import words
 
 _SAME = ("same-origin", "none")
 
 
 class CrossSiteRequest(ApiError):
     def __init__(self) -> None:
-        super().__init__(403, "cross_site",
-                         "Yêu cầu đăng nhập đến từ trang web khác, đã bị từ chối",
-                         "Sign-in requests from another site are refused")
+        super().__init__(403, "cross_site", *words.both("error.cross_site"))
 
 
 def _netloc(url: str) -> str:

@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import wording
 from api.errors import ApiError
+from schema import words
 from schema.tables import LoginAttempt, utcnow
 
 WINDOW = timedelta(hours=1)
@@ -79,9 +80,8 @@ class LoginThrottled(ApiError):
         else:
             vi, en = wording.wait_words(math.ceil(seconds / 60), "minute")
         super().__init__(
-            429, "too_many_attempts",
-            f"Đăng nhập sai nhiều lần. Vui lòng thử lại sau {vi}.",
-            f"Too many failed sign-ins. Try again in {en}.",
+            429, "too_many_attempts", words.t("vi", "error.too_many_attempts", wait=vi),
+            words.t("en", "error.too_many_attempts", wait=en),
             headers={"Retry-After": str(seconds)},
         )
         self.seconds = seconds

@@ -19,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from api.errors import ApiError
+from schema import words
 from schema.text import clean_line
 
 # Fields other than the file (there should be none) may take at most this much in all.
@@ -45,20 +46,21 @@ FILE_BODY_OPENAPI: dict[str, Any] = {
 
 
 class MalformedUpload(ApiError):
-    def __init__(self, en: str = "Malformed multipart body") -> None:
-        super().__init__(400, "bad_request", "Dữ liệu tải lên không hợp lệ", en)
+    def __init__(self, en: str | None = None) -> None:
+        vi, malformed = words.both("error.bad_request.upload")
+        super().__init__(400, "bad_request", vi, en or malformed)
 
 
 class FieldsTooLarge(ApiError):
     def __init__(self) -> None:
-        super().__init__(413, "too_large", "Dữ liệu gửi kèm quá lớn", "Form fields too large",
+        super().__init__(413, "too_large", *words.both("error.too_large.fields"),
                          headers={"Connection": "close"})
 
 
 def missing_file_error() -> ApiError:
-    return ApiError(422, "validation_error", "Dữ liệu không hợp lệ", "Invalid input",
-                    fields=[{"field": "file", "message": "Thiếu tệp (trường `file`)",
-                             "message_en": "Missing file (field `file`)"}])
+    vi, en = words.both("field.file.missing")
+    return ApiError(422, "validation_error", *words.both("error.validation_error"),
+                    fields=[{"field": "file", "message": vi, "message_en": en}])
 
 
 def multipart_boundary(content_type: str | None) -> bytes | None:

@@ -1,5 +1,6 @@
-"""Human words for refusals and waits (Vietnamese and English): the one home of the words
-of every refusal code of schema/rules.py and workflows/incident.py.
+"""Human words for refusals and waits (Vietnamese and English): every refusal code of
+schema/rules.py and workflows/incident.py is worded here, from the catalogue's
+`refusal.<code>` (schema/words/), and every Retry-After wait from its `wait.*`.
 
 A rule refuses with a code and details (`schema.rules.Refusal`; the workflow carries them
 in its ApplicationError's details); `refusal_words` words them, so a staff member reads
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from core.settings import HCMC_TZ
+from schema import words
 from schema.labels import ACTION_LABELS, ROLE_LABELS, STATE_LABELS
 from schema.states import Action, Role, State
 
@@ -22,8 +24,9 @@ from schema.states import Action, Role, State
 def wait_words(seconds: int, unit: str = "second") -> tuple[str, str]:
     """(vi, en) for a wait of `seconds` (or minutes with unit="minute"): "1 giây" /
     "1 second", "5 giây" / "5 seconds" — every Retry-After text is worded here."""
-    vi = {"second": "giây", "minute": "phút"}[unit]
-    return f"{seconds} {vi}", f"{seconds} {unit}" + ("" if seconds == 1 else "s")
+    one, many = {"second": ("wait.second", "wait.seconds"),
+                 "minute": ("wait.minute", "wait.minutes")}[unit]
+    return words.both(one if seconds == 1 else many, n=seconds)
 
 
 def _role(role: Role) -> tuple[str, str]:
@@ -31,66 +34,45 @@ def _role(role: Role) -> tuple[str, str]:
     return vi.lower(), en.lower()
 
 
+def _both(key: str, vi: Mapping[str, object], en: Mapping[str, object]) -> tuple[str, str]:
+    """(vi, en) of `key`, each formatted with the parameters in its own language."""
+    return words.t("vi", key, **vi), words.t("en", key, **en)
+
+
 def not_in_state(action: Action, state: State) -> tuple[str, str]:
     """The action does not apply in this state (whoever asks)."""
     (act_vi, act_en), (st_vi, st_en) = ACTION_LABELS[action], STATE_LABELS[state]
-    return (f"Không thể thực hiện “{act_vi}”: vụ việc đang ở trạng thái “{st_vi}”",
-            f"Cannot “{act_en}”: the incident is in state “{st_en}”")
+    return _both("refusal.not_from_state", {"action": act_vi, "state": st_vi},
+                 {"action": act_en, "state": st_en})
 
 
 def role_not_now(action: Action, state: State, role: Role) -> tuple[str, str]:
     """The role may take the action, but not in this state."""
     (act_vi, act_en), (st_vi, st_en) = ACTION_LABELS[action], STATE_LABELS[state]
     role_vi, role_en = _role(role)
-    return (f"Vai trò {role_vi} không thể thực hiện “{act_vi}” khi vụ việc "
-            f"đang ở trạng thái “{st_vi}”",
-            f"The {role_en} role cannot “{act_en}” while the incident is in state “{st_en}”")
+    return _both("refusal.role_not_now", {"action": act_vi, "state": st_vi, "role": role_vi},
+                 {"action": act_en, "state": st_en, "role": role_en})
 
 
 def role_never(action: Action, role: Role) -> tuple[str, str]:
     """The role may not take the action at all."""
     act_vi, act_en = ACTION_LABELS[action]
     role_vi, role_en = _role(role)
-    return (f"Vai trò {role_vi} không được phép thực hiện “{act_vi}”",
-            f"The {role_en} role may not “{act_en}”")
+    return _both("refusal.role_never", {"action": act_vi, "role": role_vi},
+                 {"action": act_en, "role": role_en})
 
 
-# The words of the refusal codes that name nothing of the case (the others are worded by
-# `refusal_words` from their details). Some English ones begin in lower case: they are
-# what the API has always answered, and tests hold them.
-REFUSALS: dict[str, tuple[str, str]] = {
-    "being_merged": ("Vụ việc đang được gộp, hãy thử lại sau giây lát",
-                     "the incident is being merged; try again in a moment"),
-    "already_merging": ("Vụ việc đang được gộp, hãy thử lại sau giây lát",
-                        "this incident is already being merged; try again in a moment"),
-    "merge_held": ("Đang có tin báo được gộp vào vụ việc này, hãy thử lại sau giây lát",
-                   "a report is being merged into this incident; try again in a moment"),
-    "other_unit": ("Vụ việc không được giao cho đơn vị của bạn",
-                   "the incident is not assigned to your unit"),
-    "merge_into_itself": ("Không thể gộp vào chính nó", "Cannot merge an incident into itself"),
-    "target_closed": ("Vụ việc đích đã kết thúc", "The target incident is no longer open"),
-    "target_merged_here": ("Vụ việc đích đã được gộp vào vụ việc này",
-                           "the target incident was merged into this one"),
-    "has_merged_reports": ("Vụ việc này đã có tin báo khác gộp vào: hãy gộp vụ việc kia vào đây",
-                           "other reports were merged into this incident: merge the other "
-                           "incident into this one instead"),
-    "target_merging_elsewhere": ("Vụ việc đích đang được gộp vào vụ việc khác",
-                                 "the target incident is being merged into another one"),
-    "target_merging_here": ("Vụ việc đích đang được gộp ngược vào vụ việc này",
-                            "the target incident is being merged into this one at the same "
-                            "time"),
-    "target_refused": ("Vụ việc đích không nhận gộp", "the target incident refused the merge"),
-    "target_gone": ("Vụ việc đích không còn mở", "the target incident is not open"),
-    "target_silent": ("Vụ việc đích chưa trả lời yêu cầu gộp, hãy thử lại",
-                      "the target incident did not answer the merge; try again"),
-    "text_required": ("Cần có nội dung hoặc tệp đính kèm", "text or an attachment is required"),
-    "no_such_question": ("Không có câu hỏi này để trả lời",
-                         "there is no such question to answer"),
-}
 # Codes worded from the action, state or role in their details, or the last change.
 NAMED_REFUSALS = frozenset({"not_from_state", "role_not_now", "role_never", "stale",
                             "no_change"})
-UNKNOWN_REFUSAL = ("Không thể thực hiện thao tác này", "The action was refused")
+UNKNOWN_REFUSAL = words.both("refusal.unknown")
+# The words of the refusal codes that name nothing of the case (the others are worded by
+# `refusal_words` from their details): every other `refusal.<code>` of the catalogue. Some
+# English ones begin in lower case: they are what the API has always answered, and tests
+# hold them.
+REFUSALS: dict[str, tuple[str, str]] = {
+    code: words.both(f"refusal.{code}") for code in words.with_prefix("vi", "refusal.")
+    if code not in NAMED_REFUSALS | {"unknown"}}
 
 
 def refusal_words(code: str, details: Mapping[str, Any]) -> tuple[str, str]:
@@ -121,17 +103,16 @@ def changed_words(code: str, d: Mapping[str, Any]) -> tuple[str, str]:
         action_vi, action_en = ACTION_LABELS[Action(d.get("changed_action", ""))]
     except ValueError:
         action_vi = action_en = str(d.get("changed_action") or "")
-    unit = d.get("unit_name")
     at = d.get("changed_at")
     when = datetime.fromisoformat(at).astimezone(HCMC_TZ).strftime("%H:%M") if at else ""
-    what_vi = f"đã {action_vi.lower()}" + (f" cho {unit}" if unit else "") \
-        + (f" bởi {d['changed_by']}" if d.get("changed_by") else "") \
-        + (f" lúc {when}" if when else "")
-    what_en = f"{action_en.lower()}" + (f" to {unit}" if unit else "") \
-        + (f" by {d['changed_by']}" if d.get("changed_by") else "") \
-        + (f" at {when}" if when else "")
-    if code == "stale":
-        return (f"Vụ việc vừa thay đổi ({what_vi}). Hãy xem lại rồi thao tác tiếp.",
-                f"The incident has just changed ({what_en}). Look again, then act.")
-    return (f"Không có gì thay đổi: vụ việc {what_vi}.",
-            f"Nothing to change: the incident was already {what_en}.")
+
+    def what(lang: str, action: str) -> str:
+        parts = [words.t(lang, "changed.action", action=action.lower())]
+        parts += [words.t(lang, key, **{name: value}) for key, name, value in (
+            ("changed.unit", "unit", d.get("unit_name")),
+            ("changed.by", "by", d.get("changed_by")),
+            ("changed.at", "at", when)) if value]
+        return " ".join(parts)
+
+    key = "refusal.stale" if code == "stale" else "refusal.no_change"
+    return _both(key, {"what": what("vi", action_vi)}, {"what": what("en", action_en)})

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from schema import payloads as p
+from schema import words
 from schema.places import WARD_CODE_MAX
 from schema.states import CITIZEN_ACTIONS, Action, Category, Outcome, Priority
 from schema.text import Line, OptionalLine, Text
@@ -115,9 +116,8 @@ class RouteBody(ActionBody):
     @model_validator(mode="after")
     def _one(self) -> RouteBody:
         if (self.unit_id is None) == (self.ward_code is None):
-            raise PydanticCustomError(
-                "one_unit", "give exactly one of unit_id or ward_code",
-                {"vi": "Hãy chọn đúng một trong hai: đơn vị (unit_id) hoặc phường (ward_code)"})
+            vi, en = words.both("field.route.one_unit")
+            raise PydanticCustomError("one_unit", en, {"vi": vi})
         return self
 
     def to_input(self, actor: p.Actor, found: Resolved) -> p.ActionInput:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from schema import words
+
 SUPERVISORS = "supervisors"
 CITY_COMMAND = "city_command"
 DIRECTOR_ON_DUTY = "director_on_duty"
@@ -35,9 +37,9 @@ ESCALATION_LADDER: dict[int, tuple[str, ...]] = {
 TOP_LEVEL = max(ESCALATION_LADDER)
 
 AUDIENCE_LABELS: dict[str, tuple[str, str]] = {
-    SUPERVISORS: ("Chỉ huy đơn vị/phường", "Unit/ward supervisors"),
-    CITY_COMMAND: ("Chỉ huy trực ban TTTTCH", "City command duty officer"),
-    DIRECTOR_ON_DUTY: ("Lãnh đạo trực", "Director on duty"),
+    SUPERVISORS: words.both("audience.supervisors"),
+    CITY_COMMAND: words.both("audience.city_command"),
+    DIRECTOR_ON_DUTY: words.both("audience.director_on_duty"),
 }
 
 # Minutes between reminders once the top level is reached: the n-th reminder (0-based)

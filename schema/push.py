@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from schema import words
 from schema.states import Action
 
 MAX_ENDPOINT = 2048
@@ -39,28 +40,26 @@ class PushText:
 
 
 # event kind (TimelineEvent.action) -> the notification. One line per kind.
+def _push(action: Action, urgent: bool = False, no_note: str | None = None) -> PushText:
+    """The notification of `action`: catalogue keys `push.<action>.title` and `.body`."""
+    return PushText(words.t("vi", f"push.{action.value}.title"),
+                    words.t("vi", f"push.{action.value}.body"), urgent, no_note)
+
+
 PUSH_WORTHY: dict[str, PushText] = {
-    Action.VERIFY.value: PushText("Tin báo đã được xác minh",
-                                  "Trung tâm đã xác minh tin báo {code} của bạn."),
-    Action.ROUTE.value: PushText("Đã giao cho công an xử lý",
-                                 "Tin báo {code} đã được giao cho đơn vị công an phụ trách."),
-    Action.REASSIGN.value: PushText("Đã chuyển đơn vị xử lý",
-                                    "Tin báo {code} đã được chuyển cho đơn vị khác xử lý."),
-    Action.ACKNOWLEDGE.value: PushText("Công an đang đến",
-                                       "Công an đã nhận nhiệm vụ và đang đến (tin báo {code})."),
-    Action.ARRIVE.value: PushText("Công an đã có mặt",
-                                  "Công an đã có mặt tại hiện trường (tin báo {code})."),
+    Action.VERIFY.value: _push(Action.VERIFY),
+    Action.ROUTE.value: _push(Action.ROUTE),
+    Action.REASSIGN.value: _push(Action.REASSIGN),
+    Action.ACKNOWLEDGE.value: _push(Action.ACKNOWLEDGE),
+    Action.ARRIVE.value: _push(Action.ARRIVE),
     # A public note is the police writing to the reporter: sent with Urgency: high.
-    Action.NOTE.value: PushText("Công an cho biết", "{note}", urgent=True),
-    Action.CLOSE.value: PushText("Sự việc đã được xử lý",
-                                 "Tin báo {code} đã kết thúc. Cảm ơn bạn đã báo tin."),
-    Action.REJECT.value: PushText("Tin báo không được tiếp nhận",
-                                  "Tin báo {code} không được tiếp nhận xử lý."),
-    Action.MERGE.value: PushText("Tin báo đã được gộp",
-                                 "Tin báo {code} được gộp với một tin báo khác cùng sự việc."),
+    Action.NOTE.value: _push(Action.NOTE, urgent=True),
+    Action.CLOSE.value: _push(Action.CLOSE),
+    Action.REJECT.value: _push(Action.REJECT),
+    Action.MERGE.value: _push(Action.MERGE),
     # Staff -> reporter messages (the "message" action).
-    Action.MESSAGE.value: PushText("Tin nhắn từ công an", "{note}", urgent=True,
-                        no_note="Công an vừa gửi tin nhắn về tin báo {code}; mở để xem."),
+    Action.MESSAGE.value: _push(Action.MESSAGE, urgent=True,
+                                no_note=words.t("vi", "push.message.no_note")),
 }
 
 
@@ -82,7 +81,8 @@ def push_message(action: str, tracking_code: str,
     return text.title, body.format(code=tracking_code, note=note), text.urgent
 
 
-def _bad(kind: str, en: str, vi: str) -> PydanticCustomError:
+def _bad(kind: str, key: str, **params: object) -> PydanticCustomError:
+    vi, en = words.both(key, **params)
     return PydanticCustomError(kind, en, {"vi": vi})
 
 
@@ -107,11 +107,9 @@ def _key_bytes(value: str, size: int, what: str) -> str:
     try:
         raw = b64url_decode(value)
     except ValueError as exc:
-        raise _bad("push_key", f"{what} must be base64url",
-                   f"{what} phải được mã hoá base64url") from exc
+        raise _bad("push_key", "field.push_key.base64", what=what) from exc
     if len(raw) != size:
-        raise _bad("push_key", f"{what} must be {size} bytes, not {len(raw)}",
-                   f"{what} phải dài {size} byte (nhận được {len(raw)})")
+        raise _bad("push_key", "field.push_key.size", what=what, size=size, got=len(raw))
     if size == 65:
         _on_curve(raw, what)
     return b64url(raw)
@@ -124,8 +122,7 @@ def _on_curve(raw: bytes, what: str) -> None:
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
     except ValueError as exc:
-        raise _bad("push_key", f"{what} is not a P-256 public key",
-                   f"{what} không phải khoá công khai P-256") from exc
+        raise _bad("push_key", "field.push_key.curve", what=what) from exc
 
 
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")

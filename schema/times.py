@@ -16,15 +16,16 @@ from typing import Annotated
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
+from schema import words
+
 EARLIEST_YEAR = 1970
 LATEST_YEAR = 2200
 
 
 def _out_of_range() -> PydanticCustomError:
-    return PydanticCustomError(
-        "time_range", "time out of range: use a year between {low} and {high}",
-        {"low": EARLIEST_YEAR, "high": LATEST_YEAR,
-         "vi": f"Thời gian ngoài phạm vi: hãy dùng năm từ {EARLIEST_YEAR} đến {LATEST_YEAR}"})
+    years = {"low": EARLIEST_YEAR, "high": LATEST_YEAR}
+    return PydanticCustomError("time_range", words.t("en", "field.time.range"),
+                               {**years, "vi": words.t("vi", "field.time.range", **years)})
 
 
 def sane_moment(value: datetime) -> datetime:
@@ -51,9 +52,9 @@ def zoned_moment(value: datetime) -> datetime:
     "time_zone" (422)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError(
-            "time_zone", "the time must have a time zone, e.g. {example}",
+            "time_zone", words.t("en", "field.time.zone"),
             {"example": ZONE_EXAMPLE,
-             "vi": f"Thời điểm phải có múi giờ, ví dụ {ZONE_EXAMPLE}"})
+             "vi": words.t("vi", "field.time.zone", example=ZONE_EXAMPLE)})
     return sane_moment(value)
 
 

@@ -1,15 +1,22 @@
 """The words of CanhBao: one catalogue per language, as data in schema/words/<lang>.json.
 
-Every layer reads them from here: the pages (web/i18n.py), the API's errors (api/errors.py),
-the labels of states, actions, categories, outcomes, roles and senders (schema/labels.py),
-the tracking notes the workflow records (schema/states.py) and the alert texts
-(activities/notify.py). A catalogue is a flat, sorted map of dotted keys to texts; a text
-takes str.format-style `{name}` parameters. Vietnamese is the fallback language.
+Every layer reads them from here: the pages (web/i18n.py), the API's errors (api/errors.py
+and every raise site: `ApiError(status, code, *words.both(key, **params))`), the refusals
+(api/wording.py), the labels of states, actions, categories, outcomes, roles and senders
+(schema/labels.py), the tracking notes the workflow records (schema/states.py), the alert
+and notice texts (activities/) and the push notifications (schema/push.py). A catalogue is
+a flat, sorted map of dotted keys to texts; a text takes str.format-style `{name}`
+parameters. Vietnamese is the fallback language.
 
 Keys by prefix: `st.` `action.` `cat.` `outcome.` `role.` `source.` `sender.` (labels),
-`note.` (a state's public note), `alert.` (overdue alerts), `pydantic.` (validation
-errors, Vietnamese only: the English is pydantic's own message), and the pages' keys
-(`app.` `report.` `err.` `track.` `story.` `staff.` ...).
+`note.` (a state's public note), `alert.` (overdue alerts), `error.<code>[.<what>]` (an
+API error's detail), `field.<name>.<problem>` (a field's error), `refusal.<code>` and
+`changed.` (refusals), `wait.` (Retry-After waits), `open311.` (GeoReport errors),
+`group.` (report groups), `audience.` (escalation audiences), `pydantic.` (validation
+errors), and the pages' keys (`app.` `report.` `err.` `track.` `story.` `staff.` ...).
+Vietnamese only: `pydantic.` (the English is pydantic's own message), `feed.` (the CAP and
+Open311 feeds), `push.` (the reporter's notifications), `phrase.` (staff's ready phrases
+to the reporter) and `notice.` (staff notices, one text carrying both languages).
 
 The catalogues are read once, at import, so code in the workflow sandbox (which imports
 schema passed through) never touches a file.

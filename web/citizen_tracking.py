@@ -23,6 +23,7 @@ from api.services.tracking import (
 )
 from core.settings import Settings
 from core.vapid import cached_vapid
+from schema import words
 from schema.states import Action, Role, State, may_take
 from schema.text import clean_text
 from web import i18n
@@ -90,7 +91,8 @@ async def tracking_file(token: str, attachment_id: str, infra: InfraDep) -> Resp
 
     att = await own_attachment(infra.db, token, attachment_id)
     if att is None:
-        return JSONResponse({"error": "not_found", "detail": "Không tìm thấy tệp / No such file"},
+        return JSONResponse({"error": "not_found",
+                             "detail": " / ".join(words.both("error.not_found.file"))},
                             status_code=404)
     storage = infra.storage
     url = await storage.url(att.storage_key, infra.settings.s3_presign_seconds,

@@ -35,6 +35,7 @@ from api.upload import (
     MultipartReader,
     multipart_boundary,
 )
+from schema import words
 from schema.reports import MAX_ATTACHMENTS
 
 log = structlog.get_logger(__name__)
@@ -91,8 +92,7 @@ def _message(exc: ApiError, lang: str, filename: str | None) -> str:
     """The file's error for the photo field, Vietnamese unless English was asked for."""
     limit = exc.extra.get("limit")
     if isinstance(limit, int):
-        text = (f"File too large (at most {_size(limit)})" if lang == "en"
-                else f"Tệp quá lớn (tối đa {_size(limit)})")
+        text = words.t(lang, "field.file.too_large", size=_size(limit))
     else:
         text = exc.en if lang == "en" else exc.vi
     return f"{text}: {filename}" if filename else text
@@ -171,8 +171,7 @@ async def _read_parts(
                 await drain()
                 continue
             if form.file_error is None and len(form.stored) >= max_files:
-                form.file_error = (f"At most {max_files} files" if lang == "en"
-                                   else f"Tối đa {max_files} tệp")
+                form.file_error = words.t(lang, "field.file.too_many", max=max_files)
                 log.info("plain form: too many files", max_files=max_files)
             if form.file_error is not None:
                 await drain()

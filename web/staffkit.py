@@ -25,6 +25,7 @@ from api.deps import is_htmx
 from api.errors import ApiError
 from api.services.actions import take_action
 from core.db import Database
+from schema import words
 from schema.actions import STAFF_ACTIONS
 from schema.incidents import IncidentDetail
 from schema.payloads import MAX_MESSAGE
@@ -60,8 +61,8 @@ CATEGORY_COLOURS = {"crime": "#c62828", "traffic_accident": "#ef6c00",
 LIST_LIMIT = 100
 # Ready phrases of the "Hỏi người báo tin" box (the words the reporter reads, in Vietnamese
 # whatever the staff page's language).
-QUICK_PHRASES = ("Anh/chị có thấy biển số xe không?", "Anh/chị có an toàn không?",
-                 "Hãy rời khỏi khu vực nguy hiểm.", "Anh/chị đang ở vị trí nào chính xác?")
+QUICK_PHRASES = tuple(words.t("vi", key) for key in (
+    "phrase.plate", "phrase.safe", "phrase.leave", "phrase.where"))
 JS_KEYS = ("staff.err.network", "staff.err.upload", "staff.new", "staff.updated",
            "staff.reload", "staff.officer.away", "staff.officer.uploading",
            "staff.officer.uploaded", "report.remove", "staff.overdue", "staff.left",

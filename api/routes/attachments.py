@@ -16,6 +16,7 @@ from api.imagecheck import ImageTooLarge
 from api.services.attachments import attachment_for_staff
 from core.settings import Settings
 from core.storage import Storage
+from schema import words
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -46,7 +47,7 @@ async def attachment_rendition(attachment_id: uuid.UUID, kind: Literal["preview"
     `image_too_large` for one stored before CANHBAO_MAX_IMAGE_PIXELS was lowered."""
     att = await attachment_for_staff(db, user, str(attachment_id))
     if not media.has_renditions(att.content_type):
-        raise not_found("Tệp này không có ảnh xem trước", "This file has no preview")
+        raise not_found(*words.both("error.not_found.preview"))
     try:
         key = await media.ensure_rendition(storage, settings.max_image_bytes, att, kind,
                                            settings.max_image_pixels)
@@ -55,8 +56,7 @@ async def attachment_rendition(attachment_id: uuid.UUID, kind: Literal["preview"
         raise ImageTooLarge(exc.limit, exc.size) from exc
     except media.RenditionError as exc:
         log.info("rendition refused", attachment_id=att.id, error=str(exc))
-        raise ApiError(422, "unreadable_image", "Không đọc được ảnh này",
-                       "This image cannot be read") from exc
+        raise ApiError(422, "unreadable_image", *words.both("error.unreadable_image")) from exc
     return await _serve(storage, settings, key, "image/jpeg", f"{att.id}-{kind}.jpg", None)
 
 

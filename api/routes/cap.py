@@ -16,6 +16,7 @@ from api import xmlout
 from api.deps import SessionDep, SettingsDep
 from api.errors import not_found
 from core.settings import HCMC_TZ, Settings
+from schema import words
 from schema.labels import label
 from schema.states import Category
 from schema.tables import PublicAlert
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/cap", tags=["cap"])
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SENDER = "canhbao@congan.tphcm.gov.vn"
-SENDER_NAME = "Công an Thành phố Hồ Chí Minh"
+SENDER_NAME = words.t("vi", "feed.cap.sender_name")
 
 CAP_CATEGORY = {"crime": "Security", "traffic_accident": "Transport",
                 "fire_explosion": "Fire", "other": "Safety"}
@@ -63,7 +64,7 @@ def cap_document(alert: PublicAlert, base_url: str) -> bytes:
     sub(info, "web", f"{base_url}/cap/alerts/{alert.id}.xml")
     sub(info, "contact", "113")
     area = sub(info, "area")
-    sub(area, "areaDesc", f"Bán kính {alert.radius_m} m quanh vị trí sự việc")
+    sub(area, "areaDesc", words.t("vi", "feed.cap.area", radius_m=alert.radius_m))
     sub(area, "circle", f"{alert.lat:.6f},{alert.lon:.6f} {alert.radius_m / 1000:.3f}")
     return xmlout.serialize(root)
 
@@ -73,7 +74,7 @@ def atom_feed(rows: list[PublicAlert], base_url: str) -> bytes:
     sub = xmlout.sub
     feed = xmlout.new_root(ATOM_NS, "feed")
     sub(feed, "id", f"{base_url}/cap/alerts.atom")
-    sub(feed, "title", "CanhBao — Cảnh báo an ninh trật tự TP.HCM")
+    sub(feed, "title", words.t("vi", "feed.cap.title"))
     sub(feed, "updated", cap_time(rows[0].sent_at) if rows else "2026-01-01T00:00:00+07:00")
     author = sub(feed, "author")
     sub(author, "name", SENDER_NAME)
@@ -109,6 +110,6 @@ async def alert_xml(request: Request, s: SessionDep, settings: SettingsDep,
                     alert_id: Annotated[uuid.UUID, Path()]) -> Response:
     row = await s.get(PublicAlert, str(alert_id))
     if row is None:
-        raise not_found("Không tìm thấy cảnh báo", "No such alert")
+        raise not_found(*words.both("error.not_found.alert"))
     return Response(cap_document(row, _base(request, settings)),
                     media_type="application/cap+xml; charset=utf-8")

@@ -35,6 +35,7 @@ from api.deps import DbDep, InfraDep, SettingsDep
 from api.errors import ApiError, FieldError, pydantic_messages, request_lang
 from api.services.submission import status_url, submit_report
 from core.settings import HCMC_TZ
+from schema import words
 from schema.labels import label
 from schema.reports import ReportCreate
 from schema.states import Category, State
@@ -78,22 +79,17 @@ class GeoReportRoute(APIRoute):
             except ApiError as exc:
                 return _answer(request, exc.status, exc.vi, exc.en)
             except StarletteHTTPException as exc:
-                return _answer(request, exc.status_code, f"Yêu cầu không hợp lệ: {exc.detail}",
-                               str(exc.detail))
+                return _answer(request, exc.status_code,
+                               *words.both("open311.bad_request", detail=exc.detail))
         return route
 
 
-NO_REQUEST = ("Không có tin báo này", "no such service request")
+NO_REQUEST = words.both("open311.no_request")
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=GeoReportRoute)
 
-DESCRIPTIONS: dict[Category, str] = {
-    Category.CRIME: "Trộm cắp, cướp giật, đánh nhau, gây rối trật tự công cộng",
-    Category.TRAFFIC_ACCIDENT: "Va chạm, tai nạn giao thông, ùn tắc nghiêm trọng",
-    Category.FIRE_EXPLOSION: "Cháy, nổ, khói bất thường, rò rỉ khí",
-    Category.OTHER: "Các sự việc khác về an ninh trật tự",
-}
 SERVICES: dict[str, dict[str, str]] = {
-    c.value: {"name": label(c), "description": DESCRIPTIONS[c]} for c in Category}
+    c.value: {"name": label(c), "description": words.t("vi", f"feed.open311.service.{c}")}
+    for c in Category}
 
 
 def georeport_time(at: datetime) -> str:
@@ -108,8 +104,8 @@ def _codes(raw: str | None, allowed: Any, name: str) -> list[str]:
     for v in values:
         if v not in allowed:
             expected = ", ".join(sorted(allowed))
-            raise GeoReportError(400, f"{name} {v!r} không hợp lệ; chỉ nhận: {expected}",
-                                 f"unknown {name} {v!r}; expected one of {expected}")
+            raise GeoReportError(400, *words.both("open311.unknown_value", name=name,
+                                                  value=repr(v), expected=expected))
     return values
 
 
@@ -118,8 +114,8 @@ async def discovery(request: Request, settings: SettingsDep) -> dict[str, Any]:
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     return {
         "changeset": "2026-11-28T00:00:00+07:00",
-        "contact": "Công an TP. Hồ Chí Minh — gọi 113 khi khẩn cấp",
-        "key_service": "Không cần khóa API cho tin báo của người dân",
+        "contact": words.t("vi", "feed.open311.contact"),
+        "key_service": words.t("vi", "feed.open311.key_service"),
         "endpoints": [{
             "specification": "http://wiki.open311.org/GeoReport_v2",
             "url": f"{base}/open311/v2",
@@ -134,14 +130,13 @@ async def discovery(request: Request, settings: SettingsDep) -> dict[str, Any]:
 async def services(jurisdiction_id: Line | None = None) -> list[dict[str, Any]]:
     return [{"service_code": code, "service_name": s["name"], "description": s["description"],
              "metadata": False, "type": "realtime", "keywords": code.replace("_", ", "),
-             "group": "An ninh trật tự"} for code, s in SERVICES.items()]
+             "group": words.t("vi", "feed.open311.group")} for code, s in SERVICES.items()]
 
 
 @router.get("/services/{service_code}.json", responses={404: {"model": list}})
 async def service_definition(service_code: str, jurisdiction_id: Line | None = None) -> Any:
     if service_code not in SERVICES:
-        raise GeoReportError(404, f"Không có loại tin báo (service_code) {service_code!r}",
-                             f"unknown service_code {service_code!r}")
+        raise GeoReportError(404, *words.both("open311.unknown_service", code=repr(service_code)))
     return {"service_code": service_code, "attributes": []}
 
 
@@ -160,8 +155,7 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
     try:
         form = await request.form(max_files=0, max_fields=100)
     except StarletteHTTPException as exc:
-        raise GeoReportError(400, f"Biểu mẫu không hợp lệ: {exc.detail}",
-                             str(exc.detail)) from exc
+        raise GeoReportError(400, *words.both("open311.bad_form", detail=exc.detail)) from exc
 
     def field(name: str) -> str | None:
         value = form.get(name)
@@ -169,14 +163,9 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
 
     code = field("service_code")
     if code not in SERVICES:
-        raise GeoReportError(400, "Thiếu hoặc sai loại tin báo (service_code): chọn một mã "
-                                  "trong services.json",
-                             "service_code missing or unknown: use one of services.json")
+        raise GeoReportError(400, *words.both("open311.service_code"))
     if field("lat") is None or field("long") is None:
-        raise GeoReportError(400, "Cần vị trí lat và long (không nhận tin báo chỉ có địa "
-                                  "chỉ: công an cần vị trí)",
-                             "lat and long are required (address-only requests are not "
-                             "accepted: police need a position)")
+        raise GeoReportError(400, *words.both("open311.position"))
     name = " ".join(p for p in (field("first_name"), field("last_name")) if p) or None
     reporter = {"name": name, "phone": field("phone")} if name or field("phone") else None
     try:
@@ -193,8 +182,7 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
             where = ".".join(str(p) for p in first["loc"])
             vi, en = pydantic_messages(first)
             raise GeoReportError(400, f"{where}: {vi}", f"{where}: {en}") from exc
-        raise GeoReportError(400, "attachment_ids phải là các UUID, cách nhau bằng dấu phẩy",
-                             "attachment_ids must be UUIDs") from exc
+        raise GeoReportError(400, *words.both("open311.attachment_ids")) from exc
     try:
         accepted = await submit_report(infra, body, source="open311",
                                        origin=ReportOrigin(address=client_address(request)))
@@ -214,9 +202,7 @@ async def create_request(request: Request, infra: InfraDep) -> Any:
 def _notice(request: Request, link: str, code: str) -> str:
     """The tracking code and the tracking page's absolute address `link`, in the caller's
     language (Accept-Language)."""
-    if request_lang(request) == "en":
-        return f"Tracking code {code}. Follow it at: {link}"
-    return f"Mã tin báo {code}. Theo dõi: {link}"
+    return words.t(request_lang(request), "open311.notice", code=code, link=link)
 
 
 async def _request_out(db: Any, report: Report, row: Incident | None) -> dict[str, Any]:
@@ -239,7 +225,7 @@ async def _request_out(db: Any, report: Report, row: Incident | None) -> dict[st
         "service_code": category,
         "description": payload.get("description"),
         "agency_responsible": row.unit_name if row and row.unit_name else
-        "Công an TP. Hồ Chí Minh",
+        words.t("vi", "feed.open311.agency"),
         "service_notice": None,
         "requested_datetime": georeport_time(report.created_at),
         "updated_datetime": georeport_time(updated),
@@ -294,17 +280,14 @@ async def list_requests(request: Request, db: DbDep, service_request_id: Line | 
     if service_request_id:
         ids = _uuids(service_request_id)
         if ids is None:
-            raise GeoReportError(400, "service_request_id phải là các UUID, cách nhau bằng "
-                                      "dấu phẩy", "service_request_id must be UUIDs")
+            raise GeoReportError(400, *words.both("open311.request_ids"))
         return [await _request_out(db, r, row) for r, row in await _load(db, ids)]
     try:
         user = await principal_from_request(request)
     except ApiError as exc:
         raise GeoReportError(exc.status, exc.vi, exc.en) from exc
     if user is None:
-        raise GeoReportError(401, "Xem danh sách tin báo cần đăng nhập cán bộ; hoặc gửi "
-                                  "service_request_id",
-                             "listing requests needs a staff sign-in; pass service_request_id")
+        raise GeoReportError(401, *words.both("open311.sign_in"))
     stmt = scope.incidents(select(col(Incident.id)), user).order_by(
         col(Incident.created_at).desc()).limit(200)
     if codes:
@@ -327,5 +310,4 @@ async def list_requests(request: Request, db: DbDep, service_request_id: Line | 
 @router.api_route("/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
 async def unknown(rest: str) -> JSONResponse:
     """Anything else under /open311/v2 gets a GeoReport 404, not the API's error shape."""
-    raise GeoReportError(404, f"Không có tài nguyên {rest!r} (chỉ JSON: dùng .json)",
-                         f"no such resource {rest!r} (JSON only: use .json)")
+    raise GeoReportError(404, *words.both("open311.no_resource", rest=repr(rest)))

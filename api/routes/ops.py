@@ -12,6 +12,7 @@ from sqlmodel import col
 
 from api.deps import DbDep, InfraDep, LangDep
 from api.infra import Infra
+from schema import words
 from schema.tables import Alert, Outbox
 
 router = APIRouter(tags=["operations"])
@@ -53,9 +54,7 @@ async def readyz(infra: InfraDep, lang: LangDep) -> JSONResponse:
               for name, r in zip(checks, results, strict=True)}
     down = [n for n, s in status.items() if s != "ok"]
     if down:
-        vi = "Không sẵn sàng: " + ", ".join(down)
-        en = "Not ready: " + ", ".join(down) + " down"
-        detail = en if lang == "en" else vi
+        detail = words.t(lang, "error.not_ready", down=", ".join(down))
         return JSONResponse({"error": "not_ready", "detail": detail, "down": down,
                              "checks": status}, status_code=503)
     return JSONResponse({"status": "ok", "checks": status})

@@ -17,6 +17,7 @@ from sqlmodel import col
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from core.geo import get_ward_index
+from schema import words
 from schema.places import WARD_CODE_MAX, LocateOut, UnitPublic, WardPublic
 from schema.tables import Unit, Ward
 from schema.text import Line
@@ -62,11 +63,10 @@ async def locate_ward(settings: SettingsDep,
     try:
         index = await asyncio.to_thread(get_ward_index, settings.wards_geojson)
     except (ImportError, OSError, ValueError) as exc:
-        raise ApiError(503, "unavailable", "Chưa có dữ liệu ranh giới phường",
-                       "Ward boundaries are not available") from exc
+        raise ApiError(503, "unavailable", *words.both("error.unavailable.wards")) from exc
     info = index.locate(lat, lon, settings.outside_city_m)
     if info is None:
-        raise not_found("Không xác định được phường", "No ward found")
+        raise not_found(*words.both("error.not_found.ward_here"))
     return LocateOut(code=info.code, name=info.name, exact=info.exact,
                      outside_city=info.outside_city, distance_m=info.distance_m)
 
@@ -76,5 +76,5 @@ async def get_ward(s: SessionDep, code: Annotated[int, Path(ge=0, le=WARD_CODE_M
                    geometry: bool = True) -> WardPublic:
     w = await s.get(Ward, code)
     if w is None:
-        raise not_found("Không tìm thấy phường", "No such ward")
+        raise not_found(*words.both("error.not_found.ward"))
     return _ward(w, geometry)

@@ -22,7 +22,7 @@ from api.services.attachments import claim_attachments
 from api.services.detail import incident_detail, visible_row
 from core.db import Database
 from schema import payloads as p
-from schema import rules
+from schema import rules, words
 from schema.actions import BODIES, ActionBody, MergeBody, NoteBody, Resolved, RouteBody
 from schema.incidents import IncidentDetail
 from schema.states import Action, State
@@ -65,7 +65,7 @@ async def resolve_unit(s: AsyncSession, unit_id: str | None, ward_code: int | No
             col(Unit.active)))).scalars().first()
         field = "ward_code"
     if unit is None or not unit.active:
-        raise field_error(field, "Không tìm thấy đơn vị", "No such unit")
+        raise field_error(field, *words.both("field.unit.unknown"))
     return p.UnitRef(id=unit.id, name=unit.name, kind=unit.kind, ward_code=unit.ward_code)
 
 
@@ -82,8 +82,8 @@ async def _resolve(s: AsyncSession, body: ActionBody, incident_id: str,
             # Accepted a moment ago and not yet in the read model: its workflow decides.
             report = await s.get(Report, target_id)
             if report is None:
-                raise field_error("into_incident_id", "Không tìm thấy vụ việc đích",
-                                  "No such target incident")
+                raise field_error("into_incident_id",
+                                  *words.both("field.into_incident_id.unknown"))
             return Resolved(target_tracking_code=report.tracking_code)
         with checking():  # an ended target stays ended: the workflow would refuse alike
             rules.check_merge_target(incident_id, target_id, State(target.state))
@@ -116,8 +116,7 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
             row, _ = await visible_row(s, user, incident_id)
         except ApiError as exc:
             if exc.status == 404 and await left_unit(s, user, incident_id):
-                raise ApiError(409, "moved", "Vụ việc đã được chuyển cho đơn vị khác",
-                               "The incident was handed to another unit") from exc
+                raise ApiError(409, "moved", *words.both("error.moved")) from exc
             raise
     role = user.role
     with checking():
@@ -153,8 +152,8 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
     except CaseNotFound as exc:
         if row is None:
             raise
-        raise ApiError(409, "illegal_transition", "Vụ việc đã kết thúc",
-                       "The incident has ended") from exc
+        raise ApiError(409, "illegal_transition",
+                       *words.both("error.illegal_transition.ended")) from exc
     log.info("action taken", action=action.value, actor=user.username)
     detail = await incident_detail(db, cases, user, incident_id)
     if key is not None:

@@ -23,6 +23,7 @@ from api.metrics import ATTACHMENTS
 from core.db import Database
 from core.settings import Settings
 from core.storage import Storage
+from schema import words
 from schema.reports import AttachmentOut
 from schema.tables import Attachment, Incident, utcnow
 from schema.text import clean_line
@@ -42,8 +43,7 @@ class AttachmentTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
         mb = limit // (1024 * 1024)
         # The rest of the body is not read: the connection cannot be reused.
-        super().__init__(413, "too_large", f"Tệp quá lớn (tối đa {mb} MB)",
-                         f"File too large (at most {mb} MB)", limit=limit,
+        super().__init__(413, "too_large", *words.both("error.too_large.file", mb=mb), limit=limit,
                          headers={"Connection": "close"})
 
 
@@ -53,8 +53,7 @@ class AttachmentTypeRejected(ApiError):
     def __init__(self) -> None:
         super().__init__(
             415, "unsupported_media_type",
-            "Chỉ nhận ảnh (JPEG, PNG, WebP, HEIC) hoặc video (MP4, MOV, WebM)",
-            "Only images (JPEG, PNG, WebP, HEIC) or videos (MP4, MOV, WebM) are accepted")
+            *words.both("error.unsupported_media_type.attachment"))
 
 
 async def _chunks(source: UploadFile | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -161,11 +160,9 @@ async def claim_attachments(session: AsyncSession, ids: list[str], incident_id: 
     owner: dict[str, Any] = {r[0]: r[1] for r in rows}
     for i, aid in enumerate(ids):
         if aid not in owner:
-            raise FieldError(f"{field}.{i}", "Không tìm thấy tệp đính kèm này",
-                             "No such attachment")
+            raise FieldError(f"{field}.{i}", *words.both("field.attachment.unknown"))
         if owner[aid] is not None and owner[aid] != incident_id:
-            raise FieldError(f"{field}.{i}", "Tệp đính kèm này đã được dùng",
-                             "This attachment is already used")
+            raise FieldError(f"{field}.{i}", *words.both("field.attachment.used"))
     free = [a for a in ids if owner[a] is None]
     if free:
         res = await session.execute(
@@ -173,8 +170,7 @@ async def claim_attachments(session: AsyncSession, ids: list[str], incident_id: 
             .where(col(Attachment.id).in_(free), col(Attachment.incident_id).is_(None))
             .values(incident_id=incident_id))
         if res.rowcount != len(free):  # type: ignore[attr-defined]
-            raise FieldError(field, "Tệp đính kèm này đã được dùng",
-                             "This attachment is already used")
+            raise FieldError(field, *words.both("field.attachment.used"))
 
 
 async def release_attachments(db: Database, ids: list[str], incident_id: str) -> None:
@@ -196,5 +192,5 @@ async def attachment_for_staff(db: Database, user: Principal,
         inc = await s.get(Incident, att.incident_id) if att and att.incident_id else None
     if att is None or not scope.sees_attachment(user, att, inc.unit_id if inc else None,
                                                  has_incident=inc is not None):
-        raise not_found("Không tìm thấy tệp", "No such file")
+        raise not_found(*words.both("error.not_found.file"))
     return att

@@ -25,6 +25,7 @@ from api.services.reporter_location import reporter_location
 from core.db import Database
 from core.geo import haversine_m
 from schema import payloads as p
+from schema import words
 from schema.actions import STAFF_ACTIONS
 from schema.incidents import AttachmentRef, IncidentDetail, ReporterOut
 from schema.states import (
@@ -43,7 +44,7 @@ log = structlog.get_logger(__name__)
 
 
 def incident_not_found() -> ApiError:
-    return not_found("Không tìm thấy vụ việc", "No such incident")
+    return not_found(*words.both("error.not_found.incident"))
 
 
 def allowed_actions(user: Principal, state: State, unit_id: str | None) -> list[Action]:

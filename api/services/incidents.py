@@ -22,7 +22,7 @@ from api.auth import Principal
 from api.errors import field_error
 from core.db import Database
 from schema import payloads as p
-from schema import search
+from schema import search, words
 from schema.incidents import (
     IncidentFilters,
     IncidentPage,
@@ -99,7 +99,7 @@ def decode_cursor(cursor: str) -> Cursor:
             raise ValueError
         return when, str(uuid.UUID(str(incident_id))), int(rank)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise field_error("cursor", "Con trỏ trang không hợp lệ", "Invalid cursor") from exc
+        raise field_error("cursor", *words.both("field.cursor.invalid")) from exc
 
 
 async def silent_ids(s: AsyncSession, ids: Sequence[str]) -> set[str]:

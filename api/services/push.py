@@ -22,6 +22,7 @@ from api.services.tracking import TrackingConflict, report_for
 from core.push_endpoint import EndpointRefused, Refusal, check_endpoint, parse_endpoint
 from core.settings import Settings
 from core.vapid import VapidKeys, cached_vapid
+from schema import words
 from schema.push import PushKeyOut, PushSubscriptionIn, PushSubscriptionOut, PushUnsubscribeIn
 from schema.tables import Incident, PushOutbox, PushSubscription, Report, utcnow
 
@@ -31,11 +32,7 @@ class PushDisabled(ApiError):
     """404 `push_disabled`: this server sends no Web Push (no VAPID key configured)."""
 
     def __init__(self) -> None:
-        super().__init__(404, "push_disabled",
-                         "Máy chủ này chưa bật thông báo đẩy; hãy mở lại trang theo dõi để "
-                         "xem tin mới",
-                         "Web Push is not enabled on this server; open the tracking page "
-                         "again to see news")
+        super().__init__(404, "push_disabled", *words.both("error.push_disabled"))
 
 
 class TooManySubscriptions(ApiError):
@@ -43,9 +40,7 @@ class TooManySubscriptions(ApiError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(409, "too_many_subscriptions",
-                         f"Tin báo này đã có {limit} thiết bị nhận thông báo; hãy tắt bớt "
-                         "trên một thiết bị khác",
-                         f"This report already notifies {limit} devices; turn one off first")
+                         *words.both("error.too_many_subscriptions", limit=limit))
 
 
 def push_keys(settings: Settings) -> VapidKeys:
@@ -62,13 +57,9 @@ def public_key(settings: Settings) -> PushKeyOut:
 
 
 _REFUSALS = {
-    Refusal.INVALID: ("Địa chỉ nhận thông báo không hợp lệ",
-                      "The push endpoint is not a valid URL"),
-    Refusal.NOT_HTTPS: ("Địa chỉ nhận thông báo phải dùng https",
-                        "The push endpoint must be an https URL"),
-    Refusal.NOT_PUSH_SERVICE: ("Địa chỉ nhận thông báo phải thuộc một dịch vụ thông báo của "
-                               "trình duyệt",
-                               "The push endpoint must belong to a browser's push service"),
+    Refusal.INVALID: "field.endpoint.invalid",
+    Refusal.NOT_HTTPS: "field.endpoint.not_https",
+    Refusal.NOT_PUSH_SERVICE: "field.endpoint.not_push_service",
 }
 
 
@@ -78,8 +69,7 @@ def checked_endpoint(settings: Settings, endpoint: str) -> str:
     try:
         return check_endpoint(settings, endpoint).url
     except EndpointRefused as exc:
-        vi, en = _REFUSALS[exc.reason]
-        raise FieldError("endpoint", vi, en) from None
+        raise FieldError("endpoint", *words.both(_REFUSALS[exc.reason])) from None
 
 
 def stored_form(endpoint: str) -> str:
@@ -95,10 +85,7 @@ def check_expiry(body: PushSubscriptionIn) -> None:
     """422 FieldError "expirationTime" when the subscription has already expired."""
     expires = body.expires_at
     if expires is not None and expires <= utcnow():
-        raise FieldError("expirationTime",
-                         "Đăng ký nhận thông báo của trình duyệt đã hết hạn; hãy bật lại "
-                         "thông báo", "The browser's push subscription has already expired; "
-                         "turn notifications on again")
+        raise FieldError("expirationTime", *words.both("field.expiration_time.past"))
 
 
 async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscriptionOut, bool]:
@@ -117,8 +104,7 @@ async def subscribe(infra: Infra, body: PushSubscriptionIn) -> tuple[PushSubscri
                         .with_for_update())
         row = await s.get(Incident, report.id)
         if row is not None and not row.is_open:
-            raise TrackingConflict("Tin báo đã kết thúc, không cần nhận thông báo nữa",
-                                   "The report is closed; there is no news left to send")
+            raise TrackingConflict(*words.both("error.conflict.push_closed"))
         sub = (await s.execute(select(PushSubscription).where(
             col(PushSubscription.incident_id) == report.id,
             col(PushSubscription.endpoint) == endpoint))).scalar_one_or_none()

@@ -33,6 +33,7 @@ from api.errors import ApiError, not_found
 from api.services.actions import take_action
 from core.db import Database
 from core.settings import HCMC_TZ
+from schema import words
 from schema.abuse import (
     GroupMember,
     GroupRejectIn,
@@ -68,11 +69,11 @@ def _may_triage(user: Principal) -> None:
 
 
 def group_not_found() -> ApiError:
-    return not_found("Không tìm thấy nhóm tin báo", "No such report group")
+    return not_found(*words.both("error.not_found.group"))
 
 
-RESOLUTION_WORDS = {"rejected": ("từ chối", "rejected"),
-                    "not_spam": ("không phải spam", "not spam")}
+RESOLUTION_WORDS = {"rejected": words.both("group.resolved.rejected"),
+                    "not_spam": words.both("group.resolved.not_spam")}
 
 
 def group_resolved(group: FloodGroup) -> ApiError:
@@ -83,9 +84,10 @@ def group_resolved(group: FloodGroup) -> ApiError:
     at = group.resolved_at.astimezone(HCMC_TZ) if group.resolved_at else None
     when = at.strftime("%H:%M:%S %d/%m/%Y") if at else "?"
     return ApiError(409, "group_resolved",
-                    f"Nhóm đã được xử lý: {vi_how} bởi {group.resolved_by} lúc {when}",
-                    f"The group was already resolved: {en_how} by {group.resolved_by} "
-                    f"at {when}",
+                    words.t("vi", "error.group_resolved", how=vi_how, by=group.resolved_by,
+                            when=when),
+                    words.t("en", "error.group_resolved", how=en_how, by=group.resolved_by,
+                            when=when),
                     resolved=how, resolved_by=group.resolved_by,
                     resolved_at=group.resolved_at.isoformat() if group.resolved_at else None)
 
@@ -172,21 +174,17 @@ def _refusal(member: GroupMember, error: str, vi: str, en: str, lang: str) -> Me
 async def _reject_one(db: Database, cases: Cases, user: Principal, group_id: str,
                       member: GroupMember, body: GroupRejectIn, lang: str) -> MemberOutcome:
     if member.state is None or member.version is None:
-        return _refusal(member, "not_ready", "Tin báo chưa vào danh sách, hãy thử lại",
-                        "The report is not in the list yet; try again", lang)
+        return _refusal(member, "not_ready", *words.both("group.refused.not_ready"), lang)
     if member.state != PENDING:
         state = State(member.state)
         return _refusal(member, "not_pending",
-                        f"Không còn ở trạng thái chờ ({label(state, 'vi')}): không từ chối "
-                        "theo nhóm", f"No longer waiting ({label(state, 'en')}): not rejected "
-                        "with the group", lang)
+                        words.t("vi", "group.refused.not_pending", state=label(state, "vi")),
+                        words.t("en", "group.refused.not_pending", state=label(state, "en")),
+                        lang)
     version = member.version
     if body.versions is not None:
         if member.incident_id not in body.versions:
-            return _refusal(member, "not_shown",
-                            "Tin báo vào nhóm sau khi bạn xem, chưa bị từ chối",
-                            "The report joined the group after you looked; not rejected",
-                            lang)
+            return _refusal(member, "not_shown", *words.both("group.refused.not_shown"), lang)
         version = body.versions[member.incident_id]
     try:
         after = await take_action(db, cases, user, member.incident_id, Action.REJECT,
@@ -196,8 +194,8 @@ async def _reject_one(db: Database, cases: Cases, user: Principal, group_id: str
     except ApiError as exc:
         by = await _rejected_by(db, member.incident_id)
         if by is not None and by != user.username:
-            return _refusal(member, "already_rejected", f"Đã bị từ chối bởi {by}",
-                            f"Already rejected by {by}", lang)
+            return _refusal(member, "already_rejected",
+                            *words.both("group.refused.already_rejected", by=by), lang)
         return _refusal(member, exc.error, exc.vi, exc.en, lang)
     return MemberOutcome(incident_id=member.incident_id, tracking_code=member.tracking_code,
                          ok=True, state=after.state.value)

@@ -24,6 +24,7 @@ from api import wording
 from api.errors import ApiError, FieldError
 from api.infra import Infra
 from api.services.tracking import TrackingConflict, report_for
+from schema import words
 from schema.locations import (
     CLOCK_SKEW_S,
     MAX_AGE_S,
@@ -43,23 +44,20 @@ class LocationTooSoon(ApiError):
     def __init__(self, seconds: int) -> None:
         vi, en = wording.wait_words(seconds)
         super().__init__(429, "too_many_locations",
-                         f"Vị trí được gửi quá nhanh; hãy gửi lại sau {vi}",
-                         f"Positions come too fast; send again in {en}",
+                         words.t("vi", "error.too_many_locations", wait=vi),
+                         words.t("en", "error.too_many_locations", wait=en),
                          headers={"Retry-After": str(seconds)})
 
 
 def _closed() -> TrackingConflict:
-    return TrackingConflict("Tin báo đã kết thúc nên đã ngừng chia sẻ vị trí",
-                            "The report is closed, so location sharing has stopped")
+    return TrackingConflict(*words.both("error.conflict.location_closed"))
 
 
 def _check_time(at: datetime, now: datetime) -> None:
     if at > now + timedelta(seconds=CLOCK_SKEW_S):
-        raise FieldError("at", "Thời điểm đo vị trí ở tương lai; hãy kiểm tra đồng hồ máy",
-                         "The position's time is in the future; check the phone's clock")
+        raise FieldError("at", *words.both("field.at.future"))
     if at < now - timedelta(seconds=MAX_AGE_S):
-        raise FieldError("at", f"Vị trí đã cũ hơn {MAX_AGE_S // 60} phút",
-                         f"The position is older than {MAX_AGE_S // 60} minutes")
+        raise FieldError("at", *words.both("field.at.too_old", minutes=MAX_AGE_S // 60))
 
 
 async def share_location(infra: Infra, token: str, body: LocationIn) -> LocationAccepted:

@@ -16,6 +16,7 @@ from api.auth import Principal
 from api.errors import field_error
 from core.db import Database
 from core.settings import HCMC_TZ
+from schema import words
 from schema.stats import Bucket, GroupBy, Percentiles, StatsOut
 from schema.tables import Alert, Incident, utcnow
 
@@ -78,7 +79,7 @@ async def incident_stats(db: Database, user: Principal, from_: datetime | None =
     to = to or utcnow()
     from_ = from_ or to - timedelta(days=7)
     if to.tzinfo is None or from_.tzinfo is None:
-        raise field_error("from", "Thời gian phải có múi giờ", "Times need a time zone")
+        raise field_error("from", *words.both("field.from.no_zone"))
     fields = (Incident.created_at, Incident.state, Incident.is_open, Incident.category,
               Incident.ward_code, Incident.ward_name, Incident.unit_id, Incident.unit_name,
               Incident.acknowledged_at, Incident.on_scene_at, Incident.closed_at,

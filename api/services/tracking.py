@@ -26,6 +26,7 @@ from api.infra import Infra
 from api.services.attachments import claim_attachments, release_attachments
 from api.services.tracking_record import closing, load_record
 from core.db import Database
+from schema import words
 from schema.labels import sender_label
 from schema.payloads import CITIZEN_ACTOR, AddInfoInput, CancelInput, IncidentInput
 from schema.reports import (
@@ -47,8 +48,7 @@ class TrackingNotFound(ApiError):
     """404: no report has this tracking token."""
 
     def __init__(self) -> None:
-        super().__init__(404, "not_found", "Không tìm thấy tin báo",
-                         "No report with this tracking link")
+        super().__init__(404, "not_found", *words.both("error.not_found.report"))
 
 
 class TrackingConflict(ApiError):
@@ -63,10 +63,8 @@ class WorkflowPending(ApiError):
 
     def __init__(self) -> None:
         super().__init__(503, "temporal_unavailable",
-                         "Tin báo đã được lưu nhưng hệ thống xử lý chưa sẵn sàng, "
-                         "vui lòng thử lại sau ít phút",
-                         "The report is saved but processing is not available yet; "
-                         "try again in a few minutes", headers={"Retry-After": "5"})
+                         *words.both("error.temporal_unavailable.report"),
+                         headers={"Retry-After": "5"})
 
 
 def staff_message(ev: Any) -> TrackingMessage:
@@ -184,11 +182,8 @@ async def get_tracking(infra: Infra, token: str) -> TrackingView | None:
 
 def _conflict(name: str) -> TrackingConflict:
     if name == "cancel":
-        return TrackingConflict(
-            "Không thể hủy: tin báo đã được lực lượng tiếp nhận hoặc đã kết thúc",
-            "Cannot cancel: the report was already acknowledged or has ended")
-    return TrackingConflict("Tin báo đã kết thúc, không thể bổ sung thông tin",
-                            "The report is closed; no more information can be added")
+        return TrackingConflict(*words.both("error.conflict.cancel"))
+    return TrackingConflict(*words.both("error.conflict.add_info_closed"))
 
 
 async def _citizen_update(infra: Infra, report: Report, name: str, arg: Any) -> None:
@@ -205,7 +200,8 @@ async def _citizen_update(infra: Infra, report: Report, name: str, arg: Any) -> 
             field = exc.details.get("field")
             if field:
                 raise FieldError(str(field), exc.vi, exc.en) from exc
-            raise ApiError(422, "invalid", "Dữ liệu không hợp lệ", exc.en) from exc
+            raise ApiError(422, "invalid", words.t("vi", "error.validation_error"),
+                           exc.en) from exc
         raise _conflict(name) from exc
     except CaseEnded as exc:
         raise _conflict(name) from exc
@@ -245,8 +241,7 @@ async def add_info(infra: Infra, token: str, text: str | None,
     text = clean_text(text or "") or None
     ids = unique_ids(attachments)
     if text is None and not ids:
-        raise FieldError("text", "Vui lòng nhập thông tin hoặc đính kèm tệp",
-                         "Give some text or an attachment")
+        raise FieldError("text", *words.both("field.text.required"))
     limits.check_text(text)
     first_answer = reply_to is not None and await _unanswered(infra.db, report.id, reply_to)
     addition = await limits.reserve(infra.db, infra.settings, report.id, text,

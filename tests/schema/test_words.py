@@ -33,8 +33,11 @@ from schema.states import (
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["schema", "core", "workflows", "activities", "api", "web", "app.py", "worker.py"]
 
-# Keys only Vietnamese has: the English of a validation error is pydantic's own message.
-VI_ONLY = ("pydantic.",)
+# Keys only Vietnamese has: the English of a validation error is pydantic's own message;
+# the public feeds (CAP, Open311 discovery and services), the reporter's push
+# notifications and the staff's ready phrases to the reporter are Vietnamese only; a staff
+# notice is stored once, as one text (a Vietnamese subject, a body in both languages).
+VI_ONLY = ("pydantic.", "feed.", "push.", "phrase.", "notice.")
 
 EVENTS = {a.value for a in Action} | {RECEIVE_EVENT, LOCATE_EVENT, ESCALATE_EVENT,
                                       MERGED_IN_EVENT, REPLY_EVENT, PRIMARY_CHANGED_EVENT}
@@ -51,6 +54,8 @@ BUILT: dict[str, set[str] | None] = {
     "tl.": EVENTS,
     "story.": EVENTS | {"merged"},
     "cat.": {c.value for c in Category},
+    "feed.open311.service.": {c.value for c in Category},
+    "push.": {f"{a.value}.{part}" for a in Action for part in ("title", "body")},
     "outcome.": {o.value for o in Outcome},
     "role.": {r.value for r in Role},
     "sender.": {r.value for r in Role},
@@ -59,6 +64,7 @@ BUILT: dict[str, set[str] | None] = {
     "prio.": {str(p.value) for p in Priority},
     "pydantic.": set(typing.get_args(core_schema.ErrorType)) | {"generic"},
     "step.": None,
+    "refusal.": None,  # api/wording.py: REFUSALS, checked against the codes by test_wording
     "staff.field.": None,
     "staff.src.": None,
     "staff.sup.": None,
