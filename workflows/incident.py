@@ -23,14 +23,14 @@ The class is assembled from parts, each in its own module: workflows/case.py (th
 the rules it asks and how a change is recorded), workflows/merge.py (the merge update and
 the signals between incidents), workflows/escalation.py (what a passed deadline records
 and raises), workflows/intake.py (the ward and duplicate look-ups of a new incident) and
-workflows/writes.py (the ordered SQL writes). Temporal registers the
-handlers the parts define as this class's own, under the same names.
+workflows/writes.py (the ordered SQL writes). Temporal registers the handlers the parts
+define as this class's own, under the same names.
 
-How this class changes: it keeps its name and type. A change that alters the commands a
-running incident's history holds goes `workflow.patched` → `workflow.deprecate_patch` →
-removal, one release each, with a recorded history of each shape under tests/histories/
-(its README says when each step may be taken). A handler old histories never call needs
-none of it.
+How this class (its parts included) changes: it keeps its name and type. A change that
+alters the commands a running incident's history holds goes `workflow.patched` →
+`workflow.deprecate_patch` → removal, one release each, with a recorded history of each
+shape under tests/histories/ (its README says when each step may be taken). A handler old
+histories never call needs none of it.
 """
 
 from __future__ import annotations
