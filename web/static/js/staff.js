@@ -234,5 +234,6 @@
   }
   connect();
 
-  window.CanhBaoStaff = { msg: msg, csrf: csrf, toast: toast, clock: clock };
+  window.CanhBaoStaff = { msg: msg, csrf: csrf, toast: toast, clock: clock, tick: tick,
+    markUnread: markUnread };
 })();
