@@ -4,7 +4,8 @@ lands on the row aimed at; new ones wait behind "N báo tin mới"), and the key
 from a new report to routed without the mouse, focus never left on <body>.
 
 Screenshots: test-artifacts/console-queue-urgency.png, console-queue-waiting.png,
-console-queue-keys-help.png, console-queue-dispatched.png."""
+console-queue-keys-help.png, console-queue-dispatch-form.png,
+console-queue-dispatched.png."""
 
 from __future__ import annotations
 
@@ -207,6 +208,8 @@ def test_keyboard_path_from_a_new_report_to_routed(
     expect(page.locator("#dispatch-form input[name=priority]:focus")).to_have_count(1)
     page.keyboard.press("1")
     expect(page.locator("#dispatch-form input[name=priority][value='1']")).to_be_checked()
+    page.locator("#dispatch-form").evaluate("f => f.scrollIntoView({block: 'center'})")
+    page.screenshot(path=artifacts_dir / "console-queue-dispatch-form.png")
     proposed = detail.locator("#route-unit option:checked").inner_text().rstrip(" ★")
     page.keyboard.press("r")
     expect(detail.locator(".d-head .state")).to_have_text("Đã chuyển xử lý")

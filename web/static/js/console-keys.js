@@ -19,10 +19,12 @@
   function selectedLink() {
     return document.querySelector("#rows > li.inc.selected > a.inc-link");
   }
-  function focusOn(el) {
+  /* Focus without scrolling, so nothing moves under the pointer; `show` scrolls it into
+   * sight when a key asked for it. */
+  function focusOn(el, show) {
     if (!el) return false;
     el.focus({ preventScroll: true });
-    if (el.scrollIntoView) el.scrollIntoView({ block: "nearest" });
+    if (show && el.scrollIntoView) el.scrollIntoView({ block: "nearest" });
     return document.activeElement === el;
   }
   function move(step) {
@@ -32,7 +34,7 @@
       ? document.activeElement.closest("a.inc-link") : null);
     if (at < 0) at = all.indexOf(selectedLink());
     var next = at < 0 ? (step > 0 ? 0 : all.length - 1) : Math.min(all.length - 1, Math.max(0, at + step));
-    focusOn(all[next]);
+    focusOn(all[next], true);
   }
   /* The row after the one just dealt with (or that row, when it is the last). */
   function nextRow() {
@@ -66,15 +68,15 @@
       u.searchParams.delete("selected");
       window.history.replaceState(null, "", u.pathname + u.search);
     }
-    focusOn(row || links()[0]);
+    focusOn(row || links()[0], true);
   }
 
   var ACTIONS = {
     v: function () { return press("btn-verify"); },
     r: function () { return press("btn-dispatch") || press("btn-route"); },
     m: function () { return press("btn-merge"); },
-    x: function () { return focusOn(document.getElementById("reject-reason")); },
-    c: function () { return focusOn(document.getElementById("c-category")); }
+    x: function () { return focusOn(document.getElementById("reject-reason"), true); },
+    c: function () { return focusOn(document.getElementById("c-category"), true); }
   };
 
   document.addEventListener("keydown", function (e) {
@@ -93,12 +95,12 @@
     if (k === "j" || (k === "ArrowDown" && !radio)) move(1);
     else if (k === "k" || (k === "ArrowUp" && !radio)) move(-1);
     else if (k === "?") { if (help.open) help.close(); else help.showModal(); }
-    else if (k === "/") { var q = document.getElementById("f-q"); focusOn(q); if (q) q.select(); }
+    else if (k === "/") { var q = document.getElementById("f-q"); focusOn(q, true); if (q) q.select(); }
     else if (k === "n") { var bar = document.getElementById("new-bar"); if (bar && !bar.hidden) bar.click(); }
     else if (/^[1-4]$/.test(k)) {
       var p = document.querySelector("#dispatch-form input[name=priority][value='" + k + "']");
       if (!p) none();
-      else { p.checked = true; p.form.setAttribute("data-dirty", "1"); focusOn(p); }
+      else { p.checked = true; p.form.setAttribute("data-dirty", "1"); focusOn(p, true); }
     } else if (ACTIONS[k]) { if (!ACTIONS[k]()) none(); }
     else return;
     e.preventDefault();
@@ -128,7 +130,9 @@
     }
     if (/act-classify-only/.test(kind)) return focusOn(document.getElementById("btn-dispatch") || document.getElementById("btn-route"));
     if (/act-(dispatch|route|reject|merge|reassign|close)/.test(kind)) return focusOn(nextRow());
-    if (/act-(message|note)/.test(kind)) return focusOn(inDetail("textarea"));
+    // Sent: back on its button (a box with the focus would hold off live refreshes).
+    if (/act-message/.test(kind)) return focusOn(document.getElementById("btn-message"));
+    if (/act-note/.test(kind)) return focusOn(document.getElementById("btn-note"));
     return false;
   }
   function restore(h) {
