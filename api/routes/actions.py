@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CasesDep, CurrentUser, DbDep
 from api.etag import etag, expected_version
-from api.services.actions import take_action
+from api.services.actions import MAX_IDEMPOTENCY_KEY, take_action
 from schema.actions import StaffAction
 from schema.incidents import IncidentDetail
 from schema.states import Action
@@ -25,7 +25,8 @@ _ERR = {"model": dict}
 async def act(
     incident_id: uuid.UUID, action: StaffAction, db: DbDep, cases: CasesDep,
     user: CurrentUser, body: Annotated[dict[str, Any] | None, Body()] = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key",
+                                                  max_length=MAX_IDEMPOTENCY_KEY)] = None,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=40)] = None,
 ) -> JSONResponse:
     """Take an action on the incident (a workflow update). The same Idempotency-Key again

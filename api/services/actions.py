@@ -30,6 +30,8 @@ from schema.tables import Incident, IncidentEvent, Report, Unit
 
 log = structlog.get_logger(__name__)
 
+MAX_IDEMPOTENCY_KEY = 200  # the Idempotency-Key header and the forms
+
 
 async def left_unit(s: AsyncSession, user: Principal, incident_id: str) -> bool:
     """Whether the incident was once assigned to the officer's unit and has left it
@@ -110,7 +112,12 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
     returns the first answer, whatever it was (the incident, or the workflow's refusal),
     also after the incident ended, and changes nothing (api/services/receipts.py); the
     same key with another request is a 409 (idempotency.KeyReused). An update whose outcome
-    is unknown answers 503 (cases.OutcomeUnknown): the same key again gets the outcome."""
+    is unknown answers 503 (cases.OutcomeUnknown): the same key again gets the outcome.
+    A key the Idempotency-Key header could not carry (over 200 characters, or not
+    printable: a form field can send a NUL) is a 422."""
+    if idempotency_key is not None and not (
+            len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isprintable()):
+        raise field_error("idempotency_key", *words.both("field.idempotency_key.invalid"))
     async with db.session() as s:
         try:
             row, _ = await visible_row(s, user, incident_id)

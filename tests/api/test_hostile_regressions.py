@@ -162,3 +162,17 @@ async def test_json_guard_reads_the_content_type_as_the_parser_does(
     big = await stack.client.post("/api/v1/reports", content=b"[" + b" " * (1 << 20) + b"]",
                                   headers=headers)
     assert big.status_code == 413 and big.json()["error"] == "body_too_large", big.text
+
+
+@pytest.mark.parametrize("path", ["actions/verify", "dispatch"])
+async def test_console_forms_with_a_key_no_header_could_carry(stack: Stack, path: str) -> None:
+    """A form's idempotency_key may hold what the header cannot (a NUL reached the
+    database as a 500): a 422, checked once in the action service."""
+    accepted = await stack.submit()
+    await stack.wait_projected(accepted["incident_id"])
+    for key in ("a\x00b", "k" * 201):
+        r = await stack.client.post(
+            f"/console/incidents/{accepted['incident_id']}/{path}",
+            data={"idempotency_key": key, "category": "crime", "priority": "2"},
+            headers={**stack.auth("operator"), "HX-Request": "true"})
+        assert r.status_code == 422, (key[:5], r.status_code, r.text[:300])
