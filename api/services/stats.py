@@ -1,14 +1,37 @@
 """Counts, response-time percentiles and SLA compliance from the read model, in the
-caller's scope."""
+caller's scope, grouped and percentiled in the database.
+
+Only *real* incidents count as incidents: a rejection (spam or not), a merge into another
+incident and a citizen's cancellation are each counted apart (`SetApart`) and never enter
+`count`, the response times or the SLA figures. Every row of the period is counted: one
+query per figure set, grouped in SQL, whatever the number of incidents.
+
+Percentiles interpolate linearly between the closest ranks: `percentile_cont` on
+PostgreSQL; on SQLite (which has none) the same interpolation over the two ranks around
+each percentile, picked with `row_number()` windows (`_ranked_percentiles`). Hours and days
+of week are Ho Chi Minh City's: `AT TIME ZONE` on PostgreSQL, a fixed +07:00 on SQLite
+(Vietnam has kept UTC+7 without daylight saving since 1975).
+"""
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Subquery,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+)
 from sqlmodel import col
 
 from api import scope
@@ -17,93 +40,243 @@ from api.errors import field_error
 from core.db import Database
 from core.settings import HCMC_TZ
 from schema import words
-from schema.stats import Bucket, GroupBy, Percentiles, StatsOut
-from schema.tables import Alert, Incident, utcnow
+from schema.states import SLA_TARGET, State
+from schema.stats import Bucket, GroupBy, Percentiles, SetApart, StatsOut, StepSla, StepsSla
+from schema.tables import Alert, FloodGroup, Incident, ReportFlag, utcnow
 
-MAX_ROWS = 500_000
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks."""
-    if not sorted_values:
-        return None
-    pos = (len(sorted_values) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    value = sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-    return round(value, 3)
-
-
-def _pct(values: list[float]) -> Percentiles:
-    values.sort()
-    return Percentiles(n=len(values), p50_s=percentile(values, 0.5),
-                       p90_s=percentile(values, 0.9))
+APART = ("spam", "rejected", "merged", "cancelled")
+QUANTILES = {"p50_s": 0.5, "p90_s": 0.9}
+# Each step's states: an alert (or a current overdue) in one of them misses the step.
+STEP_STATES = {
+    "acknowledge": (State.RECEIVED, State.VERIFIED, State.CLASSIFIED, State.ROUTED),
+    "on_scene": (State.ACKNOWLEDGED,),
+    "close": (State.ON_SCENE,),
+}
+STEPS = tuple(STEP_STATES)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+DURATIONS = {"to_acknowledge": Incident.acknowledged_at, "to_on_scene": Incident.on_scene_at,
+             "to_close": Incident.closed_at}
 
 
-def bucket(key: str | None, label: str | None, rows: list[Any]) -> Bucket:
-    """The figures of one group of rows."""
-    by_state: dict[str, int] = defaultdict(int)
-    ack, scene, close = [], [], []
-    met = 0
-    for r in rows:
-        by_state[r.state] += 1
-        if r.acknowledged_at:
-            ack.append((r.acknowledged_at - r.created_at).total_seconds())
-        if r.on_scene_at:
-            scene.append((r.on_scene_at - r.created_at).total_seconds())
-        if r.closed_at:
-            close.append((r.closed_at - r.created_at).total_seconds())
-        if not r.ever_overdue and r.escalation_level == 0 and r.overdue_since is None:
-            met += 1
-    return Bucket(key=key, label=label, count=len(rows), open=sum(1 for r in rows if r.is_open),
-                  by_state=dict(by_state), to_acknowledge=_pct(ack), to_on_scene=_pct(scene),
-                  to_close=_pct(close), sla_met=met,
-                  sla_compliance=round(met / len(rows), 4) if rows else None)
+@dataclass
+class Breakdown:
+    """The figures of a period: all of it, and its groups by each way asked."""
+
+    total: Bucket
+    groups: dict[GroupBy, list[Bucket]]
 
 
-def _key(group_by: GroupBy, r: Any) -> tuple[Any, str | None]:
+def _step_of(state: Any) -> ColumnElement[int]:
+    """1, 2 or 3: the step (acknowledge, on scene, close) a state's deadline belongs to."""
+    return case(*((col(state).in_([s.value for s in states]), n)
+                  for n, states in enumerate(STEP_STATES.values(), 1)), else_=None)
+
+
+def _seconds(db: Database, end: Any, start: Any) -> Any:
+    if db.is_sqlite:
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return func.extract("epoch", end - start)
+
+
+def _local_part(db: Database, part: str) -> ColumnElement[int]:
+    """The hour of day or ISO day of week (1 Monday … 7 Sunday) of `created_at` in Ho Chi
+    Minh City."""
+    created = col(Incident.created_at)
+    if db.is_sqlite:
+        if part == "hour":
+            return cast(func.strftime("%H", created, "+7 hours"), Integer)
+        return (cast(func.strftime("%w", created, "+7 hours"), Integer) + 6) % 7 + 1
+    local = func.timezone(str(HCMC_TZ), created)
+    return cast(func.extract("hour" if part == "hour" else "isodow", local), Integer)
+
+
+def _key(db: Database, group_by: GroupBy | None) -> tuple[Any, Any]:
+    """The group's key and label columns."""
     if group_by is GroupBy.WARD:
-        return r.ward_code, r.ward_name
+        return col(Incident.ward_code), col(Incident.ward_name)
     if group_by is GroupBy.UNIT:
-        return r.unit_id, r.unit_name
+        return col(Incident.unit_id), col(Incident.unit_name)
     if group_by is GroupBy.CATEGORY:
-        return r.category, r.category
-    hour = r.created_at.astimezone(HCMC_TZ).hour
-    return hour, f"{hour:02d}:00"
+        return col(Incident.category), col(Incident.category)
+    if group_by in (GroupBy.HOUR, GroupBy.WEEKDAY):
+        return _local_part(db, group_by.value), null()
+    return null(), null()
 
 
-async def incident_stats(db: Database, user: Principal, from_: datetime | None = None,
-                         to: datetime | None = None, group_by: GroupBy | None = None,
-                         ward: int | None = None, category: str | None = None) -> StatsOut:
-    """Incidents created in [from, to) (default: the last 7 days); 422 for times
-    without a zone."""
-    to = to or utcnow()
-    from_ = from_ or to - timedelta(days=7)
-    if to.tzinfo is None or from_.tzinfo is None:
-        raise field_error("from", *words.both("field.from.no_zone"))
-    fields = (Incident.created_at, Incident.state, Incident.is_open, Incident.category,
-              Incident.ward_code, Incident.ward_name, Incident.unit_id, Incident.unit_name,
-              Incident.acknowledged_at, Incident.on_scene_at, Incident.closed_at,
-              Incident.escalation_level, Incident.overdue_since)
-    ever_overdue = exists().where(col(Alert.incident_id) == col(Incident.id))
-    stmt = scope.incidents(select(*(col(f) for f in fields),
-                                  ever_overdue.label("ever_overdue")), user).where(
+def _rows(db: Database, user: Principal, from_: datetime, to: datetime,
+          group_by: GroupBy | None, ward: int | None, category: str | None) -> Subquery:
+    """One row per incident of the period in scope: its group, kind (real or set apart)
+    and, for a real one, its durations and which steps it missed."""
+    state = col(Incident.state)
+    spam = exists().where(col(ReportFlag.report_id) == col(Incident.id), or_(
+        and_(col(ReportFlag.suspected_spam), col(ReportFlag.cleared_at).is_(None)),
+        col(ReportFlag.flood_group).in_(
+            select(col(FloodGroup.id)).where(col(FloodGroup.resolved) == "rejected"))))
+    kind = case((and_(state == State.REJECTED.value, spam), "spam"),
+                (state == State.REJECTED.value, "rejected"),
+                (state == State.MERGED.value, "merged"),
+                (state == State.CANCELLED.value, "cancelled"), else_="real")
+    first_alert = (select(func.min(_step_of(Alert.state)))
+                   .where(col(Alert.incident_id) == col(Incident.id)).scalar_subquery())
+    overdue_now = case((col(Incident.overdue_since).is_not(None), _step_of(state)), else_=None)
+    key, label = _key(db, group_by)
+    real = state.not_in([State.REJECTED.value, State.MERGED.value, State.CANCELLED.value])
+    closed = state == State.CLOSED.value
+    columns = [key.label("key"), label.label("label"), kind.label("kind"),
+               state.label("state"), col(Incident.is_open).label("is_open"),
+               first_alert.label("first_alert"), overdue_now.label("overdue_now"),
+               col(Incident.acknowledged_at).is_not(None).label("reached_1"),
+               col(Incident.on_scene_at).is_not(None).label("reached_2"),
+               closed.label("reached_3")]
+    for name, at in DURATIONS.items():
+        when = and_(real, closed) if name == "to_close" else real
+        columns.append(case((when, _seconds(db, col(at), col(Incident.created_at))),
+                            else_=null()).label(name))
+    stmt = scope.incidents(select(*columns), user).where(
         col(Incident.created_at) >= from_, col(Incident.created_at) < to)
     if ward is not None:
         stmt = stmt.where(col(Incident.ward_code) == ward)
     if category:
         stmt = stmt.where(col(Incident.category) == category)
+    return stmt.subquery("rows")
+
+
+def _late(rows: Subquery, step: int) -> ColumnElement[bool]:
+    """Overdue in a state of `step` or an earlier one (an alert, or overdue right now)."""
+    never = len(STEPS) + 1  # (NULL: no alert, not overdue now)
+    return or_(func.coalesce(rows.c.first_alert, never) <= step,
+               func.coalesce(rows.c.overdue_now, never) <= step)
+
+
+def _aggregates(db: Database, rows: Subquery) -> list[Any]:
+    real = rows.c.kind == "real"
+
+    def count(cond: Any) -> Any:
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+    out = [func.max(rows.c.label).label("label"), func.count().label("received"),
+           count(real).label("count"), count(and_(real, rows.c.is_open)).label("open"),
+           count(and_(real, ~_late(rows, 3))).label("sla_met")]
+    out += [count(rows.c.kind == k).label(k) for k in APART]
+    for n, step in enumerate(STEPS, 1):
+        reached = rows.c[f"reached_{n}"]
+        out += [count(and_(real, or_(reached, _late(rows, n)))).label(f"{step}_n"),
+                count(and_(real, reached, ~_late(rows, n))).label(f"{step}_met")]
+    for name in DURATIONS:
+        out.append(func.count(rows.c[name]).label(f"{name}_n"))
+        if not db.is_sqlite:
+            out += [func.percentile_cont(q).within_group(rows.c[name]).label(f"{name}_{p}")
+                    for p, q in QUANTILES.items()]
+    return out
+
+
+def _ranked_percentiles(rows: Subquery, name: str) -> Any:
+    """SQLite's percentiles of duration `name` by group: each value's rank in its group,
+    then per group the two ranks around (n - 1) * q, interpolated."""
+    value = rows.c[name]
+    ranked = select(rows.c.key, value.label("v"),
+                    (func.row_number().over(partition_by=rows.c.key, order_by=value) - 1)
+                    .label("i"),
+                    func.count().over(partition_by=rows.c.key).label("n"),
+                    ).where(value.is_not(None)).subquery("ranked")
+    picks = []
+    for p, q in QUANTILES.items():
+        pos = (ranked.c.n - 1) * q
+        lo = cast(pos, Integer)
+        hi = lo + case((pos > lo, 1), else_=0)
+        lo_v = func.max(case((ranked.c.i == lo, ranked.c.v)))
+        hi_v = func.max(case((ranked.c.i == hi, ranked.c.v)))
+        picks.append((lo_v + (hi_v - lo_v) * func.max(pos - lo)).label(f"{name}_{p}"))
+    return select(ranked.c.key, *picks).group_by(ranked.c.key)
+
+
+def _step(n: int, met: int, target: float) -> StepSla:
+    compliance = round(met / n, 4) if n else None
+    return StepSla(n=n, met=met, compliance=compliance, target=target,
+                   meets_target=None if compliance is None else compliance >= target)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def _label(group_by: GroupBy | None, r: Any) -> str | None:
+    if r.key is not None and group_by is GroupBy.HOUR:
+        return f"{int(r.key):02d}:00"
+    if r.key is not None and group_by is GroupBy.WEEKDAY:
+        return WEEKDAYS[int(r.key) - 1]
+    return None if r.label is None else str(r.label)
+
+
+def _bucket(group_by: GroupBy | None, r: Any, by_state: dict[str, int],
+            target: float) -> Bucket:
+    return Bucket(
+        key=None if r.key is None else str(r.key), label=_label(group_by, r), count=r.count,
+        received=r.received, set_apart=SetApart(**{k: getattr(r, k) for k in APART}),
+        open=r.open, by_state=by_state,
+        **{name: Percentiles(n=getattr(r, f"{name}_n"),
+                             **{p: _round(getattr(r, f"{name}_{p}")) for p in QUANTILES})
+           for name in DURATIONS},
+        sla_met=r.sla_met, sla_compliance=round(r.sla_met / r.count, 4) if r.count else None,
+        sla=StepsSla(**{s: _step(getattr(r, f"{s}_n"), getattr(r, f"{s}_met"), target)
+                        for s in STEPS}))
+
+
+async def _buckets(db: Database, rows: Subquery, group_by: GroupBy | None,
+                   target: float) -> list[Bucket]:
+    stmt: Any = select(rows.c.key, *_aggregates(db, rows)).group_by(rows.c.key)
+    if db.is_sqlite:  # the percentiles joined on by group (IS: the key may be NULL)
+        for name in DURATIONS:
+            pct = _ranked_percentiles(rows, name).subquery(f"pct_{name}")
+            stmt = stmt.outerjoin(pct, pct.c.key.is_(rows.c.key)).add_columns(
+                *(func.max(pct.c[f"{name}_{p}"]).label(f"{name}_{p}") for p in QUANTILES))
+    states = select(rows.c.key, rows.c.state, func.count()).group_by(rows.c.key, rows.c.state)
     async with db.session() as s:
-        rows = list((await s.execute(stmt.limit(MAX_ROWS + 1))).all())
-    truncated = len(rows) > MAX_ROWS
-    rows = rows[:MAX_ROWS]
-    groups: list[Bucket] = []
-    if group_by is not None:
-        parts: dict[Any, list[Any]] = defaultdict(list)
-        labels: dict[Any, str | None] = {}
-        for r in rows:
-            key, labels[key] = _key(group_by, r)
-            parts[key].append(r)
-        order = sorted(parts, key=lambda k: (k is None, str(k).zfill(12)))
-        groups = [bucket(None if k is None else str(k), labels[k], parts[k]) for k in order]
-    return StatsOut(from_=from_, to=to, group_by=group_by, total=bucket(None, None, rows),
-                    groups=groups, truncated=truncated)
+        found = list((await s.execute(stmt)).all())
+        by_state: dict[Any, dict[str, int]] = {}
+        for key, state, n in (await s.execute(states)).all():
+            by_state.setdefault(key, {})[state] = n
+    found.sort(key=lambda r: (r.key is None, str(r.key).zfill(12)))
+    return [_bucket(group_by, r, by_state.get(r.key, {}), target) for r in found]
+
+
+def _period(from_: datetime | None, to: datetime | None) -> tuple[datetime, datetime]:
+    """[from, to), by default the last 7 days; 422 for times without a zone."""
+    to = to or utcnow()
+    from_ = from_ or to - timedelta(days=7)
+    if to.tzinfo is None or from_.tzinfo is None:
+        raise field_error("from", *words.both("field.from.no_zone"))
+    return from_, to
+
+
+def _empty(target: float) -> Bucket:
+    zero = Percentiles(n=0, p50_s=None, p90_s=None)
+    return Bucket(key=None, label=None, count=0, received=0, set_apart=SetApart(), open=0,
+                  by_state={}, to_acknowledge=zero, to_on_scene=zero, to_close=zero,
+                  sla_met=0, sla_compliance=None,
+                  sla=StepsSla(**{s: _step(0, 0, target) for s in STEPS}))
+
+
+async def breakdown(db: Database, user: Principal, from_: datetime, to: datetime,
+                    groups: tuple[GroupBy, ...] = (), ward: int | None = None,
+                    category: str | None = None, target: float = SLA_TARGET) -> Breakdown:
+    """The figures of incidents created in [from_, to) in `user`'s scope, in all and by
+    each of `groups` (one grouped query each)."""
+    total = await _buckets(db, _rows(db, user, from_, to, None, ward, category), None, target)
+    by = {g: await _buckets(db, _rows(db, user, from_, to, g, ward, category), g, target)
+          for g in groups}
+    return Breakdown(total=total[0] if total else _empty(target), groups=by)
+
+
+async def incident_stats(db: Database, user: Principal, from_: datetime | None = None,
+                         to: datetime | None = None, group_by: GroupBy | None = None,
+                         ward: int | None = None, category: str | None = None,
+                         target: float = SLA_TARGET) -> StatsOut:
+    """Incidents created in [from, to) (default: the last 7 days); 422 for times
+    without a zone."""
+    from_, to = _period(from_, to)
+    found = await breakdown(db, user, from_, to, (group_by,) if group_by else (), ward,
+                            category, target)
+    return StatsOut(from_=from_, to=to, group_by=group_by, total=found.total,
+                    groups=found.groups.get(group_by, []) if group_by else [],
+                    sla_target=target)
