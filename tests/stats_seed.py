@@ -14,7 +14,15 @@ from core.settings import HCMC_TZ
 from schema.tables import Alert, FloodGroup, Incident, ReportFlag
 
 DAY = datetime(2021, 3, 1, tzinfo=HCMC_TZ)  # a Monday
-FROM, TO = DAY.astimezone(UTC), (DAY + timedelta(days=2)).astimezone(UTC)
+WEB_DAY = datetime(2021, 4, 5, tzinfo=HCMC_TZ)  # the browser test's, also a Monday
+
+
+def period(day: datetime = DAY) -> tuple[datetime, datetime]:
+    """[from, to) of the two days the incidents of `day` were reported on, in UTC."""
+    return day.astimezone(UTC), (day + timedelta(days=2)).astimezone(UTC)
+
+
+FROM, TO = period()
 WARD_1, WARD_2 = (26734, "Phường Bến Thành"), (26740, "Phường Sài Gòn")
 UNIT_1, UNIT_2 = ("stats-unit-1", "Đội thống kê 1"), ("stats-unit-2", "Đội thống kê 2")
 
@@ -50,12 +58,14 @@ EXPECTED: dict[str, Any] = {
 }
 
 
-def rows() -> list[Any]:
-    """Fresh rows (new ids) of the incidents above, their alerts and their report flags."""
+def rows(day: datetime = DAY) -> list[Any]:
+    """Fresh rows (new ids) of the incidents above, reported on `day` (a Monday) and the
+    day after, their alerts and their report flags."""
+    start = day.astimezone(UTC)
     out: list[Any] = []
-    flood = FloodGroup(kind="device", key=f"stats-{uuid.uuid4().hex[:8]}", first_at=FROM,
-                       last_at=FROM, size=1, resolved="rejected", resolved_by="operator1",
-                       resolved_at=FROM)
+    flood = FloodGroup(kind="device", key=f"stats-{uuid.uuid4().hex[:8]}", first_at=start,
+                       last_at=start, size=1, resolved="rejected", resolved_by="operator1",
+                       resolved_at=start)
     out.append(flood)
 
     def incident(name: str, state: str, category: str, ward: tuple[int, str] | None,
@@ -69,8 +79,8 @@ def rows() -> list[Any]:
                         ward_name=ward and ward[1], unit_id=unit and unit[0],
                         unit_name=unit and unit[1], created_at=at, updated_at=at, **kw)
 
-    for name, state, category, ward, unit, (day, h, m), ack, scene, close, late in _REAL:
-        at = (DAY + timedelta(days=day, hours=h, minutes=m)).astimezone(UTC)
+    for name, state, category, ward, unit, (days, h, m), ack, scene, close, late in _REAL:
+        at = (day + timedelta(days=days, hours=h, minutes=m)).astimezone(UTC)
 
         def after(s: int | None, at: datetime = at) -> datetime | None:
             return None if s is None else at + timedelta(seconds=s)
@@ -85,7 +95,7 @@ def rows() -> list[Any]:
                              overdue_since=at + timedelta(seconds=100),
                              resolved_at=at + timedelta(seconds=200)))
     for n, (name, state, flag) in enumerate(_APART):
-        at = (DAY + timedelta(hours=14, minutes=n)).astimezone(UTC)
+        at = (day + timedelta(hours=14, minutes=n)).astimezone(UTC)
         row = incident(name, state, "crime", WARD_1, None, at,
                        closed_at=at + timedelta(seconds=10 + n))
         out.append(row)
