@@ -14,7 +14,8 @@ from activities import names
 from core.db import Database
 from core.geo import EARTH_RADIUS_M, haversine_m
 from core.settings import Settings
-from schema.payloads import DuplicatesInput, DuplicateSuggestion
+from schema.activity_args import DuplicatesInput
+from schema.payloads import DuplicateSuggestion
 from schema.states import Category, State
 from schema.tables import Incident
 

@@ -12,7 +12,8 @@ from activities import names
 from core.db import Database
 from core.geo import WardIndex, get_ward_index
 from core.settings import Settings
-from schema.payloads import LocateInput, LocateResult, UnitRef
+from schema.activity_args import LocateInput, LocateResult
+from schema.payloads import UnitRef
 from schema.tables import Unit
 
 

@@ -19,8 +19,13 @@ from activities.sql import insert, stable_id
 from core.db import Database
 from core.settings import HCMC_TZ
 from schema import words
+from schema.activity_args import (
+    EscalationInput,
+    PublicAlertRecord,
+    ReminderInput,
+    ResolveAlertsInput,
+)
 from schema.escalation import audiences
-from schema.payloads import EscalationInput, PublicAlertRecord, ReminderInput, ResolveAlertsInput
 from schema.tables import Alert, Incident, Notification, PublicAlert, StaffEvent, utcnow
 
 log = structlog.get_logger(__name__)

@@ -26,8 +26,9 @@ from activities import names
 from activities.sql import insert, stable_id
 from core.db import Database
 from schema import words
+from schema.activity_args import ProjectEvent
 from schema.ids import UNCHECKED_TRACKING_LENGTH, make_tracking_code
-from schema.payloads import IncidentInput, IncidentState, ProjectEvent, TimelineEvent
+from schema.payloads import IncidentInput, IncidentState, TimelineEvent
 from schema.push import push_message
 from schema.search import search_document
 from schema.states import RECEIVE_EVENT, Action, State

@@ -1,5 +1,5 @@
 """Human words for refusals and waits (Vietnamese and English): every refusal code of
-schema/rules.py and workflows/incident.py is worded here, from the catalogue's
+schema/rules.py and workflows/ is worded here, from the catalogue's
 `refusal.<code>` (schema/words/), and every Retry-After wait from its `wait.*`.
 
 A rule refuses with a code and details (`schema.rules.Refusal`; the workflow carries them

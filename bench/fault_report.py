@@ -18,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.faults.run import FAULTS, run_suite, table, write_json
+from bench.faults.figures import table, write_json
+from bench.faults.run import FAULTS, run_suite
 from core.settings import ROOT
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -15,14 +15,17 @@ CANHBAO_SLA_SCALE), updating the existing alert (reminder count, last reminded a
 instead of adding timeline events or alert rows. The ladder follows the usual CAD
 practice of a bounded escalation chain with periodic re-notification (NENA i3 / APCO
 call-handling guidance: escalate to a supervisor, then command, then re-alert).
+
+`climb` is one step of it, as the workflow takes it when a deadline passes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from schema import words
+from schema.payloads import Escalation
 
 SUPERVISORS = "supervisors"
 CITY_COMMAND = "city_command"
@@ -65,6 +68,33 @@ def reminder_delay(n: int, scale: float = 1.0,
         [m * 60.0 for m in REMINDER_MINUTES]
     seconds = table[min(max(n, 0), len(table) - 1)] * scale
     return timedelta(seconds=max(seconds, 1.0))
+
+
+def climb(escalation: Escalation, deadline: datetime, period: timedelta, now: datetime,
+          scale: float = 1.0, custom_seconds: Sequence[float] | None = None
+          ) -> tuple[Escalation, datetime]:
+    """The step taken when `deadline` has passed (`now` is at or after it): the escalation
+    that follows `escalation`, and when the next step is due.
+
+    Below the top level: one level up (overdue since the first deadline missed), the
+    next level due one SLA `period` later; reaching the top, the first reminder is due
+    after `reminder_delay(0)`. At the top: one more reminder, sent `now`, the next after
+    `reminder_delay(n)`. Each step is due a wait after the deadline it follows, but never
+    in the past: after a long absence the next one is a wait from `now` (no burst).
+    """
+    overdue_since = escalation.overdue_since or deadline
+    if escalation.level < TOP_LEVEL:
+        level = escalation.level + 1
+        after = Escalation(level=level, overdue_since=overdue_since)
+        wait = period if level < TOP_LEVEL else reminder_delay(0, scale, custom_seconds)
+    else:
+        n = escalation.reminders + 1
+        after = escalation.model_copy(update={"reminders": n, "last_reminded_at": now})
+        wait = reminder_delay(n, scale, custom_seconds)
+    next_deadline = deadline + wait
+    if next_deadline <= now:  # the worker was away for long: do not burst
+        next_deadline = now + wait
+    return after, next_deadline
 
 
 def check_reminders(seconds: Sequence[float]) -> list[float]:

@@ -1,5 +1,7 @@
-"""Pydantic payloads that cross the workflow boundary: inputs, updates, query results and
-activity arguments. No database imports here, so the workflow sandbox stays light.
+"""Pydantic payloads that cross the workflow boundary: the workflow's input, its updates,
+its state (the `case` query's answer) and its results. The signals between incidents are
+in schema/signals.py, the activities' arguments in schema/activity_args.py. No database
+imports in any of them, so the workflow sandbox stays light.
 
 Every datetime is timezone-aware UTC.
 """
@@ -213,63 +215,6 @@ class AddInfoInput(ActionInput):
     reply_to: int | None = Field(default=None, ge=1)
 
 
-# --- signals -------------------------------------------------------------------------------
-class MergedChild(Payload):
-    """Sent to the primary when another report is merged into it."""
-
-    incident_id: str
-    tracking_code: str
-    by: Actor
-    at: datetime | None = None  # the merge's time (the merged_in event's, via _moment)
-
-
-class PrimaryChanged(Payload):
-    """Sent by a primary to each incident merged into it when its state changes."""
-
-    primary_id: str
-    state: State
-    at: datetime
-
-
-class MergeRequest(Payload):
-    """Sent by an incident that is being merged to its target, which answers with
-    `MergeReply`: the target's acceptance is part of the merge decision."""
-
-    request_id: str
-    child_id: str
-    child_tracking_code: str
-    by: Actor
-
-
-class MergeReply(Payload):
-    request_id: str
-    target_id: str
-    accepted: bool
-    target_tracking_code: str
-    target_state: State
-    reason: str | None = None  # a refusal's code (schema/rules.py absorb_refusal)
-    # The words of a refusal as older runs (and the v1 workflow) sent them; unused.
-    reason_vi: str | None = None
-    reason_en: str | None = None
-
-
-class MergeCancel(Payload):
-    """The merging incident gave up (timeout, or its own state moved): drop the hold."""
-
-    request_id: str
-    child_id: str
-
-
-class ChildInfo(Payload):
-    """A citizen added information to a report merged into this incident."""
-
-    child_id: str
-    child_tracking_code: str
-    text: str | None = None
-    attachments: list[str] = Field(default_factory=list)
-    at: datetime | None = None  # the child's add_info time (this event's, via _moment)
-
-
 # --- the live case -------------------------------------------------------------------------
 class TimelineEvent(Payload):
     seq: int
@@ -354,88 +299,6 @@ class ActionResult(Payload):
     state: State
     version: int
     seq: int
-
-
-class ProjectEvent(Payload):
-    """Append (or replace) `event` and upsert the incident row from `state`; idempotent
-    by (state.id, event.seq). `report` travels once, with the receive event: the texts
-    and reporter the workflow does not keep."""
-
-    state: IncidentState
-    event: TimelineEvent
-    report: IncidentInput | None = None
-
-
-class ReminderInput(Payload):
-    """Past the top level: tell the top level's audiences again and count it on the
-    existing alert (no new alert row, no timeline event)."""
-
-    incident_id: str
-    tracking_code: str
-    level: int
-    state: State
-    priority: Priority
-    overdue_since: datetime
-    reminder: int  # 1 for the first reminder
-    at: datetime
-    next_deadline: datetime | None = None  # when the next reminder is due (the list shows it)
-    ward_code: int | None = None
-    unit_id: str | None = None
-
-
-# --- activity arguments --------------------------------------------------------------------
-class EscalationInput(Payload):
-    incident_id: str
-    seq: int  # the escalate event that raised it; keys the alert
-    tracking_code: str
-    level: int
-    state: State
-    priority: Priority
-    category: Category
-    overdue_since: datetime
-    ward_code: int | None = None
-    unit_id: str | None = None
-
-
-class ResolveAlertsInput(Payload):
-    incident_id: str
-    state: State  # the state that was left
-    at: datetime
-
-
-class PublicAlertRecord(Payload):
-    """A public warning to store (public_alerts row); idempotent by id."""
-
-    id: str
-    incident_id: str
-    headline: str
-    instruction: str
-    category: Category
-    priority: Priority
-    lat: float
-    lon: float
-    radius_m: int
-    sent_at: datetime
-    sender: str
-
-
-class LocateInput(Payload):
-    lat: float
-    lon: float
-
-
-class LocateResult(Payload):
-    ward: WardInfo | None
-    unit: UnitRef | None  # the ward police unit, proposed as the default route
-    at: datetime | None = None  # when the look-up finished: the locate event's time
-
-
-class DuplicatesInput(Payload):
-    incident_id: str
-    category: Category
-    lat: float
-    lon: float
-    at: datetime
 
 
 IncidentInput.model_rebuild()

@@ -5,5 +5,7 @@ clients, faults injected at random points, and the figures of what survived.
 - `compare`: each incident's SQL timeline against its Temporal history, event by event
   (also used by tests/fault).
 - `stack`: the processes, the database and the proxy that cuts it.
-- `run`: the load, the faults, the measures and the table (`python -m bench.fault_report`).
+- `run`: the phases, each a load with a fault injected, then its measures
+  (`python -m bench.fault_report`): `load` (the retrying clients), `inject` (the faults),
+  `measure` (settle, compare, count) and `figures` (a phase's figures, the table).
 """

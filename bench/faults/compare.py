@@ -43,8 +43,9 @@ from temporalio.worker import (
 from activities import names
 from activities.projection import event_values
 from core.db import Database
+from schema.activity_args import ProjectEvent
 from schema.ids import workflow_id
-from schema.payloads import IncidentState, ProjectEvent, TimelineEvent
+from schema.payloads import IncidentState, TimelineEvent
 from schema.tables import Incident, IncidentEvent
 from workflows.incident import IncidentWorkflow
 

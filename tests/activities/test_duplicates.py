@@ -10,7 +10,8 @@ import pytest
 from activities.duplicates import DuplicateActivities, bounding_box, haversine_m
 from activities.projection import ProjectionActivities
 from core.db import Database
-from schema.payloads import DuplicatesInput, Location
+from schema.activity_args import DuplicatesInput
+from schema.payloads import Location
 from schema.states import Category, State
 from tests.workflows.factories import incident_input, new_id, receipt
 

@@ -11,7 +11,7 @@ from shapely.geometry import Point, shape
 from activities.geo import GeoActivities, WardIndex, get_ward_index
 from core.db import Database
 from core.settings import Settings
-from schema.payloads import LocateInput
+from schema.activity_args import LocateInput
 
 BEN_THANH_MARKET = (10.7725, 106.6980)
 GAP = (10.774064, 106.689827)  # a sliver between simplified ward polygons near Cộng Hòa

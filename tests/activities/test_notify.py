@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from activities.notify import NotifyActivities
 from core.db import Database
-from schema.payloads import EscalationInput, PublicAlertRecord, ResolveAlertsInput
+from schema.activity_args import EscalationInput, PublicAlertRecord, ResolveAlertsInput
 from schema.states import Category, Priority, State
 from schema.tables import Alert, Notification, PublicAlert, StaffEvent
 from tests.workflows.factories import new_id, tracking_code

@@ -8,7 +8,8 @@ from sqlmodel import func, select
 
 from activities.projection import ProjectionActivities
 from core.db import Database
-from schema.payloads import ProjectEvent, WardInfo
+from schema.activity_args import ProjectEvent
+from schema.payloads import WardInfo
 from schema.states import State
 from schema.tables import Attachment, Incident, StaffEvent
 from tests.workflows.factories import (
@@ -110,7 +111,7 @@ async def test_a_different_event_at_the_same_seq_replaces_it_and_its_alert(
     """A workflow task that never completed wrote an escalation at seq 2 (and its alert);
     the committed history has a verify there: the read model follows the history."""
     from activities.notify import NotifyActivities
-    from schema.payloads import EscalationInput
+    from schema.activity_args import EscalationInput
     from schema.tables import Alert
 
     inp = incident_input()

@@ -148,3 +148,17 @@ async def test_open311_json_body_nested_too_deep(stack: Stack) -> None:
     assert r.status_code == 422
     assert r.json() == [{"code": 422,
                          "description": "The JSON is nested too deeply (at most 32 levels)"}]
+
+
+@pytest.mark.parametrize("content_type", [b"application/json\xa0", b"\x85application/json",
+                                          b"Application/JSON ; charset=utf-8", None])
+async def test_json_guard_reads_the_content_type_as_the_parser_does(
+        stack: Stack, content_type: bytes | None) -> None:
+    """A type FastAPI still parses as JSON (it strips NBSP and NEL, and parses a body with
+    no type at all) is bounded like any other: a tester's finding."""
+    headers = {"Content-Type": content_type} if content_type is not None else {}
+    deep = await stack.client.post("/api/v1/reports", content=DEEP, headers=headers)
+    assert deep.status_code == 422 and deep.json()["error"] == "json_too_deep", deep.text
+    big = await stack.client.post("/api/v1/reports", content=b"[" + b" " * (1 << 20) + b"]",
+                                  headers=headers)
+    assert big.status_code == 413 and big.json()["error"] == "body_too_large", big.text

@@ -42,8 +42,8 @@ def test_every_refusal_code_has_words() -> None:
     its details: none is answered with the fallback."""
     root = Path(__file__).resolve().parents[2]
     said = re.compile(r'(?:Refusal|refusing)\(\s*"\w+",\s*"(\w+)"')
-    codes = {code for path in ("schema/rules.py", "workflows/incident.py")
-             for code in said.findall((root / path).read_text())}
+    codes = {code for path in [root / "schema/rules.py", *(root / "workflows").glob("*.py")]
+             for code in said.findall(path.read_text())}
     codes |= {"stale", "no_change", "target_refused"}  # built apart (rules.changed, a reply)
     assert {"not_from_state", "other_unit", "target_closed", "text_required"} <= codes
     assert codes <= set(wording.REFUSALS) | wording.NAMED_REFUSALS

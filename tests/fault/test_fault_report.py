@@ -5,7 +5,7 @@ PostgreSQL behind a proxy), with the figures `make fault-report` prints at full 
 Nothing accepted is lost or duplicated, and every incident's SQL timeline equals its
 Temporal history event by event, whatever the fault: no allowance.
 5xx answers other than 503 are 0 except for a fault listed in
-bench.faults.run.KNOWN_5XX (empty now).
+bench.faults.figures.KNOWN_5XX (empty now).
 """
 
 from __future__ import annotations
@@ -15,14 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.faults.run import (
-    FAULTS,
-    KNOWN_5XX,
-    PhaseResult,
-    run_suite,
-    table,
-    write_json,
-)
+from bench.faults.figures import KNOWN_5XX, PhaseResult, table, write_json
+from bench.faults.run import FAULTS, run_suite
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.slow

@@ -18,13 +18,13 @@ from activities.projection import ProjectionActivities
 from bench.faults.compare import compare_incident
 from core.db import Database
 from core.settings import Settings
+from schema.activity_args import ProjectEvent
 from schema.payloads import (
     AcknowledgeInput,
     ArriveInput,
     ClassifyInput,
     CloseInput,
     NoteInput,
-    ProjectEvent,
     RouteInput,
 )
 from schema.states import Category, Outcome, Priority, State

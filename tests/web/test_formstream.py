@@ -348,9 +348,11 @@ def test_too_large_photo_without_javascript_in_chromium(
     page.fill("#name", "Trần Thị B")
     page.fill("#phone", "0901234567")
     before = live_server.scalar("select count(*) from attachments")
+    # 20 MB through the DevTools protocol: slow on a loaded machine, so a longer wait.
     page.set_input_files("#files-gallery", files=[
-        {"name": "anh-lon.png", "mimeType": "image/png", "buffer": _big_png(limit + 1)}])
-    with page.expect_navigation() as nav:
+        {"name": "anh-lon.png", "mimeType": "image/png", "buffer": _big_png(limit + 1)}],
+        timeout=60_000)
+    with page.expect_navigation(timeout=60_000) as nav:
         page.click("#send")
     response = nav.value
     assert response is not None and response.status == 413

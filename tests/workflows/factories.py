@@ -21,12 +21,12 @@ from api.cases import send_update
 from core.db import Database
 from core.settings import Settings
 from core.temporal import workflow_id
+from schema.activity_args import ProjectEvent
 from schema.payloads import (
     Actor,
     IncidentInput,
     IncidentState,
     Location,
-    ProjectEvent,
     Reporter,
     TimelineEvent,
     UnitRef,
