@@ -6,6 +6,7 @@ escalation alerts. Built from the read model (schema.tables) by api.services.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -31,6 +32,15 @@ def overdue_clause(now: datetime) -> ColumnElement[bool]:
     """`is_overdue` as SQL over the incidents table."""
     return and_(col(Incident.is_open),
                 or_(col(Incident.escalation_level) > 0, col(Incident.deadline) < now))
+
+
+class ListOrder(StrEnum):
+    """The order of a staff list: `urgency` is overdue first, then priority (1 first), then
+    the oldest; `newest` (the API's default) and `oldest` by the time reported."""
+
+    URGENCY = "urgency"
+    NEWEST = "newest"
+    OLDEST = "oldest"
 
 
 class IncidentFilters(BaseModel):

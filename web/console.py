@@ -9,9 +9,11 @@ import json
 import re
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from shapely.geometry import mapping, shape
@@ -23,17 +25,19 @@ from api.cases import Cases
 from api.deps import CasesDep, DbDep, SettingsDep, is_htmx
 from api.errors import ApiError
 from api.services.detail import incident_detail
-from api.services.incidents import list_page
+from api.services.dispatch import dispatch
+from api.services.incidents import list_page, state_counts
 from api.services.report_groups import clear_group, reject_group
 from core import jsonbound
 from core.db import Database
 from schema.abuse import GroupRejectIn
-from schema.incidents import IncidentDetail, IncidentFilters
+from schema.incidents import IncidentDetail, IncidentFilters, ListOrder
 from schema.places import WARD_CODE_MAX
-from schema.states import Category, State
+from schema.states import OPEN_STATES, Category, State
 from schema.tables import Ward, utcnow
 from schema.text import ascii_int
 from web import console_groups as groups
+from web import console_queue as queue
 from web import i18n
 from web.staffkit import (
     CATEGORIES,
@@ -47,12 +51,14 @@ from web.staffkit import (
     action_answer,
     active_units,
     error_text,
+    form_body,
     page_lang,
     page_user,
     staff_ctx,
     thread_marks,
     to_login,
     toast,
+    trigger,
     ward_options,
 )
 from web.templating import render
@@ -118,29 +124,27 @@ async def _list_context(request: Request, db: Database, user: Principal) -> dict
     filters = IncidentFilters(state=states, ward=ward, category=category,
                               overdue=overdue, q=f["q"][:200] or None,
                               outside_groups=groups.collapses(f))
-    page = await list_page(db, user, filters, LIST_LIMIT)
+    order = queue.order_of(request, user)
+    limit = ascii_int(request.query_params.get("rows", ""), 1, queue.MAX_ROWS) or LIST_LIMIT
+    cursor = request.query_params.get("cursor") or None
+    page = await list_page(db, user, filters, limit, cursor[:500] if cursor else None, order)
     lang = page_lang(request)
-    queue_groups = [groups.group_view(lang, g)
-                    for g in await groups.queue_groups(db, user, f)]
+    queue_groups = [] if cursor else [groups.group_view(lang, g)
+                                      for g in await groups.queue_groups(db, user, f)]
     marks = await groups.spam_marks(db, [str(i.id) for i in page.items])
+    counts, late = await state_counts(db, user, filters)
     markers = [{"id": i.id, "lat": i.location.lat, "lon": i.location.lon,
                 "cat": i.category.value, "code": i.tracking_code, "state": i.state.value,
                 "colour": CATEGORY_COLOURS[i.category.value], "overdue": i.overdue}
                for i in page.items if not i.state.is_terminal]
     return {"items": page.items, "markers": markers, "filters": f, "now": utcnow(),
-            "more": page.next_cursor is not None, "limit": LIST_LIMIT,
+            "more": page.next_cursor is not None, "next_cursor": page.next_cursor,
+            "limit": limit, "order": order.value, "orders": [o.value for o in ListOrder],
+            "view": urlencode({**f, "sort": order.value}),
+            "counts": [(s.value, counts.get(s, 0)) for s in OPEN_STATES], "late": late,
             "groups": queue_groups, "form_key": str(uuid.uuid4()),
-            "rows": _rows(page.items, queue_groups),
+            "rows": queue.rows(page.items, queue_groups, order),
             "spam": {iid: [groups.reason_text(lang, r) for r in rs] for iid, rs in marks.items()}}
-
-
-def _rows(items: list[Any], queue_groups: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """The queue's rows newest first: ("inc", incident) and ("group", group view), a group
-    placed by its latest report."""
-    rows = [(i.created_at, "inc", i) for i in items]
-    rows += [(g["g"].last_at, "group", g) for g in queue_groups]
-    rows.sort(key=lambda r: r[0], reverse=True)
-    return [(kind, obj) for _, kind, obj in rows]
 
 
 @router.get("/console")
@@ -158,7 +162,8 @@ async def console_page(request: Request, db: DbDep, cases: CasesDep,
     ctx["detail"] = None
     if selected:
         ctx.update(await _detail_context(db, cases, user, selected))
-    return render(request, "staff/console.html", ctx)
+    return queue.remember(request, render(request, "staff/console.html", ctx), user,
+                     ListOrder(ctx["order"]))
 
 
 @router.get("/console/incidents")
@@ -169,7 +174,10 @@ async def console_list(request: Request, db: DbDep) -> Response:
     ctx = staff_ctx(request, user, "console")
     ctx.update(await _list_context(request, db, user))
     ctx["selected"] = request.query_params.get("selected", "")
-    return render(request, "staff/console.html", ctx, block="list")
+    # A "more" button asks for the rows after its cursor only.
+    block = "rows" if request.query_params.get("cursor") else "list"
+    return queue.remember(request, render(request, "staff/console.html", ctx, block=block), user,
+                     ListOrder(ctx["order"]))
 
 
 async def _detail_context(db: Database, cases: Cases, user: Principal, incident_id: str,
@@ -214,6 +222,47 @@ async def console_action(request: Request, incident_id: str, action: str, db: Db
                    f"/console?selected={incident_id}", detail, CONSOLE_ROLES),
         **{"incident-changed": incident_id})
 
+
+
+@router.post("/console/incidents/{incident_id}/dispatch")
+async def console_dispatch(request: Request, incident_id: str, db: DbDep,
+                           cases: CasesDep) -> Response:
+    """"Điều phối": verify, classify and route from one form, sent as those actions in
+    turn (api/services/dispatch.py), so the timeline records each."""
+    user = await _group_user(request)
+    if isinstance(user, Response):
+        return user
+    lang = page_lang(request)
+    if user.role not in CONSOLE_ROLES:
+        return toast(request, i18n.t(lang, "staff.err.forbidden"), 403)
+    form = await request.form()
+    key, version = form.get("idempotency_key"), form.get("version")
+    # A key as the Idempotency-Key header takes it (200 characters), printable.
+    if isinstance(key, str) and not (len(key) <= 200 and key.isprintable()):
+        return toast(request, i18n.t(lang, "staff.err.invalid"), 422)
+    try:
+        iid = str(uuid.UUID(incident_id))
+        detail, _ = await dispatch(
+            db, cases, user, iid, form_body("classify", form), form_body("route", form),
+            idempotency_key=key if isinstance(key, str) and key else None,
+            expected_version=ascii_int(version, 0, 2**62) if isinstance(version, str)
+            else None)
+    except ValueError:
+        return toast(request, i18n.t(lang, "staff.err.invalid"), 404)
+    except (ApiError, RequestValidationError) as exc:
+        status, text = error_text(exc, lang)
+        response = toast(request, text, status)
+        if status in (409, 412) and is_htmx(request):
+            response.headers["HX-Trigger"] = json.dumps({"incident-stale": incident_id})
+        return response
+    if not is_htmx(request):
+        return RedirectResponse(f"/console?selected={iid}", status_code=303)
+    ctx = staff_ctx(request, user, "console")
+    ctx.update(await _detail_context(db, cases, user, iid, detail))
+    response = render(request, "staff/console.html", ctx, block="detail")
+    response.headers["HX-Trigger"] = trigger(lang, "staff.done.dispatch",
+                                             **{"incident-changed": iid})
+    return response
 
 
 async def _group_answer(request: Request, db: Database, user: Principal, text: str,

@@ -69,7 +69,8 @@ JS_KEYS = ("staff.err.network", "staff.err.upload", "staff.new", "staff.updated"
            "staff.overdue_min", "staff.officer.gone.moved", "staff.officer.gone.merged",
            "staff.officer.gone.cancelled", "staff.officer.gone.rejected",
            "staff.msg.replied", "staff.msg.unread",
-           "staff.d.reporter_location", "staff.d.reporter_location_acc")
+           "staff.d.reporter_location", "staff.d.reporter_location_acc",
+           "staff.list.new", "staff.list.reorder", "staff.keys.none", "staff.detail.pick")
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from api.etag import etag
 from api.services import incidents as service
 from api.services.detail import incident_detail, visible_row
 from api.services.reporter_location import reporter_location
-from schema.incidents import IncidentDetail, IncidentFilters, IncidentPage
+from schema.incidents import IncidentDetail, IncidentFilters, IncidentPage, ListOrder
 from schema.locations import ReporterLocationOut
 from schema.places import WARD_CODE_MAX
 from schema.states import Category, State
@@ -47,9 +47,13 @@ async def list_incidents(
     db: DbDep, user: CurrentUser, filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    sort: Annotated[ListOrder, Query(
+        description="newest (default), oldest, or urgency: overdue first, then priority "
+                    "(1 first), then the oldest")] = ListOrder.NEWEST,
 ) -> IncidentPage:
-    """Newest first, from the read model; an officer sees the own unit's incidents."""
-    return await service.list_page(db, user, filters, limit, cursor)
+    """From the read model in `sort` order (a cursor belongs to its order); an officer
+    sees the own unit's incidents."""
+    return await service.list_page(db, user, filters, limit, cursor, sort)
 
 
 @router.get("/incidents/export.csv", response_class=StreamingResponse,

@@ -1,5 +1,6 @@
 """Staff lists of incidents from the read model: filters on top of the caller's scope,
-newest first with cursor pagination, word search, and the CSV export."""
+in one of three orders (newest first, oldest first, most urgent first) with keyset cursor
+pagination, counts by state, word search, and the CSV export."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, text
+from sqlalchemy import Select, and_, case, func, or_, select, text, tuple_
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,13 +30,14 @@ from schema.incidents import (
     IncidentFilters,
     IncidentPage,
     IncidentSummary,
+    ListOrder,
     UnitOut,
     WardRef,
     overdue_clause,
 )
 from schema.incidents import is_overdue as overdue_at
 from schema.reports import normalise_tracking_code
-from schema.states import Category, State
+from schema.states import OPEN_STATES, Category, State
 from schema.tables import FloodGroup, Incident, Report, ReportFlag, utcnow
 
 # A word search first walks the newest-first index (fast when the words are common); when
@@ -80,26 +84,99 @@ def filtered(stmt: Select, user: Principal, f: IncidentFilters, postgres: bool =
     return stmt
 
 
-Cursor = tuple[datetime, str, int]  # created_at, id, search rank (0 without a search)
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the list order, the last row's sort keys (`order_keys`), its
+    search rank (0 without a ranked search) and, for urgency, the moment "overdue" was
+    judged on the first page, so that a report falling overdue meanwhile cannot make a
+    row appear twice or never."""
+
+    order: ListOrder
+    keys: tuple[Any, ...]
+    rank: int = 0
+    now: datetime | None = None
+
+
+def late_key(now: datetime) -> ColumnElement[int]:
+    """0 for an overdue incident (schema.incidents.is_overdue at `now`), else 1."""
+    return case((overdue_clause(now), 0), else_=1)
+
+
+def order_keys(order: ListOrder, now: datetime) -> list[Any]:
+    """The columns a list is sorted on, most significant first: urgency is overdue first,
+    then priority (1 most urgent), then the oldest; the others are by time alone. The id
+    breaks ties, so the order is total and a keyset cursor is exact."""
+    at_id = [col(Incident.created_at), col(Incident.id)]
+    if order is ListOrder.URGENCY:
+        return [late_key(now), col(Incident.priority), *at_id]
+    return at_id
+
+
+def row_keys(order: ListOrder, row: Incident, now: datetime) -> tuple[Any, ...]:
+    """`order_keys` of one fetched row, computed in Python for the next page's cursor."""
+    if order is ListOrder.URGENCY:
+        late = overdue_at(row.is_open, row.escalation_level, row.deadline, now)
+        return (0 if late else 1, row.priority, row.created_at, row.id)
+    return (row.created_at, row.id)
 
 
 def encode_cursor(created_at: datetime, incident_id: str, rank: int = 0) -> str:
+    """A newest-first cursor (the form this API has always given)."""
     raw = json.dumps([created_at.isoformat(), incident_id, rank]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> Cursor:
-    """The (created_at, id, rank) a cursor points after; 422 for a cursor not made here."""
+def encode(cursor: Cursor) -> str:
+    if cursor.order is ListOrder.NEWEST:
+        at, incident_id = cursor.keys
+        return encode_cursor(at, incident_id, cursor.rank)
+    keys = [k.isoformat() if isinstance(k, datetime) else k for k in cursor.keys]
+    body = {"o": cursor.order.value, "k": keys, "r": cursor.rank,
+            "n": cursor.now.isoformat() if cursor.now else None}
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+def _aware(value: Any) -> datetime:
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ValueError("a time without its zone")
+    return when
+
+
+def decode_cursor(cursor: str, order: ListOrder | None = None) -> Cursor:
+    """The place a cursor points after; 422 for a cursor not made here, or made for
+    another order than `order` (when given)."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, incident_id, *rest = json.loads(raw)
-        when = datetime.fromisoformat(at)
-        rank = rest[0] if rest else 0
-        if when.tzinfo is None or rank not in (0, 1) or len(rest) > 1:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(raw, list):
+            at, incident_id, *rest = raw
+            rank = rest[0] if rest else 0
+            if len(rest) > 1:
+                raise ValueError
+            found = Cursor(ListOrder.NEWEST, (_aware(at), str(uuid.UUID(str(incident_id)))),
+                           rank)
+        else:
+            found = _decode_keyed(raw)
+        if found.rank not in (0, 1) or (order is not None and found.order is not order):
             raise ValueError
-        return when, str(uuid.UUID(str(incident_id))), int(rank)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        return found
+    except (ValueError, TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
         raise field_error("cursor", *words.both("field.cursor.invalid")) from exc
+
+
+def _decode_keyed(raw: dict[str, Any]) -> Cursor:
+    order = ListOrder(raw["o"])
+    keys = raw["k"]
+    rank = raw.get("r", 0)
+    if order is ListOrder.URGENCY:
+        late, priority, at, incident_id = keys
+        if late not in (0, 1) or type(priority) is not int or not 1 <= priority <= 4:
+            raise ValueError
+        return Cursor(order, (late, priority, _aware(at), str(uuid.UUID(str(incident_id)))),
+                      rank if type(rank) is int else -1, _aware(raw["n"]))
+    at, incident_id = keys
+    return Cursor(order, (_aware(at), str(uuid.UUID(str(incident_id)))),
+                  rank if type(rank) is int else -1)
 
 
 async def silent_ids(s: AsyncSession, ids: Sequence[str]) -> set[str]:
@@ -133,24 +210,39 @@ def summary(row: Incident, now: datetime | None = None, silent: bool = False
 
 
 def _after(stmt: Select, f: IncidentFilters, after: Cursor | None) -> Select:
+    """The rows after the cursor in its order (a ranked search keeps the rank first)."""
     if after is None:
         return stmt
-    return stmt.where(search.after(search.search_terms(f.q), *after))
+    keys = tuple_(*order_keys(after.order, after.now or utcnow()))
+    mark = tuple_(*after.keys)
+    past = keys < mark if after.order is ListOrder.NEWEST else keys > mark
+    terms = search.search_terms(f.q)
+    if terms is None or not search.ranked(terms):
+        return stmt.where(past)
+    r = search.exact_rank(terms)
+    return stmt.where(or_(r > after.rank, and_(r == after.rank, past)))
 
 
-def _in_order(stmt: Select, f: IncidentFilters) -> Select:
-    """Newest first; a search with marks or capitals puts exact-diacritic matches first."""
-    return stmt.order_by(*search.page_order(search.search_terms(f.q)))
+def _in_order(stmt: Select, f: IncidentFilters, order: ListOrder = ListOrder.NEWEST,
+              now: datetime | None = None) -> Select:
+    """`order` (newest first by default); a search with marks or capitals puts
+    exact-diacritic matches first."""
+    keys = order_keys(order, now or utcnow())
+    by = [k.desc() for k in keys] if order is ListOrder.NEWEST else [k.asc() for k in keys]
+    terms = search.search_terms(f.q)
+    rank = [search.exact_rank(terms)] if terms is not None and search.ranked(terms) else []
+    return stmt.order_by(*rank, *by)
 
 
 async def fetch_page(s: AsyncSession, user: Principal, f: IncidentFilters,
-                     after: Cursor | None, n: int, postgres: bool
+                     after: Cursor | None, n: int, postgres: bool,
+                     order: ListOrder = ListOrder.NEWEST, now: datetime | None = None
                      ) -> list[Incident]:
     """One page in list order (_in_order). On PostgreSQL a word search tries the index
     walk under a short statement timeout, then falls back to matching through the
     trigram index."""
     stmt = _in_order(_after(filtered(select(Incident), user, f, postgres), f, after),
-                     f).limit(n)
+                     f, order, now).limit(n)
     if not (postgres and f.q and f.q.strip()):
         return list((await s.execute(stmt)).scalars().all())
     try:
@@ -164,26 +256,46 @@ async def fetch_page(s: AsyncSession, user: Principal, f: IncidentFilters,
         await s.rollback()
     matches = _after(filtered(select(col(Incident.id)), user, f, postgres), f, after)
     m = matches.cte("matches").prefix_with("MATERIALIZED")
-    stmt = _in_order(select(Incident).where(col(Incident.id).in_(select(m.c.id))), f).limit(n)
+    stmt = _in_order(select(Incident).where(col(Incident.id).in_(select(m.c.id))), f,
+                     order, now).limit(n)
     return list((await s.execute(stmt)).scalars().all())
 
 
 async def list_page(db: Database, user: Principal, filters: IncidentFilters,
-                    limit: int = 50, cursor: str | None = None) -> IncidentPage:
-    """Newest first, from the read model, in the caller's scope."""
-    after = decode_cursor(cursor) if cursor else None
+                    limit: int = 50, cursor: str | None = None,
+                    order: ListOrder = ListOrder.NEWEST) -> IncidentPage:
+    """One page in `order`, from the read model, in the caller's scope. An urgency page
+    judges "overdue" at the time of its first page (carried in the cursor)."""
+    after = decode_cursor(cursor, order) if cursor else None
+    now = after.now if after and after.now else utcnow()
     async with db.session() as s:
-        rows = await fetch_page(s, user, filters, after, limit + 1, not db.is_sqlite)
+        rows = await fetch_page(s, user, filters, after, limit + 1, not db.is_sqlite,
+                                order, now)
         more = len(rows) > limit
         rows = rows[:limit]
         silent = await silent_ids(s, [r.id for r in rows])
-    now = utcnow()
     terms = search.search_terms(filters.q)
     rank = search.row_rank(terms, rows[-1].search_text) \
         if rows and terms and search.ranked(terms) else 0
+    following = Cursor(order, row_keys(order, rows[-1], now), rank,
+                       now if order is ListOrder.URGENCY else None) if more else None
     return IncidentPage(
-        items=[summary(r, now, r.id in silent) for r in rows],
-        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id, rank) if more else None)
+        items=[summary(r, utcnow(), r.id in silent) for r in rows],
+        next_cursor=encode(following) if following else None)
+
+
+async def state_counts(db: Database, user: Principal, filters: IncidentFilters
+                       ) -> tuple[dict[State, int], int]:
+    """How many open incidents of the filtered list (its state filter aside) are in each
+    state, and how many of them are overdue now: the console's header."""
+    now = utcnow()
+    unfiltered = filters.model_copy(update={"state": list(OPEN_STATES)})
+    late = func.sum(case((overdue_clause(now), 1), else_=0))
+    stmt = filtered(select(col(Incident.state), func.count(), late), user, unfiltered,
+                    not db.is_sqlite).group_by(col(Incident.state))
+    async with db.session() as s:
+        rows = (await s.execute(stmt)).all()
+    return {State(r[0]): int(r[1]) for r in rows}, sum(int(r[2] or 0) for r in rows)
 
 
 def _csv_value(v: Any) -> Any:

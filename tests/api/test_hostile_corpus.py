@@ -91,7 +91,8 @@ LEAKS = ("root:x:0:0", "[project]", "[extensions]", "CANHBAO_SECRET")
 
 # Query names the pages read (request.query_params) beside those in the OpenAPI.
 PAGE_QUERY = ["lang", "msg", "next", "selected", "part", "from", "to", "q", "state", "ward",
-              "category", "priority", "overdue", "unit", "lat", "lon", "cursor", "limit"]
+              "category", "priority", "overdue", "unit", "lat", "lon", "cursor", "limit",
+              "sort", "rows"]
 ACTION_FORM = ["reason", "into_incident_id", "category", "priority", "ward_code", "unit_id",
                "text", "attachment_ids", "public", "outcome", "summary", "headline",
                "instruction", "radius_m", "idempotency_key", "version"]
@@ -329,6 +330,9 @@ def _page_requests(world: World, people: People) -> Iterator[Req]:
                        ("supervisor", "supervisor")):
         forms.append((f"/{page}/incidents/{{incident_id}}/actions/{{action}}", "action",
                       ACTION_FORM, role))
+    # The console's one dispatch form (verify, classify and route in turn).
+    forms.append(("/console/incidents/{incident_id}/dispatch", "dispatch", ACTION_FORM,
+                  "operator"))
     # The console's flood-group forms; "versions" is JSON read from a form field.
     for verb in ("reject", "not-spam"):
         forms.append((f"/console/report-groups/{{group_id}}/{verb}", "group",

@@ -122,7 +122,10 @@ def test_report_to_close_across_console_and_officer_phone(
     code, incident_id = accepted["tracking_code"], accepted["incident_id"]
 
     item = op.locator(f"#incident-list li[data-id='{incident_id}']")
-    expect(item).to_be_visible(timeout=20_000)  # pushed by SSE, no reload
+    # Pushed by SSE, no reload: it waits behind the bar (rows never move by themselves).
+    expect(op.locator("#new-bar")).to_contain_text("báo tin mới", timeout=20_000)
+    op.locator("#new-bar").click()
+    expect(item).to_be_visible()
     assert op.evaluate("window.__sameDocument") is True
     expect(item).to_contain_text(code)
     expect(item).to_have_class(re.compile(r"\bfresh\b"))  # flagged as new
@@ -222,7 +225,11 @@ def test_report_to_close_across_console_and_officer_phone(
     expect(timeline).to_contain_text("Đã lấy lời khai nhân chứng")
     expect(timeline).to_contain_text("Đã giải quyết")
     expect(op.locator("#detail .media img")).to_have_count(2)
-    expect(item).to_have_count(0)  # the list shows open incidents only
+    # The list shows open incidents only: closed, it is marked gone in its place (rows
+    # never move by themselves), and leaves when the operator re-sorts.
+    expect(item).to_have_class(re.compile(r"\bgone\b"))
+    op.locator("#new-bar").click()
+    expect(item).to_have_count(0)
     op.screenshot(path=artifacts_dir / "staff-console-closed.png")
     unexpected = [e for e in errors if "409" not in e]  # the deliberate illegal verify
     assert unexpected == [], unexpected
@@ -252,9 +259,10 @@ def test_duplicate_merged_and_routed_to_a_ward_from_console(
     detail.locator("#btn-merge").click()
     expect(detail.locator(".d-head .state")).to_have_text("Đã gộp")
     expect(detail.locator(".actions")).to_have_count(0)  # nothing left to do
-    # The live feed's refresh drops the merged one from the list: click after it, not
-    # into a list being replaced.
-    expect(page.locator(f"#incident-list li[data-id='{second['incident_id']}']")).to_have_count(0)
+    # The live feed's refresh marks the merged one as gone from the list, in its place
+    # (rows never move by themselves).
+    expect(page.locator(f"#incident-list li[data-id='{second['incident_id']}']")).to_have_class(
+        re.compile(r"\bgone\b"))
 
     # The first one: verify, then route by ward (not by unit).
     page.locator(f"#incident-list li[data-id='{first['incident_id']}'] a").click()
@@ -266,7 +274,8 @@ def test_duplicate_merged_and_routed_to_a_ward_from_console(
     expect(detail.locator(".d-head .state")).to_have_text("Đã chuyển xử lý")
     expect(detail.locator("#d-unit")).to_contain_text(staff["ward"]["name"])
     listed = page.locator("#incident-list")
-    expect(listed.locator(f"li[data-id='{second['incident_id']}']")).to_have_count(0)
+    expect(listed.locator(f"li[data-id='{second['incident_id']}']")).to_have_class(
+        re.compile(r"\bgone\b"))
     expect(listed.locator(f"li[data-id='{first['incident_id']}'] .state")).to_have_text(
         "Đã chuyển xử lý")
     page.locator(".col-detail").evaluate("e => { e.scrollTop = 0; }")

@@ -221,6 +221,9 @@
     }
   });
 
+  /* A live refresh patched the list in place (console-queue.js): the map follows. */
+  document.addEventListener("queue-patched", drawMarkers);
+
   /* Someone else changed the incident first (412/409): the toast says what; the panel
    * and the list show it as it now is. */
   document.addEventListener("incident-stale", function () {

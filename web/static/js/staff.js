@@ -69,7 +69,10 @@
     // replaces the element, and a refresh now would drop that answer.
     if (el.querySelector(".htmx-request")) return true;
     var a = document.activeElement;
-    return !!(a && el.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) && a.type !== "submit");
+    // (A radio or checkbox only focused is not in use: the console puts the focus on one
+    // after an action and gives it back after a refresh.)
+    return !!(a && el.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) &&
+              !/^(submit|radio|checkbox)$/.test(a.type));
   }
   function guarded(e) {
     var el = e.detail.elt;
@@ -234,5 +237,6 @@
   }
   connect();
 
-  window.CanhBaoStaff = { msg: msg, csrf: csrf, toast: toast, clock: clock };
+  window.CanhBaoStaff = { msg: msg, csrf: csrf, toast: toast, clock: clock, tick: tick,
+    markUnread: markUnread };
 })();
