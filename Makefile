@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint docs bench-lifecycle bench-intake fault-report clean help
+.PHONY: run test lint docs bench-lifecycle bench-intake bench-stats fault-report clean help
 
 help:
 	@echo "make run    start Temporal, the worker and the web/API on http://127.0.0.1:8000 with demo data"
@@ -51,6 +51,11 @@ bench-lifecycle: $(VENV)/.installed-test
 
 bench-intake: $(VENV)/.installed-test
 	CANHBAO_DEMO=1 $(BIN)/python -m bench.intake
+
+# STATS_ARGS="--million" for 1,000,000 incidents (default 200,000); needs PostgreSQL on
+# 127.0.0.1:5432 (--server for another): it creates and drops canhbao_bench_stats.
+bench-stats: $(VENV)/.installed-test
+	$(BIN)/python -m bench.stats $(STATS_ARGS)
 
 # FAULT_ARGS="-n 30 --faults worker-killed,db-unreachable" for a smaller run.
 fault-report: $(VENV)/.installed-test

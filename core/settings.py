@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schema.abuse import DEFAULT_FLOOD, DEFAULT_LIMITS, AbusePolicy, SourceKind
 from schema.escalation import check_reminders
-from schema.states import check_sla_overrides
+from schema.states import SLA_TARGET, check_sla_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 # The city's clock: pages, charts, hour-of-day statistics and CAP times use it.
@@ -155,6 +155,11 @@ class Settings(BaseSettings):
                     "`{\"1\": {\"routed\": 120}}`; the rest keeps the defaults in "
                     "schema/states.py (priority 1: verify 1 min, route 2 min, acknowledge "
                     "3 min, on scene 15 min). Fixed per incident when it is reported.")
+    sla_target: float = Field(
+        default=SLA_TARGET, gt=0, le=1, alias="CANHBAO_SLA_TARGET",
+        description="The share of real incidents that should meet each step's deadlines; "
+                    "the statistics show it beside each compliance figure, which is red "
+                    "below it.")
     reminders: list[float] = Field(
         default_factory=list, alias="CANHBAO_REMINDERS",
         description="Seconds between reminders once an overdue incident reached the top "

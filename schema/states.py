@@ -298,6 +298,12 @@ SLA_DEFAULTS: dict[Priority, dict[State, float]] = {
 }
 
 
+# The share of real incidents that should meet each step's deadlines, against which the
+# statistics colour their compliance (red below it). Anchor: NENA's 90% of calls answered
+# within 15 s. Overridden by CANHBAO_SLA_TARGET.
+SLA_TARGET = 0.9
+
+
 # Overrides of SLA_DEFAULTS: {priority: {state value: seconds}}, e.g. {1: {"routed": 120}}.
 SlaOverrides = dict[int, dict[str, float]]
 

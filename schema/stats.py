@@ -1,4 +1,4 @@
-"""Shapes of the statistics (GET /stats and the supervisor's charts)."""
+"""Shapes of the statistics (GET /stats and the supervisor's statistics section)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 class GroupBy(StrEnum):
     WARD = "ward"
     CATEGORY = "category"
-    HOUR = "hour"
+    HOUR = "hour"  # hour of day, Ho Chi Minh City time: "0" … "23"
+    WEEKDAY = "weekday"  # ISO day of week, Ho Chi Minh City time: "1" Monday … "7" Sunday
     UNIT = "unit"
 
 
@@ -21,17 +22,50 @@ class Percentiles(BaseModel):
     p90_s: float | None
 
 
+class SetApart(BaseModel):
+    """Incidents that ended without being real ones, each counted on its own: never in a
+    bucket's `count`, response times or SLA figures. `spam` is a rejection of a report
+    marked as suspected spam (schema/abuse.py) and not cleared, or of a flood group
+    rejected as a whole; `rejected` is every other rejection."""
+
+    spam: int = 0
+    rejected: int = 0
+    merged: int = 0
+    cancelled: int = 0
+
+
+class StepSla(BaseModel):
+    """One step's SLA compliance over real incidents: `n` reached the step or went
+    overdue before it, `met` reached it without going overdue in any state before it.
+    `target` is the share the centre aims for (CANHBAO_SLA_TARGET)."""
+
+    n: int
+    met: int
+    compliance: float | None
+    target: float
+    meets_target: bool | None  # None when n is 0
+
+
+class StepsSla(BaseModel):
+    acknowledge: StepSla  # report → acknowledged (received, verified, classified, routed)
+    on_scene: StepSla  # report → on scene (… and acknowledged)
+    close: StepSla  # report → closed (… and on scene)
+
+
 class Bucket(BaseModel):
     key: str | None
     label: str | None
-    count: int
+    count: int  # real incidents: every one not rejected, merged or cancelled
+    received: int  # every incident: count + the ones set apart
+    set_apart: SetApart
     open: int
-    by_state: dict[str, int]
+    by_state: dict[str, int]  # every incident, real or not
     to_acknowledge: Percentiles
     to_on_scene: Percentiles
     to_close: Percentiles
-    sla_met: int
-    sla_compliance: float | None  # share never overdue (no escalation alert)
+    sla_met: int  # real incidents never overdue
+    sla_compliance: float | None  # sla_met / count
+    sla: StepsSla
 
 
 class StatsOut(BaseModel):
@@ -40,4 +74,5 @@ class StatsOut(BaseModel):
     group_by: GroupBy | None
     total: Bucket
     groups: list[Bucket]
-    truncated: bool
+    sla_target: float
+    truncated: bool = False  # kept for older clients: every row is counted, in SQL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import structlog
@@ -13,9 +14,9 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from api.auth import Principal
-from api.deps import CasesDep, DbDep, HtmxDep
+from api.deps import CasesDep, DbDep, HtmxDep, SettingsDep
 from api.services.alerts import list_alerts
-from api.services.stats import incident_stats
+from api.services.stats import breakdown
 from core.db import Database
 from core.settings import HCMC_TZ
 from schema.incidents import AlertOut, IncidentDetail
@@ -46,6 +47,7 @@ def _day(text: str | None, default: date) -> date:
 
 
 
+CHARTS = (GroupBy.CATEGORY, GroupBy.WARD, GroupBy.HOUR, GroupBy.WEEKDAY)
 STALLED_SHOWN = 20  # stalled incidents listed by name; the rest are counted
 
 
@@ -74,8 +76,10 @@ async def _alerts_context(db: Database, user: Principal) -> dict[str, Any]:
             "outcomes": OUTCOMES, "form_key": str(uuid.uuid4())}
 
 
-async def _stats_context(request: Request, db: Database, user: Principal,
-                         lang: str) -> dict[str, Any]:
+async def _stats_context(request: Request, db: Database, user: Principal, lang: str,
+                         target: float) -> dict[str, Any]:
+    """The statistics section: the same service and figures as GET /stats, for whole
+    days in Ho Chi Minh City time."""
     today = datetime.now(HCMC_TZ).date()
     day_to = _day(request.query_params.get("to"), today)
     day_from = _day(request.query_params.get("from"), day_to - timedelta(days=6))
@@ -83,23 +87,24 @@ async def _stats_context(request: Request, db: Database, user: Principal,
         day_from, day_to = day_to, day_from
     start = datetime.combine(day_from, time(), HCMC_TZ).astimezone(UTC)
     end = datetime.combine(day_to + timedelta(days=1), time(), HCMC_TZ).astimezone(UTC)
-    results = {}
-    for group in (GroupBy.WARD, GroupBy.CATEGORY, GroupBy.HOUR):
-        results[group.value] = await incident_stats(db, user, start, end, group)
-    total = results["ward"].total
+    found = await breakdown(db, user, start, end, CHARTS, target=target)
+    by = found.groups
+    weekdays = {g.key: g.count for g in by[GroupBy.WEEKDAY]}
+    week = [SimpleNamespace(key=str(d), count=weekdays.get(str(d), 0)) for d in range(1, 8)]
     return {
-        "day_from": day_from.isoformat(), "day_to": day_to.isoformat(), "total": total,
-        "by_ward": bars(results["ward"].groups, lambda g: g.label or i18n.t(lang, "staff.none"),
+        "day_from": day_from.isoformat(), "day_to": day_to.isoformat(), "total": found.total,
+        "sla_target": target,
+        "by_ward": bars(by[GroupBy.WARD], lambda g: g.label or i18n.t(lang, "staff.none"),
                         top=15),
-        "by_category": bars(results["category"].groups,
-                            lambda g: i18n.t(lang, f"cat.{g.key}")),
-        "by_hour": hour_columns(results["hour"].groups),
-        "truncated": results["ward"].truncated,
+        "by_category": bars(by[GroupBy.CATEGORY], lambda g: i18n.t(lang, f"cat.{g.key}")),
+        "by_hour": hour_columns(by[GroupBy.HOUR]),
+        "by_weekday": bars(week, lambda g: i18n.t(lang, f"staff.sup.day.{g.key}")),
     }
 
 
 @router.get("/supervisor")
-async def supervisor_page(request: Request, db: DbDep, htmx: HtmxDep) -> Response:
+async def supervisor_page(request: Request, db: DbDep, htmx: HtmxDep,
+                          settings: SettingsDep) -> Response:
     user = await page_user(request, SUPERVISOR_ROLES)
     if isinstance(user, Response):
         return user
@@ -108,7 +113,7 @@ async def supervisor_page(request: Request, db: DbDep, htmx: HtmxDep) -> Respons
     ctx.update(await _alerts_context(db, user))
     if htmx and request.query_params.get("part") == "alerts":
         return render(request, "staff/supervisor.html", ctx, block="alerts")
-    ctx.update(await _stats_context(request, db, user, lang))
+    ctx.update(await _stats_context(request, db, user, lang, settings.sla_target))
     return render(request, "staff/supervisor.html", ctx)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import CurrentUser, DbDep
+from api.deps import CurrentUser, DbDep, SettingsDep
 from api.services.stats import incident_stats
 from schema.places import WARD_CODE_MAX
 from schema.stats import GroupBy, StatsOut
@@ -18,12 +18,15 @@ _ERR = {"model": dict}
 
 
 @router.get("/stats", response_model=StatsOut, responses={401: _ERR, 422: _ERR})
-async def stats(db: DbDep, user: CurrentUser,
+async def stats(db: DbDep, user: CurrentUser, settings: SettingsDep,
                 from_: Annotated[Moment | None, Query(alias="from")] = None,
                 to: Moment | None = None, group_by: GroupBy | None = None,
                 ward: Annotated[int | None, Query(ge=0, le=WARD_CODE_MAX)] = None,
                 category: Annotated[Line | None, Query(max_length=40)] = None) -> StatsOut:
-    """Incidents created in [from, to) (default: the last 7 days). Response times are
-    seconds from the report to acknowledge, on scene and close; SLA compliance is the share
-    of incidents never overdue. `hour` groups by hour of day in Ho Chi Minh City time."""
-    return await incident_stats(db, user, from_, to, group_by, ward, category)
+    """Incidents created in [from, to) (default: the last 7 days). `count` and every
+    figure after it are over real incidents; rejected (spam or not), merged and cancelled
+    ones are counted apart in `set_apart`. Response times are seconds from the report to
+    acknowledge, on scene and close; `sla` is each step's share met against
+    `sla_target`. `hour` and `weekday` group in Ho Chi Minh City time."""
+    return await incident_stats(db, user, from_, to, group_by, ward, category,
+                                settings.sla_target)
