@@ -239,13 +239,14 @@ async def console_dispatch(request: Request, incident_id: str, db: DbDep,
     key, version = form.get("idempotency_key"), form.get("version")
     try:
         iid = str(uuid.UUID(incident_id))
+    except ValueError:
+        return toast(request, i18n.t(lang, "staff.err.invalid"), 404)
+    try:
         detail, _ = await dispatch(
             db, cases, user, iid, form_body("classify", form), form_body("route", form),
             idempotency_key=key if isinstance(key, str) and key else None,
             expected_version=ascii_int(version, 0, 2**62) if isinstance(version, str)
             else None)
-    except ValueError:
-        return toast(request, i18n.t(lang, "staff.err.invalid"), 404)
     except (ApiError, RequestValidationError) as exc:
         status, text = error_text(exc, lang)
         response = toast(request, text, status)
