@@ -3,11 +3,11 @@ action now, the merge handshake, and a citizen's addition.
 
 A rule refuses by raising `Refusal`: its kind says how the API answers (IllegalTransition
 and NoChange 409, Forbidden 403, Invalid 422, Stale 412), its code what went wrong (the
-words for each code are api/wording.py's), its details what the words name. The
-workflow's validators and handlers call these (workflows/case.py raises a refusal as
-an ApplicationError of its kind, carrying the code and details), and so do the API's
-pre-checks (api/services/actions.py): both refuse alike. Nothing here reads a clock: the
-caller passes `now`.
+words for each code are `refusal.<code>` in schema/words/, formatted by api/wording.py),
+its details what the words name. The workflow's validators and handlers call these
+(workflows/case.py raises a refusal as an ApplicationError of its kind, carrying the
+code and details), and so do the API's pre-checks (api/services/actions.py): both refuse
+alike. Nothing here reads a clock: the caller passes `now`.
 """
 
 from __future__ import annotations

@@ -13,10 +13,8 @@ matches first. Both sides are folded in Python, so no database collation is invo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, literal, or_, tuple_
+from sqlalchemy import ColumnElement, and_, case, literal
 from sqlmodel import col
 
 from schema.tables import Incident
@@ -80,19 +78,3 @@ def row_rank(terms: SearchTerms, document: str) -> int:
 def ranked(terms: SearchTerms | None) -> bool:
     """Whether lists order by `exact_rank` first (the query has marks or capitals)."""
     return terms is not None and terms.exact != terms.folded
-
-
-def page_order(terms: SearchTerms | None) -> list[Any]:
-    """ORDER BY for a list: exact-diacritic matches first when ranked, then newest first."""
-    newest: list[Any] = [col(Incident.created_at).desc(), col(Incident.id).desc()]
-    return [exact_rank(terms), *newest] if terms is not None and ranked(terms) else newest
-
-
-def after(terms: SearchTerms | None, created_at: datetime, incident_id: str,
-          rank: int) -> ColumnElement[bool]:
-    """Keyset condition for the rows after (rank, created_at, id) in `page_order`."""
-    older = tuple_(col(Incident.created_at), col(Incident.id)) < tuple_(created_at, incident_id)
-    if terms is None or not ranked(terms):
-        return older
-    r = exact_rank(terms)
-    return or_(r > rank, and_(r == rank, older))

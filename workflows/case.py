@@ -1,6 +1,6 @@
 """What every part of the incident workflow shares: its state, the rules it obeys and how
 it changes (IncidentCase, the base of workflows/incident.py's IncidentWorkflow and of its
-parts in workflows/merge.py and workflows/intake.py).
+parts in workflows/merge.py, workflows/intake.py and workflows/escalation.py).
 
 - `_authorize*` ask the rules of schema/rules.py; a refusal is raised as an
   `ApplicationError` of its kind (`refused`), which the API words by its code.
