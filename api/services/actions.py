@@ -100,6 +100,15 @@ async def _resolve(s: AsyncSession, body: ActionBody, incident_id: str,
     return Resolved()
 
 
+def check_key(idempotency_key: str | None) -> None:
+    """422 for a key the Idempotency-Key header could not carry (over
+    MAX_IDEMPOTENCY_KEY characters, or not printable: a form field can send a NUL, which
+    the database refuses)."""
+    if idempotency_key is not None and not (
+            len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isprintable()):
+        raise field_error("idempotency_key", *words.both("field.idempotency_key.invalid"))
+
+
 async def take_action(db: Database, cases: Cases, user: Principal, incident_id: str,
                       action: Action, body: dict[str, Any] | None,
                       idempotency_key: str | None = None,
@@ -113,11 +122,8 @@ async def take_action(db: Database, cases: Cases, user: Principal, incident_id: 
     also after the incident ended, and changes nothing (api/services/receipts.py); the
     same key with another request is a 409 (idempotency.KeyReused). An update whose outcome
     is unknown answers 503 (cases.OutcomeUnknown): the same key again gets the outcome.
-    A key the Idempotency-Key header could not carry (over 200 characters, or not
-    printable: a form field can send a NUL) is a 422."""
-    if idempotency_key is not None and not (
-            len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isprintable()):
-        raise field_error("idempotency_key", *words.both("field.idempotency_key.invalid"))
+    A key the Idempotency-Key header could not carry is a 422 (`check_key`)."""
+    check_key(idempotency_key)
     async with db.session() as s:
         try:
             row, _ = await visible_row(s, user, incident_id)

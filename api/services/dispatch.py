@@ -15,7 +15,7 @@ from api.auth import Principal
 from api.cases import Cases
 from api.errors import ApiError
 from api.services import receipts
-from api.services.actions import take_action
+from api.services.actions import check_key, take_action
 from api.services.detail import incident_detail
 from core.db import Database
 from schema.incidents import IncidentDetail
@@ -46,6 +46,7 @@ async def dispatch(db: Database, cases: Cases, user: Principal, incident_id: str
     stops the walk where it happened (the steps before it stay done, as recorded) and is
     raised as take_action raises it. `route` is the route action's body: the lead unit (or
     ward) now, and the place a later "support units" field will go."""
+    check_key(idempotency_key)
     key = receipts.Key(incident_id, DISPATCH, idempotency_key, idempotency.action_fingerprint(
         user.username, DISPATCH, {"classify": classify, "route": route}, expected_version)
     ) if idempotency_key else None
