@@ -32,7 +32,9 @@ async def _row(stack: Stack, iid: str) -> Incident:
 
 
 async def _in_console(stack: Stack, code: str) -> bool:
-    r = await stack.client.get("/console/incidents", headers=stack.auth("operator"))
+    # Newest first: the fresh report is on the first page whatever else is open.
+    r = await stack.client.get("/console/incidents", params={"sort": "newest"},
+                               headers=stack.auth("operator"))
     assert r.status_code == 200, r.text
     return code in r.text
 

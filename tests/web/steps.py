@@ -32,6 +32,12 @@ def watch_errors(page: Page, failed_requests: bool = False) -> list[str]:
     return errors
 
 
+# The console newest first: tests that follow one fresh report find it on the first page
+# however many open (and overdue) incidents earlier tests left; the default urgency order
+# is tested in test_console_queue.py.
+NEWEST = "/console?sort=newest"
+
+
 def sign_in(page: Page, username: str, lands_on: str, password: str = DEMO_PASSWORD) -> Page:
     """Sign `page` in through the login form and wait until it lands on the path `lands_on`
     (the role's home: /console, /officer); returns the page."""

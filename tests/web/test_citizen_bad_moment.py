@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, Route
 
 from tests.web.conftest import HERE, LiveServer
 from tests.web.steps import (
+    NEWEST,
     TRACKING_PAGE,
     act,
     bearer,
@@ -443,7 +444,7 @@ def test_silent_sos_sends_at_once_without_sound_or_vibration(
     username, password = live_server.new_staff("operator")
     sup = sign_in(ctx.new_page(), username, "/console", password)
     sos_id = live_server.scalar("select id from incidents where tracking_code = :c", c=code)
-    sup.goto(f"/console?selected={sos_id}")
+    sup.goto(f"{NEWEST}&selected={sos_id}")
     expect(sup.locator(f'.inc-link[data-code="{code}"] .badge-silent')).to_be_visible()
     expect(sup.locator("#d-silent")).to_be_visible()
     sup.screenshot(path=artifacts_dir / "web-console-sos-badge.png", full_page=True)

@@ -13,7 +13,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from tests.api.test_media import phone_photo
 from tests.web.conftest import LiveServer
-from tests.web.steps import sign_in, watch_errors
+from tests.web.steps import NEWEST, sign_in, watch_errors
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,7 @@ def test_heic_photo_shows_in_the_console(live_server: LiveServer, staff: dict[st
     live_server.wait_for_incident(iid)
     page = sign_in(desktop().new_page(), "operator1", "/console")
     errors = watch_errors(page)
-    page.goto(f"/console?selected={iid}")
+    page.goto(f"{NEWEST}&selected={iid}")
     img = page.locator("#detail .media img")
     expect(img).to_have_count(1)
     expect(img).to_have_attribute("src", f"/api/v1/attachments/{att}/thumbnail")

@@ -19,7 +19,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from core import seed
 from tests.web.conftest import DEMO_PASSWORD, LiveServer
-from tests.web.steps import act, bearer, post_report, sign_in, watch_errors
+from tests.web.steps import NEWEST, act, bearer, post_report, sign_in, watch_errors
 
 pytestmark = pytest.mark.browser
 
@@ -58,7 +58,7 @@ def test_a_staff_question_appears_on_the_tracking_page_and_the_answer_in_the_con
     op = desktop().new_page()
     op_errors = watch_errors(op)
     sign_in(op, "operator1", "/console")
-    op.goto(f"/console?selected={iid}")
+    op.goto(f"{NEWEST}&selected={iid}")
     expect(op.locator("#live")).to_have_attribute("data-state", "on")
     op.evaluate("window.__sameDocument = true")
     detail = op.locator("#detail")

@@ -27,7 +27,7 @@ from playwright.sync_api import BrowserContext, expect
 from core import seed
 from schema.push import b64url
 from tests.web.conftest import DEMO_PASSWORD, HERE, LiveServer
-from tests.web.steps import bearer, post_report, sign_in, watch_errors
+from tests.web.steps import NEWEST, bearer, post_report, sign_in, watch_errors
 
 pytestmark = pytest.mark.browser
 
@@ -116,7 +116,7 @@ def test_live_location_reaches_the_console(
     op = desktop().new_page()
     op_errors = watch_errors(op)
     sign_in(op, "operator1", "/console")
-    op.goto(f"/console?selected={iid}")
+    op.goto(f"{NEWEST}&selected={iid}")
     expect(op.locator("#live")).to_have_attribute("data-state", "on")
     expect(op.locator("#detail #reporter-loc")).to_be_hidden()
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from tests.web.conftest import DEMO_PASSWORD, PHONE, LiveServer
 from tests.web.steps import (
+    NEWEST,
     act,
     bearer,
     png_file,
@@ -114,6 +115,7 @@ def test_report_to_close_across_console_and_officer_phone(
 ) -> None:
     # --- the operator's console is open before the report arrives ---
     op = sign_in(desktop().new_page(), "operator1", "/console")
+    op.goto(NEWEST)
     errors = watch_errors(op)
     expect(op.locator("#live")).to_have_attribute("data-state", "on")
     op.evaluate("window.__sameDocument = true")
@@ -252,7 +254,7 @@ def test_duplicate_merged_and_routed_to_a_ward_from_console(
 
     page = sign_in(desktop().new_page(), "operator1", "/console")
     errors = watch_errors(page)
-    page.goto(f"/console?selected={second['incident_id']}")
+    page.goto(f"{NEWEST}&selected={second['incident_id']}")
     detail = page.locator("#detail")
     expect(detail.locator("#d-dups")).to_contain_text(first["tracking_code"])
     detail.locator("#merge-into").select_option(first["incident_id"])
@@ -376,7 +378,7 @@ def test_officer_card_drops_when_reassigned_and_a_stale_console_action_says_why(
         # The operator opens the incident in the console (version 2) and starts
         # re-routing it: picking a unit marks the form in use, so no refresh lands on it.
         op = sign_in(desktop().new_page(), "operator1", "/console")
-        op.goto(f"/console?selected={iid}")
+        op.goto(f"{NEWEST}&selected={iid}")
         expect(op.locator("#d-code")).to_have_text(code)
         op.select_option("#route-unit", index=0)
         op.locator("#route-unit").dispatch_event("input")
