@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis import GenerationMode
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
@@ -129,9 +129,16 @@ def test_stateful_no_server_errors(served: tuple[str, dict[str, Callable[[], str
             if failure:
                 failures.append(failure)
 
-    Machine.run(settings=settings(max_examples=12 * SCALE, stateful_step_count=6 * SCALE,
-                                  deadline=None, database=None, derandomize=True,
-                                  suppress_health_check=list(HealthCheck)))
+    try:
+        Machine.run(settings=settings(max_examples=12 * SCALE, stateful_step_count=6 * SCALE,
+                                      deadline=None, database=None, derandomize=True,
+                                      suppress_health_check=list(HealthCheck)))
+    except FlakyStrategyDefinition as exc:
+        # The scenarios draw from what the server answered (ids, groups), which other
+        # tests' data changes between examples; Hypothesis then stops generating. What
+        # this test checks, a 5xx on any request sent, is read from `failures` below,
+        # whichever way the run ended; it must still have sent enough requests.
+        print(f"\nschemathesis stateful stopped early: {exc.__class__.__name__}")  # noqa: T201
     print(f"\nschemathesis stateful: {calls} requests in scenarios {scenarios}")  # noqa: T201
     assert calls > 10 and all(scenarios.values()), scenarios
     assert not failures, "\n".join(failures[:20])
