@@ -137,7 +137,11 @@ async def _list_context(request: Request, db: Database, user: Principal) -> dict
                 "cat": i.category.value, "code": i.tracking_code, "state": i.state.value,
                 "colour": CATEGORY_COLOURS[i.category.value], "overdue": i.overdue}
                for i in page.items if not i.state.is_terminal]
+    # The list's own filters and order, carried by the group forms so that the list a
+    # group action answers with is the one the operator was looking at.
+    list_query = urlencode({**{k: v for k, v in f.items() if v}, "sort": order.value})
     return {"items": page.items, "markers": markers, "filters": f, "now": utcnow(),
+            "list_query": list_query,
             "more": page.next_cursor is not None, "next_cursor": page.next_cursor,
             "limit": limit, "order": order.value, "orders": [o.value for o in ListOrder],
             "view": urlencode({**f, "sort": order.value}),
