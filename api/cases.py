@@ -40,7 +40,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import wording
-from api.errors import ApiError, field_error
+from api.errors import ApiError
 from api.metrics import ACTIONS
 from core.temporal import TemporalHolder, TemporalUnavailable
 from schema import words
@@ -104,7 +104,9 @@ class CaseEnded(ApiError):
 
 class CaseRefused(ApiError):
     """The workflow's validator or handler refused the update. `kind` is the
-    ApplicationError type (None when the failure was not an application error)."""
+    ApplicationError type (None when the failure was not an application error). An
+    Invalid refusal whose details name a `field` lists it in `fields` with both messages,
+    as every other 422 of one field does."""
 
     STATUS = {"Forbidden": (403, "forbidden"), "Invalid": (422, "validation_error"),
               "Stale": (412, "stale"), "NoChange": (409, "no_change")}
@@ -112,7 +114,10 @@ class CaseRefused(ApiError):
     def __init__(self, kind: str | None, vi: str, en: str,
                  details: dict[str, Any] | None = None) -> None:
         status, code = self.STATUS.get(kind or "", (409, "illegal_transition"))
-        super().__init__(status, code, vi, en, fields=[] if status == 422 else None)
+        field = (details or {}).get("field")
+        fields = None if status != 422 else (
+            [{"field": str(field), "message": vi, "message_en": en}] if field else [])
+        super().__init__(status, code, vi, en, fields=fields)
         self.kind = kind
         self.details = details or {}
 
@@ -148,12 +153,10 @@ def refusal(exc: WorkflowUpdateFailedError) -> CaseRefused:
 
 
 def refusal_error(refusal: Refusal) -> ApiError:
-    """A rule of schema/rules.py checked by the API itself, refused as the workflow's
-    refusal would be answered; an Invalid one that names a field is that field's 422."""
+    """A rule of schema/rules.py checked by the API itself, answered exactly as the
+    workflow's refusal of the same rule is (`refusal`): an Invalid one that names a field
+    is that field's 422."""
     vi, en = wording.refusal_words(refusal.code, refusal.details)
-    field = refusal.details.get("field")
-    if refusal.kind == "Invalid" and field:
-        return field_error(str(field), vi, en)
     return CaseRefused(refusal.kind, vi, en, refusal.details)
 
 

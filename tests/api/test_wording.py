@@ -71,3 +71,26 @@ def test_retry_waits_are_worded_with_the_right_plural() -> None:
     from api.limits import _hourly
 
     assert "Try again in 1 minute." in _hourly(3, 30).en
+
+
+def test_an_invalid_refusal_naming_a_field_is_that_fields_422_from_either_side() -> None:
+    """The workflow's refusal of a rule and the API's own check of it answer alike: a 422
+    whose `fields` name the field with both messages."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+
+    from api.cases import refusal, refusal_error
+    from schema.rules import Refusal
+
+    details = {"code": "no_such_question", "field": "reply_to", "reply_to": 7}
+    from_workflow = refusal(WorkflowUpdateFailedError(
+        ApplicationError("refused", details, type="Invalid")))
+    from_api = refusal_error(Refusal("Invalid", "no_such_question", field="reply_to",
+                                     reply_to=7))
+    for error in (from_workflow, from_api):
+        assert error.status == 422
+        body = error.body("vi")
+        assert body["fields"] == [{"field": "reply_to",
+                                   "message": "Không có câu hỏi này để trả lời",
+                                   "message_en": "there is no such question to answer"}]
+    assert from_workflow.body("en") == from_api.body("en")
