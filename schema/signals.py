@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from schema.payloads import Actor, Payload
 from schema.states import State
@@ -40,15 +40,18 @@ class MergeRequest(Payload):
 
 
 class MergeReply(Payload):
+    """A target's answer to a merge request. Fields it does not know are ignored: runs
+    before session 6 also sent the refusal's words (`reason_vi`, `reason_en`), which the
+    asker now words itself from `reason`."""
+
+    model_config = ConfigDict(frozen=False, extra="ignore")
+
     request_id: str
     target_id: str
     accepted: bool
     target_tracking_code: str
     target_state: State
     reason: str | None = None  # a refusal's code (schema/rules.py absorb_refusal)
-    # The words of a refusal as older runs (and the v1 workflow) sent them; unused.
-    reason_vi: str | None = None
-    reason_en: str | None = None
 
 
 class MergeCancel(Payload):
