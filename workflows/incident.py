@@ -99,9 +99,7 @@ class IncidentWorkflow(MergeHandshake, Escalating, Intake):
     def __init__(self, inp: IncidentInput) -> None:
         self._inp = inp
         self._writes = Writes(inp.incident_id)
-        self._replies = {}  # the merge handshake's (workflows/merge.py)
-        self._merge_request = None
-        self._early_primary = None
+        self._start_merge_part()
         if inp.resume is not None:
             self._s = inp.resume.model_copy(deep=True)
             self._s.run += 1

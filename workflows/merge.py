@@ -62,6 +62,13 @@ class MergeHandshake(IncidentCase):
     _merge_request: str | None  # this incident's merge in progress
     _early_primary: PrimaryChanged | None  # came before our merge committed
 
+    def _start_merge_part(self) -> None:
+        """The handshake's own fields, empty: called once from the workflow's init (a
+        continued run starts with none in flight, as the hand-over drains handlers)."""
+        self._replies = {}
+        self._merge_request = None
+        self._early_primary = None
+
     @workflow.update
     async def merge(self, inp: MergeInput) -> ActionResult:
         self._authorize_merge(inp)
