@@ -134,3 +134,35 @@ def test_migration_deletes_stored_endpoints_of_refused_shapes(tmp_path: Path) ->
         queued = set(conn.execute(text("SELECT subscription_id FROM push_outbox")).scalars())
     engine.dispose()
     assert subs == queued == {"good", "not-listed"}
+
+
+def test_migration_respells_stored_endpoints_as_the_api_stores_them(tmp_path: Path) -> None:
+    """0008 rewrites a row stored before 0007 in another spelling of its endpoint (upper
+    case, `:443`) to the rebuilt URL an unsubscribe looks up; a row that would repeat one
+    the incident already has goes, with its queue."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url, "0007_push_endpoint_shape")
+    rows = [("upper", "i", "https://FCM.GoogleAPIs.com/fcm/send/AbC"),
+            ("port", "i", "https://web.push.apple.com:443/QzX"),
+            ("kept", "j", "https://updates.push.services.mozilla.com/wpush/v2/x"),
+            ("twin", "j", "https://UPDATES.push.services.mozilla.com:443/wpush/v2/x")]
+    engine = make_sync_engine(url)
+    with engine.begin() as conn:
+        for sub_id, incident, endpoint in rows:
+            conn.execute(text(
+                "INSERT INTO push_subscriptions (id, incident_id, endpoint, p256dh, auth, "
+                "silent, created_at) VALUES (:id, :i, :e, 'p', 'a', 0, '2026-01-01')"),
+                {"id": sub_id, "i": incident, "e": endpoint})
+            conn.execute(text(
+                "INSERT INTO push_outbox (subscription_id, incident_id, seq, title, body, "
+                "urgent, created_at, attempts) VALUES (:id, :i, 1, 't', 'b', 0, "
+                "'2026-01-01', 0)"), {"id": sub_id, "i": incident})
+    upgrade(url)
+    with engine.connect() as conn:
+        subs = dict(conn.execute(text("SELECT id, endpoint FROM push_subscriptions")).all())
+        queued = set(conn.execute(text("SELECT subscription_id FROM push_outbox")).scalars())
+    engine.dispose()
+    assert subs == {"upper": "https://fcm.googleapis.com/fcm/send/AbC",
+                    "port": "https://web.push.apple.com/QzX",
+                    "kept": "https://updates.push.services.mozilla.com/wpush/v2/x"}
+    assert queued == {"upper", "port", "kept"}
